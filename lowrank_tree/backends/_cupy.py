@@ -1,0 +1,50 @@
+"""CuPy backend (GPU).  Importing this module requires CuPy and a usable GPU."""
+
+
+def namespace():
+    try:
+        import cupy
+    except ImportError as exc:  # pragma: no cover - depends on the machine
+        raise ImportError('the "cupy" backend needs CuPy: pip install "lowrank-tree[gpu]"') from exc
+    try:
+        cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        raise ImportError(f'the "cupy" backend needs a CUDA GPU: {exc}') from exc
+    import array_api_compat.cupy as xp
+
+    return xp
+
+
+def asarray(x, dtype=None):
+    import cupy
+
+    return cupy.asarray(x, dtype=dtype)
+
+
+def to_numpy(x):
+    import cupy
+
+    return cupy.asnumpy(x)
+
+
+def make_rng(seed):
+    import cupy
+
+    return cupy.random.default_rng(seed)
+
+
+def standard_normal(rng, shape, dtype, like=None):
+    import cupy
+
+    dtype = cupy.dtype(dtype)
+    if dtype.kind == "c":
+        real = cupy.finfo(dtype).dtype
+        z = rng.standard_normal(shape, dtype=real) + 1j * rng.standard_normal(shape, dtype=real)
+        return (z / 2 ** 0.5).astype(dtype)
+    return rng.standard_normal(shape, dtype=dtype)
+
+
+def linear_operator(shape, dtype, matvec, rmatvec, matmat):
+    from cupyx.scipy.sparse.linalg import LinearOperator
+
+    return LinearOperator(shape, matvec=matvec, rmatvec=rmatvec, matmat=matmat, dtype=dtype)

@@ -1,0 +1,164 @@
+"""Namespace resolution and per-backend function lookup.
+
+``namespace_of(*arrays)`` returns the array-API namespace shared by the inputs
+(through :mod:`array_api_compat`) and refuses to mix libraries.
+``get_func(name, backend)`` returns the backend module's implementation of one
+of the operations the array API standard leaves out, cached like
+``opt_einsum.backends.dispatch.get_func``.
+"""
+
+import functools
+import importlib
+
+import array_api_compat
+
+#: Backend name -> module (relative to this package) implementing the extras.
+BACKENDS = {
+    "numpy": "._numpy",
+    "array_api_strict": "._strict",
+    "cupy": "._cupy",
+}
+
+
+def backend_name(xp):
+    """Name of the backend behind namespace ``xp``.
+
+    Parameters
+    ----------
+    xp : module
+        An array namespace as returned by :func:`namespace_of`.
+
+    Returns
+    -------
+    str
+        One of the keys of :data:`BACKENDS`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> backend_name(namespace_of(np.ones(2)))
+    'numpy'
+    """
+    if array_api_compat.is_numpy_namespace(xp):
+        return "numpy"
+    if array_api_compat.is_cupy_namespace(xp):
+        return "cupy"
+    if array_api_compat.is_array_api_strict_namespace(xp):
+        return "array_api_strict"
+    raise TypeError(f"unsupported array namespace {getattr(xp, '__name__', xp)!r}; "
+                    f"expected one of {sorted(BACKENDS)}")
+
+
+def namespace_of(*arrays, names=None):
+    """Array-API namespace shared by ``arrays``.
+
+    Python scalars, lists and ``None`` are ignored; if no array remains the
+    NumPy namespace is returned.
+
+    Parameters
+    ----------
+    *arrays : array_like
+        Arrays of one library (NumPy, CuPy, array_api_strict).
+    names : sequence of str, optional
+        Argument names used in the error message when libraries are mixed.
+
+    Returns
+    -------
+    module
+        The (compat-wrapped) namespace.
+
+    Raises
+    ------
+    TypeError
+        If the arrays come from more than one array library.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> namespace_of(np.ones(3), np.zeros((2, 2))).__name__
+    'array_api_compat.numpy'
+    """
+    present = [(i, a) for i, a in enumerate(arrays) if _is_array(a)]
+    if not present:
+        return namespace_for("numpy")
+    spaces = {}
+    for i, a in present:
+        xp = array_api_compat.array_namespace(a)
+        label = names[i] if names is not None and i < len(names) else f"argument {i}"
+        spaces.setdefault(xp, []).append(label)
+    if len(spaces) > 1:
+        detail = "; ".join(f"{', '.join(v)} from {backend_name(k)}" for k, v in spaces.items())
+        raise TypeError(f"mixed array libraries ({detail}); expected all arrays from one library")
+    return next(iter(spaces))
+
+
+@functools.lru_cache(maxsize=None)
+def namespace_for(backend):
+    """Array-API namespace for a backend name.
+
+    Parameters
+    ----------
+    backend : {'numpy', 'cupy', 'array_api_strict'}
+        Backend name.
+
+    Returns
+    -------
+    module
+
+    Raises
+    ------
+    ValueError
+        If ``backend`` is not a known name.
+    ImportError
+        If the library is not installed (or, for CuPy, no GPU is usable).
+
+    Examples
+    --------
+    >>> namespace_for("numpy").__name__
+    'array_api_compat.numpy'
+    """
+    _check_backend(backend)
+    return get_func("namespace", backend)()
+
+
+@functools.lru_cache(maxsize=None)
+def _backend_module(backend):
+    _check_backend(backend)
+    return importlib.import_module(BACKENDS[backend], __package__)
+
+
+@functools.lru_cache(maxsize=None)
+def get_func(name, backend="numpy"):
+    """Backend implementation of operation ``name`` (cached).
+
+    Parameters
+    ----------
+    name : str
+        Operation name, e.g. ``'standard_normal'``, ``'to_numpy'``,
+        ``'asarray'``, ``'linear_operator'``.
+    backend : str
+        Backend name (see :data:`BACKENDS`).
+
+    Returns
+    -------
+    callable
+
+    Examples
+    --------
+    >>> get_func("to_numpy", "numpy")([1.0, 2.0])
+    array([1., 2.])
+    """
+    module = _backend_module(backend)
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        raise NotImplementedError(f"operation {name!r} is not available for backend {backend!r}") from None
+
+
+def _check_backend(backend):
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
+
+
+def _is_array(a):
+    return a is not None and array_api_compat.is_array_api_obj(a)

@@ -1,0 +1,312 @@
+"""The factored matrix ``LowRank`` and the recompression kernel.
+
+A ``LowRank`` is the m×n matrix ``U @ V.T`` held as its factors ``U`` (m×r)
+and ``V`` (n×r).  Note the plain transpose: for complex data this is *not*
+``U @ V^H``, so a factorisation of a complex matrix never needs a conjugate.
+"""
+
+from ._validation import (
+    as_array,
+    check_finite,
+    check_int,
+    check_tol,
+    default_tol,
+    nbytes,
+    resolve_namespace,
+)
+
+__all__ = ["LowRank", "recompress"]
+
+
+def recompress(U, V, xp, tol=None, max_rank=None):
+    """Best low-rank factors of ``U @ V.T`` up to a relative tolerance.
+
+    QR of the left factor and of the right factor, then an SVD of the small
+    core ``R_U R_V^T``; singular values ``<= tol * sigma_max`` are dropped.
+    Cost ``O((m + n) r^2 + r^3)``, never forming the m×n product.
+
+    Parameters
+    ----------
+    U : array, shape (m, r)
+    V : array, shape (n, r)
+    xp : module
+        Array namespace of ``U`` and ``V``.
+    tol : float, optional
+        Relative drop tolerance; default ``max(m, n) * eps`` (lossless up to
+        rounding).
+    max_rank : int, optional
+        Keep at most this many singular values.
+
+    Returns
+    -------
+    U_new : array, shape (m, k)
+        Left factor, columns orthogonal with norms equal to the kept singular
+        values.
+    V_new : array, shape (n, k)
+        Right factor with orthonormal columns.
+    s : array, shape (min(m, n, r),)
+        All singular values of ``U @ V.T`` (before truncation).
+    """
+    m, n, r = U.shape[0], V.shape[0], U.shape[1]
+    if tol is None:
+        tol = default_tol(xp, U.dtype, (m, n))
+    if r == 0:
+        return U, V, xp.zeros((0,), dtype=xp.real(U[:0, :0]).dtype)
+    Qu, Ru = xp.linalg.qr(U)
+    Qv, Rv = xp.linalg.qr(V)
+    P, s, Wh = xp.linalg.svd(Ru @ xp.matrix_transpose(Rv), full_matrices=False)
+    smax = float(s[0]) if s.shape[0] else 0.0
+    k = int(xp.sum(xp.astype(s > tol * smax, xp.int64))) if smax > 0 else 0
+    if max_rank is not None:
+        k = min(k, max_rank)
+    # U V^T = Qu P diag(s) Wh Qv^T, so the new right factor is Qv Wh^T (no conjugate).
+    U_new = Qu @ (P[:, :k] * xp.astype(s[:k], U.dtype))
+    V_new = Qv @ xp.matrix_transpose(Wh[:k, :])
+    return U_new, V_new, s
+
+
+class LowRank:
+    """The matrix ``U @ V.T`` kept in factored form.
+
+    Parameters
+    ----------
+    U : array_like, shape (m, r)
+        Left factor.  ``r`` may be 0 (the zero matrix).
+    V : array_like, shape (n, r)
+        Right factor.
+    backend : {'numpy', 'cupy', 'array_api_strict'}, optional
+        Array library; by default the library of ``U`` and ``V``.
+
+    Attributes
+    ----------
+    U, V : arrays
+        The factors, in a common floating dtype.
+    shape : tuple of int
+        ``(m, n)``.
+    rank : int
+        ``r``, the number of factor columns (an upper bound of the true rank;
+        :meth:`compress` makes it exact).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowrank_tree import LowRank
+    >>> rng = np.random.default_rng(0)
+    >>> A = LowRank(rng.standard_normal((5, 2)), rng.standard_normal((4, 2)))
+    >>> A.shape, A.rank
+    ((5, 4), 2)
+    >>> x = np.ones(4)
+    >>> bool(np.allclose(A @ x, A.to_dense() @ x))
+    True
+    >>> (A + A).rank, (A + A).compress().rank
+    (4, 2)
+    """
+
+    __array_priority__ = 1000  # make ndarray @ LowRank defer to __rmatmul__
+
+    def __init__(self, U, V, *, backend=None):
+        xp = resolve_namespace(U, V, names=("U", "V"), backend=backend)
+        U = as_array(U, xp, "U", ndim=2)
+        V = as_array(V, xp, "V", ndim=2)
+        if U.shape[1] != V.shape[1]:
+            raise ValueError(f"U and V must have the same number of columns (the rank), "
+                             f"got U {tuple(U.shape)} and V {tuple(V.shape)}")
+        check_finite(U, xp, "U")
+        check_finite(V, xp, "V")
+        dtype = xp.result_type(U.dtype, V.dtype)
+        self.U = xp.astype(U, dtype, copy=False)
+        self.V = xp.astype(V, dtype, copy=False)
+        self._xp = xp
+
+    @classmethod
+    def _from_factors(cls, U, V, xp):
+        """Trusted constructor: no checks, no copies (factors already validated)."""
+        obj = cls.__new__(cls)
+        obj.U, obj.V, obj._xp = U, V, xp
+        return obj
+
+    # -- basic properties -------------------------------------------------
+    @property
+    def shape(self):
+        return (self.U.shape[0], self.V.shape[0])
+
+    @property
+    def rank(self):
+        return self.U.shape[1]
+
+    @property
+    def dtype(self):
+        return self.U.dtype
+
+    @property
+    def xp(self):
+        """Array namespace of the factors."""
+        return self._xp
+
+    @property
+    def nbytes(self):
+        """Bytes held by the two factors."""
+        return nbytes(self.U, self._xp) + nbytes(self.V, self._xp)
+
+    @property
+    def T(self):
+        """The transpose ``V @ U.T`` (swaps the factors, no copy)."""
+        return LowRank._from_factors(self.V, self.U, self._xp)
+
+    def __repr__(self):
+        m, n = self.shape
+        return f"LowRank(shape=({m}, {n}), rank={self.rank}, dtype={self.dtype})"
+
+    # -- conversion -------------------------------------------------------
+    def to_dense(self):
+        """The m×n matrix ``U @ V.T``.
+
+        Returns
+        -------
+        array, shape (m, n)
+        """
+        return self.U @ self._xp.matrix_transpose(self.V)
+
+    @classmethod
+    def from_dense(cls, M, rank=None, tol=None, *, backend=None):
+        """Best low-rank factorisation of a dense matrix by truncated SVD.
+
+        Parameters
+        ----------
+        M : array_like, shape (m, n)
+        rank : int, optional
+            Keep exactly ``min(rank, numerical rank)`` singular triplets; ``rank``
+            must not exceed ``min(m, n)``.
+        tol : float, optional
+            Drop singular values ``<= tol * sigma_max``.  With neither ``rank``
+            nor ``tol`` the lossless default ``max(m, n) * eps`` is used, so the
+            result has the numerical rank of ``M``.
+
+        Returns
+        -------
+        LowRank
+            ``U`` has orthogonal columns scaled by the singular values, ``V``
+            orthonormal columns.
+
+        Raises
+        ------
+        ValueError
+            If ``M`` is not 2-D, holds NaN/Inf, or ``rank > min(m, n)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> M = np.outer([1.0, 2.0, 3.0], [1.0, -1.0])
+        >>> A = LowRank.from_dense(M)
+        >>> A.rank, bool(np.allclose(A.to_dense(), M))
+        (1, True)
+        """
+        xp = resolve_namespace(M, names=("M",), backend=backend)
+        M = as_array(M, xp, "M", ndim=2)
+        check_finite(M, xp, "M")
+        m, n = M.shape
+        if rank is not None:
+            rank = check_int(rank, "rank", 0, min(m, n))
+        tol = check_tol(tol)
+        if tol is None:
+            tol = default_tol(xp, M.dtype, M.shape)
+        if min(m, n) == 0:
+            return cls._from_factors(M[:, :0], xp.zeros((n, 0), dtype=M.dtype), xp)
+        P, s, Wh = xp.linalg.svd(M, full_matrices=False)
+        smax = float(s[0])
+        k = int(xp.sum(xp.astype(s > tol * smax, xp.int64))) if smax > 0 else 0
+        if rank is not None:
+            k = min(k, rank)
+        U = P[:, :k] * xp.astype(s[:k], M.dtype)
+        V = xp.matrix_transpose(Wh[:k, :])
+        return cls._from_factors(U, V, xp)
+
+    def compress(self, tol=None, max_rank=None):
+        """Recompressed copy with the numerical rank (or at most ``max_rank``).
+
+        Parameters
+        ----------
+        tol : float, optional
+            Drop singular values ``<= tol * sigma_max``; default
+            ``max(m, n) * eps`` (lossless).
+        max_rank : int, optional
+            Upper bound on the rank of the result.
+
+        Returns
+        -------
+        LowRank
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> u = np.arange(1.0, 4.0)[:, None]
+        >>> A = LowRank(np.hstack([u, 2 * u]), np.ones((2, 2)))
+        >>> A.rank, A.compress().rank
+        (2, 1)
+        """
+        tol = check_tol(tol)
+        if max_rank is not None:
+            max_rank = check_int(max_rank, "max_rank", 0)
+        U, V, _ = recompress(self.U, self.V, self._xp, tol=tol, max_rank=max_rank)
+        return LowRank._from_factors(U, V, self._xp)
+
+    def singular_values(self):
+        """Nonzero-pattern singular values of ``U @ V.T`` (length ``min(m, n, r)``)."""
+        return recompress(self.U, self.V, self._xp, tol=0.0)[2]
+
+    # -- arithmetic -------------------------------------------------------
+    def __matmul__(self, X):
+        """``U @ (V.T @ X)`` for ``X`` of shape (n,) or (n, b)."""
+        xp = self._xp
+        X = as_array(X, xp, "X", ndim=2, allow_1d=True)
+        n = self.shape[1]
+        if X.shape[0] != n:
+            raise ValueError(f"X must have {n} rows (the number of columns of the matrix), "
+                             f"got shape {tuple(X.shape)}")
+        return self.U @ (xp.matrix_transpose(self.V) @ X) if X.ndim == 2 else \
+            self.U @ (X @ self.V)
+
+    def __rmatmul__(self, Y):
+        """``(Y @ U) @ V.T`` for ``Y`` of shape (m,) or (b, m)."""
+        xp = self._xp
+        Y = as_array(Y, xp, "Y", ndim=2, allow_1d=True)
+        m = self.shape[0]
+        if Y.shape[-1] != m:
+            raise ValueError(f"Y must have {m} columns (the number of rows of the matrix), "
+                             f"got shape {tuple(Y.shape)}")
+        return (Y @ self.U) @ xp.matrix_transpose(self.V)
+
+    def _check_same(self, other, op):
+        if not isinstance(other, LowRank):
+            return False
+        if other.shape != self.shape:
+            raise ValueError(f"cannot {op} LowRank of shape {other.shape} and {self.shape}")
+        if other._xp is not self._xp:
+            raise TypeError(f"cannot {op} LowRank objects from different array libraries")
+        return True
+
+    def __add__(self, other):
+        """Sum as a concatenation of factors (rank adds; see :meth:`compress`)."""
+        if not self._check_same(other, "add"):
+            return NotImplemented
+        xp = self._xp
+        dtype = xp.result_type(self.dtype, other.dtype)
+        U = xp.concat([xp.astype(self.U, dtype), xp.astype(other.U, dtype)], axis=1)
+        V = xp.concat([xp.astype(self.V, dtype), xp.astype(other.V, dtype)], axis=1)
+        return LowRank._from_factors(U, V, xp)
+
+    def __neg__(self):
+        return LowRank._from_factors(-self.U, self.V, self._xp)
+
+    def __sub__(self, other):
+        if not self._check_same(other, "subtract"):
+            return NotImplemented
+        return self + (-other)
+
+    def __mul__(self, alpha):
+        """Scalar multiple (scales ``U``)."""
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float, complex)):
+            return NotImplemented
+        return LowRank._from_factors(self.U * alpha, self.V, self._xp)
+
+    __rmul__ = __mul__
