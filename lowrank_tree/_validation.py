@@ -7,8 +7,7 @@ expected, and before any object is modified.
 
 import numbers
 
-from .backends import backend_name, get_func, namespace_for, namespace_of
-import array_api_compat
+from .backends import backend_name, get_func, is_array, library_of, namespace_for, namespace_of
 
 
 def resolve_namespace(*arrays, names=None, backend=None):
@@ -32,13 +31,13 @@ def as_array(x, xp, name, ndim=None, allow_1d=False):
     if x is None:
         raise TypeError(f"{name} must be an array, got None")
     backend = backend_name(xp)
-    if not array_api_compat.is_array_api_obj(x):
+    if not is_array(x):
         try:
             x = get_func("asarray", backend)(x)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"{name} must be a numeric array, got {type(x).__name__}: {exc}") from None
-    elif array_api_compat.array_namespace(x) is not xp:
-        other = backend_name(array_api_compat.array_namespace(x))
+    elif library_of(x) != backend:
+        other = library_of(x)
         if backend == "cupy" and other == "numpy":
             x = get_func("asarray", backend)(x)
         else:

@@ -12,8 +12,10 @@ from .dispatch import (
     BACKENDS,
     backend_name,
     get_func,
+    is_array,
+    library_of,
     namespace_for,
     namespace_of,
 )
 
-__all__ = ["BACKENDS", "backend_name", "get_func", "namespace_for", "namespace_of"]
+__all__ = ["BACKENDS", "backend_name", "get_func", "is_array", "library_of", "namespace_for", "namespace_of"]

@@ -155,6 +155,16 @@ def get_func(name, backend="numpy"):
         raise NotImplementedError(f"operation {name!r} is not available for backend {backend!r}") from None
 
 
+def is_array(x):
+    """Whether ``x`` is an array of a supported library (not a list or scalar)."""
+    return _is_array(x)
+
+
+def library_of(x):
+    """Backend name of array ``x``."""
+    return backend_name(array_api_compat.array_namespace(x))
+
+
 def _check_backend(backend):
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
