@@ -1,0 +1,220 @@
+"""Timing and memory measurements against the baselines of DESIGN §4.
+
+Used by ``bench/query.py``, ``lowrank-tree bench`` and ``lowrank-tree demo``.
+Every measurement runs the baselines side by side in one process and reports
+medians and ratios: absolute times on shared machines are noise.
+
+Baselines
+---------
+dense
+    ``W_k @ X`` with ``W_k`` materialised: one GEMM, the lower bound for a
+    query.
+per_order
+    One dense matrix per order (the HOMO-style naive approach): a query is the
+    same GEMM as ``dense`` on a stored matrix, but memory is ``K + 1`` dense
+    matrices.  The stack is only allocated when it fits ``per_order_limit``
+    bytes; its query time is then measured on the stored matrix, otherwise on
+    the materialised ``W_k`` (the same operation) and flagged.
+loop
+    ``W_0 X + Σ_{i≤k} U_i (V_iᵀ X)``: the per-correction (PEFT-style) loop.
+paper_bound
+    The flop count of Song (2026)'s bound ``Tmat(n, n log k, b) +
+    Σ Tmat(n, r_i, b)``, next to the tree's own flop count.
+"""
+
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from .tree import LowRankSegmentTree
+
+__all__ = ["machine_info", "median_time", "query_benchmark", "worst_order", "write_json"]
+
+
+def machine_info():
+    """Machine, library versions and the command line, for benchmark JSON."""
+    import scipy
+
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+        "threads": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+                    if k in os.environ},
+    }
+    try:
+        from lowrank_tree import __version__
+        info["lowrank_tree"] = __version__
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        info["blas"] = f"{blas.get('name')} {blas.get('version')}"
+    except Exception:  # pragma: no cover - show_config layout differs across versions
+        pass
+    return info
+
+
+def median_time(fn, repeat=7, min_time=0.05):
+    """Median wall time of ``fn()`` in seconds over ``repeat`` runs.
+
+    Each run loops ``fn`` enough times to last ``min_time`` (calibrated once)
+    so that fast calls are not dominated by timer resolution.
+    """
+    fn()  # warm-up: caches, lazy imports, BLAS thread start
+    number, t0 = 1, time.perf_counter()
+    fn()
+    one = time.perf_counter() - t0
+    if one < min_time:
+        number = max(1, int(min_time / max(one, 1e-7)))
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        samples.append((time.perf_counter() - t0) / number)
+    return statistics.median(samples)
+
+
+def worst_order(tree):
+    """Order ``k`` whose query does the most work (largest low-rank inner dimension).
+
+    Ties are broken by the number of dense canonical nodes, then by larger ``k``.
+    """
+    best = max(range(tree.num_orders + 1),
+               key=lambda k: (tree.query_cost(k)["inner_dim"], tree.query_cost(k)["dense_nodes"], k))
+    return best
+
+
+def _loop_query(base, factors, k, X):
+    Y = base @ X
+    for U, V in factors[:k]:
+        Y += U @ (V.T @ X)
+    return Y
+
+
+def query_benchmark(n=1024, b=64, r=4, K=64, m=None, seed=0, repeat=7, per_order_limit=2**31,
+                    dtype=np.float64):
+    """Time one worst-case prefix query of the tree against the baselines.
+
+    Parameters
+    ----------
+    n : int
+        Columns of each matrix (and rows of ``X``).
+    b : int
+        Batch size (columns of ``X``).
+    r : int
+        Rank of every correction.
+    K : int
+        Number of corrections (orders ``0..K``).
+    m : int, optional
+        Rows of each matrix; default ``n``.
+    seed : int
+        Seed of the random family (independent Gaussian factors: the worst case
+        for compression, every node rank adds up).
+    repeat : int
+        Timed repeats; medians are reported.
+    per_order_limit : int
+        Largest stack of dense per-order matrices (bytes) actually allocated.
+
+    Returns
+    -------
+    dict
+        Times (seconds, medians), memory (bytes), ratios and the tree's shape
+        of work, JSON-serialisable.
+    """
+    m = n if m is None else m
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((m, n)).astype(dtype)
+    factors = [(rng.standard_normal((m, r)).astype(dtype) / math.sqrt(m),
+                rng.standard_normal((n, r)).astype(dtype)) for _ in range(K)]
+    X = rng.standard_normal((n, b)).astype(dtype)
+
+    t0 = time.perf_counter()
+    tree = LowRankSegmentTree(base, factors)
+    build_time = time.perf_counter() - t0
+    k = worst_order(tree)
+    cost = tree.query_cost(k)
+
+    W_k = tree.matrix(k)
+    ref = base + sum((U @ V.T for U, V in factors[:k]), np.zeros_like(base))
+    err = float(np.linalg.norm(tree.query(k, X) - ref @ X) / np.linalg.norm(ref @ X))
+
+    itemsize = np.dtype(dtype).itemsize
+    per_order_bytes = (K + 1) * m * n * itemsize
+    stack = None
+    if per_order_bytes <= per_order_limit:
+        stack = np.empty((K + 1, m, n), dtype=dtype)
+        stack[0] = base
+        for i, (U, V) in enumerate(factors, start=1):
+            np.add(stack[i - 1], U @ V.T, out=stack[i])
+
+    def cold():
+        tree._cache.clear()  # noqa: SLF001 - measuring the uncached path on purpose
+        tree._cache_used = 0  # noqa: SLF001
+        return tree.query(k, X)
+
+    times = {
+        "tree_query": median_time(lambda: tree.query(k, X), repeat),
+        "tree_query_uncached": median_time(cold, repeat),
+        "dense": median_time(lambda: W_k @ X, repeat),
+        "per_order": median_time((lambda: stack[k] @ X) if stack is not None else (lambda: W_k @ X), repeat),
+        "loop": median_time(lambda: _loop_query(base, factors, k, X), repeat),
+    }
+    raw = sum(U.nbytes + V.nbytes for U, V in factors)
+    depth = max(1, math.ceil(math.log2(K))) if K else 0
+    memory = {
+        "tree": tree.nbytes,
+        "tree_cache": tree.cache_nbytes,
+        "raw_factors": raw,
+        "base": base.nbytes,
+        "tree_bound": (math.ceil(math.log2(K)) + 1) * raw + base.nbytes if K else base.nbytes,
+        "per_order": per_order_bytes,
+        "dense_one_order": m * n * itemsize,
+    }
+    log_k = max(1.0, math.log2(k)) if k else 0.0
+    flops = {
+        "tree": 2 * b * (m * n + cost["inner_dim"] * (m + n)),
+        "dense": 2 * b * m * n,
+        "loop": 2 * b * (m * n + k * r * (m + n)),
+        "paper_bound": 2 * b * (n * n * log_k + k * r * n),
+    }
+    return {
+        "params": {"m": m, "n": n, "b": b, "r": r, "K": K, "k": k, "dtype": np.dtype(dtype).name, "seed": seed},
+        "tree": {"inner_dim": cost["inner_dim"], "dense_canonical_nodes": cost["dense_nodes"],
+                 "canonical_nodes": len(tree.canonical_nodes(k)), "build_seconds": build_time,
+                 "relative_error_vs_dense": err},
+        "per_order_materialised": stack is not None,
+        "seconds": times,
+        "memory_bytes": memory,
+        "flops": flops,
+        "ratios": {
+            "loop_over_tree": times["loop"] / times["tree_query"],
+            "tree_over_dense": times["tree_query"] / times["dense"],
+            "tree_uncached_over_dense": times["tree_query_uncached"] / times["dense"],
+            "per_order_over_tree": times["per_order"] / times["tree_query"],
+            "tree_memory_over_bound": memory["tree"] / memory["tree_bound"],
+            "per_order_memory_over_tree": memory["per_order"] / memory["tree"],
+            "tree_flops_over_paper_bound": flops["tree"] / flops["paper_bound"] if flops["paper_bound"] else None,
+        },
+    }
+
+
+def write_json(path, payload):
+    """Write ``payload`` (plus machine info) as indented JSON; returns the path."""
+    payload = {"machine": machine_info(), **payload}
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as fh:
+        json.dump(payload, fh, indent=2)
+        fh.write("\n")
+    return path
