@@ -1,0 +1,429 @@
+"""Rank diagnostics of a matrix sequence: finite-difference profiles, direct sums.
+
+A cascade stores a family ``M_0..M_K`` as ``M_0`` plus the corrections
+``Δ_k = M_k − M_{k−1}``, i.e. the first forward differences of the sequence.
+How small those corrections are in rank, and how much the segment tree can
+compress their sums, is decided by the ranks of the higher differences and by
+whether the corrections share column/row spaces.  This module measures both on
+real (floating-point) data; the exact, symbolic counterparts live in the
+``theory`` package (DESIGN §3).
+
+Everything here is written against an array-API namespace, so NumPy, CuPy and
+array_api_strict stacks run through the same lines.
+"""
+
+import dataclasses
+import math
+from collections import namedtuple
+
+from ._validation import as_array, check_finite, check_int, check_tol, resolve_namespace
+from .backends import backend_name, get_func, is_array
+from .factor import LowRank
+
+__all__ = ["DifferenceProfile", "DirectSumCheck", "difference_profile", "direct_sum_check"]
+
+_SIDES = ("column", "row")
+
+
+class DirectSumCheck(namedtuple("DirectSumCheck", "is_direct sum_of_ranks rank_of_concatenation")):
+    """Outcome of a direct-sum test of the column (or row) spaces of ``p`` matrices.
+
+    Fields
+    ------
+    is_direct : bool
+        ``rank_of_concatenation >= sum_of_ranks`` (equality in exact
+        arithmetic): the spaces are independent at the tolerance used.
+    sum_of_ranks : int
+        ``Σ_j rank B_j``.
+    rank_of_concatenation : int
+        ``rank [B_0 | B_1 | ...]`` (column spaces) or the rank of the vertical
+        stack (row spaces), i.e. the dimension of the sum of the spaces.
+
+    The truth value of the tuple is ``is_direct`` (a plain 3-tuple would always
+    be true, which makes ``if direct_sum_check(...)`` a silent bug).
+    """
+
+    __slots__ = ()
+
+    def __bool__(self):
+        return bool(self.is_direct)
+
+
+@dataclasses.dataclass(frozen=True)
+class DifferenceProfile:
+    """Numerical rank profile of the forward differences of a matrix sequence.
+
+    Returned by :func:`difference_profile`; see there for the definitions.
+
+    Attributes
+    ----------
+    ranks : list of int, length max_order + 1
+        ``ρ(k) = max_j rank Δ^k A(j)``.
+    rank_table : list of list of int
+        ``rank_table[k][j] = rank Δ^k A(j)`` for ``j = 0..L-1-k``.
+    tol : float
+        Relative accuracy assumed for the samples (see :func:`difference_profile`).
+    thresholds : list of float
+        Absolute singular-value threshold used at each order,
+        ``tol · 2^k · scale``.
+    scale : float
+        ``max_j ‖A(j)‖_2``.
+    shape : tuple of int
+        ``(L, m, n)``.
+    column_direct_sum, row_direct_sum : DirectSumCheck
+        Whether the column (row) spaces of the first differences
+        ``ΔA(0..L-2)`` form a direct sum.
+    """
+
+    ranks: list
+    rank_table: list
+    tol: float
+    thresholds: list
+    scale: float
+    shape: tuple
+    column_direct_sum: DirectSumCheck
+    row_direct_sum: DirectSumCheck
+
+    @property
+    def max_order(self):
+        """Highest difference order computed."""
+        return len(self.ranks) - 1
+
+    @property
+    def nonincreasing(self):
+        """Whether ``ρ(0) >= ρ(1) >= ... >= ρ(max_order)``."""
+        return all(b <= a for a, b in zip(self.ranks, self.ranks[1:]))
+
+    @property
+    def increases(self):
+        """Orders ``k`` with ``ρ(k) > ρ(k−1)`` (empty when non-increasing)."""
+        return [k for k in range(1, len(self.ranks)) if self.ranks[k] > self.ranks[k - 1]]
+
+    def summary(self, max_columns=12):
+        """Plain-text table for the command line.
+
+        Parameters
+        ----------
+        max_columns : int, optional
+            Per-sample ranks shown per order before eliding with ``...``.
+
+        Returns
+        -------
+        str
+        """
+        L, m, n = self.shape
+        lines = [f"Difference profile: L = {L} samples of {m} x {n}, tol = {self.tol:.3g} "
+                 f"(relative to max_j ||A(j)||_2 = {self.scale:.3g})",
+                 f"{'order':>5}  {'rank':>4}  {'threshold':>9}  ranks at j = 0, 1, ..."]
+        for k, (r, thr, row) in enumerate(zip(self.ranks, self.thresholds, self.rank_table)):
+            shown = [str(v) for v in row[:max_columns]]
+            if len(row) > max_columns:
+                shown.append("...")
+            lines.append(f"{k:>5}  {r:>4}  {thr:>9.2e}  {' '.join(shown)}")
+        if self.nonincreasing:
+            lines.append("profile: non-increasing")
+        else:
+            at = ", ".join(f"{k - 1}->{k}" for k in self.increases)
+            lines.append(f"profile: INCREASES at k = {at}")
+        for side, check in (("column", self.column_direct_sum), ("row", self.row_direct_sum)):
+            verdict = "direct sum" if check.is_direct else "NOT a direct sum (shared subspaces)"
+            lines.append(f"first differences, {side} spaces: {verdict} "
+                         f"(sum of ranks {check.sum_of_ranks}, "
+                         f"rank of concatenation {check.rank_of_concatenation})")
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.summary()
+
+
+def difference_profile(mats, tol=None, max_order=None):
+    """Numerical ranks of the forward differences of a matrix sequence.
+
+    The ``k``-th forward difference of ``A(0), ..., A(L-1)`` is
+
+    ``Δ^k A(j) = Σ_{i=0..k} (-1)^(k-i) C(k, i) A(j+i)``,  ``j = 0..L-1-k``,
+
+    and the profile value is ``ρ(k) = max_j rank Δ^k A(j)``.
+
+    Parameters
+    ----------
+    mats : array_like, shape (L, m, n), or sequence of L arrays of shape (m, n)
+        The samples ``A(0..L-1)``, ``L >= 1``; one array library.  Integer
+        input is converted to float64.
+    tol : float, optional
+        Relative accuracy of the samples, in ``[0, 1)``: each ``A(j)`` is
+        assumed known up to a perturbation of 2-norm at most
+        ``tol · max_j ‖A(j)‖_2``.  Default ``max(m, n) · eps`` of the dtype
+        (the samples are exact up to rounding), as in
+        ``numpy.linalg.matrix_rank``.
+    max_order : int, optional
+        Highest order ``k``, in ``[0, L-1]``; default ``L - 1``.
+
+    Returns
+    -------
+    DifferenceProfile
+        ``.ranks`` (``ρ(0..max_order)``), ``.rank_table`` (per order, the rank
+        at every ``j``), ``.tol``, ``.thresholds``, ``.nonincreasing`` and the
+        direct-sum checks ``.column_direct_sum`` / ``.row_direct_sum`` of the
+        first differences (see :func:`direct_sum_check`).  ``str()`` of it
+        is a table.
+
+    Raises
+    ------
+    ValueError
+        If ``mats`` is empty, a sample is not 2-D or has zero rows/columns,
+        ``mats[j]`` differs in shape from ``mats[0]``, a sample holds NaN/Inf,
+        ``tol`` is outside ``[0, 1)`` or ``max_order`` outside ``[0, L-1]``.
+    TypeError
+        If ``mats`` is not an array or a sequence, a sample is not numeric,
+        samples come from different array libraries, or ``max_order`` is not
+        an integer.
+
+    Notes
+    -----
+    **Tolerance.**  Order ``k`` counts the singular values of ``Δ^k A(j)``
+    above ``tol · 2^k · max_j ‖A(j)‖_2``.  The threshold is tied to the scale
+    of the *data*, not to ``σ_max`` of each difference: once the sequence is
+    exhausted (``Δ^k A ≡ 0`` in exact arithmetic) the computed difference is
+    pure rounding noise, and a threshold relative to its own ``σ_max`` would
+    call that noise full rank.  The factor ``2^k = Σ_i C(k, i)`` is the exact
+    worst-case growth of sample errors under a ``k``-th difference: if
+    ``‖E(j)‖_2 <= ε`` for all ``j`` then ``‖Δ^k E(j)‖_2 <= 2^k ε`` (triangle
+    inequality).  By Weyl's inequality every singular value counted is
+    therefore also nonzero for the unperturbed data: under the stated error
+    model each reported rank is a *lower bound* of the exact rank.  It can
+    undercount when genuine singular values of a difference are below the
+    threshold (differences far smaller than the data itself cannot be told
+    apart from its rounding), and once ``2^k · tol`` approaches 1 the order
+    carries no information (``k >~ 45`` in float64, ``k >~ 20`` in float32).
+
+    **Generic rank.**  For a sequence whose entries are rational functions
+    of ``j`` (the discrete setting of DESIGN §3), ``rank Δ^k A(j)`` equals the
+    rank over ``Q(j)`` at all but finitely many ``j`` and never exceeds it, so
+    the maximum over the samples is the natural estimate: a lower bound of the
+    generic rank, exact unless every one of the ``L - k`` samples at that
+    order is an exceptional point (few samples remain at high orders).
+
+    **Decomposability (C1).**  If ``A(j) = Σ_i φ_i(j) M_i`` with constant
+    ``M_i`` whose column spaces (or whose row spaces) form a direct sum, then
+    ``Δ^k A(j) = Σ_i Δ^k φ_i(j) M_i`` has rank
+    ``Σ_{i: Δ^k φ_i(j) ≠ 0} rank M_i``; since ``Δ^k φ_i ≡ 0`` implies
+    ``Δ^(k+1) φ_i ≡ 0``, the profile is non-increasing (for polynomial
+    ``φ_i`` of degree ``d_i``: ``ρ(k) = Σ_{d_i >= k} rank M_i``).  So an
+    increase is evidence that no such decomposition exists; the C1′ example
+    ``[[1, j], [j, j²]]`` has profile ``(1, 2, 1, 0)``.  The converse fails: a
+    non-increasing profile does *not* prove decomposability, and because the
+    ranks are numerical lower bounds an observed increase is evidence, not a
+    certificate (the ``theory`` package gives certificates for symbolic data).
+
+    **Direct sum of the first differences.**  The cascade's corrections
+    ``Δ_k = M_k − M_{k−1}`` are exactly the first differences ``ΔA(k−1)``.  A
+    segment-tree node stores the sum of a range of corrections, whose rank is
+    at most the rank of their horizontal (column spaces) and of their vertical
+    (row spaces) concatenation.  If both checks report a direct sum, every
+    node's rank equals the sum of its leaves' ranks: the tree cannot compress
+    and its benefit is only the single-GEMM query.  If either fails, the
+    corrections share subspaces and at least the node summing all of them
+    (the root) has lower rank than the sum of the leaf ranks.  Note that the
+    first differences of a C1 family generally do **not** form a direct sum
+    (they all lie in ``Σ_i col(M_i)``): that is the favourable case for the
+    tree, not a contradiction of C1.
+
+    Examples
+    --------
+    The C1′ boundary example ``A(j) = [[1, j], [j, j²]]``:
+
+    >>> import numpy as np
+    >>> from lowrank_tree.diagnostics import difference_profile
+    >>> A = np.array([[[1.0, j], [j, j * j]] for j in range(6)])
+    >>> p = difference_profile(A)
+    >>> p.ranks
+    [1, 2, 1, 0, 0, 0]
+    >>> p.nonincreasing, p.increases
+    (False, [1])
+    >>> p.rank_table[2]
+    [1, 1, 1, 1]
+    >>> bool(p.column_direct_sum)
+    False
+    """
+    xp, X = _stack(mats, "mats")
+    L, m, n = X.shape
+    tol = check_tol(tol)
+    if tol is None:
+        tol = _default_tol(xp, X.dtype, m, n)
+    max_order = L - 1 if max_order is None else check_int(max_order, "max_order", 0, L - 1)
+    to_host = get_func("to_numpy", backend_name(xp))
+
+    s0 = xp.linalg.svdvals(X)
+    scale = float(xp.max(s0[:, 0]))
+    thresholds = [tol * 2.0**k * scale for k in range(max_order + 1)]
+    table = [_count(s0, thresholds[0], xp, to_host)]
+    D, D1 = X, None
+    for k in range(1, max_order + 1):
+        D = D[1:, ...] - D[:-1, ...]
+        if k == 1:
+            D1 = D
+        table.append(_count(xp.linalg.svdvals(D), thresholds[k], xp, to_host))
+    if D1 is None and L > 1:
+        D1 = X[1:, ...] - X[:-1, ...]
+
+    thr1 = tol * 2.0 * scale
+    checks = {}
+    if D1 is None:
+        checks = {side: DirectSumCheck(True, 0, 0) for side in _SIDES}
+    else:
+        piece_ranks = table[1] if max_order >= 1 else _count(xp.linalg.svdvals(D1), thr1, xp, to_host)
+        for side in _SIDES:
+            checks[side] = _direct_sum(D1, piece_ranks, thr1, side, xp)
+    return DifferenceProfile(
+        ranks=[max(row) for row in table],
+        rank_table=table,
+        tol=tol,
+        thresholds=thresholds,
+        scale=scale,
+        shape=(L, m, n),
+        column_direct_sum=checks["column"],
+        row_direct_sum=checks["row"],
+    )
+
+
+def direct_sum_check(mats, side="column", tol=None):
+    """Whether the column (or row) spaces of matrices ``B_0..B_{p-1}`` form a direct sum.
+
+    The spaces form a direct sum iff ``Σ_j rank B_j`` equals the dimension of
+    their sum, ``rank [B_0 | B_1 | ...]`` (horizontal concatenation, column
+    spaces) or the rank of the vertical stack (row spaces).
+
+    Parameters
+    ----------
+    mats : array_like, shape (p, m, n), or sequence of p matrices (m, n)
+        The matrices themselves (not a sequence to be differenced: pass
+        ``M[1:] - M[:-1]``, or use :func:`difference_profile`, to test first
+        differences).  Items may also be :class:`~lowrank_tree.LowRank`
+        (e.g. ``cascade.corrections``); they are densified.
+    side : {'column', 'row'}
+        Which spaces to test.
+    tol : float, optional
+        Relative accuracy of the matrices, in ``[0, 1)``: singular values
+        ``<= tol · max_j ‖B_j‖_2`` are treated as zero in each ``B_j``, and
+        ``<= sqrt(p) · tol · max_j ‖B_j‖_2`` in the concatenation (the bound
+        on the 2-norm of the concatenated perturbations).  Default
+        ``max(m, n) · eps``.
+
+    Returns
+    -------
+    DirectSumCheck
+        ``(is_direct, sum_of_ranks, rank_of_concatenation)``; its truth value
+        is ``is_direct``.
+
+    Raises
+    ------
+    ValueError
+        If ``side`` is not ``'column'`` or ``'row'``, ``mats`` is empty, the
+        shapes differ (naming ``mats[j]``), a matrix holds NaN/Inf, or ``tol``
+        is outside ``[0, 1)``.
+    TypeError
+        If an item is not numeric or items come from different array
+        libraries.
+
+    Notes
+    -----
+    A numerical test: nearly parallel subspaces (principal angles small
+    enough that the concatenation has singular values under the threshold)
+    count as shared.  That is the relevant notion for compression — the
+    recompressed segment-tree nodes drop the same directions — but it is not
+    a proof about the exact matrices.  Independence of the column spaces of
+    the corrections alone does not prevent compression of their sum (the row
+    spaces may still overlap); both sides must be direct for a node summing
+    them to keep the full rank ``Σ_j rank B_j``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowrank_tree.diagnostics import direct_sum_check
+    >>> e = np.eye(3)
+    >>> B = [np.outer(e[0], e[0]), np.outer(e[1], e[0])]
+    >>> direct_sum_check(B)                  # columns e0, e1: independent
+    DirectSumCheck(is_direct=True, sum_of_ranks=2, rank_of_concatenation=2)
+    >>> direct_sum_check(B, side="row")      # both rows are e0: shared
+    DirectSumCheck(is_direct=False, sum_of_ranks=2, rank_of_concatenation=1)
+    """
+    if side not in _SIDES:
+        raise ValueError(f"side must be 'column' or 'row', got {side!r}")
+    xp, X = _stack(mats, "mats")
+    _, m, n = X.shape
+    tol = check_tol(tol)
+    if tol is None:
+        tol = _default_tol(xp, X.dtype, m, n)
+    to_host = get_func("to_numpy", backend_name(xp))
+    s = xp.linalg.svdvals(X)
+    thr = tol * float(xp.max(s[:, 0]))
+    return _direct_sum(X, _count(s, thr, xp, to_host), thr, side, xp)
+
+
+# --------------------------------------------------------------------------
+# internals
+# --------------------------------------------------------------------------
+def _default_tol(xp, dtype, m, n):
+    return max(m, n) * float(xp.finfo(dtype).eps)
+
+
+def _count(s, thr, xp, to_host):
+    """Per-matrix count of singular values ``> thr`` (``s`` of shape (p, min(m, n)))."""
+    counts = xp.sum(xp.astype(s > thr, xp.int64), axis=-1)
+    return [int(c) for c in to_host(counts).tolist()]
+
+
+def _direct_sum(D, piece_ranks, thr, side, xp):
+    p, m, n = D.shape
+    if side == "column":
+        C = xp.reshape(xp.permute_dims(D, (1, 0, 2)), (m, p * n))  # [D_0 | D_1 | ...]
+    else:
+        C = xp.reshape(D, (p * m, n))  # D_0 over D_1 over ...
+    # sqrt(p) bounds the 2-norm of the concatenated per-piece perturbations,
+    # so noise cannot inflate the rank of the concatenation past the pieces'.
+    s = xp.linalg.svdvals(C)
+    rank_cat = int(xp.sum(xp.astype(s > math.sqrt(p) * thr, xp.int64)))
+    total = sum(piece_ranks)
+    return DirectSumCheck(rank_cat >= total, total, rank_cat)
+
+
+def _stack(mats, name):
+    """Validated ``(xp, X)`` with ``X`` of shape (L, m, n), L >= 1, m, n >= 1."""
+    if is_array(mats):
+        xp = resolve_namespace(mats, names=(name,))
+        X = as_array(mats, xp, name, ndim=3)
+        if X.shape[0] == 0:
+            raise ValueError(f"{name} must hold at least one matrix, got shape {tuple(X.shape)}")
+        if not bool(xp.all(xp.isfinite(X))):
+            for j in range(X.shape[0]):
+                check_finite(X[j, ...], xp, f"{name}[{j}]")
+    else:
+        if isinstance(mats, (str, bytes)) or mats is None:
+            raise TypeError(f"{name} must be a 3-D array (L, m, n) or a sequence of 2-D arrays, "
+                            f"got {type(mats).__name__}")
+        try:
+            items = list(mats)
+        except TypeError:
+            raise TypeError(f"{name} must be a 3-D array (L, m, n) or a sequence of 2-D arrays, "
+                            f"got {type(mats).__name__}") from None
+        if not items:
+            raise ValueError(f"{name} must hold at least one matrix, got an empty sequence")
+        items = [a.to_dense() if isinstance(a, LowRank) else a for a in items]
+        names = [f"{name}[{j}]" for j in range(len(items))]
+        xp = resolve_namespace(*items, names=names)
+        arrays = []
+        for j, a in enumerate(items):
+            a = as_array(a, xp, names[j], ndim=2)
+            if arrays and tuple(a.shape) != tuple(arrays[0].shape):
+                raise ValueError(f"{names[j]} must have shape {tuple(arrays[0].shape)} "
+                                 f"(the shape of {name}[0]), got {tuple(a.shape)}")
+            check_finite(a, xp, names[j])
+            arrays.append(a)
+        dtype = xp.result_type(*[a.dtype for a in arrays])
+        X = xp.stack([xp.astype(a, dtype, copy=False) for a in arrays])
+    L, m, n = X.shape
+    if m == 0 or n == 0:
+        raise ValueError(f"{name} must hold matrices with at least one row and one column, "
+                         f"got shape {(m, n)}")
+    return xp, X
