@@ -1,0 +1,450 @@
+"""Exact conversion of SymPy matrices to matrices over ℤ[t] fractions.
+
+:class:`RationalMatrix` stores every entry as a pair ``(num, den)`` of
+integer polynomials in one variable (dense coefficient lists, highest degree
+first, the representation of ``sympy.polys.densebasic``), with ``den != 0``
+and a positive leading coefficient.  It is the common currency of the engine
+and of the profile code: derivatives, forward differences and subtraction
+are exact operations on it, and every entry is kept in lowest terms.
+
+Conversion rejects, with an error naming the entry, anything that is not a
+rational function of the chosen variable with rational coefficients:
+other free symbols, transcendental functions (``exp(t)``), algebraic
+numbers (``sqrt(2)``), floats, and entries whose denominator is identically
+zero.
+
+Examples
+--------
+>>> import sympy as sp
+>>> t = sp.Symbol("t")
+>>> R = RationalMatrix.from_sympy(sp.Matrix([[1 / (t + 1), t / 3]]))
+>>> R.num[0][0], R.den[0][0], R.num[0][1], R.den[0][1]
+([1], [1, 1], [1, 0], [3])
+>>> R.diff().to_sympy()
+Matrix([[-1/(t**2 + 2*t + 1), 1/3]])
+"""
+
+from __future__ import annotations
+
+from math import gcd, lcm
+
+import sympy as sp
+from sympy import ZZ
+from sympy.polys.densearith import dup_exquo, dup_mul, dup_mul_ground, dup_sub
+from sympy.polys.densetools import dup_diff, dup_shift
+from sympy.polys.euclidtools import dup_gcd, dup_lcm
+from sympy.polys.polyerrors import PolynomialError
+
+__all__ = ["RationalMatrix", "as_sympy_matrix", "infer_var"]
+
+_COMBINATORIAL = (sp.binomial, sp.factorial, sp.ff, sp.rf, sp.gamma)
+
+
+def as_sympy_matrix(A, name="A"):
+    """Turn ``A`` into an immutable SymPy matrix, or raise ``TypeError``.
+
+    Parameters
+    ----------
+    A : Matrix, array_like or nested sequence
+        Anything ``sympy.Matrix`` accepts.
+    name : str
+        Argument name used in error messages.
+
+    Returns
+    -------
+    sympy.ImmutableMatrix
+
+    Raises
+    ------
+    TypeError
+        If SymPy cannot build a matrix from ``A``.
+
+    Examples
+    --------
+    >>> as_sympy_matrix([[1, 2], [3, 4]]).shape
+    (2, 2)
+    """
+    if isinstance(A, RationalMatrix):
+        return A.to_sympy()
+    if isinstance(A, sp.MatrixBase):
+        return sp.ImmutableMatrix(A)
+    try:
+        M = sp.ImmutableMatrix(A)
+    except Exception as exc:  # SymPy raises a zoo of exception types here
+        raise TypeError(
+            f"{name} must be a SymPy matrix or something sympy.Matrix accepts "
+            f"(nested lists of numbers/expressions); got {type(A).__name__}: {exc}"
+        ) from None
+    return M
+
+
+def infer_var(M, var=None, name="A"):
+    """The variable of a matrix function: ``var`` or its single free symbol.
+
+    Parameters
+    ----------
+    M : sympy.MatrixBase
+        The matrix.
+    var : sympy.Symbol or None
+        Explicit variable; required when ``M`` has several free symbols.
+    name : str
+        Argument name used in error messages.
+
+    Returns
+    -------
+    sympy.Symbol
+        ``var``; the unique free symbol; or a fresh ``Dummy('t')`` for a
+        constant matrix.
+
+    Raises
+    ------
+    TypeError
+        If ``var`` is not a SymPy ``Symbol``.
+    ValueError
+        If ``var`` is None and ``M`` has more than one free symbol.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> t = sp.Symbol("t")
+    >>> infer_var(sp.Matrix([[t, 1]]))
+    t
+    """
+    if var is not None:
+        if not isinstance(var, sp.Symbol):
+            raise TypeError(f"var must be a sympy Symbol, got {var!r} ({type(var).__name__})")
+        return var
+    free = M.free_symbols
+    if len(free) == 1:
+        return next(iter(free))
+    if not free:
+        return sp.Dummy("t")
+    names = ", ".join(sorted(str(s) for s in free))
+    raise ValueError(
+        f"{name} has several free symbols ({names}); pass var= to choose the variable"
+    )
+
+
+def _strip(f):
+    i = 0
+    while i < len(f) and f[i] == 0:
+        i += 1
+    return f[i:]
+
+
+def _normalize(num, den):
+    """Lowest terms, positive leading denominator coefficient."""
+    num = _strip(num)
+    if not num:
+        return [], [1]
+    g = dup_gcd(num, den, ZZ)
+    if len(g) > 1 or g[0] not in (1, -1):
+        num = dup_exquo(num, g, ZZ)
+        den = dup_exquo(den, g, ZZ)
+    if den[0] < 0:
+        num = [-c for c in num]
+        den = [-c for c in den]
+    return num, den
+
+
+def _poly_to_int_pair(poly):
+    """Integer numerator coefficients and integer denominator of a QQ/ZZ Poly."""
+    coeffs = poly.all_coeffs()
+    dens = [sp.Rational(c).q for c in coeffs]
+    L = lcm(*dens) if dens else 1
+    out = [int(sp.Rational(c) * L) for c in coeffs]
+    return _strip(out), L
+
+
+class RationalMatrix:
+    """Matrix with entries in ℚ(t), stored as integer-polynomial fractions.
+
+    Parameters
+    ----------
+    num, den : list of list of list of int
+        ``num[i][j]`` and ``den[i][j]`` are coefficient lists (highest degree
+        first) of the numerator and denominator of entry ``(i, j)``.
+    var : sympy.Symbol
+        The variable ``t``.
+    shape : tuple of int, optional
+        Needed only for matrices with zero rows.
+
+    Raises
+    ------
+    ValueError
+        If the lists are ragged or a denominator is zero.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> t = sp.Symbol("t")
+    >>> R = RationalMatrix([[[1, 0]]], [[[1]]], t)    # the 1x1 matrix (t)
+    >>> R.to_sympy()
+    Matrix([[t]])
+    """
+
+    def __init__(self, num, den, var, shape=None):
+        m = len(num)
+        n = len(num[0]) if m else (shape[1] if shape else 0)
+        if len(den) != m or any(len(r) != n for r in num) or any(len(r) != n for r in den):
+            raise ValueError("num and den must be rectangular lists of the same shape")
+        self.num = [[list(e) for e in row] for row in num]
+        self.den = [[list(e) for e in row] for row in den]
+        for i in range(m):
+            for j in range(n):
+                self.num[i][j], d = _strip(self.num[i][j]), _strip(self.den[i][j])
+                if not d:
+                    raise ValueError(f"entry ({i}, {j}) has a zero denominator")
+                self.num[i][j], self.den[i][j] = _normalize(self.num[i][j], d)
+        self.var = var
+        self.shape = (m, n)
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def from_sympy(cls, A, var=None, name="A"):
+        """Exact conversion of a SymPy matrix (see module docstring).
+
+        Parameters
+        ----------
+        A : Matrix or array_like
+            Entries rational in ``var`` with rational coefficients.
+        var : sympy.Symbol, optional
+            The variable; inferred when ``A`` has one free symbol.
+        name : str
+            Argument name used in error messages.
+
+        Returns
+        -------
+        RationalMatrix
+
+        Raises
+        ------
+        ValueError
+            Naming the first entry that is not a rational function of
+            ``var`` with rational coefficients.
+        TypeError
+            If ``A`` is not matrix-like or ``var`` not a Symbol.
+
+        Examples
+        --------
+        >>> import sympy as sp
+        >>> t = sp.Symbol("t")
+        >>> RationalMatrix.from_sympy(sp.Matrix([[sp.exp(t)]]))
+        Traceback (most recent call last):
+        ...
+        ValueError: A[0, 0] = exp(t) is not a rational function of t with rational coefficients ...
+        """
+        if isinstance(A, RationalMatrix):
+            if var is not None and var != A.var:
+                raise ValueError(f"{name} is a RationalMatrix in {A.var}, not in var={var}")
+            return A
+        M = as_sympy_matrix(A, name)
+        var = infer_var(M, var, name)
+        m, n = M.shape
+        num = [[None] * n for _ in range(m)]
+        den = [[None] * n for _ in range(m)]
+        for i in range(m):
+            for j in range(n):
+                num[i][j], den[i][j] = _entry(M[i, j], var, f"{name}[{i}, {j}]")
+        return cls(num, den, var, shape=(m, n))
+
+    # --------------------------------------------------------------- exports
+    def entry_expr(self, i, j):
+        """Entry ``(i, j)`` as a SymPy expression."""
+        t = self.var
+        nu = sp.Poly(self.num[i][j], t, domain="ZZ").as_expr() if self.num[i][j] else sp.S.Zero
+        de = sp.Poly(self.den[i][j], t, domain="ZZ").as_expr()
+        return nu / de
+
+    def to_sympy(self):
+        """The matrix as an immutable SymPy matrix."""
+        m, n = self.shape
+        return sp.ImmutableMatrix(m, n, lambda i, j: self.entry_expr(i, j))
+
+    def __repr__(self):
+        return f"RationalMatrix({self.to_sympy()!r}, var={self.var})"
+
+    def is_zero(self):
+        """Whether every entry is zero."""
+        return all(not e for row in self.num for e in row)
+
+    def max_degree(self):
+        """Largest degree among numerators and denominators (0 if constant)."""
+        d = 0
+        for rows in (self.num, self.den):
+            for row in rows:
+                for e in row:
+                    d = max(d, len(e) - 1)
+        return d
+
+    def transpose(self):
+        """The transpose."""
+        m, n = self.shape
+        R = RationalMatrix.__new__(RationalMatrix)
+        R.num = [[self.num[i][j] for i in range(m)] for j in range(n)]
+        R.den = [[self.den[i][j] for i in range(m)] for j in range(n)]
+        R.var, R.shape = self.var, (n, m)
+        return R
+
+    def cleared_rows(self):
+        """Clear denominators row by row.
+
+        Returns
+        -------
+        P : list of list of list of int
+            Integer polynomial matrix with ``P[i] = d_i * A[i]``.
+        d : list of list of int
+            The row multipliers ``d_i`` (nonzero integer polynomials); row
+            scaling by nonzero elements of ℚ(t) changes neither the rank
+            nor the right kernel.
+        """
+        P, mult = [], []
+        for nrow, drow in zip(self.num, self.den):
+            if all(len(d) == 1 for d in drow):
+                L = lcm(*[d[0] for d in drow]) if drow else 1
+                P.append([[c * (L // d[0]) for c in e] for e, d in zip(nrow, drow)])
+                mult.append([L])
+                continue
+            L = [1]
+            for d in drow:
+                L = dup_lcm(L, d, ZZ)
+            P.append([dup_mul(e, dup_exquo(L, d, ZZ), ZZ) if e else [] for e, d in zip(nrow, drow)])
+            mult.append(L)
+        return P, mult
+
+    # ----------------------------------------------------------- operations
+    def _map(self, fn):
+        m, n = self.shape
+        R = RationalMatrix.__new__(RationalMatrix)
+        R.num = [[None] * n for _ in range(m)]
+        R.den = [[None] * n for _ in range(m)]
+        for i in range(m):
+            for j in range(n):
+                R.num[i][j], R.den[i][j] = fn(i, j)
+        R.var, R.shape = self.var, self.shape
+        return R
+
+    def diff(self):
+        """Exact derivative d/dt, entrywise (quotient rule, lowest terms)."""
+
+        def f(i, j):
+            a, b = self.num[i][j], self.den[i][j]
+            if not a:
+                return [], [1]
+            if len(b) == 1:
+                return _normalize(dup_diff(a, 1, ZZ), b)
+            top = dup_sub(dup_mul(dup_diff(a, 1, ZZ), b, ZZ), dup_mul(a, dup_diff(b, 1, ZZ), ZZ), ZZ)
+            return _normalize(top, dup_mul(b, b, ZZ))
+
+        return self._map(f)
+
+    def shift(self, a=1):
+        """The matrix function ``t -> A(t + a)`` for an integer ``a``."""
+        return self._map(
+            lambda i, j: _normalize(dup_shift(self.num[i][j], a, ZZ), dup_shift(self.den[i][j], a, ZZ))
+        )
+
+    def __sub__(self, other):
+        if not isinstance(other, RationalMatrix) or other.shape != self.shape:
+            return NotImplemented
+
+        def f(i, j):
+            a, b = self.num[i][j], self.den[i][j]
+            c, d = other.num[i][j], other.den[i][j]
+            if b == d:
+                return _normalize(dup_sub(a, c, ZZ), b)
+            return _normalize(dup_sub(dup_mul(a, d, ZZ), dup_mul(c, b, ZZ), ZZ), dup_mul(b, d, ZZ))
+
+        return self._map(f)
+
+    def forward_difference(self):
+        """``ΔA(t) = A(t + 1) - A(t)``."""
+        return self.shift(1) - self
+
+    def scale_int(self, c):
+        """Multiply by a nonzero integer ``c``."""
+        return self._map(lambda i, j: _normalize(dup_mul_ground(self.num[i][j], c, ZZ), self.den[i][j]))
+
+
+def _fast_poly(e, var):
+    """(num, [den]) for an expanded polynomial ``sum c_k var**k``, else None.
+
+    A shortcut around ``Poly(e, var)`` (which re-expands its input) for the
+    common case of entries that are already expanded polynomials.
+    """
+    terms = e.args if e.is_Add else (e,)
+    coeffs = {}
+    for term in terms:
+        c, rest = term.as_coeff_Mul()
+        if not c.is_Rational:
+            return None
+        if rest is sp.S.One:
+            k = 0
+        elif rest is var:
+            k = 1
+        elif rest.is_Pow and rest.base is var and rest.exp.is_Integer and rest.exp > 0:
+            k = int(rest.exp)
+        else:
+            return None
+        coeffs[k] = coeffs.get(k, 0) + c
+    deg = max(coeffs)
+    dens = [sp.Rational(c).q for c in coeffs.values()]
+    L = lcm(*dens)
+    out = [int(coeffs.get(k, 0) * L) for k in range(deg, -1, -1)]
+    return _strip(out), [L]
+
+
+def _entry(e, var, label):
+    """(num, den) integer coefficient lists of one entry, or a clear error."""
+    e = sp.sympify(e)
+    if e.is_Integer:
+        return ([int(e)] if e else []), [1]
+    if e.is_Rational:
+        return [int(e.p)], [int(e.q)]
+    if e.has(sp.Float):
+        raise ValueError(
+            f"{label} = {e} contains a floating-point number; exact rank needs exact "
+            f"input (use sympy.Rational or sympy.nsimplify), or pass numeric=True for "
+            f"an uncertified numerical rank"
+        )
+    if e.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
+        raise ValueError(f"{label} = {e} is not finite")
+    extra = e.free_symbols - {var}
+    if extra:
+        names = ", ".join(sorted(str(s) for s in extra))
+        raise ValueError(
+            f"{label} = {e} depends on symbol(s) {names} other than the variable {var}"
+        )
+    fast = _fast_poly(e, var)
+    if fast is not None:
+        return fast
+    attempts = [e]
+    if e.has(*_COMBINATORIAL):
+        attempts.append(sp.expand_func(e))
+    for expr in attempts:
+        try:
+            P = sp.Poly(expr, var)
+            if P.domain.is_ZZ or P.domain.is_QQ:
+                num, L = _poly_to_int_pair(P)
+                return num, [L]
+        except PolynomialError:
+            pass
+        try:
+            nu, de = sp.fraction(sp.together(expr))
+            Pn, Pd = sp.Poly(nu, var), sp.Poly(de, var)
+        except PolynomialError:
+            continue
+        if not all(Q.domain.is_ZZ or Q.domain.is_QQ for Q in (Pn, Pd)):
+            continue
+        a, La = _poly_to_int_pair(Pn)
+        b, Lb = _poly_to_int_pair(Pd)
+        if not b:
+            raise ValueError(f"{label} = {e} has a denominator that is identically zero")
+        # entry = (a / La) / (b / Lb) = (a * Lb) / (b * La)
+        g = gcd(La, Lb)
+        return [c * (Lb // g) for c in a], [c * (La // g) for c in b]
+    raise ValueError(
+        f"{label} = {e} is not a rational function of {var} with rational coefficients "
+        f"(exact generic rank is defined over Q({var})); pass numeric=True for an "
+        f"uncertified numerical rank"
+    )

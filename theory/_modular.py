@@ -1,0 +1,606 @@
+"""Modular linear algebra kernels for the generic-rank engine.
+
+Everything here works over the prime field GF(p) with ``p < 2**31``, so that
+a product of two residues fits in a signed 64-bit integer.  Each kernel has
+two implementations with identical inputs and outputs (NumPy ``int64``
+arrays):
+
+* a Numba-compiled one, used when Numba is importable, and
+* a pure-Python one working on Python ``int`` lists, used otherwise (and
+  always available through ``backend="python"``, so that it is tested even
+  where Numba is installed).
+
+The kernels are
+
+``rank_mod``
+    Gaussian elimination: the rank of a matrix modulo ``p`` together with
+    pivot rows and pivot columns whose square submatrix is nonsingular.
+``eval_mod``
+    Horner evaluation of a polynomial matrix at many points modulo ``p``.
+``cramer_mod``
+    For every evaluation point, ``det(M[I, J])`` and the Cramer numerators
+    ``det(M[I, J]) * M[I, J]^{-1} (-M[I, F])``.
+``interpolate_mod``
+    Newton interpolation of many value vectors at common nodes, returning
+    monomial coefficients (lowest degree first).
+
+Examples
+--------
+>>> import numpy as np
+>>> from theory._modular import rank_mod
+>>> M = np.array([[1, 2, 3], [2, 4, 6], [1, 0, 1]], dtype=np.int64)
+>>> r, rows, cols = rank_mod(M, 101, backend="python")
+>>> int(r), rows.tolist(), cols.tolist()
+(2, [0, 2], [0, 1])
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+try:  # pragma: no cover - exercised depending on the environment
+    import numba as _numba
+
+    HAVE_NUMBA = True
+except ImportError:  # pragma: no cover
+    _numba = None
+    HAVE_NUMBA = False
+
+__all__ = [
+    "HAVE_NUMBA",
+    "BACKENDS",
+    "is_prime",
+    "random_prime",
+    "rank_mod",
+    "eval_mod",
+    "cramer_mod",
+    "interpolate_mod",
+]
+
+BACKENDS = ("numba", "python") if HAVE_NUMBA else ("python",)
+
+PRIME_LOW = 2**30
+PRIME_HIGH = 2**31
+
+
+# ---------------------------------------------------------------------------
+# primes
+# ---------------------------------------------------------------------------
+def is_prime(n: int) -> bool:
+    """Deterministic Miller-Rabin primality test for ``n < 3.3e24``.
+
+    Parameters
+    ----------
+    n : int
+        Integer to test.
+
+    Returns
+    -------
+    bool
+        Whether ``n`` is prime.
+
+    Raises
+    ------
+    ValueError
+        If ``n`` is too large for the deterministic witness set.
+
+    Examples
+    --------
+    >>> is_prime(2**31 - 1), is_prime(2**31 + 1)
+    (True, False)
+    """
+    n = int(n)
+    if n >= 3317044064679887385961981:
+        raise ValueError(f"n={n} is beyond the deterministic Miller-Rabin range")
+    if n < 2:
+        return False
+    small = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41)
+    for q in small:
+        if n % q == 0:
+            return n == q
+    d, s = n - 1, 0
+    while d % 2 == 0:
+        d //= 2
+        s += 1
+    for a in small:
+        x = pow(a, d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(s - 1):
+            x = x * x % n
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
+
+
+def random_prime(rng: random.Random, low: int = PRIME_LOW, high: int = PRIME_HIGH) -> int:
+    """Uniformly random prime in ``[low, high)`` (rejection sampling).
+
+    Parameters
+    ----------
+    rng : random.Random
+        Source of randomness.
+    low, high : int
+        Half-open range; ``high`` must not exceed ``2**31``.
+
+    Returns
+    -------
+    int
+        A prime ``p`` with ``low <= p < high``.
+
+    Raises
+    ------
+    ValueError
+        If the range is empty or ``high > 2**31``.
+
+    Examples
+    --------
+    >>> import random
+    >>> p = random_prime(random.Random(0))
+    >>> 2**30 <= p < 2**31 and is_prime(p)
+    True
+    """
+    if not (2 <= low < high <= PRIME_HIGH):
+        raise ValueError(f"need 2 <= low < high <= 2**31, got low={low}, high={high}")
+    while True:
+        n = rng.randrange(low, high) | 1
+        if n < high and is_prime(n):
+            return n
+
+
+# ---------------------------------------------------------------------------
+# pure-Python kernels
+# ---------------------------------------------------------------------------
+def _rank_py(M, p):
+    a = [[int(x) % p for x in row] for row in M]
+    m = len(a)
+    n = len(a[0]) if m else 0
+    rowidx = list(range(m))
+    prow, pcol = [], []
+    r = 0
+    for c in range(n):
+        if r == m:
+            break
+        piv = -1
+        for i in range(r, m):
+            if a[i][c]:
+                piv = i
+                break
+        if piv < 0:
+            continue
+        a[r], a[piv] = a[piv], a[r]
+        rowidx[r], rowidx[piv] = rowidx[piv], rowidx[r]
+        inv = pow(a[r][c], p - 2, p)
+        ar = a[r]
+        for i in range(r + 1, m):
+            ai = a[i]
+            f = ai[c] * inv % p
+            if f:
+                for j in range(c, n):
+                    ai[j] = (ai[j] - f * ar[j]) % p
+        prow.append(rowidx[r])
+        pcol.append(c)
+        r += 1
+    return r, prow, pcol
+
+
+def _eval_py(C, xs, p):
+    m, n, L = len(C), len(C[0]) if C else 0, None
+    out = []
+    for x in xs:
+        x = int(x)
+        E = []
+        for i in range(m):
+            row = []
+            for j in range(n):
+                acc = 0
+                for c in C[i][j]:
+                    acc = (acc * x + c) % p
+                row.append(acc)
+            E.append(row)
+        out.append(E)
+    del L
+    return out
+
+
+def _cramer_one_py(M, I, J, F, p):
+    r, k = len(I), len(F)
+    # augmented system [M_IJ | -M_IF]
+    a = [[M[i][j] % p for j in J] + [(-M[i][f]) % p for f in F] for i in I]
+    det = 1
+    for c in range(r):
+        piv = -1
+        for i in range(c, r):
+            if a[i][c]:
+                piv = i
+                break
+        if piv < 0:
+            return 0, [[0] * k for _ in range(r)]
+        if piv != c:
+            a[c], a[piv] = a[piv], a[c]
+            det = -det
+        det = det * a[c][c] % p
+        inv = pow(a[c][c], p - 2, p)
+        ac = a[c]
+        for j in range(c, r + k):
+            ac[j] = ac[j] * inv % p
+        for i in range(r):
+            if i != c:
+                ai = a[i]
+                f = ai[c]
+                if f:
+                    for j in range(c, r + k):
+                        ai[j] = (ai[j] - f * ac[j]) % p
+    det %= p
+    X = [[a[i][r + q] * det % p for q in range(k)] for i in range(r)]
+    return det, X
+
+
+def _interp_py(xs, Y, p):
+    npts = len(xs)
+    q = len(Y[0]) if npts else 0
+    xs = [int(x) % p for x in xs]
+    out = []
+    for col in range(q):
+        dd = [int(Y[i][col]) % p for i in range(npts)]
+        for lvl in range(1, npts):
+            for i in range(npts - 1, lvl - 1, -1):
+                den = (xs[i] - xs[i - lvl]) % p
+                dd[i] = (dd[i] - dd[i - 1]) * pow(den, p - 2, p) % p
+        # Newton form -> monomial (lowest degree first)
+        coef = [0] * npts
+        for i in range(npts - 1, -1, -1):
+            # coef = coef * (x - xs[i]) + dd[i]
+            new = [0] * npts
+            for d in range(npts - 1):
+                if coef[d]:
+                    new[d + 1] = (new[d + 1] + coef[d]) % p
+                    new[d] = (new[d] - coef[d] * xs[i]) % p
+            new[0] = (new[0] + dd[i]) % p
+            coef = new
+        out.append(coef)
+    return [[out[col][d] for col in range(q)] for d in range(npts)]
+
+
+# ---------------------------------------------------------------------------
+# Numba kernels
+# ---------------------------------------------------------------------------
+if HAVE_NUMBA:
+    _jit = _numba.njit(cache=True, nogil=True)
+
+    @_jit
+    def _powmod_nb(a, e, p):  # pragma: no cover - compiled
+        r = 1
+        a %= p
+        while e > 0:
+            if e & 1:
+                r = r * a % p
+            a = a * a % p
+            e >>= 1
+        return r
+
+    @_jit
+    def _rank_nb(M, p):  # pragma: no cover - compiled
+        m, n = M.shape
+        a = M.copy() % p
+        rowidx = np.arange(m)
+        prow = np.empty(min(m, n), np.int64)
+        pcol = np.empty(min(m, n), np.int64)
+        r = 0
+        for c in range(n):
+            if r == m:
+                break
+            piv = -1
+            for i in range(r, m):
+                if a[i, c] != 0:
+                    piv = i
+                    break
+            if piv < 0:
+                continue
+            if piv != r:
+                for j in range(n):
+                    tmp = a[r, j]
+                    a[r, j] = a[piv, j]
+                    a[piv, j] = tmp
+                tmp = rowidx[r]
+                rowidx[r] = rowidx[piv]
+                rowidx[piv] = tmp
+            inv = _powmod_nb(a[r, c], p - 2, p)
+            for i in range(r + 1, m):
+                f = a[i, c] * inv % p
+                if f != 0:
+                    for j in range(c, n):
+                        a[i, j] = (a[i, j] - f * a[r, j]) % p
+            prow[r] = rowidx[r]
+            pcol[r] = c
+            r += 1
+        return r, prow[:r].copy(), pcol[:r].copy()
+
+    @_jit
+    def _eval_nb(C, xs, p):  # pragma: no cover - compiled
+        m, n, L = C.shape
+        out = np.empty((xs.shape[0], m, n), np.int64)
+        for s in range(xs.shape[0]):
+            x = xs[s] % p
+            for i in range(m):
+                for j in range(n):
+                    acc = 0
+                    for d in range(L):
+                        acc = (acc * x + C[i, j, d]) % p
+                    out[s, i, j] = acc
+        return out
+
+    @_jit
+    def _cramer_nb(E, I, J, F, p):  # pragma: no cover - compiled
+        npts = E.shape[0]
+        r = I.shape[0]
+        k = F.shape[0]
+        dets = np.zeros(npts, np.int64)
+        X = np.zeros((npts, r, k), np.int64)
+        a = np.empty((r, r + k), np.int64)
+        for s in range(npts):
+            for i in range(r):
+                for j in range(r):
+                    a[i, j] = E[s, I[i], J[j]] % p
+                for q in range(k):
+                    a[i, r + q] = (p - E[s, I[i], F[q]] % p) % p
+            det = 1
+            ok = True
+            for c in range(r):
+                piv = -1
+                for i in range(c, r):
+                    if a[i, c] != 0:
+                        piv = i
+                        break
+                if piv < 0:
+                    ok = False
+                    break
+                if piv != c:
+                    for j in range(r + k):
+                        tmp = a[c, j]
+                        a[c, j] = a[piv, j]
+                        a[piv, j] = tmp
+                    det = p - det
+                det = det * a[c, c] % p
+                inv = _powmod_nb(a[c, c], p - 2, p)
+                for j in range(c, r + k):
+                    a[c, j] = a[c, j] * inv % p
+                for i in range(r):
+                    if i != c:
+                        f = a[i, c]
+                        if f != 0:
+                            for j in range(c, r + k):
+                                a[i, j] = (a[i, j] - f * a[c, j]) % p
+            if not ok:
+                continue
+            det %= p
+            dets[s] = det
+            for i in range(r):
+                for q in range(k):
+                    X[s, i, q] = a[i, r + q] * det % p
+        return dets, X
+
+    @_jit
+    def _interp_nb(xs, Y, p):  # pragma: no cover - compiled
+        npts, q = Y.shape
+        out = np.zeros((npts, q), np.int64)
+        dd = np.empty(npts, np.int64)
+        coef = np.empty(npts, np.int64)
+        # inverses of node differences, shared by all columns
+        invd = np.zeros((npts, npts), np.int64)
+        for lvl in range(1, npts):
+            for i in range(lvl, npts):
+                invd[lvl, i] = _powmod_nb((xs[i] - xs[i - lvl]) % p, p - 2, p)
+        for col in range(q):
+            for i in range(npts):
+                dd[i] = Y[i, col] % p
+            for lvl in range(1, npts):
+                for i in range(npts - 1, lvl - 1, -1):
+                    dd[i] = (dd[i] - dd[i - 1]) % p * invd[lvl, i] % p
+            for d in range(npts):
+                coef[d] = 0
+            for i in range(npts - 1, -1, -1):
+                xi = xs[i] % p
+                for d in range(npts - 1, 0, -1):
+                    coef[d] = (coef[d - 1] - coef[d] * xi) % p
+                coef[0] = (dd[i] - coef[0] * xi) % p
+            for d in range(npts):
+                out[d, col] = coef[d]
+        return out
+
+
+# ---------------------------------------------------------------------------
+# public dispatchers
+# ---------------------------------------------------------------------------
+def _check_backend(backend):
+    if backend == "auto":
+        return "numba" if HAVE_NUMBA else "python"
+    if backend not in ("numba", "python"):
+        raise ValueError(f"backend must be 'auto', 'numba' or 'python', got {backend!r}")
+    if backend == "numba" and not HAVE_NUMBA:
+        raise ValueError("backend='numba' requested but numba is not importable")
+    return backend
+
+
+def _check_prime(p):
+    if not (isinstance(p, (int, np.integer)) and 2 <= int(p) < PRIME_HIGH):
+        raise ValueError(f"p must be a prime below 2**31, got {p!r}")
+    return int(p)
+
+
+def rank_mod(M, p, backend="auto"):
+    """Rank of an integer matrix modulo a prime, with a nonsingular pivot block.
+
+    Parameters
+    ----------
+    M : array_like of int, shape (m, n)
+        Matrix entries (any integers; reduced modulo ``p``).
+    p : int
+        Prime below ``2**31``.
+    backend : {"auto", "numba", "python"}
+        Implementation to use.
+
+    Returns
+    -------
+    rank : int
+        Rank of ``M`` over GF(p).
+    rows, cols : ndarray of int64, shape (rank,)
+        Pivot rows and columns; ``M[rows][:, cols]`` is nonsingular mod ``p``.
+
+    Raises
+    ------
+    ValueError
+        For a bad backend, a bad prime or a non-2-D ``M``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rank_mod(np.eye(3, dtype=np.int64), 7)[0]
+    3
+    """
+    p = _check_prime(p)
+    backend = _check_backend(backend)
+    A = np.asarray(M, dtype=np.int64) if not isinstance(M, np.ndarray) else M
+    if A.ndim != 2:
+        raise ValueError(f"M must be a 2-D matrix, got shape {A.shape}")
+    if A.shape[0] == 0 or A.shape[1] == 0:
+        e = np.zeros(0, np.int64)
+        return 0, e, e
+    if backend == "numba":
+        r, rows, cols = _rank_nb(np.ascontiguousarray(A, dtype=np.int64), p)
+        return int(r), rows, cols
+    r, rows, cols = _rank_py(A.tolist(), p)
+    return r, np.array(rows, np.int64), np.array(cols, np.int64)
+
+
+def eval_mod(C, xs, p, backend="auto"):
+    """Evaluate a polynomial matrix at several points modulo ``p``.
+
+    Parameters
+    ----------
+    C : ndarray of int64, shape (m, n, L)
+        Coefficients, highest degree first, already reduced to ``[0, p)``.
+    xs : array_like of int
+        Evaluation points.
+    p : int
+        Prime below ``2**31``.
+    backend : {"auto", "numba", "python"}
+
+    Returns
+    -------
+    ndarray of int64, shape (len(xs), m, n)
+        ``C(x)`` modulo ``p`` for every point.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> C = np.array([[[1, 0, 1]]], dtype=np.int64)   # t**2 + 1
+    >>> eval_mod(C, [0, 2, 3], 7).ravel().tolist()
+    [1, 5, 3]
+    """
+    p = _check_prime(p)
+    backend = _check_backend(backend)
+    xs = np.asarray(xs, dtype=np.int64) % p
+    if backend == "numba":
+        return _eval_nb(np.ascontiguousarray(C, dtype=np.int64), xs, p)
+    out = _eval_py(np.asarray(C).tolist(), xs.tolist(), p)
+    return np.array(out, dtype=np.int64).reshape(len(xs), C.shape[0], C.shape[1])
+
+
+def cramer_mod(E, I, J, F, p, backend="auto"):
+    """Determinants and Cramer numerators of ``M[I, J] X = -M[I, F]`` mod ``p``.
+
+    Parameters
+    ----------
+    E : ndarray of int64, shape (npts, m, n)
+        Matrices (for example ``eval_mod`` output).
+    I, J : sequence of int, length r
+        Rows and columns of the square block.
+    F : sequence of int, length k
+        Right-hand-side columns.
+    p : int
+        Prime below ``2**31``.
+    backend : {"auto", "numba", "python"}
+
+    Returns
+    -------
+    dets : ndarray of int64, shape (npts,)
+        ``det M[I, J]`` modulo ``p`` (0 where singular).
+    nums : ndarray of int64, shape (npts, r, k)
+        ``det * M[I, J]^{-1} (-M[I, F])`` modulo ``p`` (0 where singular).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> E = np.array([[[2, 0, 4], [0, 1, 1]]], dtype=np.int64)
+    >>> d, X = cramer_mod(E, [0, 1], [0, 1], [2], 11)
+    >>> int(d[0]), (X[0].ravel() * pow(int(d[0]), -1, 11) % 11).tolist()
+    (2, [9, 10])
+    """
+    p = _check_prime(p)
+    backend = _check_backend(backend)
+    I = np.asarray(I, dtype=np.int64)
+    J = np.asarray(J, dtype=np.int64)
+    F = np.asarray(F, dtype=np.int64)
+    if len(I) != len(J):
+        raise ValueError(f"I and J must have equal length, got {len(I)} and {len(J)}")
+    if backend == "numba":
+        return _cramer_nb(np.ascontiguousarray(E, dtype=np.int64), I, J, F, p)
+    El = np.asarray(E).tolist()
+    dets, nums = [], []
+    for M in El:
+        d, X = _cramer_one_py(M, I.tolist(), J.tolist(), F.tolist(), p)
+        dets.append(d)
+        nums.append(X)
+    return (
+        np.array(dets, dtype=np.int64),
+        np.array(nums, dtype=np.int64).reshape(len(El), len(I), len(F)),
+    )
+
+
+def interpolate_mod(xs, Y, p, backend="auto"):
+    """Interpolating polynomials through common nodes, modulo ``p``.
+
+    Parameters
+    ----------
+    xs : array_like of int, shape (npts,)
+        Distinct nodes modulo ``p``.
+    Y : array_like of int, shape (npts, q)
+        Values; column ``c`` holds the values of polynomial ``c``.
+    p : int
+        Prime below ``2**31``.
+    backend : {"auto", "numba", "python"}
+
+    Returns
+    -------
+    ndarray of int64, shape (npts, q)
+        Row ``d`` holds the coefficients of ``t**d`` (lowest degree first).
+
+    Raises
+    ------
+    ValueError
+        If the nodes are not distinct modulo ``p``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> xs = [0, 1, 2]
+    >>> Y = np.array([[1], [2], [5]])        # t**2 + 1
+    >>> interpolate_mod(xs, Y, 13).ravel().tolist()
+    [1, 0, 1]
+    """
+    p = _check_prime(p)
+    backend = _check_backend(backend)
+    xs = np.asarray(xs, dtype=np.int64) % p
+    if len(set(xs.tolist())) != len(xs):
+        raise ValueError("interpolation nodes xs must be distinct modulo p")
+    Y = np.asarray(Y, dtype=np.int64) % p
+    if Y.ndim != 2 or Y.shape[0] != len(xs):
+        raise ValueError(f"Y must have shape (len(xs), q), got {Y.shape}")
+    if backend == "numba":
+        return _interp_nb(xs, np.ascontiguousarray(Y), p)
+    return np.array(_interp_py(xs.tolist(), Y.tolist(), p), dtype=np.int64).reshape(Y.shape)

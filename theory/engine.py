@@ -1,0 +1,583 @@
+"""Certified generic rank of matrices over ℚ(t).
+
+The *generic rank* of a matrix function ``A(t)`` with entries in ℚ(t) is its
+rank over the field ℚ(t); equivalently the rank of ``A(t0)`` for all but
+finitely many numbers ``t0``.  :func:`generic_rank` computes it and returns a
+:class:`Certificate` that anybody can re-check (:meth:`Certificate.verify`):
+
+Lower bound ``rank >= r``
+    A point ``t0`` (an integer) and a prime ``p`` such that ``A(t0)``,
+    reduced modulo ``p``, has rank ``r``.  An ``r x r`` minor that is nonzero
+    modulo ``p`` is nonzero in ℚ, hence the corresponding minor of ``A`` is a
+    nonzero element of ℚ(t).
+
+Upper bound ``rank <= r``
+    Either ``r = min(m, n)``, or a kernel basis ``N`` with ``A N = 0``
+    (right kernel, ``n - r`` columns) or ``N^T A = 0`` (left kernel,
+    ``m - r`` columns), checked exactly, together with rows ``R`` such that
+    ``N[R, :]`` is nonsingular at ``t0`` modulo ``p`` (so ``N`` has full
+    column rank over ℚ(t)).  Then ``rank <= n - (n - r) = r``.
+
+How it is computed (all exact integer arithmetic):
+
+1. Denominators are cleared row by row, ``P = D A`` with ``D`` diagonal and
+   invertible over ℚ(t); rank and right kernel are unchanged.
+2. ``r`` and a nonsingular pivot block ``P[I, J]`` come from one modular
+   elimination of ``P(t0) mod p`` (random ``t0``, random 31-bit prime).
+3. For every free column ``f``, Cramer's rule gives the kernel vector with
+   ``det P[I, J]`` at ``f`` and the minors ``det P[I, J <- -P[I, f]]`` at
+   ``J``.  These polynomials are computed by evaluation at many points,
+   modular elimination, interpolation and Chinese remaindering over several
+   primes, until the reconstruction is stable.
+4. ``P N = 0`` is then checked exactly, by evaluating at ``x0 = 2**B`` with
+   ``2**B`` above the Cauchy root bound of every entry of ``P N`` (a
+   nonzero integer polynomial with coefficients at most ``H`` in absolute
+   value has no root of absolute value ``> 1 + H``).  If the check fails,
+   more primes are added; if it still fails beyond the Hadamard-type bound
+   on the minors, ``r`` was too small and the computation restarts at a new
+   random point (Las Vegas: the returned certificate is always correct).
+
+Examples
+--------
+>>> import sympy as sp
+>>> t = sp.Symbol("t")
+>>> c = generic_rank(sp.Matrix([[1, t], [t, t**2]]))
+>>> c.rank, c.certified, c.kernel.T
+(1, True, Matrix([[-t, 1]]))
+>>> c.verify()
+True
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy as sp
+
+from . import _modular as mod
+from ._convert import RationalMatrix, as_sympy_matrix, infer_var
+
+__all__ = ["Certificate", "generic_rank", "CertificationError"]
+
+
+class CertificationError(RuntimeError):
+    """Raised when no certificate could be produced (should never happen)."""
+
+
+# ---------------------------------------------------------------------------
+# small helpers on integer polynomials (coefficient lists, highest first)
+# ---------------------------------------------------------------------------
+def _horner_mod(f, x, p):
+    acc = 0
+    for c in f:
+        acc = (acc * x + c) % p
+    return acc
+
+
+def _horner_shift(f, B):
+    """f(2**B) exactly."""
+    acc = 0
+    for c in f:
+        acc = (acc << B) + c
+    return acc
+
+
+def _norm1(f):
+    return sum(abs(c) for c in f)
+
+
+def _coeff_array(P, rows, cols, L):
+    """Integer coefficient array (len(rows), len(cols), L), highest first."""
+    big = False
+    out = []
+    for i in rows:
+        orow = []
+        for j in cols:
+            e = P[i][j]
+            pad = [0] * (L - len(e)) + list(e)
+            if not big and any(abs(c) >= 2**62 for c in e):
+                big = True
+            orow.append(pad)
+        out.append(orow)
+    if big:
+        arr = np.empty((len(rows), len(cols), L), dtype=object)
+        for a, orow in enumerate(out):
+            for b, pad in enumerate(orow):
+                arr[a, b, :] = pad
+        return arr
+    return np.array(out, dtype=np.int64).reshape(len(rows), len(cols), L)
+
+
+def _reduce(arr, p):
+    if arr.dtype == object:
+        return (arr % p).astype(np.int64)
+    return arr % p
+
+
+# ---------------------------------------------------------------------------
+# the certificate
+# ---------------------------------------------------------------------------
+@dataclass(eq=False)
+class Certificate:
+    """Result of :func:`generic_rank`: the rank and its witnesses.
+
+    Attributes
+    ----------
+    rank : int
+        The generic rank (certified when ``certified`` is True).
+    shape : tuple of int
+        Shape ``(m, n)`` of the matrix.
+    var : sympy.Symbol
+        The variable.
+    certified : bool
+        True when both witnesses were produced and checked exactly.
+    method : str
+        ``"certified"``, ``"monte-carlo"`` (lower bound only; correct with
+        probability at least ``1 - error_bound``) or ``"numeric"``
+        (floating point, uncertified, for non-rational entries).
+    point, prime : int or None
+        Lower-bound witness: ``rank(A(point) mod prime) == rank``.
+    pivot_rows, pivot_cols : tuple of int
+        A nonsingular ``rank x rank`` block of ``A(point) mod prime``.
+    kernel_side : {"right", "left", None}
+        ``"right"``: ``A N = 0``; ``"left"``: ``N^T A = 0``; None: the upper
+        bound is the trivial ``rank <= min(m, n)``.
+    kernel_rows : tuple of int
+        Rows ``R`` with ``N[R, :]`` nonsingular at ``point`` modulo ``prime``.
+    error_bound : float or None
+        For ``"monte-carlo"``: an upper bound on the probability that
+        ``rank`` underestimates the generic rank.
+    seconds : float
+        Wall-clock time of the computation.
+    """
+
+    rank: int
+    shape: tuple
+    var: sp.Symbol
+    certified: bool
+    method: str
+    point: int | None = None
+    prime: int | None = None
+    pivot_rows: tuple = ()
+    pivot_cols: tuple = ()
+    kernel_side: str | None = None
+    kernel_rows: tuple = ()
+    error_bound: float | None = None
+    seconds: float = 0.0
+    _kernel: list | None = field(default=None, repr=False)
+    _matrix: RationalMatrix | None = field(default=None, repr=False)
+    _source: object = field(default=None, repr=False)
+
+    def __int__(self):
+        return self.rank
+
+    __index__ = __int__
+
+    def __repr__(self):
+        m, n = self.shape
+        if self.method == "numeric":
+            return f"Certificate(rank={self.rank}, {m}x{n}, method='numeric', UNCERTIFIED)"
+        ub = "none (Monte-Carlo)"
+        if self.certified:
+            if self.kernel_side is None:
+                ub = f"rank <= min(m, n) = {min(m, n)}"
+            else:
+                deg = max((len(f) - 1 for col in self._kernel for f in col.values()), default=0)
+                ub = f"{self.kernel_side} kernel of {len(self._kernel)} vectors, degree <= {deg}"
+        return (
+            f"Certificate(rank={self.rank}, {m}x{n}, certified={self.certified}, "
+            f"point={self.point}, prime={self.prime}, upper bound: {ub})"
+        )
+
+    @property
+    def kernel(self):
+        """The kernel basis ``N`` as a SymPy matrix (None if not needed).
+
+        For ``kernel_side == "right"``, ``A * N == 0`` with ``N`` of shape
+        ``(n, n - rank)``; for ``"left"``, ``N.T * A == 0`` with ``N`` of
+        shape ``(m, m - rank)``.
+        """
+        if self._kernel is None:
+            return None
+        t = self.var
+        size = self.shape[1] if self.kernel_side == "right" else self.shape[0]
+        cols = self._kernel
+
+        def entry(i, c):
+            f = cols[c].get(i)
+            return sp.Poly(f, t, domain="ZZ").as_expr() if f else sp.S.Zero
+
+        return sp.ImmutableMatrix(size, len(cols), entry)
+
+    # ------------------------------------------------------------- checking
+    def verify_lower(self):
+        """Re-check ``rank(A(point) mod prime) >= rank`` from the SymPy entries.
+
+        The entries are evaluated exactly at ``point`` (``xreplace``, exact
+        rationals), reduced modulo ``prime`` and eliminated with the
+        pure-Python kernel.
+
+        Returns
+        -------
+        bool
+        """
+        if self.rank == 0:
+            return True  # nothing to prove
+        if self.point is None:
+            return False
+        M = self._source if self._source is not None else self._matrix.to_sympy()
+        p, x = self.prime, sp.Integer(self.point)
+        m, n = self.shape
+        rows = []
+        for i in range(m):
+            row = []
+            for j in range(n):
+                v = sp.Rational(sp.sympify(M[i, j]).xreplace({self.var: x}))
+                if v.q % p == 0:
+                    return False
+                row.append(int(v.p) * pow(int(v.q), -1, p) % p)
+            rows.append(row)
+        r, _, _ = mod.rank_mod(np.array(rows, dtype=object).reshape(m, n), p, backend="python")
+        return r >= self.rank
+
+    def verify_upper(self, method="exact"):
+        """Re-check the upper bound ``rank <= self.rank``.
+
+        Parameters
+        ----------
+        method : {"exact", "sympy"}
+            ``"exact"``: clear denominators and test ``P N == 0`` by exact
+            evaluation beyond the Cauchy root bound.  ``"sympy"``: multiply
+            in SymPy's ``DomainMatrix`` over ``QQ.frac_field(t)`` (slower,
+            fully independent of this package's arithmetic).
+
+        Returns
+        -------
+        bool
+
+        Raises
+        ------
+        ValueError
+            For an unknown ``method``.
+        """
+        if method not in ("exact", "sympy"):
+            raise ValueError(f"method must be 'exact' or 'sympy', got {method!r}")
+        m, n = self.shape
+        if not self.certified:
+            return False
+        if self.kernel_side is None:
+            return self.rank == min(m, n)
+        N = self._kernel
+        size = n if self.kernel_side == "right" else m
+        if len(N) != size - self.rank:
+            return False
+        # full column rank: N[R, :] nonsingular at point mod prime
+        p, x = self.prime, self.point
+        R = list(self.kernel_rows)
+        if len(R) != len(N):
+            return False
+        sub = [[_horner_mod(N[c].get(i, []), x, p) for c in range(len(N))] for i in R]
+        if len(N) and mod.rank_mod(np.array(sub, dtype=object), p, backend="python")[0] != len(N):
+            return False
+        A = self._matrix if self._matrix is not None else RationalMatrix.from_sympy(self._source)
+        if self.kernel_side == "left":
+            A = A.transpose()
+        if method == "exact":
+            P, _ = A.cleared_rows()
+            return _kernel_is_exact(P, N)
+        from sympy.polys.matrices import DomainMatrix
+
+        K = sp.QQ.frac_field(self.var)
+        dA = DomainMatrix.from_Matrix(sp.Matrix(A.to_sympy())).convert_to(K)
+        dN = DomainMatrix.from_Matrix(sp.Matrix(self.kernel)).convert_to(K)
+        return (dA * dN).is_zero_matrix
+
+    def verify(self, method="exact"):
+        """Re-check both witnesses.
+
+        Parameters
+        ----------
+        method : {"exact", "sympy"}
+            How to check the kernel identity (see :meth:`verify_upper`).
+
+        Returns
+        -------
+        bool
+            True iff the certificate proves ``rank``; always False for a
+            Monte-Carlo or numeric result (no upper-bound witness).
+
+        Examples
+        --------
+        >>> import sympy as sp
+        >>> t = sp.Symbol("t")
+        >>> generic_rank(sp.Matrix([[t, t**2], [1, t], [2, 3]])).verify()
+        True
+        """
+        return self.certified and self.verify_lower() and self.verify_upper(method)
+
+
+def _kernel_is_exact(P, N):
+    """Exact test of ``P N == 0`` (N given as a list of sparse columns)."""
+    if not N:
+        return True
+    normP = max((sum(_norm1(e) for e in row) for row in P), default=0)
+    normN = max((max(abs(c) for c in f) for col in N for f in col.values() if f), default=0)
+    if normP == 0 or normN == 0:
+        return True
+    B = (normP * normN).bit_length() + 1
+    used = sorted({j for col in N for j in col})
+    Pv = [{j: _horner_shift(row[j], B) for j in used} for row in P]
+    for col in N:
+        Nv = [(j, _horner_shift(f, B)) for j, f in col.items() if f]
+        for row in Pv:
+            if sum(row[j] * v for j, v in Nv):
+                return False
+    return True
+
+
+# ---------------------------------------------------------------------------
+# the engine
+# ---------------------------------------------------------------------------
+def _point_ok(A, mult, x, p):
+    """Every entry denominator and row multiplier is nonzero at x mod p."""
+    for row in A.den:
+        for d in row:
+            if _horner_mod(d, x, p) == 0:
+                return False
+    return all(_horner_mod(d, x, p) != 0 for d in mult)
+
+
+def _rank_at(P, x, p, backend):
+    m, n = len(P), len(P[0]) if P else 0
+    L = max((len(e) for row in P for e in row), default=1) or 1
+    C = _reduce(_coeff_array(P, range(m), range(n), L), p)
+    E = mod.eval_mod(C, [x], p, backend)[0]
+    return mod.rank_mod(E, p, backend)
+
+
+def _cramer_kernel(P, I, J, F, rng, backend, avoid):
+    """Kernel vectors of P by Cramer's rule on the block P[I, J]."""
+    r, k = len(I), len(F)
+    cols = list(J) + list(F)
+    deg = [[len(P[i][j]) - 1 for j in cols] for i in I]
+    rowbound = sum(max(max(dr, default=0), 0) for dr in deg)
+    coldeg = sorted((max(max((deg[a][b] for a in range(r)), default=0), 0) for b in range(r + k)), reverse=True)
+    colbound = sum(coldeg[:r])
+    Dn = min(rowbound, colbound)
+    L = max((len(P[i][j]) for i in I for j in cols), default=1) or 1
+    sub = _coeff_array(P, I, cols, L)
+    # Hadamard-type bound on the coefficients of every r x r minor of P[I, cols]
+    H = 1
+    for i in I:
+        H *= max(1, sum(_norm1(P[i][j]) for j in cols))
+    cap_bits = (2 * H + 1).bit_length() + 31
+    X, Mod, prev = None, 1, None
+    used = set(avoid)
+    while True:
+        q = mod.random_prime(rng)
+        if q in used:
+            continue
+        used.add(q)
+        Cq = _reduce(sub, q)
+        npts = Dn + 1
+        xs = np.arange(npts + 4, dtype=np.int64)
+        dets, nums = mod.cramer_mod(mod.eval_mod(Cq, xs, q, backend), range(r), range(r), range(r, r + k), q, backend)
+        good = np.nonzero(dets)[0]
+        if len(good) == 0:
+            continue  # q divides the content of det P[I, J]
+        extra = npts + 4
+        while len(good) < npts:
+            xs2 = np.arange(extra, extra + npts, dtype=np.int64)
+            extra += npts
+            d2, n2 = mod.cramer_mod(mod.eval_mod(Cq, xs2, q, backend), range(r), range(r), range(r, r + k), q, backend)
+            xs = np.concatenate([xs, xs2])
+            dets = np.concatenate([dets, d2])
+            nums = np.concatenate([nums, n2])
+            good = np.nonzero(dets)[0]
+        good = good[:npts]
+        Y = np.concatenate([dets[good, None], nums[good].reshape(npts, r * k)], axis=1)
+        coeffs = mod.interpolate_mod(xs[good], Y, q, backend)  # lowest degree first
+        if X is None:
+            X, Mod = coeffs.astype(object), q
+        else:
+            xm = (X % q).astype(np.int64)
+            u = (coeffs - xm) % q * pow(Mod % q, -1, q) % q
+            X = X + Mod * u.astype(object)
+            Mod *= q
+        half = Mod // 2
+        S = np.where(X > half, X - Mod, X)
+        stable = prev is not None and np.array_equal(S, prev)
+        prev = S
+        if stable or Mod.bit_length() > cap_bits:
+            N = []
+            delta = _strip_low(S[:, 0])
+            for c in range(k):
+                col = {F[c]: delta}
+                for a in range(r):
+                    f = _strip_low(S[:, 1 + a * k + c])
+                    if f:
+                        col[J[a]] = f
+                N.append(col)
+            if _kernel_is_exact(P, N):
+                return N
+            if Mod.bit_length() > cap_bits:
+                return None  # the pivot block is right but P N != 0: rank > r
+
+
+def _strip_low(col):
+    """Coefficient column (lowest first) -> stripped list, highest first."""
+    f = [int(c) for c in col[::-1]]
+    i = 0
+    while i < len(f) and f[i] == 0:
+        i += 1
+    return f[i:]
+
+
+def _monte_carlo_error(P, p):
+    """Bound on Pr[rank(P(x) mod p) < rank P] for uniform x and a uniform prime.
+
+    Fix a nonzero maximal minor g of P.  The rank is underestimated only if
+    p divides every coefficient of g, or x is a root of g mod p.  deg g is
+    at most min(m, n) * max deg P; |coefficients of g| <= H = prod_i sum_j
+    ||P_ij||_1, so at most log2(H)/30 primes of [2**30, 2**31) divide them,
+    out of more than 4.8e7 such primes.
+    """
+    m, n = len(P), len(P[0]) if P else 0
+    degP = max((len(e) - 1 for row in P for e in row), default=0)
+    rows = sorted((sum(_norm1(e) for e in row) for row in P), reverse=True)[: min(m, n)]
+    bits = sum(max(1, s).bit_length() for s in rows)
+    return min(1.0, min(m, n) * degP / p + (bits / 30 + 1) / 4.8e7)
+
+
+def generic_rank(A, var=None, *, certify=True, numeric=False, seed=None, backend="auto"):
+    """Generic rank of a matrix over ℚ(t), with a checkable certificate.
+
+    Parameters
+    ----------
+    A : sympy Matrix, nested sequence, or RationalMatrix
+        Entries must be rational functions of ``var`` with rational
+        coefficients (polynomials included; ``binomial(t, k)`` and similar
+        are expanded).
+    var : sympy.Symbol, optional
+        The variable; inferred when ``A`` has exactly one free symbol.
+    certify : bool, default True
+        If True, also produce and check the upper-bound witness (kernel
+        basis), so that the result is proven.  If False, return the
+        Monte-Carlo rank from one modular evaluation (a lower bound that is
+        exact with probability at least ``1 - error_bound``).
+    numeric : bool, default False
+        Opt-in for entries that are not rational in ``var`` (``exp``,
+        ``sin``, algebraic numbers, floats): the rank is then estimated from
+        floating-point SVDs at random points and labelled
+        ``method="numeric"``, ``certified=False``.  Rational input is always
+        handled exactly.
+    seed : int, optional
+        Seed for the random point and primes (results are reproducible).
+    backend : {"auto", "numba", "python"}
+        Modular elimination kernel.
+
+    Returns
+    -------
+    Certificate
+        ``.rank`` is the rank; see :class:`Certificate`.
+
+    Raises
+    ------
+    ValueError
+        If an entry is not rational in ``var`` (the message names the
+        entry) and ``numeric`` is False; if ``var`` is ambiguous.
+    TypeError
+        If ``A`` is not matrix-like or ``var`` is not a Symbol.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> t = sp.Symbol("t")
+    >>> A = sp.Matrix([[1, t, t**2], [t, t**2, t**3], [1, 1, 1]])
+    >>> c = generic_rank(A)
+    >>> c.rank, c.certified
+    (2, True)
+    >>> generic_rank(A, certify=False).method
+    'monte-carlo'
+    >>> generic_rank(sp.Matrix([[sp.exp(t), 1], [1, sp.exp(-t)]]))
+    Traceback (most recent call last):
+    ...
+    ValueError: A[0, 0] = exp(t) is not a rational function of t ...
+    >>> generic_rank(sp.Matrix([[sp.exp(t), 1], [1, sp.exp(-t)]]), numeric=True)
+    Certificate(rank=1, 2x2, method='numeric', UNCERTIFIED)
+    """
+    t_start = time.perf_counter()
+    rng = random.Random(seed)
+    source = None if isinstance(A, RationalMatrix) else as_sympy_matrix(A)
+    try:
+        R = RationalMatrix.from_sympy(A if source is None else source, var)
+    except ValueError:
+        if not numeric:
+            raise
+        M = source if source is not None else as_sympy_matrix(A)
+        return _numeric_rank(M, infer_var(M, var), rng, t_start)
+    m, n = R.shape
+    if m == 0 or n == 0:
+        return Certificate(0, (m, n), R.var, True, "certified", seconds=time.perf_counter() - t_start,
+                           _matrix=R, _source=source)
+    P, mult = R.cleared_rows()
+    best = -1
+    for _attempt in range(8):
+        while True:
+            p = mod.random_prime(rng)
+            x = rng.randrange(p)
+            if _point_ok(R, mult, x, p):
+                break
+        r, I, J = _rank_at(P, x, p, backend)
+        I, J = [int(i) for i in I], [int(j) for j in J]
+        if r < best:
+            continue  # an unlucky point: we already know rank >= best
+        best = r
+        common = dict(point=x, prime=p, pivot_rows=tuple(I), pivot_cols=tuple(J), _matrix=R, _source=source)
+        if not certify:
+            return Certificate(r, (m, n), R.var, False, "monte-carlo",
+                               error_bound=_monte_carlo_error(P, p),
+                               seconds=time.perf_counter() - t_start, **common)
+        if r == min(m, n):
+            return Certificate(r, (m, n), R.var, True, "certified",
+                               seconds=time.perf_counter() - t_start, **common)
+        if n <= m:
+            side, Q, Ik, Jk = "right", P, I, J
+        else:  # the left kernel is smaller: work with A^T
+            side = "left"
+            RT = R.transpose()
+            Q, multT = RT.cleared_rows()
+            if not all(_horner_mod(d, x, p) for d in multT):
+                continue
+            r2, Ik, Jk = _rank_at(Q, x, p, backend)
+            Ik, Jk = [int(i) for i in Ik], [int(j) for j in Jk]
+            if r2 != r:
+                continue
+        F = [j for j in range(len(Q[0])) if j not in set(Jk)]
+        N = _cramer_kernel(Q, Ik, Jk, F, rng, backend, avoid={p})
+        if N is None:
+            continue  # rank is larger than r; try a new point
+        return Certificate(r, (m, n), R.var, True, "certified", kernel_side=side,
+                           kernel_rows=tuple(F), seconds=time.perf_counter() - t_start,
+                           _kernel=N, **common)
+    raise CertificationError("could not certify the rank after 8 random points; please report")
+
+
+def _numeric_rank(M, var, rng, t_start):
+    """Floating-point rank at random points (uncertified)."""
+    m, n = M.shape
+    f = sp.lambdify(var, M, modules="numpy")
+    best = 0
+    for _ in range(3):
+        x = rng.uniform(0.3, 1.7)
+        V = np.array(f(x), dtype=complex).reshape(m, n)
+        if not np.all(np.isfinite(V)):
+            continue
+        s = np.linalg.svd(V, compute_uv=False)
+        tol = max(m, n) * np.finfo(float).eps * (s[0] if s.size else 0.0) * 1e3
+        best = max(best, int(np.sum(s > tol)))
+    return Certificate(best, (m, n), var, False, "numeric", seconds=time.perf_counter() - t_start,
+                       _source=M)
