@@ -12,8 +12,6 @@ and array_api_strict inputs run through the same lines.
 
 import numbers
 
-import array_api_compat
-
 from ._randomized import adaptive_qb, conj_transpose, fixed_rank_qb, fro_norm
 from ._validation import (
     as_array,
@@ -24,7 +22,7 @@ from ._validation import (
     nbytes,
     resolve_namespace,
 )
-from .backends import backend_name, get_func
+from .backends import backend_name, get_func, is_array
 from .factor import LowRank
 
 __all__ = ["Cascade", "cascade_fit"]
@@ -296,14 +294,15 @@ def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=Non
     ranks : int or sequence of int, optional
         Target rank of every correction (an int) or of each (length K).  Each
         must be in ``[0, min(m, n)]``.  A rank is lowered to the numerical
-        rank of ``R_k`` (singular values ``<= max(m, n)·eps·max(‖M_k‖_F,
-        ‖R_k‖_F)`` are dropped), so ``ranks=min(m, n)`` is lossless and stores
-        no zero directions.
+        rank of ``R_k`` (singular values ``<= ε·max(‖M_k‖_F, ‖Ŵ_{k−1}‖_F,
+        ‖R_k‖_F)`` with the lossless level ``ε = max(m, n, 32)·eps`` are
+        dropped), so ``ranks=min(m, n)`` is lossless and stores no zero
+        directions.
     tol : float, optional
         Relative Frobenius tolerance per order, in ``[0, 1)``: ``r_k`` is the
         smallest rank with ``‖Ŵ_k − M_k‖_F <= tol·‖M_k‖_F`` (absolute
         ``<= tol`` when ``M_k = 0``).  Tolerances below the lossless level
-        ``max(m, n)·eps`` of the working dtype are raised to it.  Works in both
+        ``ε = max(m, n, 32)·eps`` of the working dtype are raised to it.  Works in both
         methods: the randomized path uses an adaptive range finder with a
         verified a-posteriori error.
     budget : int, optional
@@ -328,7 +327,7 @@ def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=Non
         Array library; by default that of the input arrays.
 
     With none of ``ranks``, ``tol`` and ``budget`` the fit is lossless:
-    ``tol`` at its floor ``max(m, n)·eps``.
+    ``tol`` at its floor ``ε`` (a residual that is rounding noise gets rank 0).
 
     Returns
     -------
@@ -446,7 +445,7 @@ def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=Non
 def _parse_ranks(ranks):
     if ranks is None or isinstance(ranks, numbers.Integral) and not isinstance(ranks, bool):
         return ranks
-    if array_api_compat.is_array_api_obj(ranks) and getattr(ranks, "ndim", 1) == 0:
+    if is_array(ranks) and getattr(ranks, "ndim", 1) == 0:
         return check_int(ranks, "ranks")
     try:
         return list(ranks)
@@ -456,7 +455,7 @@ def _parse_ranks(ranks):
 
 def _open(mats, backend):
     """Namespace, an iterator over the raw matrices, and K (None if unknown)."""
-    if array_api_compat.is_array_api_obj(mats):
+    if is_array(mats):
         xp = resolve_namespace(mats, names=("mats",), backend=backend)
         mats = as_array(mats, xp, "mats")
         if mats.ndim != 3:
@@ -490,6 +489,7 @@ def _open(mats, backend):
 
 def _chain(first, it):
     yield first
+    del first  # the caller keeps a copy as the base; do not pin the original
     yield from it
 
 
@@ -591,7 +591,7 @@ def _fit_order(M, W, r_req, tol, method, sketch, opts, xp):
     norm_r = fro_norm(R, xp)
     # Below this, singular values / tails are rounding noise of the subtraction
     # (relative to M_k, not to R_k: a noise-only R_k must give rank 0).
-    floor = default_tol(xp, dt, (m, n)) * max(norm_m, norm_r)
+    floor = _lossless(xp, dt, (m, n)) * max(norm_m, norm_r, fro_norm(W, xp))
     if r_req is not None:
         thr = floor
     else:
@@ -629,6 +629,12 @@ def _fit_order(M, W, r_req, tol, method, sketch, opts, xp):
         r = r + 1 if grow < _MAX_GROW - 1 else L
         grow += 1
     return delta, W_new, _rel(err, norm_m)
+
+
+def _lossless(xp, dtype, shape):
+    # default_tol (max(m, n)·eps) is too tight for tiny matrices: forming
+    # W + U V^T alone costs a few eps, which would then be refitted as "signal".
+    return max(default_tol(xp, dtype, shape), 32 * float(xp.finfo(dtype).eps))
 
 
 def _rel(err, norm_m):
@@ -711,7 +717,7 @@ def _allocate_budget(mats, budget, xp, method, opts):
             s = xp.linalg.svdvals(B)
         else:
             s = xp.linalg.svdvals(D)
-        floor = default_tol(xp, dt, (m, n)) * max(fro_norm(mats[k], xp), norm_d)
+        floor = _lossless(xp, dt, (m, n)) * max(fro_norm(mats[k], xp), norm_d)
         w = weights[k - 1]
         for j, sv in enumerate(to_host(s[:take]).tolist()):
             if sv <= floor:
