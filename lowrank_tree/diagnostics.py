@@ -205,11 +205,14 @@ def difference_profile(mats, tol=None, max_order=None):
     order is an exceptional point (few samples remain at high orders).
 
     **Decomposability (C1).**  If ``A(j) = Σ_i φ_i(j) M_i`` with constant
-    ``M_i`` whose column spaces (or whose row spaces) form a direct sum, then
+    ``M_i`` whose column spaces form a direct sum, then
     ``Δ^k A(j) = Σ_i Δ^k φ_i(j) M_i`` has rank
-    ``Σ_{i: Δ^k φ_i(j) ≠ 0} rank M_i``; since ``Δ^k φ_i ≡ 0`` implies
-    ``Δ^(k+1) φ_i ≡ 0``, the profile is non-increasing (for polynomial
-    ``φ_i`` of degree ``d_i``: ``ρ(k) = Σ_{d_i >= k} rank M_i``).  So an
+    ``dim Σ_{i: Δ^k φ_i(j) ≠ 0} row(M_i)`` (rows and columns swap roles when
+    the row spaces are the direct sum); since ``Δ^k φ_i ≡ 0`` implies
+    ``Δ^(k+1) φ_i ≡ 0``, the set of active terms shrinks and the profile is
+    non-increasing.  For polynomial ``φ_i`` of degree ``d_i`` the active
+    terms at order ``k`` are those with ``d_i >= k``; if both the column and
+    the row spaces are direct sums, ``ρ(k) = Σ_{d_i >= k} rank M_i``.  So an
     increase is evidence that no such decomposition exists; the C1′ example
     ``[[1, j], [j, j²]]`` has profile ``(1, 2, 1, 0)``.  The converse fails: a
     non-increasing profile does *not* prove decomposability, and because the
