@@ -12,7 +12,7 @@ and array_api_strict inputs run through the same lines.
 
 import numbers
 
-from ._randomized import adaptive_qb, conj_transpose, fixed_rank_qb, fro_norm
+from ._randomized import adaptive_qb, fixed_rank_qb, fro_norm
 from ._validation import (
     as_array,
     check_finite,

@@ -412,6 +412,19 @@ def test_array_api_strict_same_numbers_as_numpy(kwargs):
             np.testing.assert_allclose(to_numpy(c.matrix(k)), c_np.matrix(k), atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.complex128, np.complex64])
+@pytest.mark.parametrize("kwargs", [dict(tol=1e-3), dict(ranks=3, method="randomized", seed=1)])
+def test_array_api_strict_dtypes(dtype, kwargs):
+    to_numpy = get_func("to_numpy", "array_api_strict")
+    mats = family(np.random.default_rng(15), 2, 40, 30, dtype=dtype)
+    c = cascade_fit(get_func("asarray", "array_api_strict")(mats), **kwargs)
+    c_np = cascade_fit(mats, **kwargs)
+    assert to_numpy(c.base).dtype == dtype and to_numpy(c.corrections[0].U).dtype == dtype
+    assert c.ranks == c_np.ranks
+    np.testing.assert_allclose(c.errors, c_np.errors, rtol=1e-5)
+    np.testing.assert_allclose(c.errors, true_errors(c, mats, to_numpy), rtol=1e-4, atol=1e-7)
+
+
 def test_backend_argument_converts_lists():
     c = cascade_fit([[[1.0, 0.0], [0.0, 1.0]], [[2.0, 0.0], [0.0, 1.0]]], backend="array_api_strict")
     assert c.xp is namespace_for("array_api_strict") and c.ranks == [1]
