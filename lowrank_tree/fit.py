@@ -50,8 +50,8 @@ class Cascade:
     corrections : sequence of LowRank or (U, V) pairs, length K
         ``Δ_1..Δ_K``; ``U`` is m×r_k, ``V`` is n×r_k, ``Δ_k = U @ V.T``.
     errors : sequence of float, length K + 1, optional
-        Relative Frobenius errors of the fitted orders (``nan`` when unknown,
-        the default, except ``errors[0] = 0``).
+        Relative Frobenius errors of the fitted orders (``None``/``nan`` when
+        unknown; by default all unknown except ``errors[0] = 0``).
     method : str, optional
         The SVD method that produced the fit (informative only).
     backend : {'numpy', 'cupy', 'array_api_strict'}, optional
@@ -121,7 +121,7 @@ class Cascade:
         K = len(corr)
         if errors is None:
             errors = [0.0] + [float("nan")] * K
-        errors = [float(e) for e in errors]
+        errors = [float("nan") if e is None else float(e) for e in errors]
         if len(errors) != K + 1:
             raise ValueError(f"errors must have length K + 1 = {K + 1}, got {len(errors)}")
         base = xp.astype(base, dtype, copy=False)
