@@ -1,0 +1,275 @@
+"""Rank profiles of matrix functions and of matrix sequences.
+
+For a matrix function ``A(t)`` over ℚ(t) the *rank profile* is
+
+    ρ_A(k) = grank A^{(k)},   k = 0, 1, ..., K,
+
+with exact symbolic derivatives.  For a matrix sequence ``A(j)`` (entries
+rational in an integer symbol ``j``) the *difference profile* uses the
+forward difference ``ΔA(j) = A(j+1) - A(j)`` instead:
+
+    ρ_A(k) = grank Δ^k A   over ℚ(j).
+
+Both are computed by :func:`theory.engine.generic_rank` and return one
+certificate per order.
+
+Examples
+--------
+>>> import sympy as sp
+>>> t = sp.Symbol("t")
+>>> rank_profile(sp.Matrix([[1, t], [t, t**2]]), 3).ranks
+(1, 2, 1, 0)
+>>> j = sp.Symbol("j", integer=True)
+>>> difference_profile(sp.Matrix([[1, j], [j, j**2]]), 3).ranks
+(1, 2, 1, 0)
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+
+import sympy as sp
+
+from ._convert import RationalMatrix
+from .engine import generic_rank
+
+__all__ = [
+    "Profile",
+    "rank_profile",
+    "difference_profile",
+    "derivatives",
+    "differences",
+    "is_nonincreasing",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class Profile:
+    """A rank profile with one certificate per order.
+
+    Attributes
+    ----------
+    ranks : tuple of int
+        ``ranks[k]`` is the generic rank of the k-th derivative (or forward
+        difference).
+    kind : {"derivative", "difference"}
+        Which operator was iterated.
+    certificates : tuple of Certificate
+        One per order.
+    var : sympy.Symbol
+        The variable.
+    """
+
+    ranks: tuple
+    kind: str
+    certificates: tuple
+    var: sp.Symbol
+
+    @property
+    def certified(self):
+        """True when every order is certified."""
+        return all(c.certified for c in self.certificates)
+
+    def verify(self, method="exact"):
+        """Re-check every certificate (see :meth:`Certificate.verify`).
+
+        Parameters
+        ----------
+        method : {"exact", "sympy"}
+
+        Returns
+        -------
+        bool
+        """
+        return all(c.verify(method) for c in self.certificates)
+
+    def __iter__(self):
+        return iter(self.ranks)
+
+    def __len__(self):
+        return len(self.ranks)
+
+    def __getitem__(self, k):
+        return self.ranks[k]
+
+    def __repr__(self):
+        state = "certified" if self.certified else "UNCERTIFIED"
+        return f"Profile({self.kind}, ranks={self.ranks}, {state})"
+
+
+def _check_K(K):
+    if isinstance(K, bool) or not isinstance(K, int) or K < 0:
+        raise ValueError(f"K must be a non-negative int (the highest order), got {K!r}")
+    return K
+
+
+def derivatives(A, K, var=None):
+    """Exact derivatives ``A, A', ..., A^{(K)}`` as RationalMatrix objects.
+
+    Parameters
+    ----------
+    A : Matrix or array_like or RationalMatrix
+        Entries rational in ``var``.
+    K : int
+        Highest order.
+    var : sympy.Symbol, optional
+        The variable (inferred when unique).
+
+    Returns
+    -------
+    list of RationalMatrix
+        ``K + 1`` matrices.
+
+    Raises
+    ------
+    ValueError
+        If ``K`` is negative or an entry is not rational in ``var``.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> t = sp.Symbol("t")
+    >>> derivatives(sp.Matrix([[t**3]]), 2)[2].to_sympy()
+    Matrix([[6*t]])
+    """
+    K = _check_K(K)
+    out = [RationalMatrix.from_sympy(A, var)]
+    for _ in range(K):
+        out.append(out[-1].diff())
+    return out
+
+
+def differences(seq, K, var=None):
+    """Forward differences ``A, ΔA, ..., Δ^K A`` as RationalMatrix objects.
+
+    Parameters
+    ----------
+    seq : Matrix, array_like, RationalMatrix or callable
+        The sequence ``A(j)`` as a matrix in the integer symbol ``var``, or a
+        callable mapping a SymPy symbol ``j`` to such a matrix.
+    K : int
+        Highest order.
+    var : sympy.Symbol, optional
+        The index symbol (inferred when unique; created as
+        ``Symbol('j', integer=True)`` when ``seq`` is callable).
+
+    Returns
+    -------
+    list of RationalMatrix
+        ``K + 1`` matrices.
+
+    Raises
+    ------
+    ValueError
+        If ``K`` is negative or an entry is not rational in ``var``.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> j = sp.Symbol("j", integer=True)
+    >>> differences(sp.Matrix([[j**2]]), 2)[1].to_sympy()
+    Matrix([[2*j + 1]])
+    """
+    K = _check_K(K)
+    if callable(seq) and not isinstance(seq, (sp.MatrixBase, RationalMatrix)):
+        var = var if var is not None else sp.Symbol("j", integer=True)
+        seq = seq(var)
+    out = [RationalMatrix.from_sympy(seq, var, name="seq")]
+    for _ in range(K):
+        out.append(out[-1].forward_difference())
+    return out
+
+
+def _profile(mats, kind, certify, seed):
+    certs = []
+    for k, M in enumerate(mats):
+        s = None if seed is None else seed + k
+        certs.append(generic_rank(M, certify=certify, seed=s))
+    return Profile(tuple(c.rank for c in certs), kind, tuple(certs), mats[0].var)
+
+
+def rank_profile(A, K, var=None, *, certify=True, seed=None):
+    """Generic ranks of ``A, A', ..., A^{(K)}`` with certificates.
+
+    Parameters
+    ----------
+    A : Matrix or array_like or RationalMatrix
+        Entries rational in ``var`` with rational coefficients.
+    K : int
+        Highest derivative order (the profile has ``K + 1`` entries).
+    var : sympy.Symbol, optional
+        The variable (inferred when ``A`` has one free symbol).
+    certify : bool, default True
+        Passed to :func:`generic_rank`.
+    seed : int, optional
+        Seed for reproducible witnesses.
+
+    Returns
+    -------
+    Profile
+
+    Raises
+    ------
+    ValueError
+        If ``K`` is negative or an entry is not rational in ``var``.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> t = sp.Symbol("t")
+    >>> u = sp.Matrix([1, t, t**2])
+    >>> P = rank_profile(u * u.T, 5)
+    >>> P.ranks, P.certified
+    ((1, 2, 3, 2, 1, 0), True)
+    """
+    return _profile(derivatives(A, K, var), "derivative", certify, seed)
+
+
+def difference_profile(seq, K, var=None, *, certify=True, seed=None):
+    """Generic ranks of ``A, ΔA, ..., Δ^K A`` for a matrix sequence.
+
+    Parameters
+    ----------
+    seq : Matrix, array_like, RationalMatrix or callable
+        ``A(j)`` as a matrix in the integer symbol ``var`` (or a callable
+        ``j -> matrix``).  Entries must be rational in ``j``; ``binomial(j,
+        k)`` and friends are expanded.
+    K : int
+        Highest difference order.
+    var : sympy.Symbol, optional
+        The index symbol.
+    certify : bool, default True
+        Passed to :func:`generic_rank`.
+    seed : int, optional
+        Seed for reproducible witnesses.
+
+    Returns
+    -------
+    Profile
+
+    Raises
+    ------
+    ValueError
+        If ``K`` is negative or an entry is not rational in ``var``.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> j = sp.Symbol("j", integer=True)
+    >>> difference_profile(lambda j: sp.Matrix([[sp.binomial(j, 2), 1]]), 3).ranks
+    (1, 1, 1, 0)
+    """
+    return _profile(differences(seq, K, var), "difference", certify, seed)
+
+
+def is_nonincreasing(ranks):
+    """Whether a sequence never increases.
+
+    Examples
+    --------
+    >>> is_nonincreasing((3, 3, 1, 0)), is_nonincreasing((1, 2))
+    (True, False)
+    """
+    return all(map(operator.ge, ranks[:-1], ranks[1:]))
+
