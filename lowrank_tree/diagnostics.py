@@ -28,8 +28,8 @@ _SIDES = ("column", "row")
 class DirectSumCheck(namedtuple("DirectSumCheck", "is_direct sum_of_ranks rank_of_concatenation")):
     """Outcome of a direct-sum test of the column (or row) spaces of ``p`` matrices.
 
-    Fields
-    ------
+    Attributes
+    ----------
     is_direct : bool
         ``rank_of_concatenation >= sum_of_ranks`` (equality in exact
         arithmetic): the spaces are independent at the tolerance used.
@@ -196,6 +196,10 @@ def difference_profile(mats, tol=None, max_order=None):
     threshold (differences far smaller than the data itself cannot be told
     apart from its rounding), and once ``2^k · tol`` approaches 1 the order
     carries no information (``k >~ 45`` in float64, ``k >~ 20`` in float32).
+
+    **Cost.**  ``Σ_{k<=max_order} (L − k)`` batched SVDs of m×n matrices
+    (``O(L · max_order · m n min(m, n))``) plus two SVDs of the
+    concatenated first differences; lower ``max_order`` for long sequences.
 
     **Generic rank.**  For a sequence whose entries are rational functions
     of ``j`` (the discrete setting of DESIGN §3), ``rank Δ^k A(j)`` equals the

@@ -21,7 +21,7 @@ File layout (``format_version`` 1).  A plain, uncompressed NumPy ``.npz``
 A tree is saved as its base and leaves only; internal nodes are rebuilt on
 load (deterministically, so queries of a loaded tree equal the original's).
 
-NumPy is imported inside the functions: :mod:`lowrank_tree` itself must import
+NumPy is imported inside the functions: ``lowrank_tree`` itself must import
 without any array library (see ``tests/test_package.py``).
 """
 
@@ -53,7 +53,7 @@ def save(obj, path):
         What to save.  Device (e.g. CuPy) arrays are copied to the host.
     path : str or os.PathLike
         Destination.  ``.npz`` is appended when the name does not end with
-        it, as :func:`numpy.savez` does.  An existing file is replaced
+        it, as ``numpy.savez`` does.  An existing file is replaced
         atomically (written to a temporary file in the same directory, then
         renamed), so an interrupted save never leaves a half-written file.
 
@@ -71,7 +71,7 @@ def save(obj, path):
     Notes
     -----
     Runtime settings of a tree (``cache_bytes``) and its query caches are
-    not saved.  The format is documented in :mod:`lowrank_tree.io`.
+    not saved.  The format is documented in ``lowrank_tree.io`` (module docstring).
 
     Examples
     --------
@@ -81,11 +81,11 @@ def save(obj, path):
     >>> rng = np.random.default_rng(0)
     >>> tree = LowRankSegmentTree(rng.standard_normal((4, 3)),
     ...                           [(rng.standard_normal((4, 1)), rng.standard_normal((3, 1)))])
-    >>> d = tempfile.mkdtemp()
-    >>> path = save(tree, os.path.join(d, "model"))
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = save(tree, os.path.join(d, "model"))
+    ...     again = load(path)
     >>> path.name
     'model.npz'
-    >>> again = load(path)
     >>> X = rng.standard_normal((3, 2))
     >>> bool(np.array_equal(again.query(1, X), tree.query(1, X)))
     True
@@ -182,8 +182,8 @@ def load(path, backend=None):
     >>> import numpy as np
     >>> from lowrank_tree import LowRankSegmentTree, save, load
     >>> tree = LowRankSegmentTree(np.eye(3), [(np.ones((3, 1)), np.ones((3, 1)))], tol=1e-8)
-    >>> path = save(tree, os.path.join(tempfile.mkdtemp(), "t.npz"))
-    >>> t = load(path, backend="array_api_strict")
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     t = load(save(tree, os.path.join(d, "t.npz")), backend="array_api_strict")
     >>> t.backend, t.num_orders, t.tol
     ('array_api_strict', 1, 1e-08)
     """
