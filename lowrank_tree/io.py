@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import pathlib
+import threading
 import zipfile
 import zlib
 
@@ -134,7 +135,7 @@ def save(obj, path):
     arrays[_META_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
 
     target = _npz_path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
@@ -175,6 +176,9 @@ def load(path, backend=None):
         with the metadata, or the SHA-256 checksum does not match.  The
         message names the file and the problem.  Also for an unknown
         ``backend`` name.
+    ImportError
+        If ``backend`` names a library that is not installed (or, for CuPy,
+        no GPU is usable).
 
     Examples
     --------
