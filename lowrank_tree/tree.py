@@ -383,7 +383,8 @@ class LowRankSegmentTree:
         """``W_0 X, W_1 X, ..., W_K X`` in one pass.
 
         ``Z = V_allᵀ X`` and ``U_i Z_i`` are batched GEMMs over the leaves
-        (factors padded to the largest rank), followed by a cumulative sum.
+        (factors padded to the largest rank), followed by a running sum over
+        the orders (the backend's ``prefix_sum``).
 
         Parameters
         ----------
@@ -405,13 +406,13 @@ class LowRankSegmentTree:
         """
         X, vector = self._check_X(X)
         xp = self._xp
-        Y0 = (self._base @ X)[None, ...]
+        Y0 = self._base @ X
         if self._K == 0:
-            out = Y0
+            out = Y0[None, ...]
         else:
             Ust, Vst = self._leaf_stacks()
             C = Ust @ (xp.matrix_transpose(Vst) @ X)
-            out = xp.concat([Y0, Y0 + xp.cumulative_sum(C, axis=0)], axis=0)
+            out = get_func("prefix_sum", self.backend)(Y0, C)
         return out[..., 0] if vector else out
 
     def matrix(self, k):

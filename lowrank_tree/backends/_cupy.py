@@ -48,3 +48,10 @@ def linear_operator(shape, dtype, matvec, rmatvec, matmat):
     from cupyx.scipy.sparse.linalg import LinearOperator
 
     return LinearOperator(shape, matvec=matvec, rmatvec=rmatvec, matmat=matmat, dtype=dtype)
+
+
+def prefix_sum(first, C):
+    """``out[0] = first``, ``out[k + 1] = out[k] + C[k]``: one cumsum kernel on the device."""
+    import cupy
+
+    return cupy.concatenate([first[None, ...], first[None, ...] + cupy.cumsum(C, axis=0)], axis=0)

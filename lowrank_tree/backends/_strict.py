@@ -33,3 +33,9 @@ def standard_normal(rng, shape, dtype, like=None):
     xp = namespace()
     np_dtype = np.dtype(str(dtype).split(".")[-1]) if not isinstance(dtype, np.dtype) else dtype
     return xp.asarray(_numpy.standard_normal(rng, shape, np_dtype))
+
+
+def prefix_sum(first, C):
+    """``out[0] = first``, ``out[k + 1] = out[k] + C[k]`` with the standard's cumulative_sum."""
+    xp = namespace()
+    return xp.concat([first[None, ...], first[None, ...] + xp.cumulative_sum(C, axis=0)], axis=0)
