@@ -8,15 +8,35 @@ cascade_fit, Cascade
     Fit ``W_0`` and corrections ``Δ_1..Δ_K`` to a matrix family ``M_0..M_K``.
 LowRankSegmentTree
     Query, range-query, update and append on the corrections in ``O(log K)``.
-difference_profile
-    Numerical rank profile of finite differences of a matrix sequence.
+difference_profile, direct_sum_check
+    Numerical rank profile of finite differences of a matrix sequence, and the
+    direct-sum test of the first differences' column or row spaces.
 save, load
     Versioned ``.npz`` + JSON persistence of trees and cascades.
+synthetic_evolution
+    A built-in evolving family with known structure.
 """
 
+from .diagnostics import DifferenceProfile, difference_profile, direct_sum_check
 from .factor import LowRank
+from .fit import Cascade, cascade_fit
+from .io import load, save
+from .synthetic import synthetic_evolution
 from .tree import LowRankSegmentTree, NodeInfo
 
 __version__ = "0.1.0"
 
-__all__ = ["LowRank", "LowRankSegmentTree", "NodeInfo", "__version__"]
+__all__ = [
+    "Cascade",
+    "DifferenceProfile",
+    "LowRank",
+    "LowRankSegmentTree",
+    "NodeInfo",
+    "__version__",
+    "cascade_fit",
+    "difference_profile",
+    "direct_sum_check",
+    "load",
+    "save",
+    "synthetic_evolution",
+]

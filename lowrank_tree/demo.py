@@ -1,0 +1,251 @@
+"""The main job: fit, build, query and compare on a synthetic evolution.
+
+``lowrank-tree demo`` runs :func:`run_demo` and prints :func:`format_report`;
+``lowrank-tree fit FILE`` runs the same comparison on a user's stack.
+"""
+
+import os
+import time
+
+import numpy as np
+
+from .benchmark import median_time
+from .diagnostics import difference_profile
+from .fit import cascade_fit
+from .synthetic import synthetic_evolution
+
+__all__ = ["compare", "format_report", "run_demo", "plot_report"]
+
+
+def run_demo(K=128, m=384, n=384, b=32, tol=1e-6, seed=0, repeat=5):
+    """Fit and query a built-in synthetic evolution; see :func:`compare`.
+
+    Parameters
+    ----------
+    K : int
+        Highest order of the family.
+    m, n : int
+        Matrix shape.
+    b : int
+        Batch size of the queries.
+    tol : float
+        Relative tolerance of the cascading fit.
+    seed : int
+        Seed of the family and of the query batch.
+    repeat : int
+        Timed repeats (medians are reported).
+
+    Returns
+    -------
+    dict
+        See :func:`compare`; ``"family"`` describes the synthetic data.
+    """
+    mats = synthetic_evolution(K=K, m=m, n=n, seed=seed)
+    report = compare(mats, tol=tol, b=b, seed=seed, repeat=repeat)
+    report["family"] = (f"synthetic_evolution(K={K}, m={m}, n={n}, seed={seed}): "
+                        "polynomial path W(t) = W0 + sum_j t^j/j! U_j V_j^T at t_k = k/K, "
+                        "plus a rank-1 drift per order and 1e-9 noise")
+    return report
+
+
+def compare(mats, tol=1e-6, ranks=None, budget=None, b=32, seed=0, repeat=5, method="auto"):
+    """Fit a cascade to ``mats`` and compare its tree with the baselines.
+
+    Parameters
+    ----------
+    mats : array, shape (K + 1, m, n)
+        The family ``M_0..M_K``.
+    tol, ranks, budget, method
+        Passed to :func:`~lowrank_tree.cascade_fit` (give at most one of
+        ``tol``, ``ranks``, ``budget``).
+    b : int
+        Batch size of the timed queries.
+    seed : int
+        Seed of the query batch.
+    repeat : int
+        Timed repeats.
+
+    Returns
+    -------
+    dict
+        ``cascade``, ``tree``, per-order ``errors`` and ``ranks``, ``params``,
+        ``memory`` (bytes), ``queries`` (per timed order: seconds of tree,
+        dense, per-order and loop, and the tree's error), ``all_orders``
+        (seconds), ``profile`` (difference profile of the first orders),
+        ``timings`` of fit and build.
+    """
+    mats = np.asarray(mats)
+    K = mats.shape[0] - 1
+    m, n = mats.shape[1:]
+    if ranks is not None or budget is not None:
+        tol = None
+    t0 = time.perf_counter()
+    cascade = cascade_fit(mats, ranks=ranks, tol=tol, budget=budget, method=method, seed=seed)
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    tree = cascade.tree()
+    build_s = time.perf_counter() - t0
+
+    rng = np.random.default_rng(seed + 1)
+    X = rng.standard_normal((n, b))
+    factors = [(c.U, c.V) for c in cascade.corrections]
+    base = cascade.base
+
+    def loop(k):
+        Y = base @ X
+        for U, V in factors[:k]:
+            Y += U @ (V.T @ X)
+        return Y
+
+    queries = []
+    for k in sorted({0, 1, K // 2, max(K - 1, 0), K} if K else {0}):
+        if k > K:
+            continue
+        W_k = cascade.matrix(k)
+        Y = tree.query(k, X)
+        queries.append({
+            "k": k,
+            "inner_dim": tree.query_cost(k)["inner_dim"],
+            "error_vs_fit": _rel(Y, W_k @ X),
+            "error_vs_target": _rel(Y, mats[k] @ X),
+            "tree": median_time(lambda: tree.query(k, X), repeat),
+            "dense": median_time(lambda: W_k @ X, repeat),
+            "per_order": median_time(lambda: mats[k] @ X, repeat),
+            "loop": median_time(lambda: loop(k), repeat),
+        })
+    all_tree = median_time(lambda: tree.all_orders(X), max(3, repeat // 2))
+    all_dense = median_time(lambda: [mats[k] @ X for k in range(K + 1)], max(3, repeat // 2))
+    all_err = _rel(tree.all_orders(X), np.stack([cascade.matrix(k) @ X for k in range(K + 1)]))
+
+    itemsize = mats.dtype.itemsize
+    raw = sum(U.nbytes + V.nbytes for U, V in factors)
+    # noise below the fit tolerance is not structure: count ranks at the same tolerance
+    profile = difference_profile(mats[: min(K + 1, 8)], tol=tol, max_order=min(K, 4))
+    return {
+        "shape": (m, n), "K": K, "b": b,
+        "cascade": cascade, "tree": tree,
+        "errors": list(cascade.errors), "ranks": list(cascade.ranks),
+        "params": {"cascade": cascade.n_params, "dense": cascade.dense_params},
+        "memory": {"tree": tree.nbytes, "raw_factors_and_base": raw + base.nbytes,
+                   "per_order_dense": (K + 1) * m * n * itemsize},
+        "queries": queries,
+        "all_orders": {"tree": all_tree, "dense_per_order": all_dense, "error": all_err},
+        "profile": profile,
+        "timings": {"fit": fit_s, "build": build_s},
+        "nodes": tree.nodes(),
+    }
+
+
+def _rel(a, b):
+    nb = np.linalg.norm(b)
+    return float(np.linalg.norm(a - b) / (nb if nb else 1.0))
+
+
+def _mb(x):
+    return f"{x / 2**20:9.2f} MiB"
+
+
+def format_report(rep):
+    """The demo's plain-text table (fit, memory, query-time ratios)."""
+    m, n = rep["shape"]
+    K, ranks, errors = rep["K"], rep["ranks"], rep["errors"]
+    lines = []
+    if "family" in rep:
+        lines += [f"family: {rep['family']}", ""]
+    lines.append(f"Cascading fit: K = {K} orders, {m} x {n}, fit {rep['timings']['fit']:.2f} s, "
+                 f"tree build {rep['timings']['build']:.2f} s")
+    if ranks:
+        lines.append(f"  ranks r_1..r_K: min {min(ranks)}, median {int(np.median(ranks))}, max {max(ranks)}"
+                     f"  (first orders: {ranks[:8]})")
+    lines.append(f"  relative error ||W_k - M_k||_F/||M_k||_F: max {max(errors):.2e}, "
+                 f"mean {float(np.mean(errors)):.2e}")
+    p = rep["params"]
+    lines.append(f"  parameters: {p['cascade']:,} vs {p['dense']:,} for K+1 dense matrices "
+                 f"({p['dense'] / p['cascade']:.1f}x fewer)")
+    mem = rep["memory"]
+    lines += ["", "Memory",
+              f"  segment tree (base + all nodes) {_mb(mem['tree'])}",
+              f"  raw factors + base              {_mb(mem['raw_factors_and_base'])}",
+              f"  one dense matrix per order      {_mb(mem['per_order_dense'])}"
+              f"  ({mem['per_order_dense'] / mem['tree']:.1f}x the tree)"]
+    lines += ["", f"Query W_k X, batch b = {rep['b']} (median ms; ratios = baseline / tree)",
+              f"  {'k':>5} {'inner':>6} {'tree':>8} {'dense':>8} {'per-ord':>8} {'loop':>8}"
+              f" {'dense/tree':>10} {'loop/tree':>9} {'rel.err':>9}"]
+    for q in rep["queries"]:
+        lines.append(f"  {q['k']:>5} {q['inner_dim']:>6} {1e3 * q['tree']:>8.3f} {1e3 * q['dense']:>8.3f}"
+                     f" {1e3 * q['per_order']:>8.3f} {1e3 * q['loop']:>8.3f}"
+                     f" {q['dense'] / q['tree']:>10.2f} {q['loop'] / q['tree']:>9.2f} {q['error_vs_fit']:>9.1e}")
+    a = rep["all_orders"]
+    lines += ["", f"All orders W_0 X .. W_K X: tree {1e3 * a['tree']:.2f} ms, "
+                  f"{K + 1} dense GEMMs {1e3 * a['dense_per_order']:.2f} ms "
+                  f"({a['dense_per_order'] / a['tree']:.1f}x), rel. error {a['error']:.1e}"]
+    levels = {}
+    for node in rep["nodes"]:
+        levels.setdefault(node.level, []).append(node)
+    lines += ["", "Tree nodes by level: level (count): max rank, dense nodes"]
+    for h, nodes in sorted(levels.items()):
+        lines.append(f"  {h:>2} ({len(nodes):>4}): max rank {max(nd.rank for nd in nodes):>4}, "
+                     f"dense {sum(nd.dense for nd in nodes)}")
+    prof = rep["profile"]
+    lines += ["", f"Difference profile of the first orders (numerical ranks of Δ^k M): {list(prof.ranks)}"]
+    return "\n".join(lines)
+
+
+def plot_report(rep, path):
+    """Write a 2x2 PNG summary of :func:`compare`'s report to ``path``.
+
+    Needs matplotlib (``pip install "lowrank-tree[plot]"``).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(2, 2, figsize=(11, 8))
+    K = rep["K"]
+    orders = np.arange(1, K + 1)
+    a = ax[0, 0]
+    a.step(orders, rep["ranks"], where="mid", color="C0")
+    a.set_xlabel("order k")
+    a.set_ylabel("rank r_k", color="C0")
+    a.yaxis.get_major_locator().set_params(integer=True)
+    a2 = a.twinx()
+    a2.semilogy(np.arange(K + 1), np.maximum(rep["errors"], 1e-17), ".", color="C3", ms=3)
+    a2.set_ylabel("relative error", color="C3")
+    a.set_title("Cascading fit: ranks and errors per order")
+
+    a = ax[0, 1]
+    nodes = rep["nodes"]
+    lv = np.array([nd.level for nd in nodes])
+    rk = np.array([nd.rank for nd in nodes])
+    dn = np.array([nd.dense for nd in nodes])
+    a.scatter(lv[~dn], rk[~dn], s=12, label="factored")
+    if dn.any():
+        a.scatter(lv[dn], rk[dn], s=12, marker="s", label="dense")
+    a.set_xlabel("tree level")
+    a.set_ylabel("node rank")
+    a.set_title("Segment-tree node ranks (recompressed)")
+    a.legend()
+
+    a = ax[1, 0]
+    ks = [q["k"] for q in rep["queries"]]
+    for key, label in [("tree", "segment tree"), ("dense", "dense W_k"), ("loop", "per-correction loop")]:
+        a.plot(ks, [1e3 * q[key] for q in rep["queries"]], "o-", label=label)
+    a.set_xlabel("order k")
+    a.set_ylabel("ms per query (median)")
+    a.set_yscale("log")
+    a.set_title(f"Query W_k X, b = {rep['b']}")
+    a.legend()
+
+    a = ax[1, 1]
+    mem = rep["memory"]
+    names = ["tree", "factors + base", "dense per order"]
+    vals = [mem["tree"], mem["raw_factors_and_base"], mem["per_order_dense"]]
+    a.bar(names, [v / 2**20 for v in vals], color=["C0", "C2", "C1"])
+    a.set_ylabel("MiB")
+    a.set_title("Memory")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
