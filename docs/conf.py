@@ -1,0 +1,41 @@
+"""Sphinx configuration: MyST Markdown pages, numpydoc API reference, strict build in CI."""
+
+import pathlib
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import lowrank_tree  # noqa: E402
+
+project = "lowrank-tree"
+author = "lowrank-tree developers"
+release = lowrank_tree.__version__
+version = release
+
+extensions = [
+    "myst_parser",
+    "numpydoc",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.intersphinx",
+]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+myst_enable_extensions = ["dollarmath", "colon_fence"]
+myst_heading_anchors = 3
+exclude_patterns = ["_build"]
+numpydoc_show_class_members = False
+numpydoc_xref_param_type = False
+autodoc_default_options = {"members": True, "undoc-members": False}
+intersphinx_mapping = {}
+html_theme = "alabaster"
+html_static_path = []
+
+# The performance page includes tables rendered from the committed benchmark
+# JSON, so the numbers in the docs are always the ones a command produced.
+_generated = pathlib.Path(__file__).parent / "_generated"
+_generated.mkdir(exist_ok=True)
+import report  # noqa: E402  (bench/report.py)
+
+(_generated / "query_table.md").write_text(report.query_table())
