@@ -1,4 +1,53 @@
-"""Exact rank dynamics of matrix functions: certified generic ranks and claims."""
-from .engine import Certificate, CertificationError, generic_rank
+"""Exact rank dynamics of matrix functions: certified generic ranks and claims.
+
+The package is independent of ``lowrank_tree``; it needs SymPy (the
+``theory`` extra) and uses Numba when available.
+
+Public API
+----------
+generic_rank(A, var=None, *, certify=True, numeric=False, seed=None, backend="auto")
+    Certified rank over ℚ(t) (:class:`Certificate`, ``.verify()``).
+rank_profile(A, K, var=None, *, certify=True, seed=None)
+    Generic ranks of ``A, A', ..., A^{(K)}`` (:class:`Profile`).
+difference_profile(seq, K, var=None, *, certify=True, seed=None)
+    The same for forward differences of a matrix sequence.
+
+Claim modules: :mod:`theory.monotonicity` (C1), :mod:`theory.boundary` (C1′),
+:mod:`theory.leibniz` (C2), :mod:`theory.design` (C3a),
+:mod:`theory.designer` (C3b).  ``python -m theory`` checks them all.
+
+Examples
+--------
+>>> import sympy as sp
+>>> import theory
+>>> t = sp.Symbol("t")
+>>> theory.rank_profile(sp.Matrix([[1, t], [t, t**2]]), 3).ranks
+(1, 2, 1, 0)
+"""
+
 from ._convert import RationalMatrix
-__all__ = ["Certificate", "CertificationError", "generic_rank", "RationalMatrix"]
+from .design import newton_design, pointwise_ranks, taylor_design
+from .designer import DesignResult, design_profile, necessary_violations, permutation_table
+from .engine import Certificate, CertificationError, generic_rank
+from .leibniz import antiderivative_hankel, hankel, hankel_formula
+from .profiles import Profile, difference_profile, rank_profile
+
+__all__ = [
+    "Certificate",
+    "CertificationError",
+    "DesignResult",
+    "Profile",
+    "RationalMatrix",
+    "antiderivative_hankel",
+    "design_profile",
+    "difference_profile",
+    "generic_rank",
+    "hankel",
+    "hankel_formula",
+    "necessary_violations",
+    "newton_design",
+    "permutation_table",
+    "pointwise_ranks",
+    "rank_profile",
+    "taylor_design",
+]

@@ -1,0 +1,374 @@
+"""C3b — a designer for *generic* rank profiles.
+
+Problem.  Given a target ``(r_0, ..., r_{K-1})``, find a matrix function
+``A(t)`` over ℚ(t) with ``grank A^{(k)} = r_k`` for ``k = 0..K-1`` (orders
+``>= K`` are unconstrained), or prove that none exists.
+
+Necessary conditions (each a theorem, see :mod:`theory.leibniz`)
+    * zero absorption: ``r_k = 0`` implies ``r_{k+i} = 0`` (``A^{(k)} ≡ 0``
+      makes every later derivative vanish);
+    * the C2 bound ``r_{k+j} <= (j+1) r_k``;
+    * rank-one persistence: ``r_k = 1`` and ``r_{k+1} <= 1`` imply
+      ``r_{k+i} <= 1``.
+
+Constructions.  Block-diagonal sums add profiles (rank of a block-diagonal
+matrix is the sum of the ranks of its blocks, and derivatives act blockwise).
+The block library:
+
+    ``monomial(e)``       ``t^e``                      profile 1 (k <= e), then 0
+    ``hankel_anti(d, m)``  m-fold antiderivative of H_d  (d+1)×m, then 1..d+1..1, 0
+    ``rect_anti(a, b, m)`` m-fold antiderivative of u_a u_bᵀ (extended library)
+
+The profiles of library blocks are *computed by the engine* (not assumed),
+the block sum is searched exactly, and the assembled matrix is re-checked by
+the engine before the designer answers "constructed".  A target that passes
+the necessary conditions but is not a sum of library profiles is reported as
+"open" — no claim either way.
+
+Examples
+--------
+>>> design_profile((2, 3, 1)).status
+'constructed'
+>>> r = design_profile((1, 3, 2))
+>>> r.status, r.reason
+('impossible', 'C2 bound: r_1 = 3 > 2*r_0 = 2')
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from ._claims import ClaimResult, block_diag, timed
+from .leibniz import antiderivative_hankel
+from .profiles import rank_profile
+
+__all__ = [
+    "DesignResult",
+    "necessary_violations",
+    "library",
+    "block_matrix",
+    "design_profile",
+    "permutation_table",
+    "format_table",
+    "check",
+]
+
+T = sp.Symbol("t")
+
+
+@dataclass
+class DesignResult:
+    """Outcome of :func:`design_profile`.
+
+    Attributes
+    ----------
+    target : tuple of int
+    status : {"constructed", "impossible", "open"}
+    blocks : list of tuple
+        Library blocks, e.g. ``("hankel_anti", 1, 1)``, for "constructed".
+    matrix : sympy.Matrix or None
+        The block-diagonal construction.
+    profile : theory.profiles.Profile or None
+        Its certified profile at orders ``0..K-1`` (equal to ``target``).
+    reason : str
+        The violated condition ("impossible") or why it is open.
+    """
+
+    target: tuple
+    status: str
+    blocks: list = field(default_factory=list)
+    matrix: object = None
+    profile: object = None
+    reason: str = ""
+
+    def construction(self):
+        """Human-readable block list, e.g. ``'hankel_anti(1,1) ⊕ monomial(0)'``."""
+        return " ⊕ ".join(_block_name(b) for b in self.blocks)
+
+
+def _block_name(b):
+    kind, *params = b
+    if kind == "monomial":
+        return f"t^{params[0]}"
+    if kind == "hankel_anti":
+        d, m = params
+        return f"H_{d}" if m == 0 else f"∫^{m} H_{d}"
+    a, bb, m = params
+    return f"u_{a}u_{bb}ᵀ" if m == 0 else f"∫^{m} u_{a}u_{bb}ᵀ"
+
+
+def necessary_violations(target):
+    """Violated necessary conditions for a generic profile, as sentences.
+
+    Parameters
+    ----------
+    target : sequence of int
+
+    Returns
+    -------
+    list of str
+        Empty if all three conditions hold.
+
+    Raises
+    ------
+    ValueError
+        If ``target`` is empty or has a negative entry.
+
+    Examples
+    --------
+    >>> necessary_violations((2, 1, 3))
+    ['C2 bound: r_2 = 3 > 2*r_1 = 2']
+    >>> necessary_violations((1, 0, 1))
+    ['zero absorption: r_1 = 0 but r_2 = 1', 'C2 bound: r_2 = 1 > 2*r_1 = 0']
+    """
+    r = tuple(target)
+    if not r or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in r):
+        raise ValueError(f"target must be a non-empty sequence of non-negative ints, got {target!r}")
+    out = []
+    K = len(r)
+    for k in range(K):
+        if r[k] == 0:
+            bad = [i for i in range(k + 1, K) if r[i]]
+            if bad:
+                out.append(f"zero absorption: r_{k} = 0 but r_{bad[0]} = {r[bad[0]]}")
+                break
+    for k in range(K):
+        for j in range(1, K - k):
+            if r[k + j] > (j + 1) * r[k]:
+                out.append(f"C2 bound: r_{k + j} = {r[k + j]} > {j + 1}*r_{k} = {(j + 1) * r[k]}")
+    for k in range(K - 1):
+        if r[k] == 1 and r[k + 1] <= 1:
+            bad = [k + i for i in range(2, K - k) if r[k + i] > 1]
+            if bad:
+                out.append(
+                    f"rank-one persistence: r_{k} = 1, r_{k + 1} = {r[k + 1]} but r_{bad[0]} = {r[bad[0]]}"
+                )
+    return out
+
+
+def block_matrix(block, var=T):
+    """The SymPy matrix of a library block.
+
+    Parameters
+    ----------
+    block : tuple
+        ``("monomial", e)``, ``("hankel_anti", d, m)`` or
+        ``("rect_anti", a, b, m)``.
+    var : sympy.Symbol
+
+    Returns
+    -------
+    sympy.Matrix
+
+    Raises
+    ------
+    ValueError
+        For an unknown block.
+
+    Examples
+    --------
+    >>> block_matrix(("monomial", 2))
+    Matrix([[t**2]])
+    """
+    kind = block[0]
+    if kind == "monomial":
+        return sp.Matrix([[var ** block[1]]])
+    if kind == "hankel_anti":
+        return antiderivative_hankel(block[1], block[2], var)
+    if kind == "rect_anti":
+        a, b, m = block[1:]
+        return sp.Matrix(a + 1, b + 1, lambda i, j: var ** (i + j + m) * sp.factorial(i + j) / sp.factorial(i + j + m))
+    raise ValueError(f"unknown block {block!r}")
+
+
+@functools.lru_cache(maxsize=None)
+def _block_profile(block, K):
+    P = rank_profile(block_matrix(block), K - 1, T, seed=0)
+    if not P.certified:  # pragma: no cover - the engine always certifies
+        raise RuntimeError(f"profile of {block} not certified")
+    return P.ranks
+
+
+def library(K, max_rank, kind="standard"):
+    """Library blocks and their certified profiles at orders ``0..K-1``.
+
+    Parameters
+    ----------
+    K : int
+        Profile length.
+    max_rank : int
+        Only blocks with every rank ``<= max_rank`` are listed.
+    kind : {"standard", "extended"}
+        "extended" adds the rectangular blocks ``rect_anti``.
+
+    Returns
+    -------
+    list of (block, profile)
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``kind`` or ``K < 1``.
+
+    Examples
+    --------
+    >>> [b for b, p in library(2, 2)][:3]
+    [('monomial', 0), ('monomial', 1), ('hankel_anti', 1, 0)]
+    """
+    if kind not in ("standard", "extended"):
+        raise ValueError(f"kind must be 'standard' or 'extended', got {kind!r}")
+    if K < 1:
+        raise ValueError(f"K must be >= 1, got {K}")
+    blocks = [("monomial", e) for e in range(K)]
+    blocks += [("hankel_anti", d, m) for d in range(1, max_rank) for m in range(K)]
+    if kind == "extended":
+        blocks += [("rect_anti", a, b, m) for a in range(1, max_rank) for b in range(a + 1, a + K + 1)
+                   for m in range(K)]
+    out = []
+    for b in blocks:
+        prof = _block_profile(b, K)
+        if max(prof) <= max_rank:
+            out.append((b, prof))
+    return out
+
+
+def _search(target, lib):
+    """Fewest-block multiset of library profiles summing exactly to target."""
+    K = len(target)
+    lib = [(b, p) for b, p in lib if all(x <= y for x, y in zip(p, target)) and any(p)]
+
+    def dfs(start, rest, depth):
+        if not any(rest):
+            return []
+        if depth == 0:
+            return None
+        for idx in range(start, len(lib)):
+            b, p = lib[idx]
+            if all(p[k] <= rest[k] for k in range(K)):
+                sub = dfs(idx, tuple(rest[k] - p[k] for k in range(K)), depth - 1)
+                if sub is not None:
+                    return [b] + sub
+        return None
+
+    for depth in range(1, target[0] + 1):  # every nonzero block has rank >= 1 at order 0
+        found = dfs(0, tuple(target), depth)
+        if found is not None:
+            return found
+    return None
+
+
+def design_profile(target, *, library_kind="standard", var=T):
+    """Construct a matrix with generic profile ``target`` — or prove impossible.
+
+    Parameters
+    ----------
+    target : sequence of int
+        ``(r_0, ..., r_{K-1})``.
+    library_kind : {"standard", "extended"}
+    var : sympy.Symbol
+
+    Returns
+    -------
+    DesignResult
+        "constructed" only after the engine certified the profile of the
+        assembled matrix; "impossible" with the violated condition; or
+        "open".
+
+    Raises
+    ------
+    ValueError
+        For a malformed target.
+
+    Examples
+    --------
+    >>> r = design_profile((3, 1, 2))
+    >>> r.construction(), r.profile.ranks
+    ('∫^1 H_2', (3, 1, 2))
+    """
+    viol = necessary_violations(target)
+    target = tuple(target)
+    if viol:
+        return DesignResult(target, "impossible", reason="; ".join(viol))
+    if not any(target):
+        A = sp.zeros(1, 1)
+        return DesignResult(target, "constructed", [], A, rank_profile(A, len(target) - 1, var), "zero matrix")
+    blocks = _search(target, library(len(target), max(target), library_kind))
+    if blocks is None:
+        return DesignResult(
+            target, "open",
+            reason=f"passes the necessary conditions; not a sum of {library_kind}-library profiles",
+        )
+    A = block_diag(*[block_matrix(b, var) for b in blocks])
+    prof = rank_profile(A, len(target) - 1, var, seed=1)
+    if not (prof.certified and prof.ranks == target):  # pragma: no cover - would be a bug
+        return DesignResult(target, "open", reason=f"construction gave {prof.ranks}: not verified")
+    return DesignResult(target, "constructed", blocks, A, prof, "block-diagonal sum, profile certified")
+
+
+def permutation_table(K_max=4, library_kind="standard"):
+    """Designer outcome for every permutation of ``{1..K}``, ``K <= K_max``.
+
+    Returns
+    -------
+    list of DesignResult
+
+    Examples
+    --------
+    >>> [(r.target, r.status) for r in permutation_table(2)]
+    [((1,), 'constructed'), ((1, 2), 'constructed'), ((2, 1), 'constructed')]
+    """
+    return [
+        design_profile(p, library_kind=library_kind)
+        for K in range(1, K_max + 1)
+        for p in itertools.permutations(range(1, K + 1))
+    ]
+
+
+def format_table(results):
+    """Markdown table: target | status | construction or reason.
+
+    Examples
+    --------
+    >>> print(format_table(permutation_table(1)))
+    | target | status | construction / violated condition |
+    |---|---|---|
+    | (1) | constructed | t^0 |
+    """
+    lines = ["| target | status | construction / violated condition |", "|---|---|---|"]
+    for r in results:
+        tgt = "(" + ", ".join(map(str, r.target)) + ")"
+        what = r.construction() if r.status == "constructed" else r.reason
+        lines.append(f"| {tgt} | {r.status} | {what} |")
+    return "\n".join(lines)
+
+
+def check(K_max=3):
+    """C3b check: every designer answer for perms of {1..K_max} is consistent.
+
+    "constructed" answers carry a certified profile equal to the target and
+    pass the necessary conditions; "impossible" answers violate one.
+
+    Returns
+    -------
+    list of ClaimResult
+
+    Examples
+    --------
+    >>> all(r.passed for r in check(K_max=2))
+    True
+    """
+    res = ClaimResult(f"C3b designer, perms of 1..{K_max}")
+    with timed(res):
+        for r in permutation_table(K_max):
+            if r.status == "constructed":
+                ok = r.profile.certified and r.profile.ranks == r.target and not necessary_violations(r.target)
+            elif r.status == "impossible":
+                ok = bool(necessary_violations(r.target))
+            else:
+                ok = not necessary_violations(r.target)
+            res.record(ok, f"{r.target}: {r.status}")
+    return [res]
