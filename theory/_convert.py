@@ -443,6 +443,11 @@ def _entry(e, var, label):
         # entry = (a / La) / (b / Lb) = (a * Lb) / (b * La)
         g = gcd(La, Lb)
         return [c * (Lb // g) for c in a], [c * (La // g) for c in b]
+    if isinstance(var, sp.Dummy):  # constant matrix: no variable in sight
+        raise ValueError(
+            f"{label} = {e} is not a rational number; pass numeric=True for an "
+            f"uncertified numerical rank"
+        )
     raise ValueError(
         f"{label} = {e} is not a rational function of {var} with rational coefficients "
         f"(exact generic rank is defined over Q({var})); pass numeric=True for an "
