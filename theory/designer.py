@@ -9,7 +9,15 @@ Necessary conditions (each a theorem, see :mod:`theory.leibniz`)
       makes every later derivative vanish);
     * the C2 bound ``r_{k+j} <= (j+1) r_k``;
     * rank-one persistence: ``r_k = 1`` and ``r_{k+1} <= 1`` imply
-      ``r_{k+i} <= 1``.
+      ``r_{k+i} <= 1``;
+    * doubling rigidity (proved here, not in DESIGN.md): ``r_{k+1} = 2 r_k``
+      implies ``r_{k+2} >= r_k``.  Proof: write ``A^{(k)} = U V`` with ``U``
+      of size ``m x r`` and ``V`` of size ``r x n``; ``A^{(k+1)} = [U' U][V; V']``
+      has rank ``2r`` only if ``[U U']`` has full column rank and ``[V; V']``
+      full row rank, so there are ``L`` (``2r x m``) and ``R`` (``n x 2r``)
+      over ℚ(t) with ``L [U U'] = I`` and ``[V; V'] R = I``.  Then
+      ``L A^{(k+2)} R = L (U''V + 2U'V' + UV'') R = [[*, *], [*, 2 I_r]]``,
+      whose rank is at least ``r``.
 
 Constructions.  Block-diagonal sums add profiles (rank of a block-diagonal
 matrix is the sum of the ranks of its blocks, and derivatives act blockwise).
@@ -122,6 +130,8 @@ def necessary_violations(target):
     --------
     >>> necessary_violations((2, 1, 3))
     ['C2 bound: r_2 = 3 > 2*r_1 = 2']
+    >>> necessary_violations((3, 2, 4, 1))
+    ['doubling rigidity: r_2 = 2*r_1 = 4 forces r_3 >= 2, but r_3 = 1']
     >>> necessary_violations((1, 0, 1))
     ['zero absorption: r_1 = 0 but r_2 = 1', 'C2 bound: r_2 = 1 > 2*r_1 = 0']
     """
@@ -140,6 +150,12 @@ def necessary_violations(target):
         for j in range(1, K - k):
             if r[k + j] > (j + 1) * r[k]:
                 out.append(f"C2 bound: r_{k + j} = {r[k + j]} > {j + 1}*r_{k} = {(j + 1) * r[k]}")
+    for k in range(K - 2):
+        if r[k] and r[k + 1] == 2 * r[k] and r[k + 2] < r[k]:
+            out.append(
+                f"doubling rigidity: r_{k + 1} = 2*r_{k} = {r[k + 1]} forces r_{k + 2} >= {r[k]}, "
+                f"but r_{k + 2} = {r[k + 2]}"
+            )
     for k in range(K - 1):
         if r[k] == 1 and r[k + 1] <= 1:
             bad = [k + i for i in range(2, K - k) if r[k + i] > 1]

@@ -59,6 +59,7 @@ __all__ = [
     "antiderivative_hankel",
     "bound_violations",
     "persistence_violations",
+    "doubling_violations",
     "tight_example",
     "check",
 ]
@@ -212,6 +213,21 @@ def persistence_violations(ranks):
     ]
 
 
+def doubling_violations(ranks):
+    """Orders ``k`` with ``ranks[k+1] == 2 ranks[k] > 0`` but ``ranks[k+2] < ranks[k]``.
+
+    For derivatives this never happens (see :mod:`theory.designer` for the
+    proof); the discrete analogue is not claimed.
+
+    Examples
+    --------
+    >>> doubling_violations((1, 2, 0)), doubling_violations((1, 2, 1))
+    ([0], [])
+    """
+    return [k for k in range(len(ranks) - 2)
+            if ranks[k] and ranks[k + 1] == 2 * ranks[k] and ranks[k + 2] < ranks[k]]
+
+
 def tight_example(k, j, r, var):
     """A matrix with ``ρ(k) = r`` and ``ρ(k + j) = (j + 1) r``.
 
@@ -269,7 +285,7 @@ def check(seed=0, d_max=4, n_products=6):
             res.record(q.certified and q.ranks == want, f"H_{d} differences {q.ranks}")
     out.append(res)
 
-    res = ClaimResult("C2 bound rho(k+j)<=(j+1)rho(k), tight, persistence")
+    res = ClaimResult("C2 bound (j+1)rho(k), tight; persistence; doubling")
     with timed(res):
         for (k, j, r) in ((0, 2, 1), (1, 1, 2), (2, 2, 1), (1, 3, 1)):
             p = rank_profile(tight_example(k, j, r, t), k + j, t, seed=seed)
@@ -280,7 +296,8 @@ def check(seed=0, d_max=4, n_products=6):
             B = sp.Matrix(m, s, lambda *_: sum(rng.randint(-2, 2) * t**e for e in range(rng.randint(1, 3))))
             C = sp.Matrix(s, n, lambda *_: sum(rng.randint(-2, 2) * t**e for e in range(rng.randint(1, 3))))
             p = rank_profile((B * C).applyfunc(sp.expand), 5, t, seed=seed + i)
-            ok = p.certified and not bound_violations(p.ranks) and not persistence_violations(p.ranks)
+            ok = p.certified and not (bound_violations(p.ranks) or persistence_violations(p.ranks)
+                                      or doubling_violations(p.ranks))
             res.record(ok, f"random {m}x{s}x{n} product: profile {p.ranks}")
     out.append(res)
     return out

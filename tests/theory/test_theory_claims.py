@@ -22,7 +22,13 @@ from theory import (
 )
 from theory.boundary import OVERLAPPING_PROFILE, coefficient_decomposition, counterexamples, overlapping_example
 from theory.designer import format_table, library, necessary_violations, permutation_table
-from theory.leibniz import bound_violations, check_leibniz, persistence_violations, tight_example
+from theory.leibniz import (
+    bound_violations,
+    check_leibniz,
+    doubling_violations,
+    persistence_violations,
+    tight_example,
+)
 from theory.monotonicity import direct_sum_side, predicted_profile, random_decomposable
 from theory.profiles import is_nonincreasing
 
@@ -130,6 +136,7 @@ def test_c2_random_products_respect_bound_and_persistence(seed):
     prof = rank_profile((B * C).applyfunc(sp.expand), 6, seed=seed)
     assert bound_violations(prof.ranks) == []
     assert persistence_violations(prof.ranks) == []
+    assert doubling_violations(prof.ranks) == []
     D = difference_profile((B * C).subs(t, j).applyfunc(sp.expand), 6, seed=seed)
     assert bound_violations(D.ranks) == [] and persistence_violations(D.ranks) == []
 
@@ -144,6 +151,20 @@ def test_c2_leibniz_identities():
     lhs = (B * C).diff(t, 2)
     wrong = B.diff(t, 2) * C + B.diff(t) * C.diff(t) + B * C.diff(t, 2)
     assert not (lhs - wrong).applyfunc(sp.cancel).is_zero_matrix
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 10**6))
+def test_doubling_rigidity_on_sums_of_rank_one_products(seed):
+    """Matrices U V with U, V random of inner size r: profiles that double keep rank r next."""
+    rng = random.Random(seed)
+    r = rng.randint(1, 2)
+    m, n = rng.randint(2 * r, 5), rng.randint(2 * r, 5)
+    entry = lambda *_: sum(rng.randint(-2, 2) * t**e for e in range(rng.randint(1, 3)))  # noqa: E731
+    A = (sp.Matrix(m, r, entry) * sp.Matrix(r, n, entry)).applyfunc(sp.expand)
+    prof = rank_profile(A, 5, seed=seed)
+    assert doubling_violations(prof.ranks) == []
+    assert bound_violations(prof.ranks) == []
 
 
 @pytest.mark.parametrize("k, jj, r", [(0, 1, 1), (0, 3, 1), (1, 2, 2), (2, 1, 3)])
@@ -218,6 +239,8 @@ def test_c3b_known_answers():
     assert design_profile((1, 0, 1)).reason.startswith("zero absorption")
     assert design_profile((3, 1, 2)).status == "constructed"
     assert design_profile((0, 0)).status == "constructed"
+    assert design_profile((3, 2, 4, 1)).reason.startswith("doubling rigidity")
+    assert design_profile((1, 2, 0)).status == "impossible"
     for target in [(2, 3, 4, 1), (3, 4, 1, 2)]:
         assert design_profile(target, library_kind="extended").status == "open"
     with pytest.raises(ValueError, match="non-negative ints"):

@@ -1,0 +1,241 @@
+"""Generic-rank benchmark: theory.generic_rank against SymPy baselines.
+
+Writes ``bench/results/theory_rank.json`` (or ``--out``) with machine
+information, Python/SymPy/Numba versions, the exact command, every method
+side by side on the same matrices in one run, medians of repeats and ratios.
+
+Cases (targets from issue 3):
+
+* ``product_8x5x8``: ``B C`` with ``B`` 8x5 and ``C`` 5x8, random integer
+  polynomial entries of degree 2 (so ``B C`` is 8x8 of degree 4, rank 5).
+  Methods: SymPy ``Matrix.rank(simplify=True)`` (slow: one repeat),
+  ``DomainMatrix`` rank over ``QQ.frac_field(t)`` (with and without the
+  conversion from the SymPy matrix), ``generic_rank(certify=True)`` and
+  ``generic_rank(certify=False)``.  Targets: certified >= 100x faster than
+  ``Matrix.rank(simplify=True)``; Monte-Carlo >= 3x faster than the
+  ``DomainMatrix`` rank.
+* ``dense_32x32_deg8``: a random 32x32 matrix of degree-8 entries (full rank)
+  and ``rank_deficient_32x32_deg8``: ``B C`` with 32x24 and 24x32 factors of
+  degree 4 (degree 8, rank 24, a kernel of 8 vectors of degree <= 192 to
+  certify).  Target: certified in under 10 s.
+
+Every timed call starts from a cleared SymPy cache.  Usage::
+
+    python bench/theory_rank.py               # about 1-3 minutes on 2 cores
+    python bench/theory_rank.py --quick       # smoke run, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy
+import sympy as sp
+from sympy.core.cache import clear_cache
+from sympy.polys.matrices import DomainMatrix
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from theory import generic_rank  # noqa: E402
+from theory import _modular  # noqa: E402
+
+TARGETS = {
+    "certified_speedup_vs_matrix_rank_simplify_min": 100.0,
+    "montecarlo_speedup_vs_domainmatrix_fracfield_min": 3.0,
+    "certified_32x32_deg8_seconds_max": 10.0,
+}
+
+t = sp.Symbol("t")
+
+
+def _cpu_model():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def machine_info():
+    try:
+        import numba
+
+        numba_version = numba.__version__
+    except ImportError:
+        numba_version = None
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        commit = None
+    return {
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "sympy": sp.__version__,
+        "numpy": numpy.__version__,
+        "numba": numba_version,
+        "modular_backend": "numba" if _modular.HAVE_NUMBA else "python",
+        "git_commit": commit,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def random_poly_matrix(rng, m, n, deg, R):
+    """m x n matrix of ring elements with integer coefficients in [-9, 9]."""
+    return [[sum(rng.randint(-9, 9) * R.gens[0] ** e for e in range(deg + 1)) for _ in range(n)] for _ in range(m)]
+
+
+def product_matrix(rng, m, k, n, deg):
+    """SymPy matrix B*C, computed in ZZ[t] (fast) and converted to expressions."""
+    R, _ = sp.ring("t", sp.ZZ)
+    B = random_poly_matrix(rng, m, k, deg, R)
+    C = random_poly_matrix(rng, k, n, deg, R)
+    prod = [[sum((B[i][s] * C[s][j] for s in range(k)), R.zero) for j in range(n)] for i in range(m)]
+    return sp.Matrix(m, n, lambda i, j: prod[i][j].as_expr())
+
+
+def timeit(fn, repeat):
+    times, value = [], None
+    for _ in range(repeat):
+        clear_cache()
+        t0 = time.perf_counter()
+        value = fn()
+        times.append(time.perf_counter() - t0)
+    return {"median_s": statistics.median(times), "times_s": times, "repeat": repeat}, value
+
+
+def dm_rank_with_conversion(M):
+    return DomainMatrix.from_Matrix(M).convert_to(sp.QQ.frac_field(t)).rank()
+
+
+def bench_product(seeds, repeat, simplify_repeat):
+    runs = []
+    for seed in seeds:
+        rng = random.Random(seed)
+        M = product_matrix(rng, 8, 5, 8, 2)
+        generic_rank(M, seed=seed)  # warm-up (Numba JIT, imports)
+        row = {"seed": seed, "shape": [8, 8], "entry_degree": 4}
+        K = DomainMatrix.from_Matrix(M).convert_to(sp.QQ.frac_field(t))
+        row["domainmatrix_fracfield_rank_only"], r_dm0 = timeit(lambda: K.rank(), repeat)
+        row["domainmatrix_fracfield_with_conversion"], r_dm = timeit(lambda: dm_rank_with_conversion(M), repeat)
+        row["generic_rank_certified"], cert = timeit(lambda: generic_rank(M, seed=seed), repeat)
+        row["generic_rank_montecarlo"], mc = timeit(lambda: generic_rank(M, certify=False, seed=seed), repeat)
+        row["matrix_rank_simplify"], r_sym = timeit(lambda: M.rank(simplify=True), simplify_repeat)
+        t0 = time.perf_counter()
+        verified = cert.verify()
+        row["certificate_verify_s"] = time.perf_counter() - t0
+        row["ranks"] = {"matrix_rank_simplify": r_sym, "domainmatrix": r_dm, "domainmatrix_rank_only": r_dm0,
+                        "certified": cert.rank, "montecarlo": mc.rank}
+        row["certificate_verified"] = verified
+        med = {k: row[k]["median_s"] for k in row if isinstance(row[k], dict) and "median_s" in row[k]}
+        row["ratios"] = {
+            "matrix_rank_simplify_over_certified": med["matrix_rank_simplify"] / med["generic_rank_certified"],
+            "domainmatrix_with_conversion_over_montecarlo":
+                med["domainmatrix_fracfield_with_conversion"] / med["generic_rank_montecarlo"],
+            "domainmatrix_rank_only_over_montecarlo":
+                med["domainmatrix_fracfield_rank_only"] / med["generic_rank_montecarlo"],
+            "domainmatrix_with_conversion_over_certified":
+                med["domainmatrix_fracfield_with_conversion"] / med["generic_rank_certified"],
+        }
+        print(f"seed {seed}: simplify {med['matrix_rank_simplify']:.2f} s, DomainMatrix "
+              f"{med['domainmatrix_fracfield_with_conversion'] * 1e3:.1f} ms "
+              f"(rank only {med['domainmatrix_fracfield_rank_only'] * 1e3:.1f} ms), certified "
+              f"{med['generic_rank_certified'] * 1e3:.1f} ms, Monte-Carlo {med['generic_rank_montecarlo'] * 1e3:.1f} ms",
+              flush=True)
+        runs.append(row)
+    return runs
+
+
+def bench_large(repeat, size=32, inner=24, quick=False):
+    rng = random.Random(32)
+    R, _ = sp.ring("t", sp.ZZ)
+    out = {}
+    dense = random_poly_matrix(rng, size, size, 8, R)
+    A = sp.Matrix(size, size, lambda i, j: dense[i][j].as_expr())
+    B = product_matrix(rng, size, inner, size, 4)
+    for name, M, rank in (("dense_%dx%d_deg8" % (size, size), A, size),
+                          ("rank_deficient_%dx%d_deg8" % (size, size), B, inner)):
+        generic_rank(M, seed=0)  # warm-up
+        timing, cert = timeit(lambda: generic_rank(M, seed=1), repeat)
+        t0 = time.perf_counter()
+        ok = cert.verify()
+        out[name] = {
+            "shape": [size, size], "entry_degree": 8, "expected_rank": rank, "rank": cert.rank,
+            "certified": cert.certified, "certificate": repr(cert),
+            "generic_rank_certified": timing,
+            "certificate_verify_s": time.perf_counter() - t0, "certificate_verified": ok,
+        }
+        print(f"{name}: rank {cert.rank}, certified in {timing['median_s']:.2f} s (median of {repeat}), "
+              f"verify {out[name]['certificate_verify_s']:.2f} s", flush=True)
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: one small instance, no simplify baseline repeats")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "theory_rank.json"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--simplify-repeat", type=int, default=1)
+    args = parser.parse_args(argv)
+    seeds = args.seeds[:1] if args.quick else args.seeds
+    product = bench_product(seeds, 3 if args.quick else args.repeat, args.simplify_repeat)
+    large = bench_large(1 if args.quick else 3, size=12 if args.quick else 32, inner=8 if args.quick else 24)
+
+    speed_simplify = statistics.median(r["ratios"]["matrix_rank_simplify_over_certified"] for r in product)
+    speed_dm = statistics.median(r["ratios"]["domainmatrix_with_conversion_over_montecarlo"] for r in product)
+    speed_dm_only = statistics.median(r["ratios"]["domainmatrix_rank_only_over_montecarlo"] for r in product)
+    worst_large = max(v["generic_rank_certified"]["median_s"] for v in large.values())
+    verdict = {
+        "certified_speedup_vs_matrix_rank_simplify": speed_simplify,
+        "certified_speedup_met": speed_simplify >= TARGETS["certified_speedup_vs_matrix_rank_simplify_min"],
+        "certified_speedup_factor_of_target": speed_simplify / TARGETS["certified_speedup_vs_matrix_rank_simplify_min"],
+        "montecarlo_speedup_vs_domainmatrix_with_conversion": speed_dm,
+        "montecarlo_speedup_vs_domainmatrix_rank_only": speed_dm_only,
+        "montecarlo_speedup_met": speed_dm >= TARGETS["montecarlo_speedup_vs_domainmatrix_fracfield_min"],
+        "montecarlo_speedup_met_even_against_rank_only":
+            speed_dm_only >= TARGETS["montecarlo_speedup_vs_domainmatrix_fracfield_min"],
+        "montecarlo_speedup_factor_of_target": speed_dm / TARGETS["montecarlo_speedup_vs_domainmatrix_fracfield_min"],
+        "certified_32x32_deg8_worst_median_s": worst_large,
+        "certified_32x32_deg8_met": worst_large < TARGETS["certified_32x32_deg8_seconds_max"],
+        "certified_32x32_deg8_headroom_factor": TARGETS["certified_32x32_deg8_seconds_max"] / worst_large,
+        "all_ranks_agree": all(len(set(r["ranks"].values())) == 1 for r in product)
+        and all(v["rank"] == v["expected_rank"] for v in large.values()),
+        "all_certificates_verified": all(r["certificate_verified"] for r in product)
+        and all(v["certificate_verified"] for v in large.values()),
+        "note": "ratios are medians over instances of per-instance median-time ratios",
+    }
+    payload = {
+        "benchmark": "theory_rank",
+        "quick": args.quick,
+        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+        "machine": machine_info(),
+        "targets": TARGETS,
+        "verdict": verdict,
+        "product_8x5x8": product,
+        "large": large,
+    }
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    print(json.dumps(verdict, indent=2))
+    print(f"wrote {out}")
+    return 0 if all(verdict[k] for k in verdict if k.endswith("_met")) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
