@@ -97,9 +97,9 @@ def default_tol(xp, dtype, shape):
     return max(shape) * float(xp.finfo(dtype).eps)
 
 
-def common_dtype(xp, arrays):
-    """Result dtype of ``arrays`` under the array API promotion rules."""
-    return xp.result_type(*[a.dtype for a in arrays])
+def count_above(s, threshold, xp):
+    """Number of entries of the 1-D array ``s`` strictly above ``threshold`` (a host int)."""
+    return int(xp.sum(xp.astype(s > threshold, xp.int64)))
 
 
 

@@ -16,7 +16,15 @@ import dataclasses
 import math
 from collections import namedtuple
 
-from ._validation import as_array, check_finite, check_int, check_tol, resolve_namespace
+from ._validation import (
+    as_array,
+    check_finite,
+    check_int,
+    check_tol,
+    count_above,
+    default_tol,
+    resolve_namespace,
+)
 from .backends import backend_name, get_func, is_array
 from .factor import LowRank
 
@@ -257,7 +265,7 @@ def difference_profile(mats, tol=None, max_order=None):
     L, m, n = X.shape
     tol = check_tol(tol)
     if tol is None:
-        tol = _default_tol(xp, X.dtype, m, n)
+        tol = default_tol(xp, X.dtype, (m, n))
     max_order = L - 1 if max_order is None else check_int(max_order, "max_order", 0, L - 1)
     to_host = get_func("to_numpy", backend_name(xp))
 
@@ -361,7 +369,7 @@ def direct_sum_check(mats, side="column", tol=None):
     _, m, n = X.shape
     tol = check_tol(tol)
     if tol is None:
-        tol = _default_tol(xp, X.dtype, m, n)
+        tol = default_tol(xp, X.dtype, (m, n))
     to_host = get_func("to_numpy", backend_name(xp))
     s = xp.linalg.svdvals(X)
     thr = tol * float(xp.max(s[:, 0]))
@@ -371,10 +379,6 @@ def direct_sum_check(mats, side="column", tol=None):
 # --------------------------------------------------------------------------
 # internals
 # --------------------------------------------------------------------------
-def _default_tol(xp, dtype, m, n):
-    return max(m, n) * float(xp.finfo(dtype).eps)
-
-
 def _count(s, thr, xp, to_host):
     """Per-matrix count of singular values ``> thr`` (``s`` of shape (p, min(m, n)))."""
     counts = xp.sum(xp.astype(s > thr, xp.int64), axis=-1)
@@ -390,7 +394,7 @@ def _direct_sum(D, piece_ranks, thr, side, xp):
     # sqrt(p) bounds the 2-norm of the concatenated per-piece perturbations,
     # so noise cannot inflate the rank of the concatenation past the pieces'.
     s = xp.linalg.svdvals(C)
-    rank_cat = int(xp.sum(xp.astype(s > math.sqrt(p) * thr, xp.int64)))
+    rank_cat = count_above(s, math.sqrt(p) * thr, xp)
     total = sum(piece_ranks)
     return DirectSumCheck(rank_cat >= total, total, rank_cat)
 

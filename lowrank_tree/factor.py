@@ -10,6 +10,7 @@ from ._validation import (
     check_finite,
     check_int,
     check_tol,
+    count_above,
     default_tol,
     nbytes,
     resolve_namespace,
@@ -55,14 +56,18 @@ def recompress(U, V, xp, tol=None, max_rank=None):
     Qu, Ru = xp.linalg.qr(U)
     Qv, Rv = xp.linalg.qr(V)
     P, s, Wh = xp.linalg.svd(Ru @ xp.matrix_transpose(Rv), full_matrices=False)
-    smax = float(s[0]) if s.shape[0] else 0.0
-    k = int(xp.sum(xp.astype(s > tol * smax, xp.int64))) if smax > 0 else 0
-    if max_rank is not None:
-        k = min(k, max_rank)
+    k = _kept_rank(s, tol, max_rank, xp)
     # U V^T = Qu P diag(s) Wh Qv^T, so the new right factor is Qv Wh^T (no conjugate).
     U_new = Qu @ (P[:, :k] * xp.astype(s[:k], U.dtype))
     V_new = Qv @ xp.matrix_transpose(Wh[:k, :])
     return U_new, V_new, s
+
+
+def _kept_rank(s, tol, cap, xp):
+    """How many of the descending singular values ``s`` exceed ``tol * s[0]``, at most ``cap``."""
+    smax = float(s[0]) if s.shape[0] else 0.0
+    k = count_above(s, tol * smax, xp) if smax > 0 else 0
+    return k if cap is None else min(k, cap)
 
 
 class LowRank:
@@ -213,10 +218,7 @@ class LowRank:
         if min(m, n) == 0:
             return cls._from_factors(M[:, :0], xp.zeros((n, 0), dtype=M.dtype), xp)
         P, s, Wh = xp.linalg.svd(M, full_matrices=False)
-        smax = float(s[0])
-        k = int(xp.sum(xp.astype(s > tol * smax, xp.int64))) if smax > 0 else 0
-        if rank is not None:
-            k = min(k, rank)
+        k = _kept_rank(s, tol, rank, xp)
         U = P[:, :k] * xp.astype(s[:k], M.dtype)
         V = xp.matrix_transpose(Wh[:k, :])
         return cls._from_factors(U, V, xp)
@@ -251,7 +253,7 @@ class LowRank:
         return LowRank._from_factors(U, V, self._xp)
 
     def singular_values(self):
-        """Nonzero-pattern singular values of ``U @ V.T`` (length ``min(m, n, r)``)."""
+        """Singular values of ``U @ V.T``, descending, length ``min(m, n, r)`` (no truncation)."""
         return recompress(self.U, self.V, self._xp, tol=0.0)[2]
 
     # -- arithmetic -------------------------------------------------------

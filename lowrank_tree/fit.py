@@ -18,6 +18,7 @@ from ._validation import (
     check_finite,
     check_int,
     check_tol,
+    count_above,
     default_tol,
     nbytes,
     resolve_namespace,
@@ -614,7 +615,7 @@ def _fit_order(M, W, r_req, tol, method, sketch, opts, xp):
     Q, P, s, Wh, res2 = cand
     L = s.shape[0]
     if r_req is not None:
-        r = min(r_req, int(xp.sum(xp.astype(s > floor, xp.int32))))
+        r = min(r_req, count_above(s, floor, xp))
     else:
         r = _tol_rank(s, res2, thr, xp)
     grow = 0

@@ -33,7 +33,7 @@ def make_rng(seed):
     return cupy.random.default_rng(seed)
 
 
-def standard_normal(rng, shape, dtype, like=None):
+def standard_normal(rng, shape, dtype):
     import cupy
 
     dtype = cupy.dtype(dtype)

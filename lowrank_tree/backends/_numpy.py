@@ -28,7 +28,7 @@ def make_rng(seed):
     return np.random.default_rng(seed)
 
 
-def standard_normal(rng, shape, dtype, like=None):
+def standard_normal(rng, shape, dtype):
     """Standard normal samples of ``dtype``; complex dtypes get unit-variance complex samples."""
     dtype = np.dtype(dtype)
     if dtype.kind == "c":

@@ -29,7 +29,7 @@ def to_numpy(x):
 make_rng = _numpy.make_rng
 
 
-def standard_normal(rng, shape, dtype, like=None):
+def standard_normal(rng, shape, dtype):
     xp = namespace()
     np_dtype = np.dtype(str(dtype).split(".")[-1]) if not isinstance(dtype, np.dtype) else dtype
     return xp.asarray(_numpy.standard_normal(rng, shape, np_dtype))
