@@ -168,8 +168,7 @@ class LowRankSegmentTree:
             self._levels.append([self._merge(below[2 * j], below[2 * j + 1])
                                  for j in range(len(below) // 2)])
         self._cache = OrderedDict()
-        self._cache_used = 0
-        self._stacks = None
+        self.clear_cache()
 
     # ------------------------------------------------------------------
     # properties
@@ -235,6 +234,12 @@ class LowRankSegmentTree:
             extra = nbytes(self._stacks[0], self._xp) + nbytes(self._stacks[1], self._xp)
         return self._cache_used + extra
 
+    def clear_cache(self):
+        """Drop the per-order and all-orders caches (the next queries rebuild them)."""
+        self._cache.clear()
+        self._cache_used = 0
+        self._stacks = None
+
     def __repr__(self):
         m, n = self.shape
         return (f"LowRankSegmentTree(shape=({m}, {n}), num_orders={self._K}, "
@@ -262,12 +267,10 @@ class LowRankSegmentTree:
         """
         out = []
         for h, level in enumerate(self._levels):
-            for j, node in enumerate(level):
-                first = j * 2**h + 1
-                if first > self._K:
+            for j in range(len(level)):
+                if j * 2**h + 1 > self._K:
                     break
-                last = min((j + 1) * 2**h, self._K)
-                out.append(NodeInfo(h, j, first, last, node.rank, node.dense, self._node_nbytes(node)))
+                out.append(self._info(h, j))
         return out
 
     def canonical_nodes(self, k):
@@ -283,8 +286,7 @@ class LowRankSegmentTree:
         list of NodeInfo
         """
         k = check_int(k, "k", 0, self._K)
-        info = {(i.level, i.index): i for i in self.nodes()}
-        return [info[hj] for hj in _prefix_index(k)]
+        return [self._info(h, j) for h, j in _prefix_index(k)]
 
     def query_cost(self, k):
         """Shape of the work a query at order ``k`` does.
@@ -520,6 +522,11 @@ class LowRankSegmentTree:
         if self._tol is not None:
             return self._tol
         return default_tol(self._xp, self._dtype, self.shape)
+
+    def _info(self, h, j):
+        node = self._levels[h][j]
+        first, last = j * 2**h + 1, min((j + 1) * 2**h, self._K)
+        return NodeInfo(h, j, first, last, node.rank, node.dense, self._node_nbytes(node))
 
     def _node_nbytes(self, node):
         if node.dense:

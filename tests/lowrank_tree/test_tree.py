@@ -272,6 +272,10 @@ def test_cache_can_be_disabled_and_is_bounded(rel_err):
         assert rel_err(small.query(k, X), W[k] @ X) <= TOL64
     assert off.cache_nbytes == 0
     assert small.cache_nbytes <= 600
+    small.all_orders(X)
+    small.clear_cache()
+    assert small.cache_nbytes == 0
+    assert rel_err(small.query(10, X), W[10] @ X) <= TOL64
 
 
 def test_lossy_tolerance_bounds_error(rel_err):
