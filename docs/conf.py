@@ -19,7 +19,6 @@ extensions = [
     "numpydoc",
     "sphinx.ext.autodoc",
     "sphinx.ext.mathjax",
-    "sphinx.ext.intersphinx",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 myst_enable_extensions = ["dollarmath", "colon_fence"]
@@ -28,9 +27,7 @@ exclude_patterns = ["_build"]
 numpydoc_show_class_members = False
 numpydoc_xref_param_type = False
 autodoc_default_options = {"members": True, "undoc-members": False}
-intersphinx_mapping = {}
 html_theme = "alabaster"
-html_static_path = []
 
 # The performance page includes tables rendered from the committed benchmark
 # JSON, so the numbers in the docs are always the ones a command produced.

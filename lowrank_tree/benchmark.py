@@ -34,7 +34,8 @@ import numpy as np
 
 from .tree import LowRankSegmentTree
 
-__all__ = ["machine_info", "median_time", "query_benchmark", "worst_order", "write_json"]
+__all__ = ["loop_query", "machine_info", "median_time", "query_benchmark", "relative_error", "worst_order",
+           "write_json"]
 
 
 def machine_info():
@@ -91,16 +92,25 @@ def worst_order(tree):
 
     Ties are broken by the number of dense canonical nodes, then by larger ``k``.
     """
-    best = max(range(tree.num_orders + 1),
-               key=lambda k: (tree.query_cost(k)["inner_dim"], tree.query_cost(k)["dense_nodes"], k))
-    return best
+    def work(k):
+        cost = tree.query_cost(k)
+        return cost["inner_dim"], cost["dense_nodes"], k
+
+    return max(range(tree.num_orders + 1), key=work)
 
 
-def _loop_query(base, factors, k, X):
+def loop_query(base, factors, k, X):
+    """The per-correction baseline ``W_0 X + Σ_{i≤k} U_i (V_iᵀ X)`` (NumPy)."""
     Y = base @ X
     for U, V in factors[:k]:
         Y += U @ (V.T @ X)
     return Y
+
+
+def relative_error(a, b):
+    """``‖a − b‖_F / ‖b‖_F`` (absolute when ``b`` is zero)."""
+    nb = np.linalg.norm(b)
+    return float(np.linalg.norm(a - b) / (nb if nb else 1.0))
 
 
 def query_benchmark(n=1024, b=64, r=4, K=64, m=None, seed=0, repeat=7, per_order_limit=2**31,
@@ -148,7 +158,7 @@ def query_benchmark(n=1024, b=64, r=4, K=64, m=None, seed=0, repeat=7, per_order
 
     W_k = tree.matrix(k)
     ref = base + sum((U @ V.T for U, V in factors[:k]), np.zeros_like(base))
-    err = float(np.linalg.norm(tree.query(k, X) - ref @ X) / np.linalg.norm(ref @ X))
+    err = relative_error(tree.query(k, X), ref @ X)
 
     itemsize = np.dtype(dtype).itemsize
     per_order_bytes = (K + 1) * m * n * itemsize
@@ -160,8 +170,7 @@ def query_benchmark(n=1024, b=64, r=4, K=64, m=None, seed=0, repeat=7, per_order
             np.add(stack[i - 1], U @ V.T, out=stack[i])
 
     def cold():
-        tree._cache.clear()  # noqa: SLF001 - measuring the uncached path on purpose
-        tree._cache_used = 0  # noqa: SLF001
+        tree.clear_cache()
         return tree.query(k, X)
 
     times = {
@@ -169,7 +178,7 @@ def query_benchmark(n=1024, b=64, r=4, K=64, m=None, seed=0, repeat=7, per_order
         "tree_query_uncached": median_time(cold, repeat),
         "dense": median_time(lambda: W_k @ X, repeat),
         "per_order": median_time((lambda: stack[k] @ X) if stack is not None else (lambda: W_k @ X), repeat),
-        "loop": median_time(lambda: _loop_query(base, factors, k, X), repeat),
+        "loop": median_time(lambda: loop_query(base, factors, k, X), repeat),
     }
     raw = sum(U.nbytes + V.nbytes for U, V in factors)
     depth = max(1, math.ceil(math.log2(K))) if K else 0

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from .benchmark import median_time
+from .benchmark import loop_query, median_time, relative_error
 from .diagnostics import difference_profile
 from .fit import cascade_fit
 from .synthetic import synthetic_evolution
@@ -91,12 +91,6 @@ def compare(mats, tol=1e-6, ranks=None, budget=None, b=32, seed=0, repeat=5, met
     factors = [(c.U, c.V) for c in cascade.corrections]
     base = cascade.base
 
-    def loop(k):
-        Y = base @ X
-        for U, V in factors[:k]:
-            Y += U @ (V.T @ X)
-        return Y
-
     queries = []
     for k in sorted({0, 1, K // 2, max(K - 1, 0), K} if K else {0}):
         if k > K:
@@ -106,16 +100,16 @@ def compare(mats, tol=1e-6, ranks=None, budget=None, b=32, seed=0, repeat=5, met
         queries.append({
             "k": k,
             "inner_dim": tree.query_cost(k)["inner_dim"],
-            "error_vs_fit": _rel(Y, W_k @ X),
-            "error_vs_target": _rel(Y, mats[k] @ X),
+            "error_vs_fit": relative_error(Y, W_k @ X),
+            "error_vs_target": relative_error(Y, mats[k] @ X),
             "tree": median_time(lambda: tree.query(k, X), repeat),
             "dense": median_time(lambda: W_k @ X, repeat),
             "per_order": median_time(lambda: mats[k] @ X, repeat),
-            "loop": median_time(lambda: loop(k), repeat),
+            "loop": median_time(lambda: loop_query(base, factors, k, X), repeat),
         })
     all_tree = median_time(lambda: tree.all_orders(X), max(3, repeat // 2))
     all_dense = median_time(lambda: [mats[k] @ X for k in range(K + 1)], max(3, repeat // 2))
-    all_err = _rel(tree.all_orders(X), np.stack([cascade.matrix(k) @ X for k in range(K + 1)]))
+    all_err = relative_error(tree.all_orders(X), np.stack([cascade.matrix(k) @ X for k in range(K + 1)]))
 
     itemsize = mats.dtype.itemsize
     raw = sum(U.nbytes + V.nbytes for U, V in factors)
@@ -134,11 +128,6 @@ def compare(mats, tol=1e-6, ranks=None, budget=None, b=32, seed=0, repeat=5, met
         "timings": {"fit": fit_s, "build": build_s},
         "nodes": tree.nodes(),
     }
-
-
-def _rel(a, b):
-    nb = np.linalg.norm(b)
-    return float(np.linalg.norm(a - b) / (nb if nb else 1.0))
 
 
 def _mb(x):
