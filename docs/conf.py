@@ -36,3 +36,4 @@ _generated.mkdir(exist_ok=True)
 import report  # noqa: E402  (bench/report.py)
 
 (_generated / "query_table.md").write_text(report.query_table())
+(_generated / "theory_rank_table.md").write_text(report.theory_table())
