@@ -45,3 +45,19 @@ def test_readme_performance_table_is_generated_from_bench_json():
     spec.loader.exec_module(report)
     readme = (ROOT / "README.md").read_text()
     assert report.query_table() in readme, "run `python bench/report.py --readme` after bench/query.py"
+
+
+def test_theory_designer_table_in_docs_is_current(capsys):
+    pytest.importorskip("sympy")
+    from theory.__main__ import main as theory_main
+
+    doc = (ROOT / "docs" / "theory.md").read_text()
+    for library in ("extended", "standard"):
+        assert theory_main(["table", "--library", library]) == 0
+        out = capsys.readouterr().out
+        counts = re.search(r"\d+ constructed, \d+ impossible, \d+ open", out).group(0)
+        assert counts in doc, f"docs/theory.md quotes other {library}-library counts than `{counts}`"
+        if library == "extended":  # the page shows this table row by row
+            rows = [line for line in out.splitlines() if line.startswith("|")]
+            missing = [line for line in rows if line not in doc]
+            assert not missing, f"docs/theory.md is stale; rerun `python -m theory table`: {missing[:3]}"
