@@ -36,17 +36,14 @@ Examples
 
 from __future__ import annotations
 
+import importlib.util
 import random
 
 import numpy as np
 
-try:  # pragma: no cover - exercised depending on the environment
-    import numba as _numba
-
-    HAVE_NUMBA = True
-except ImportError:  # pragma: no cover
-    _numba = None
-    HAVE_NUMBA = False
+# Numba is optional and costs ~0.3 s to import: its kernels live in
+# ``_modular_numba`` and are imported only when the Numba path first runs.
+HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 
 __all__ = [
     "HAVE_NUMBA",
@@ -267,155 +264,14 @@ def _interp_py(xs, Y, p):
 
 
 # ---------------------------------------------------------------------------
-# Numba kernels
-# ---------------------------------------------------------------------------
-if HAVE_NUMBA:
-    _jit = _numba.njit(cache=True, nogil=True)
-
-    @_jit
-    def _powmod_nb(a, e, p):  # pragma: no cover - compiled
-        r = 1
-        a %= p
-        while e > 0:
-            if e & 1:
-                r = r * a % p
-            a = a * a % p
-            e >>= 1
-        return r
-
-    @_jit
-    def _rank_nb(M, p):  # pragma: no cover - compiled
-        m, n = M.shape
-        a = M.copy() % p
-        rowidx = np.arange(m)
-        prow = np.empty(min(m, n), np.int64)
-        pcol = np.empty(min(m, n), np.int64)
-        r = 0
-        for c in range(n):
-            if r == m:
-                break
-            piv = -1
-            for i in range(r, m):
-                if a[i, c] != 0:
-                    piv = i
-                    break
-            if piv < 0:
-                continue
-            if piv != r:
-                for j in range(n):
-                    tmp = a[r, j]
-                    a[r, j] = a[piv, j]
-                    a[piv, j] = tmp
-                tmp = rowidx[r]
-                rowidx[r] = rowidx[piv]
-                rowidx[piv] = tmp
-            inv = _powmod_nb(a[r, c], p - 2, p)
-            for i in range(r + 1, m):
-                f = a[i, c] * inv % p
-                if f != 0:
-                    for j in range(c, n):
-                        a[i, j] = (a[i, j] - f * a[r, j]) % p
-            prow[r] = rowidx[r]
-            pcol[r] = c
-            r += 1
-        return r, prow[:r].copy(), pcol[:r].copy()
-
-    @_jit
-    def _eval_nb(C, xs, p):  # pragma: no cover - compiled
-        m, n, L = C.shape
-        out = np.empty((xs.shape[0], m, n), np.int64)
-        for s in range(xs.shape[0]):
-            x = xs[s] % p
-            for i in range(m):
-                for j in range(n):
-                    acc = 0
-                    for d in range(L):
-                        acc = (acc * x + C[i, j, d]) % p
-                    out[s, i, j] = acc
-        return out
-
-    @_jit
-    def _cramer_nb(E, I, J, F, p):  # pragma: no cover - compiled
-        npts = E.shape[0]
-        r = I.shape[0]
-        k = F.shape[0]
-        dets = np.zeros(npts, np.int64)
-        X = np.zeros((npts, r, k), np.int64)
-        a = np.empty((r, r + k), np.int64)
-        for s in range(npts):
-            for i in range(r):
-                for j in range(r):
-                    a[i, j] = E[s, I[i], J[j]] % p
-                for q in range(k):
-                    a[i, r + q] = (p - E[s, I[i], F[q]] % p) % p
-            det = 1
-            ok = True
-            for c in range(r):
-                piv = -1
-                for i in range(c, r):
-                    if a[i, c] != 0:
-                        piv = i
-                        break
-                if piv < 0:
-                    ok = False
-                    break
-                if piv != c:
-                    for j in range(r + k):
-                        tmp = a[c, j]
-                        a[c, j] = a[piv, j]
-                        a[piv, j] = tmp
-                    det = p - det
-                det = det * a[c, c] % p
-                inv = _powmod_nb(a[c, c], p - 2, p)
-                for j in range(c, r + k):
-                    a[c, j] = a[c, j] * inv % p
-                for i in range(r):
-                    if i != c:
-                        f = a[i, c]
-                        if f != 0:
-                            for j in range(c, r + k):
-                                a[i, j] = (a[i, j] - f * a[c, j]) % p
-            if not ok:
-                continue
-            det %= p
-            dets[s] = det
-            for i in range(r):
-                for q in range(k):
-                    X[s, i, q] = a[i, r + q] * det % p
-        return dets, X
-
-    @_jit
-    def _interp_nb(xs, Y, p):  # pragma: no cover - compiled
-        npts, q = Y.shape
-        out = np.zeros((npts, q), np.int64)
-        dd = np.empty(npts, np.int64)
-        coef = np.empty(npts, np.int64)
-        # inverses of node differences, shared by all columns
-        invd = np.zeros((npts, npts), np.int64)
-        for lvl in range(1, npts):
-            for i in range(lvl, npts):
-                invd[lvl, i] = _powmod_nb((xs[i] - xs[i - lvl]) % p, p - 2, p)
-        for col in range(q):
-            for i in range(npts):
-                dd[i] = Y[i, col] % p
-            for lvl in range(1, npts):
-                for i in range(npts - 1, lvl - 1, -1):
-                    dd[i] = (dd[i] - dd[i - 1]) % p * invd[lvl, i] % p
-            for d in range(npts):
-                coef[d] = 0
-            for i in range(npts - 1, -1, -1):
-                xi = xs[i] % p
-                for d in range(npts - 1, 0, -1):
-                    coef[d] = (coef[d - 1] - coef[d] * xi) % p
-                coef[0] = (dd[i] - coef[0] * xi) % p
-            for d in range(npts):
-                out[d, col] = coef[d]
-        return out
-
-
-# ---------------------------------------------------------------------------
 # public dispatchers
 # ---------------------------------------------------------------------------
+def _nb():
+    from . import _modular_numba
+
+    return _modular_numba
+
+
 def _check_backend(backend):
     if backend == "auto":
         return "numba" if HAVE_NUMBA else "python"
@@ -471,7 +327,7 @@ def rank_mod(M, p, backend="auto"):
         e = np.zeros(0, np.int64)
         return 0, e, e
     if backend == "numba":
-        r, rows, cols = _rank_nb(np.ascontiguousarray(A, dtype=np.int64), p)
+        r, rows, cols = _nb().rank(np.ascontiguousarray(A, dtype=np.int64), p)
         return int(r), rows, cols
     r, rows, cols = _rank_py(A.tolist(), p)
     return r, np.array(rows, np.int64), np.array(cols, np.int64)
@@ -506,7 +362,7 @@ def eval_mod(C, xs, p, backend="auto"):
     backend = _check_backend(backend)
     xs = np.asarray(xs, dtype=np.int64) % p
     if backend == "numba":
-        return _eval_nb(np.ascontiguousarray(C, dtype=np.int64), xs, p)
+        return _nb().evaluate(np.ascontiguousarray(C, dtype=np.int64), xs, p)
     out = _eval_py(np.asarray(C).tolist(), xs.tolist(), p)
     return np.array(out, dtype=np.int64).reshape(len(xs), C.shape[0], C.shape[1])
 
@@ -549,7 +405,7 @@ def cramer_mod(E, I, J, F, p, backend="auto"):
     if len(I) != len(J):
         raise ValueError(f"I and J must have equal length, got {len(I)} and {len(J)}")
     if backend == "numba":
-        return _cramer_nb(np.ascontiguousarray(E, dtype=np.int64), I, J, F, p)
+        return _nb().cramer(np.ascontiguousarray(E, dtype=np.int64), I, J, F, p)
     El = np.asarray(E).tolist()
     dets, nums = [], []
     for M in El:
@@ -602,5 +458,5 @@ def interpolate_mod(xs, Y, p, backend="auto"):
     if Y.ndim != 2 or Y.shape[0] != len(xs):
         raise ValueError(f"Y must have shape (len(xs), q), got {Y.shape}")
     if backend == "numba":
-        return _interp_nb(xs, np.ascontiguousarray(Y), p)
+        return _nb().interpolate(xs, np.ascontiguousarray(Y), p)
     return np.array(_interp_py(xs.tolist(), Y.tolist(), p), dtype=np.int64).reshape(Y.shape)
