@@ -5,6 +5,7 @@ and ``V`` (n×r).  Note the plain transpose: for complex data this is *not*
 ``U @ V^H``, so a factorisation of a complex matrix never needs a conjugate.
 """
 
+from .backends import backend_name
 from ._validation import (
     as_array,
     check_finite,
@@ -16,7 +17,7 @@ from ._validation import (
     resolve_namespace,
 )
 
-__all__ = ["LowRank", "recompress"]
+__all__ = ["LowRank", "correction_factors", "recompress"]
 
 
 def recompress(U, V, xp, tol=None, max_rank=None):
@@ -61,6 +62,63 @@ def recompress(U, V, xp, tol=None, max_rank=None):
     U_new = Qu @ (P[:, :k] * xp.astype(s[:k], U.dtype))
     V_new = Qv @ xp.matrix_transpose(Wh[:k, :])
     return U_new, V_new, s
+
+
+def correction_factors(delta, xp, name, shape, allow_dense=False):
+    """Validated factors ``(U, V)`` of one correction ``Δ = U @ V.T``.
+
+    Parameters
+    ----------
+    delta : LowRank, (U, V) pair, or array of shape ``shape``
+        A dense array is accepted only with ``allow_dense`` and is factorised
+        losslessly (:meth:`LowRank.from_dense`).
+    xp : module
+        Namespace the factors must belong to.
+    name : str
+        Argument name used in error messages.
+    shape : tuple of int
+        ``(m, n)`` of the matrix the correction is added to.
+
+    Returns
+    -------
+    U : array, shape (m, r)
+    V : array, shape (n, r)
+
+    Raises
+    ------
+    TypeError
+        Another array library, a non-numeric dtype, or (without
+        ``allow_dense``) something that is neither a LowRank nor a pair.
+    ValueError
+        Wrong shapes, unequal factor widths, NaN/Inf.
+    """
+    m, n = shape
+    if isinstance(delta, LowRank):
+        if delta.xp is not xp:
+            raise TypeError(f"{name} is a LowRank on {backend_name(delta.xp)} arrays but {backend_name(xp)} "
+                            f"arrays are expected (mixing array libraries is not allowed)")
+        U, V = delta.U, delta.V
+    elif isinstance(delta, (tuple, list)) and len(delta) == 2:
+        U = as_array(delta[0], xp, f"{name} U factor", ndim=2)
+        V = as_array(delta[1], xp, f"{name} V factor", ndim=2)
+        if U.shape[1] != V.shape[1]:
+            raise ValueError(f"{name} factors must have the same number of columns, "
+                             f"got U {tuple(U.shape)} and V {tuple(V.shape)}")
+    elif allow_dense:
+        D = as_array(delta, xp, name, ndim=2)
+        if tuple(D.shape) != (m, n):
+            raise ValueError(f"{name} must have shape {(m, n)}, got {tuple(D.shape)}")
+        check_finite(D, xp, name)
+        low = LowRank.from_dense(D)
+        U, V = low.U, low.V
+    else:
+        raise TypeError(f"{name} must be a LowRank or a (U, V) pair, got {type(delta).__name__}")
+    if U.shape[0] != m or V.shape[0] != n:
+        raise ValueError(f"{name} must have shape {(m, n)} (a {m}x{n} correction: U with {m} rows, "
+                         f"V with {n} rows), got U {tuple(U.shape)} and V {tuple(V.shape)}")
+    check_finite(U, xp, f"{name} U factor")
+    check_finite(V, xp, f"{name} V factor")
+    return U, V
 
 
 def _kept_rank(s, tol, cap, xp):

@@ -24,7 +24,7 @@ from ._validation import (
     resolve_namespace,
 )
 from .backends import backend_name, get_func, is_array
-from .factor import LowRank
+from .factor import LowRank, correction_factors
 
 __all__ = ["Cascade", "cascade_fit"]
 
@@ -102,23 +102,9 @@ class Cascade:
         corr = []
         dtype = base.dtype
         for i, c in enumerate(corrections):
-            name = f"corrections[{i}]"
-            if not isinstance(c, LowRank):
-                try:
-                    U, V = c
-                except (TypeError, ValueError):
-                    raise TypeError(f"{name} must be a LowRank or a (U, V) pair, "
-                                    f"got {type(c).__name__}") from None
-                c = LowRank(as_array(U, xp, f"{name}.U", ndim=2),
-                            as_array(V, xp, f"{name}.V", ndim=2))
-            elif c.xp is not xp:
-                raise TypeError(f"{name} uses another array library than base; "
-                                f"expected {backend_name(xp)} arrays")
-            if c.shape != (m, n):
-                raise ValueError(f"{name} must have shape {(m, n)} (the shape of base), "
-                                 f"got {c.shape}")
-            dtype = xp.result_type(dtype, c.dtype)
-            corr.append(c)
+            U, V = correction_factors(c, xp, f"corrections[{i}]", (m, n))
+            dtype = xp.result_type(dtype, U.dtype, V.dtype)
+            corr.append(LowRank._from_factors(U, V, xp))
         K = len(corr)
         if errors is None:
             errors = [0.0] + [float("nan")] * K

@@ -26,7 +26,7 @@ from ._validation import (
     resolve_namespace,
 )
 from .backends import backend_name, get_func
-from .factor import LowRank, recompress
+from .factor import LowRank, correction_factors, recompress
 
 __all__ = ["LowRankSegmentTree", "NodeInfo"]
 
@@ -535,30 +535,8 @@ class LowRankSegmentTree:
 
     def _leaf_factors(self, delta, name, dtype):
         """Validated ``(U, V)`` of a correction, in ``dtype`` when given."""
-        xp, (m, n) = self._xp, self.shape
-        if isinstance(delta, LowRank):
-            if delta.xp is not xp:
-                raise TypeError(f"{name} is a LowRank on {backend_name(delta.xp)} arrays but the tree "
-                                f"uses {self.backend}; expected one array library")
-            U, V = delta.U, delta.V
-        elif isinstance(delta, (tuple, list)) and len(delta) == 2:
-            U = as_array(delta[0], xp, f"{name} U factor", ndim=2)
-            V = as_array(delta[1], xp, f"{name} V factor", ndim=2)
-            if U.shape[1] != V.shape[1]:
-                raise ValueError(f"{name} factors must have the same number of columns, "
-                                 f"got U {tuple(U.shape)} and V {tuple(V.shape)}")
-        else:
-            D = as_array(delta, xp, name, ndim=2)
-            if tuple(D.shape) != (m, n):
-                raise ValueError(f"{name} must have shape {(m, n)}, got {tuple(D.shape)}")
-            check_finite(D, xp, name)
-            low = LowRank.from_dense(D)
-            U, V = low.U, low.V
-        if U.shape[0] != m or V.shape[0] != n:
-            raise ValueError(f"{name} must be an {m}x{n} correction (U with {m} rows, V with {n} rows), "
-                             f"got U {tuple(U.shape)} and V {tuple(V.shape)}")
-        check_finite(U, xp, f"{name} U factor")
-        check_finite(V, xp, f"{name} V factor")
+        xp = self._xp
+        U, V = correction_factors(delta, xp, name, self.shape, allow_dense=True)
         if dtype is not None:
             for F in (U, V):
                 if xp.isdtype(F.dtype, "complex floating") and not xp.isdtype(dtype, "complex floating"):

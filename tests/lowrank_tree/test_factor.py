@@ -127,3 +127,22 @@ def test_mixed_libraries():
     A = LowRank(np.ones((3, 1)), np.ones((4, 1)))
     with pytest.raises(TypeError, match="array_api_strict"):
         A @ xps.ones(4)
+
+
+def test_correction_factors_validation():
+    import array_api_strict as xps
+
+    from lowrank_tree.backends import namespace_for
+    from lowrank_tree.factor import correction_factors
+
+    xp = namespace_for("numpy")
+    U, V = correction_factors((np.ones((3, 2)), 2 * np.ones((4, 2))), xp, "d", (3, 4))
+    np.testing.assert_array_equal(U @ V.T, 4 * np.ones((3, 4)))
+    with pytest.raises(TypeError, match="d must be a LowRank or a \\(U, V\\) pair"):
+        correction_factors(np.ones((3, 4)), xp, "d", (3, 4))
+    U, V = correction_factors(np.outer([1.0, 2, 3], [1.0, 0, 0, 1]), xp, "d", (3, 4), allow_dense=True)
+    assert U.shape == (3, 1)
+    with pytest.raises(TypeError, match="d is a LowRank on array_api_strict arrays"):
+        correction_factors(LowRank(xps.ones((3, 1)), xps.ones((4, 1))), xp, "d", (3, 4))
+    with pytest.raises(ValueError, match=r"d must have shape \(3, 4\) \(a 3x4 correction"):
+        correction_factors((np.ones((3, 1)), np.ones((5, 1))), xp, "d", (3, 4))
