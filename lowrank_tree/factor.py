@@ -137,7 +137,7 @@ class LowRank:
         Left factor.  ``r`` may be 0 (the zero matrix).
     V : array_like, shape (n, r)
         Right factor.
-    backend : {'numpy', 'cupy', 'array_api_strict'}, optional
+    backend : {'numpy', 'numba', 'cupy', 'array_api_strict'}, optional
         Array library; by default the library of ``U`` and ``V``.
 
     Attributes

@@ -55,7 +55,7 @@ class Cascade:
         unknown; by default all unknown except ``errors[0] = 0``).
     method : str, optional
         The SVD method that produced the fit (informative only).
-    backend : {'numpy', 'cupy', 'array_api_strict'}, optional
+    backend : {'numpy', 'numba', 'cupy', 'array_api_strict'}, optional
         Array library; by default that of ``base``.
 
     Attributes
@@ -114,27 +114,33 @@ class Cascade:
         base = xp.astype(base, dtype, copy=False)
         corr = [LowRank._from_factors(xp.astype(c.U, dtype, copy=False),
                                       xp.astype(c.V, dtype, copy=False), xp) for c in corr]
-        self._set(base, corr, errors, str(method), xp)
+        self._set(base, corr, errors, str(method), xp, backend)
 
     @classmethod
-    def _from_parts(cls, base, corrections, errors, method, xp):
+    def _from_parts(cls, base, corrections, errors, method, xp, backend=None):
         """Trusted constructor for :func:`cascade_fit` (no checks)."""
         obj = cls.__new__(cls)
-        obj._set(base, corrections, errors, method, xp)
+        obj._set(base, corrections, errors, method, xp, backend)
         return obj
 
-    def _set(self, base, corrections, errors, method, xp):
+    def _set(self, base, corrections, errors, method, xp, backend):
         self.base = base
         self.corrections = list(corrections)
         self.errors = list(errors)
         self.method = method
         self._xp = xp
+        self._backend = backend if backend is not None else backend_name(xp)
 
     # -- sizes ------------------------------------------------------------
     @property
     def xp(self):
         """Array namespace of the base and factors."""
         return self._xp
+
+    @property
+    def backend(self):
+        """Backend name (``'numba'`` keeps NumPy arrays; :meth:`tree` builds on it)."""
+        return self._backend
 
     @property
     def shape(self):
@@ -202,7 +208,7 @@ class Cascade:
         Parameters
         ----------
         **opts
-            Passed on, e.g. ``tol``.
+            Passed on, e.g. ``tol``; ``backend`` defaults to the cascade's.
 
         Returns
         -------
@@ -211,6 +217,7 @@ class Cascade:
         """
         from .tree import LowRankSegmentTree
 
+        opts.setdefault("backend", self._backend)
         return LowRankSegmentTree(self.base, self.corrections, **opts)
 
     # -- reporting --------------------------------------------------------
@@ -310,8 +317,10 @@ def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=Non
         Extra sketch columns in the fixed-rank randomized path (default 10).
     power_iters : int, keyword-only
         Subspace iterations of the randomized range finders (default 2).
-    backend : {'numpy', 'cupy', 'array_api_strict'}, keyword-only
-        Array library; by default that of the input arrays.
+    backend : {'numpy', 'numba', 'cupy', 'array_api_strict'}, keyword-only
+        Array library; by default that of the input arrays.  ``'cupy'`` moves
+        NumPy input to the GPU; ``'numba'`` fits with NumPy (the fit is
+        LAPACK-bound) and builds its :meth:`Cascade.tree` on Numba.
 
     With none of ``ranks``, ``tol`` and ``budget`` the fit is lossless:
     ``tol`` at its floor ``ε`` (a residual that is rounding noise gets rank 0).
@@ -422,8 +431,8 @@ def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=Non
         for k, M in enumerate(stream):
             shaped.append(_check_matrix(M, xp, k, shaped[0].shape if k else None))
         ranks = _allocate_budget(shaped, budget, xp, method, opts)
-        return _run(iter(shaped), xp, len(shaped) - 1, ranks, None, method, opts)
-    return _run(stream, xp, K, ranks, tol, method, opts)
+        return _run(iter(shaped), xp, len(shaped) - 1, ranks, None, method, opts, backend)
+    return _run(stream, xp, K, ranks, tol, method, opts, backend)
 
 
 # --------------------------------------------------------------------------
@@ -520,7 +529,7 @@ class _Sketcher:
         return self._rng
 
 
-def _run(stream, xp, K, ranks, tol, method, opts):
+def _run(stream, xp, K, ranks, tol, method, opts, backend=None):
     sketch = _Sketcher(xp, opts["seed"])
     base = W = None
     corrections, errors = [], [0.0]
@@ -566,7 +575,7 @@ def _run(stream, xp, K, ranks, tol, method, opts):
     corrections = [LowRank._from_factors(xp.astype(c.U, dtype, copy=False),
                                          xp.astype(c.V, dtype, copy=False), xp)
                    for c in corrections]
-    return Cascade._from_parts(base, corrections, errors, used, xp)
+    return Cascade._from_parts(base, corrections, errors, used, xp, backend)
 
 
 def _fit_order(M, W, r_req, tol, method, sketch, opts, xp):

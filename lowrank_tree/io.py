@@ -33,7 +33,7 @@ import threading
 import zipfile
 import zlib
 
-from .backends import backend_name, get_func, namespace_for
+from .backends import get_func, namespace_for
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "load", "save"]
 
@@ -154,7 +154,7 @@ def load(path, backend=None):
     path : str or os.PathLike
         The file.  If it does not exist and its name lacks ``.npz``, the name
         with ``.npz`` appended is tried (mirroring :func:`save`).
-    backend : {'numpy', 'cupy', 'array_api_strict'}, optional
+    backend : {'numpy', 'numba', 'cupy', 'array_api_strict'}, optional
         Array library to place the arrays on; default NumPy (whatever the
         backend the object was saved from).
 
@@ -228,7 +228,7 @@ def _kind_of(obj):
     if isinstance(obj, LowRankSegmentTree):
         return "tree", obj.backend
     if isinstance(obj, Cascade):
-        return "cascade", backend_name(obj.xp)
+        return "cascade", obj.backend
     raise TypeError(f"obj must be a LowRankSegmentTree or a Cascade, got {type(obj).__name__}")
 
 

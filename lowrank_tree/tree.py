@@ -38,12 +38,16 @@ NodeInfo = namedtuple("NodeInfo", "level index first last rank dense nbytes")
 
 
 class _Node:
-    """A stored node: factors ``U``, ``V`` (``D is None``) or a dense ``D``."""
+    """A stored node: factors ``U``, ``V`` (``D is None``) or a dense ``D``.
 
-    __slots__ = ("U", "V", "D", "rank")
+    ``orth`` records that the factor columns are orthogonal (true of every
+    recompressed node), which the Numba merge kernel exploits.
+    """
 
-    def __init__(self, U=None, V=None, D=None, rank=0):
-        self.U, self.V, self.D, self.rank = U, V, D, rank
+    __slots__ = ("U", "V", "D", "rank", "orth")
+
+    def __init__(self, U=None, V=None, D=None, rank=0, orth=False):
+        self.U, self.V, self.D, self.rank, self.orth = U, V, D, rank, orth
 
     @property
     def dense(self):
@@ -78,8 +82,11 @@ class LowRankSegmentTree:
         Relative tolerance of the recompression of internal nodes (singular
         values ``<= tol * sigma_max`` of a node are dropped).  Default
         ``max(m, n) * eps``: lossless up to rounding.
-    backend : {'numpy', 'cupy', 'array_api_strict'}, optional
-        Array library; by default the library of the inputs.
+    backend : {'numpy', 'numba', 'cupy', 'array_api_strict'}, optional
+        Array library; by default the library of the inputs.  ``'numba'``
+        keeps NumPy arrays and runs the build, re-merge, small-batch query
+        and all-orders pass in JIT kernels; ``'cupy'`` moves NumPy inputs to
+        the GPU.
     cache_bytes : int, optional
         Memory budget of the per-order cache of concatenated factors (LRU,
         default 256 MiB; 0 disables caching).
@@ -147,6 +154,7 @@ class LowRankSegmentTree:
             raise ValueError(f"base must have at least one row and one column, got shape {(m, n)}")
         check_finite(base, xp, "base")
         self._xp = xp
+        self._backend = backend if backend is not None else backend_name(xp)
         self._m, self._n = m, n
         self._tol = check_tol(tol)
         self._cache_limit = check_int(cache_bytes, "cache_bytes", 0)
@@ -165,8 +173,8 @@ class LowRankSegmentTree:
         self._levels = [leaves + [self._empty] * (cap - self._K)]
         while len(self._levels[-1]) > 1:
             below = self._levels[-1]
-            self._levels.append([self._merge(below[2 * j], below[2 * j + 1])
-                                 for j in range(len(below) // 2)])
+            self._levels.append(self._merge_pairs([(below[2 * j], below[2 * j + 1])
+                                                   for j in range(len(below) // 2)]))
         self._cache = OrderedDict()
         self.clear_cache()
 
@@ -187,8 +195,8 @@ class LowRankSegmentTree:
 
     @property
     def backend(self):
-        """Name of the array library holding the tree."""
-        return backend_name(self._xp)
+        """Name of the backend: ``'numpy'``, ``'numba'``, ``'cupy'`` or ``'array_api_strict'``."""
+        return self._backend
 
     @property
     def tol(self):
@@ -413,8 +421,8 @@ class LowRankSegmentTree:
             out = Y0[None, ...]
         else:
             Ust, Vst = self._leaf_stacks()
-            C = Ust @ (xp.matrix_transpose(Vst) @ X)
-            out = get_func("prefix_sum", self.backend)(Y0, C)
+            accumulate = get_func("accumulate_orders", self._backend, default=accumulate_orders)
+            out = accumulate(Y0, Ust, xp.matrix_transpose(Vst) @ X, xp)
         return out[..., 0] if vector else out
 
     def matrix(self, k):
@@ -549,27 +557,37 @@ class LowRankSegmentTree:
         if U.shape[1] > min(self.shape):
             # a factor wider than the matrix can only waste work in every query
             U, V, _ = recompress(U, V, self._xp, tol=self._effective_tol())
+            return _Node(U, V, rank=U.shape[1], orth=True)
         return _Node(U, V, rank=U.shape[1])
 
     def _dense_of(self, node):
         return node.D if node.dense else node.U @ self._xp.matrix_transpose(node.V)
 
-    def _merge(self, a, b):
-        """Sum node of two children, recompressed; dense when factors cost more."""
-        if a is self._empty or (not a.dense and a.rank == 0):
-            return b
-        if b is self._empty or (not b.dense and b.rank == 0):
-            return a
+    def _merge_pairs(self, pairs):
+        """Sum nodes of child pairs ``(a, b)``: recompressed, dense when factors cost more.
+
+        Empty children and dense sums are handled here; the low-rank pairs go
+        to the backend's ``merge_pairs`` in one call (one parallel kernel on
+        Numba, :func:`recompress_pairs` elsewhere).
+        """
+        out, todo = [], []
         m, n = self.shape
-        xp = self._xp
-        if a.dense or b.dense:
-            return _Node(D=self._dense_of(a) + self._dense_of(b), rank=min(m, n, a.rank + b.rank))
-        U, V, _ = recompress(xp.concat([a.U, b.U], axis=1), xp.concat([a.V, b.V], axis=1),
-                             xp, tol=self._effective_tol())
-        r = U.shape[1]
-        if r * (m + n) >= m * n:
-            return _Node(D=U @ xp.matrix_transpose(V), rank=r)
-        return _Node(U, V, rank=r)
+        for a, b in pairs:
+            if a is self._empty or (not a.dense and a.rank == 0):
+                out.append(b)
+            elif b is self._empty or (not b.dense and b.rank == 0):
+                out.append(a)
+            elif a.dense or b.dense:
+                out.append(_Node(D=self._dense_of(a) + self._dense_of(b), rank=min(m, n, a.rank + b.rank)))
+            else:
+                todo.append(len(out))
+                out.append((a.U, a.V, a.orth, b.U, b.V, b.orth))
+        if todo:
+            merge = get_func("merge_pairs", self._backend, default=recompress_pairs)
+            merged = merge([out[i] for i in todo], self._effective_tol(), self._xp)
+            for i, (U, V, D, r) in zip(todo, merged):
+                out[i] = _Node(D=D, rank=r) if D is not None else _Node(U, V, rank=r, orth=True)
+        return out
 
     def _path(self, pos, leaf, grow):
         """New nodes on the path from leaf position ``pos`` to the root."""
@@ -580,7 +598,7 @@ class LowRankSegmentTree:
             j = pos >> h
             sib_j = j ^ 1
             sib = levels[h][sib_j] if sib_j < len(levels[h]) else self._empty
-            node = self._merge(node, sib) if j % 2 == 0 else self._merge(sib, node)
+            node = self._merge_pairs([(node, sib) if j % 2 == 0 else (sib, node)])[0]
             path.append((h + 1, j >> 1, node))
         return path
 
@@ -639,15 +657,8 @@ class LowRankSegmentTree:
         return entry
 
     def _apply(self, entry, X, base):
-        xp = self._xp
         W = entry.dense if entry.dense is not None else base
-        Y = W @ X if W is not None else None
-        if entry.U.shape[1]:
-            low = entry.U @ (xp.matrix_transpose(entry.V) @ X)
-            Y = low if Y is None else Y + low
-        if Y is None:
-            Y = xp.zeros((self._m, X.shape[1]), dtype=xp.result_type(self._dtype, X.dtype))
-        return Y
+        return get_func("apply_factors", self._backend, default=apply_factors)(W, entry.U, entry.V, X, self._xp)
 
     def _mixed_query(self, k, X):
         """Columns with their own orders: one masked GEMM pair over all needed nodes."""
@@ -707,6 +718,56 @@ class LowRankSegmentTree:
             self._stacks = (xp.stack([pad(leaf.U, self._m) for leaf in leaves]),
                             xp.stack([pad(leaf.V, self._n) for leaf in leaves]))
         return self._stacks
+
+
+def recompress_pairs(pairs, tol, xp):
+    """Portable ``merge_pairs``: one :func:`~lowrank_tree.factor.recompress` per pair.
+
+    Parameters
+    ----------
+    pairs : list of tuple
+        ``(Ua, Va, orth_a, Ub, Vb, orth_b)``, factors of two nodes (the
+        ``orth`` flags are not used here).
+    tol : float
+        Relative drop tolerance.
+    xp : module
+        Array namespace.
+
+    Returns
+    -------
+    list of tuple
+        ``(U, V, None, rank)``, or ``(None, None, D, rank)`` once factors of
+        that rank would cost more than the dense ``D`` (``rank (m + n) >= m n``).
+    """
+    out = []
+    for Ua, Va, _, Ub, Vb, _ in pairs:
+        U, V, _ = recompress(xp.concat([Ua, Ub], axis=1), xp.concat([Va, Vb], axis=1), xp, tol=tol)
+        (m, r), n = U.shape, V.shape[0]
+        if r * (m + n) >= m * n:
+            out.append((None, None, U @ xp.matrix_transpose(V), r))
+        else:
+            out.append((U, V, None, r))
+    return out
+
+
+def apply_factors(W, U, V, X, xp):
+    """Portable ``apply_factors``: ``W @ X + U @ (V.T @ X)``; ``W`` may be None."""
+    Y = W @ X if W is not None else None
+    if U.shape[1]:
+        low = U @ (xp.matrix_transpose(V) @ X)
+        Y = low if Y is None else Y + low
+    if Y is None:
+        Y = xp.zeros((U.shape[0], X.shape[1]), dtype=xp.result_type(U.dtype, X.dtype))
+    return Y
+
+
+def accumulate_orders(Y0, U, Z, xp):
+    """Portable ``accumulate_orders``: ``out[0] = Y0``, ``out[k + 1] = out[k] + U[k] @ Z[k]``.
+
+    One batched GEMM, then the backend's ``prefix_sum``; shapes ``Y0`` (m, b),
+    ``U`` (K, m, r), ``Z`` (K, r, b) -> (K + 1, m, b).
+    """
+    return get_func("prefix_sum", backend_name(xp))(Y0, U @ Z)
 
 
 def _prefix_index(k):

@@ -10,16 +10,32 @@ settings.register_profile("ci", deadline=None, max_examples=40, print_blob=True)
 settings.register_profile("dev", deadline=None, max_examples=25)
 settings.load_profile("ci")
 
-#: Backends every behavioural test runs on.  GPU backends join in the backends issue.
-PORTABLE_BACKENDS = ["numpy", "array_api_strict"]
+
+def _gpu_missing():
+    """Why the CuPy backend cannot run here, or None when it can."""
+    try:
+        namespace_for("cupy")
+    except ImportError as exc:
+        return str(exc)
+    return None
+
+
+GPU_MISSING = _gpu_missing()
+requires_gpu = pytest.mark.skipif(GPU_MISSING is not None, reason=f"needs CuPy and a CUDA GPU ({GPU_MISSING})")
+
+#: Array libraries (what diagnostics and the portable core run on).
+ARRAY_LIBRARIES = ["numpy", "array_api_strict", pytest.param("cupy", marks=requires_gpu)]
+#: Backends every behavioural test of the tree, the fit and the factors runs on.
+BACKENDS = ["numpy", "numba", "array_api_strict", pytest.param("cupy", marks=requires_gpu)]
 
 
 class Lib:
-    """One array library as the tests see it: convert in, convert out."""
+    """One backend as the tests see it: convert in, convert out, and the ``backend=`` to pass."""
 
     def __init__(self, name):
         self.name = name
         self.xp = namespace_for(name)
+        self.kw = {"backend": name}
 
     def asarray(self, a):
         return get_func("asarray", self.name)(np.asarray(a))
@@ -31,8 +47,13 @@ class Lib:
         return f"Lib({self.name!r})"
 
 
-@pytest.fixture(params=PORTABLE_BACKENDS, scope="session")
+@pytest.fixture(params=BACKENDS, scope="session")
 def lib(request):
+    return Lib(request.param)
+
+
+@pytest.fixture(params=ARRAY_LIBRARIES, scope="session")
+def array_lib(request):
     return Lib(request.param)
 
 

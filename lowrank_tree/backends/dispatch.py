@@ -15,6 +15,7 @@ import array_api_compat
 #: Backend name -> module (relative to this package) implementing the extras.
 BACKENDS = {
     "numpy": "._numpy",
+    "numba": "._numba",
     "array_api_strict": "._strict",
     "cupy": "._cupy",
 }
@@ -98,8 +99,8 @@ def namespace_for(backend):
 
     Parameters
     ----------
-    backend : {'numpy', 'cupy', 'array_api_strict'}
-        Backend name.
+    backend : {'numpy', 'numba', 'cupy', 'array_api_strict'}
+        Backend name.  ``'numba'`` uses NumPy arrays (the NumPy namespace).
 
     Returns
     -------
@@ -128,7 +129,7 @@ def _backend_module(backend):
 
 
 @functools.lru_cache(maxsize=None)
-def get_func(name, backend="numpy"):
+def get_func(name, backend="numpy", default=None):
     """Backend implementation of operation ``name`` (cached).
 
     Parameters
@@ -138,20 +139,33 @@ def get_func(name, backend="numpy"):
         ``'asarray'``, ``'linear_operator'``.
     backend : str
         Backend name (see :data:`BACKENDS`).
+    default : callable, optional
+        Returned when the backend has no specialised implementation: the
+        algorithm modules pass their portable array-API version, and a
+        backend module overrides only what it does better (the Numba kernels).
 
     Returns
     -------
     callable
 
+    Raises
+    ------
+    NotImplementedError
+        If the backend lacks ``name`` and no ``default`` is given.
+
     Examples
     --------
     >>> get_func("to_numpy", "numpy")([1.0, 2.0])
     array([1., 2.])
+    >>> get_func("merge_pairs", "numpy", default=len) is len
+    True
     """
     module = _backend_module(backend)
     try:
         return getattr(module, name)
     except AttributeError:
+        if default is not None:
+            return default
         raise NotImplementedError(f"operation {name!r} is not available for backend {backend!r}") from None
 
 

@@ -45,10 +45,10 @@ def integer_sequences(draw, max_L=6, max_dim=5):
 
 
 @given(integer_sequences(), st.data())
-def test_ranks_match_matrix_rank_of_explicit_differences(lib, A, data):
+def test_ranks_match_matrix_rank_of_explicit_differences(array_lib, A, data):
     L = A.shape[0]
     max_order = data.draw(st.one_of(st.none(), st.integers(0, L - 1)))
-    p = difference_profile(lib.asarray(A), max_order=max_order)
+    p = difference_profile(array_lib.asarray(A), max_order=max_order)
     K = L - 1 if max_order is None else max_order
     ref = reference_table(A, K)
     assert p.rank_table == ref
@@ -59,9 +59,9 @@ def test_ranks_match_matrix_rank_of_explicit_differences(lib, A, data):
 
 
 @given(integer_sequences())
-def test_list_input_equals_stacked_input(lib, A):
-    p_stack = difference_profile(lib.asarray(A))
-    p_list = difference_profile([lib.asarray(M) for M in A])
+def test_list_input_equals_stacked_input(array_lib, A):
+    p_stack = difference_profile(array_lib.asarray(A))
+    p_list = difference_profile([array_lib.asarray(M) for M in A])
     assert p_list == p_stack
 
 
@@ -111,13 +111,13 @@ def row_sum_dim(Qs):
 
 
 @given(direct_sum_families())
-def test_closed_form_profile_of_direct_sum_family(lib, fam):
+def test_closed_form_profile_of_direct_sum_family(array_lib, fam):
     # C1: with the column spaces in direct sum, rank Δ^k A(j) is the dimension
     # of the sum of the row spaces of the M_i whose coefficient Δ^k p_i(j) != 0,
     # and generically (over Q(j)) of those with deg p_i >= k: non-increasing.
     A, Qs, degrees, coeffs = fam
     L = A.shape[0]
-    p = difference_profile(lib.asarray(A))
+    p = difference_profile(array_lib.asarray(A))
     expected = [row_sum_dim([Q for Q, d in zip(Qs, degrees) if d >= k]) for k in range(L)]
     assert p.ranks == expected
     assert p.nonincreasing and p.increases == []
@@ -136,10 +136,10 @@ def test_closed_form_sum_of_ranks_when_both_sides_direct(fam):
     assert p.ranks == [sum(Q.shape[1] for Q, d in zip(Qs, degrees) if d >= k) for k in range(len(A))]
 
 
-def test_c1_prime_boundary_example(lib):
+def test_c1_prime_boundary_example(array_lib):
     for L in (4, 7):
         A = np.array([[[1.0, j], [j, j * j]] for j in range(L)])
-        p = difference_profile(lib.asarray(A))
+        p = difference_profile(array_lib.asarray(A))
         assert p.ranks == [1, 2, 1, 0] + [0] * (L - 4)
         assert p.rank_table[0] == [1] * L
         assert p.rank_table[1] == [2] * (L - 1)
@@ -164,55 +164,55 @@ def test_exhausted_differences_are_zero_under_data_scaled_tolerance():
     assert np.linalg.matrix_rank(noise) == 4
 
 
-def test_float32_exhausted_differences(lib):
+def test_float32_exhausted_differences(array_lib):
     rng = np.random.default_rng(3)
     M = rng.standard_normal((2, 4, 4)).astype(np.float32)
     A = np.stack([M[0] + np.float32(j) * M[1] for j in range(6)])
-    p = difference_profile(lib.asarray(A))
+    p = difference_profile(array_lib.asarray(A))
     assert p.ranks[:2] == [4, 4] and p.ranks[2:] == [0] * 4
     assert p.tol == pytest.approx(4 * np.finfo(np.float32).eps)
 
 
-def test_user_tol_is_relative_accuracy_of_the_samples(lib):
+def test_user_tol_is_relative_accuracy_of_the_samples(array_lib):
     rng = np.random.default_rng(1)
     u, v = rng.standard_normal((6, 1)), rng.standard_normal((5, 1))
     clean = np.stack([(j + 1.0) * (u @ v.T) for j in range(4)])
     noisy = clean + 1e-9 * rng.standard_normal(clean.shape)
-    assert difference_profile(lib.asarray(noisy)).ranks[0] == 5
-    p = difference_profile(lib.asarray(noisy), tol=1e-6)
+    assert difference_profile(array_lib.asarray(noisy)).ranks[0] == 5
+    p = difference_profile(array_lib.asarray(noisy), tol=1e-6)
     assert p.ranks == [1, 1, 0, 0]
     scale = max(np.linalg.norm(M, 2) for M in noisy)
     assert p.scale == pytest.approx(scale)
     assert p.thresholds == pytest.approx([1e-6 * 2**k * scale for k in range(4)])
 
 
-def test_complex_and_integer_input(lib):
+def test_complex_and_integer_input(array_lib):
     A = np.array([[[1 + 1j, 2], [0, 1j * j]] for j in range(3)])
-    p = difference_profile(lib.asarray(A))
+    p = difference_profile(array_lib.asarray(A))
     assert p.rank_table == reference_table(A, 2)
     ints = np.arange(12).reshape(3, 2, 2)
-    assert difference_profile(lib.asarray(ints)).ranks == [2, 1, 0]  # ΔA = 4·ones
+    assert difference_profile(array_lib.asarray(ints)).ranks == [2, 1, 0]  # ΔA = 4·ones
 
 
 # -- edge cases ---------------------------------------------------------------
-def test_single_sample(lib):
+def test_single_sample(array_lib):
     A = np.array([[[1.0, 2.0, 3.0], [2.0, 4.0, 6.0]]])
-    p = difference_profile(lib.asarray(A))
+    p = difference_profile(array_lib.asarray(A))
     assert p.ranks == [1] and p.rank_table == [[1]] and p.nonincreasing
     assert p.column_direct_sum == (True, 0, 0) and p.row_direct_sum == (True, 0, 0)
 
 
-def test_max_order_zero_keeps_direct_sum_of_first_differences(lib):
+def test_max_order_zero_keeps_direct_sum_of_first_differences(array_lib):
     e = np.eye(3)
     A = np.stack([np.zeros((3, 3)), np.outer(e[0], e[0]), np.outer(e[0], e[0]) + np.outer(e[1], e[2])])
-    p = difference_profile(lib.asarray(A), max_order=0)
+    p = difference_profile(array_lib.asarray(A), max_order=0)
     assert p.rank_table == [[0, 1, 2]] and p.ranks == [2]
     assert p.column_direct_sum == (True, 2, 2)
     assert p.row_direct_sum == (True, 2, 2)
 
 
-def test_zero_sequence(lib):
-    p = difference_profile(lib.asarray(np.zeros((3, 2, 4))))
+def test_zero_sequence(array_lib):
+    p = difference_profile(array_lib.asarray(np.zeros((3, 2, 4))))
     assert p.ranks == [0, 0, 0] and p.scale == 0.0
     assert p.column_direct_sum == (True, 0, 0)
 
@@ -249,8 +249,8 @@ def factor_families(draw):
 
 
 @given(factor_families(), st.sampled_from(["column", "row"]))
-def test_direct_sum_check_matches_matrix_rank(lib, B, side):
-    res = direct_sum_check(lib.asarray(B), side=side)
+def test_direct_sum_check_matches_matrix_rank(array_lib, B, side):
+    res = direct_sum_check(array_lib.asarray(B), side=side)
     ranks = [int(np.linalg.matrix_rank(M)) for M in B]
     cat = np.hstack(list(B)) if side == "column" else np.vstack(list(B))
     rank_cat = int(np.linalg.matrix_rank(cat)) if cat.any() else 0
@@ -261,28 +261,28 @@ def test_direct_sum_check_matches_matrix_rank(lib, B, side):
     assert bool(res) == res.is_direct
 
 
-def test_direct_sum_true_and_false(lib):
+def test_direct_sum_true_and_false(array_lib):
     rng = np.random.default_rng(5)
     m, n = 8, 6
     P = rng.standard_normal((m, 5))
     Q = [rng.standard_normal((n, r)) for r in (2, 3)]
     independent = [P[:, :2] @ Q[0].T, P[:, 2:] @ Q[1].T]
-    assert direct_sum_check([lib.asarray(M) for M in independent]) == (True, 5, 5)
+    assert direct_sum_check([array_lib.asarray(M) for M in independent]) == (True, 5, 5)
     # the second column space inside the first: shared
     shared = [independent[0], independent[0] @ rng.standard_normal((n, n))]
-    res = direct_sum_check([lib.asarray(M) for M in shared])
+    res = direct_sum_check([array_lib.asarray(M) for M in shared])
     assert res == (False, 4, 2) and not res
     # rows: generic 2 + 3 dimensional subspaces of R^6 are independent
-    assert direct_sum_check(lib.asarray(np.stack(independent)), side="row") == (True, 5, 5)
+    assert direct_sum_check(array_lib.asarray(np.stack(independent)), side="row") == (True, 5, 5)
     # rows shared: left-multiplying keeps the row space
     rows_shared = [independent[1], rng.standard_normal((m, m)) @ independent[1]]
     assert direct_sum_check(rows_shared, side="row") == (False, 6, 3)
 
 
-def test_direct_sum_check_accepts_low_rank(lib):
+def test_direct_sum_check_accepts_low_rank(array_lib):
     rng = np.random.default_rng(2)
-    U = lib.asarray(rng.standard_normal((6, 2)))
-    V1, V2 = lib.asarray(rng.standard_normal((4, 2))), lib.asarray(rng.standard_normal((4, 2)))
+    U = array_lib.asarray(rng.standard_normal((6, 2)))
+    V1, V2 = array_lib.asarray(rng.standard_normal((4, 2))), array_lib.asarray(rng.standard_normal((4, 2)))
     corr = [LowRank(U, V1), LowRank(U, V2)]
     assert direct_sum_check(corr) == (False, 4, 2)
     assert direct_sum_check(corr, side="row") == (True, 4, 4)
@@ -296,39 +296,39 @@ def test_nearly_parallel_subspaces_count_as_shared():
     assert direct_sum_check(B, tol=0.0) == (True, 2, 2)
 
 
-def test_profile_direct_sum_uses_first_differences(lib):
+def test_profile_direct_sum_uses_first_differences(array_lib):
     # A(j) = Σ_{i<=j} E_i: the first differences are E_1, E_2, ... -> direct sum
     e = np.eye(4)
     E = [np.outer(e[i], e[(i + 1) % 4]) for i in range(4)]
     A = np.stack([sum(E[:j], np.zeros((4, 4))) for j in range(5)])
-    p = difference_profile(lib.asarray(A))
+    p = difference_profile(array_lib.asarray(A))
     assert p.column_direct_sum == (True, 4, 4)
     assert p.row_direct_sum == (True, 4, 4)
-    assert p.column_direct_sum == direct_sum_check(lib.asarray(A[1:] - A[:-1]), tol=2 * p.tol)
+    assert p.column_direct_sum == direct_sum_check(array_lib.asarray(A[1:] - A[:-1]), tol=2 * p.tol)
 
 
 # -- bad input -------------------------------------------------------------------
-def test_bad_inputs(lib):
-    ok = lib.asarray(np.ones((3, 2, 2)))
+def test_bad_inputs(array_lib):
+    ok = array_lib.asarray(np.ones((3, 2, 2)))
     with pytest.raises(ValueError, match="mats must hold at least one matrix"):
         difference_profile([])
     with pytest.raises(ValueError, match="mats must hold at least one matrix"):
-        difference_profile(lib.asarray(np.ones((0, 2, 2))))
+        difference_profile(array_lib.asarray(np.ones((0, 2, 2))))
     with pytest.raises(ValueError, match="mats must be a 3-D array"):
-        difference_profile(lib.asarray(np.ones((2, 2))))
+        difference_profile(array_lib.asarray(np.ones((2, 2))))
     with pytest.raises(ValueError, match=r"mats\[2\] must have shape \(2, 2\)"):
         difference_profile([np.ones((2, 2)), np.ones((2, 2)), np.ones((2, 3))])
     with pytest.raises(ValueError, match=r"mats\[0\] must be a 2-D"):
         difference_profile([np.ones(3)])
     with pytest.raises(ValueError, match="at least one row and one column"):
-        difference_profile(lib.asarray(np.ones((2, 0, 3))))
+        difference_profile(array_lib.asarray(np.ones((2, 0, 3))))
     bad = np.ones((3, 2, 2))
     bad[1, 0, 1] = np.nan
     with pytest.raises(ValueError, match=r"mats\[1\] contains NaN or Inf"):
-        difference_profile(lib.asarray(bad))
+        difference_profile(array_lib.asarray(bad))
     bad[1, 0, 1] = np.inf
     with pytest.raises(ValueError, match=r"mats\[1\] contains NaN or Inf"):
-        difference_profile([lib.asarray(M) for M in bad])
+        difference_profile([array_lib.asarray(M) for M in bad])
     with pytest.raises(ValueError, match=r"max_order must be in \[0, 2\], got 3"):
         difference_profile(ok, max_order=3)
     with pytest.raises(ValueError, match="max_order"):
@@ -340,7 +340,7 @@ def test_bad_inputs(lib):
     with pytest.raises(TypeError, match="tol must be a real number"):
         difference_profile(ok, tol="small")
     with pytest.raises(TypeError, match="mats must have a real or complex floating dtype"):
-        difference_profile(lib.asarray(np.ones((2, 2, 2), dtype=bool)))
+        difference_profile(array_lib.asarray(np.ones((2, 2, 2), dtype=bool)))
     with pytest.raises(TypeError, match="mats must be a 3-D array"):
         difference_profile(None)
     with pytest.raises(TypeError, match="mats must be a 3-D array"):

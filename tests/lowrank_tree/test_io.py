@@ -59,7 +59,7 @@ def assert_same_tree(lib, a, b):
 def test_tree_round_trip(lib, tmp_path, fam):
     base, deltas, tol, rng = fam
     tree = LowRankSegmentTree(lib.asarray(base), [(lib.asarray(U), lib.asarray(V)) for U, V in deltas],
-                              tol=tol)
+                              tol=tol, **lib.kw)
     path = save(tree, tmp_path / "tree.npz")
     assert path == tmp_path / "tree.npz"
     again = load(path, backend=lib.name)
@@ -102,7 +102,7 @@ def test_strict_tree_loads_on_numpy_and_back(tmp_path):
 def test_cascade_round_trip(lib, tmp_path, dtype):
     rng = np.random.default_rng(1)
     mats = np.stack([random(rng, (6, 5), dtype) for _ in range(4)])
-    casc = cascade_fit(lib.asarray(mats), ranks=2)
+    casc = cascade_fit(lib.asarray(mats), ranks=2, **lib.kw)
     path = save(casc, tmp_path / "casc.npz")
     again = load(path, backend=lib.name)
     assert isinstance(again, Cascade)

@@ -38,7 +38,8 @@ def dense_orders(base, deltas):
 
 
 def build(lib, base, deltas, **kw):
-    return LowRankSegmentTree(lib.asarray(base), [(lib.asarray(U), lib.asarray(V)) for U, V in deltas], **kw)
+    return LowRankSegmentTree(lib.asarray(base), [(lib.asarray(U), lib.asarray(V)) for U, V in deltas],
+                              **lib.kw, **kw)
 
 
 @given(families())

@@ -1,0 +1,140 @@
+"""Numba backend: NumPy arrays, JIT kernels where Python overhead or parallelism dominates.
+
+Arrays are plain NumPy arrays (the namespace is NumPy's), so every operation
+the kernels do not cover runs exactly as on the ``numpy`` backend.  The kernels
+(:mod:`._numba_kernels`, compiled on first use and cached on disk) replace
+
+* ``merge_pairs``: the recompression of every node pair of a tree level in
+  one parallel call (build, update, append);
+* ``apply_factors``: ``W X + U (Vᵀ X)`` for small batches in one pass;
+* ``accumulate_orders``: the all-orders running sum, fused with the
+  per-leaf products.
+
+Inside the parallel kernels, BLAS and LAPACK are limited to one thread each:
+the parallelism is over nodes, and nested OpenBLAS threads on top of Numba's
+slowed the build down by 2-3x on the 2-core machines this was measured on.
+"""
+
+import numpy as np
+
+from ._numpy import asarray, linear_operator, make_rng, standard_normal, to_numpy  # noqa: F401
+
+#: Batches up to this many columns go to the fused ``apply_factors`` kernel;
+#: wider ones to BLAS GEMMs, which win once there is a real matrix to multiply.
+SMALL_BATCH = 4
+
+
+def namespace():
+    try:
+        import numba  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - depends on the machine
+        raise ImportError('the "numba" backend needs Numba: pip install "lowrank-tree[numba]"') from exc
+    import array_api_compat.numpy as xp
+
+    return xp
+
+
+def _kernels():
+    from . import _numba_kernels
+
+    return _numba_kernels
+
+
+class _one_blas_thread:
+    """Limit BLAS/LAPACK to one thread while a parallel kernel runs (no-op without threadpoolctl)."""
+
+    _controller = None
+
+    def __enter__(self):
+        cls = type(self)
+        if cls._controller is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+            except ImportError:  # pragma: no cover - threadpoolctl ships with the numba extra
+                cls._controller = False
+            else:
+                import scipy.linalg  # noqa: F401  (Numba's LAPACK is SciPy's: load it before looking)
+                cls._controller = ThreadpoolController()
+        self._limit = cls._controller.limit(limits=1, user_api="blas") if cls._controller else None
+        return self
+
+    def __exit__(self, *exc):
+        if self._limit is not None:
+            self._limit.restore_original_limits()
+        return False
+
+
+def merge_pairs(pairs, tol, xp=None):
+    """Recompressed sums of node pairs, all in one parallel kernel call.
+
+    Parameters
+    ----------
+    pairs : list of tuple
+        ``(Ua, Va, orth_a, Ub, Vb, orth_b)``: the factors of two nodes with
+        ``U`` of shape (m, r) and ``V`` of shape (n, r), ``r >= 1``, and whether
+        each node's factors have orthogonal columns (recompressed nodes do).
+    tol : float
+        Relative drop tolerance of the singular values.
+    xp : module, optional
+        Unused (the arrays are NumPy's); kept for the portable signature.
+
+    Returns
+    -------
+    list of tuple
+        ``(U, V, None, rank)`` for a low-rank result, ``(None, None, D, rank)``
+        when factors of that rank would cost more than the dense (m, n) ``D``.
+    """
+    Ua0, Va0 = pairs[0][0], pairs[0][1]
+    m, n = Ua0.shape[0], Va0.shape[0]
+    dtype = Ua0.dtype
+    P = len(pairs)
+    wa = max(p[0].shape[1] for p in pairs)
+    wb = max(p[3].shape[1] for p in pairs)
+    UA, VA = np.zeros((P, m, wa), dtype), np.zeros((P, n, wa), dtype)
+    UB, VB = np.zeros((P, m, wb), dtype), np.zeros((P, n, wb), dtype)
+    ra, rb = np.empty(P, np.int64), np.empty(P, np.int64)
+    oa, ob = np.empty(P, np.bool_), np.empty(P, np.bool_)
+    for p, (ua, va, orth_a, ub, vb, orth_b) in enumerate(pairs):
+        ra[p], rb[p], oa[p], ob[p] = ua.shape[1], ub.shape[1], orth_a, orth_b
+        UA[p, :, :ra[p]] = ua
+        VA[p, :, :ra[p]] = va
+        UB[p, :, :rb[p]] = ub
+        VB[p, :, :rb[p]] = vb
+    width = min(wa + wb, m, n)
+    Uout, Vout = np.empty((P, m, width), dtype), np.empty((P, n, width), dtype)
+    rout, dense = np.zeros(P, np.int64), np.zeros(P, np.bool_)
+    with _one_blas_thread():
+        _kernels().merge_pairs(UA, VA, ra, oa, UB, VB, rb, ob, float(tol), Uout, Vout, rout, dense)
+    out = []
+    for p, (ua, va, _, ub, vb, _) in enumerate(pairs):
+        k = int(rout[p])
+        if dense[p]:
+            out.append((None, None, ua @ va.T + ub @ vb.T, k))
+        else:
+            # copies, so that a node does not keep the whole padded batch alive
+            out.append((Uout[p, :, :k].copy(), Vout[p, :, :k].copy(), None, k))
+    return out
+
+
+def apply_factors(W, U, V, X, xp=None):
+    """``W @ X + U @ (V.T @ X)`` (``W`` may be None); fused kernel for small batches."""
+    b = X.shape[1]
+    dtype = np.result_type(U.dtype, X.dtype) if W is None else np.result_type(W.dtype, U.dtype, X.dtype)
+    if b > SMALL_BATCH or U.dtype != dtype or (W is not None and W.dtype != dtype):
+        Y = W @ X if W is not None else None
+        if U.shape[1]:
+            low = U @ (V.T @ X)
+            Y = low if Y is None else Y + low
+        return Y if Y is not None else np.zeros((U.shape[0], b), dtype=dtype)
+    Wk = W if W is not None else np.empty((0, X.shape[0]), dtype)
+    return _kernels().apply_factors(Wk, U, V, np.ascontiguousarray(X, dtype=dtype))
+
+
+def accumulate_orders(Y0, U, Z, xp=None):
+    """``out[0] = Y0``, ``out[k + 1] = out[k] + U[k] @ Z[k]``: one fused parallel kernel.
+
+    ``Y0`` (m, b), ``U`` (K, m, r), ``Z`` (K, r, b) -> (K + 1, m, b).
+    """
+    dtype = np.result_type(Y0.dtype, U.dtype, Z.dtype)
+    return _kernels().all_orders(np.ascontiguousarray(Y0, dtype=dtype), np.ascontiguousarray(U, dtype=dtype),
+                                 np.ascontiguousarray(Z, dtype=dtype))

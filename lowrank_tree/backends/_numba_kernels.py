@@ -1,0 +1,224 @@
+"""Numba kernels of the ``numba`` backend (imported on first use: compiling is not free).
+
+Every kernel is ``cache=True``: the first call in a fresh environment compiles
+(see ``docs/backends.md`` for what that costs) and later processes load the
+machine code from Numba's cache.  Kernels work on NumPy arrays of float32,
+float64, complex64 or complex128; one specialisation is compiled per dtype.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+
+# ----------------------------------------------------------------------------
+# Building and re-merging nodes
+# ----------------------------------------------------------------------------
+@njit(cache=True)
+def _upper_cholesky(G):
+    """Upper ``R`` with ``G = Rᴴ R``; ``ok`` is False when a pivot is not safely positive."""
+    w = G.shape[0]
+    R = np.zeros_like(G)
+    scale = 0.0
+    for j in range(w):
+        scale = max(scale, G[j, j].real)
+    for j in range(w):
+        d = G[j, j].real
+        for t in range(j):
+            d -= (R[t, j] * np.conj(R[t, j])).real
+        # CholeskyQR2 is accurate only for cond(B) well below 1/sqrt(eps):
+        # refuse pivots that small and let the caller fall back to Householder.
+        if not d > 1e-11 * scale:
+            return R, False
+        rjj = np.sqrt(d)
+        R[j, j] = rjj
+        for i in range(j + 1, w):
+            acc = G[j, i]
+            for t in range(j):
+                acc -= np.conj(R[t, j]) * R[t, i]
+            R[j, i] = acc / rjj
+    return R, True
+
+
+@njit(cache=True)
+def _upper_inverse(R):
+    """Inverse of a nonsingular upper-triangular matrix (back substitution)."""
+    w = R.shape[0]
+    inv = np.zeros_like(R)
+    for j in range(w - 1, -1, -1):
+        inv[j, j] = 1.0 / R[j, j]
+        for i in range(j - 1, -1, -1):
+            acc = 0.0 * R[0, 0]
+            for t in range(i + 1, j + 1):
+                acc += R[i, t] * inv[t, j]
+            inv[i, j] = -acc / R[i, i]
+    return inv
+
+
+@njit(cache=True)
+def _qr(B):
+    """``B = Q R`` with orthonormal ``Q``: CholeskyQR2, Householder when ill-conditioned.
+
+    CholeskyQR2 (Fukaya et al. 2014) is two Gram-Cholesky passes: GEMM work
+    instead of LAPACK's panel-bound Householder QR, several times faster on
+    the tall-skinny factors of tree nodes.  It is kept only when its result
+    is verifiably orthonormal; rank-deficient input (shared subspaces) goes to
+    ``numpy.linalg.qr``.
+    """
+    m, w = B.shape
+    if w <= m:
+        Bh = np.ascontiguousarray(np.conj(B.T))
+        R1, ok = _upper_cholesky(Bh @ B)
+        if ok:
+            Q1 = B @ _upper_inverse(R1)
+            R2, ok = _upper_cholesky(np.ascontiguousarray(np.conj(Q1.T)) @ Q1)
+            if ok:
+                Q = Q1 @ _upper_inverse(R2)
+                E = np.ascontiguousarray(np.conj(Q.T)) @ Q
+                err = 0.0
+                for i in range(w):
+                    E[i, i] -= 1.0
+                    for j in range(w):
+                        err = max(err, abs(E[i, j]))
+                if err <= 64.0 * w * np.finfo(B.dtype).eps:
+                    return Q, R2 @ R1
+    return np.linalg.qr(np.ascontiguousarray(B))
+
+
+@njit(cache=True)
+def _stacked_basis(A, B, a_orth):
+    """``[A B] = Q R`` with ``Q`` orthonormal, reusing an orthogonal ``A``.
+
+    When the columns of ``A`` are already mutually orthogonal (every
+    recompressed node's are), ``Q_A`` is ``A`` with unit columns and only the
+    part of ``B`` orthogonal to it needs a QR: block classical Gram-Schmidt,
+    run twice ("twice is enough", Giraud et al. 2005), so the QR is of width
+    ``r_B`` instead of ``r_A + r_B``.
+    """
+    m, ra = A.shape
+    rb = B.shape[1]
+    if a_orth:
+        QA = np.empty_like(A)
+        RA = np.zeros((ra, ra), dtype=A.dtype)
+        for j in range(ra):
+            nrm = np.sqrt(np.sum((A[:, j] * np.conj(A[:, j])).real))
+            RA[j, j] = nrm
+            if nrm > 0:
+                QA[:, j] = A[:, j] / nrm
+            else:
+                QA[:, j] = 0
+    else:
+        QA, RA = _qr(A)
+    ka = QA.shape[1]
+    QAh = np.ascontiguousarray(np.conj(QA.T))
+    C = QAh @ B
+    B2 = B - QA @ C
+    C2 = QAh @ B2
+    B2 = B2 - QA @ C2
+    C = C + C2
+    QB, RB = _qr(B2)
+    kb = QB.shape[1]
+    Q = np.empty((m, ka + kb), dtype=A.dtype)
+    Q[:, :ka] = QA
+    Q[:, ka:] = QB
+    R = np.zeros((ka + kb, ra + rb), dtype=A.dtype)
+    R[:ka, :ra] = RA
+    R[:ka, ra:] = C
+    R[ka:, ra:] = RB
+    return Q, R
+
+
+@njit(cache=True, parallel=True)
+def merge_pairs(UA, VA, ra, oa, UB, VB, rb, ob, tol, Uout, Vout, rout, dense):
+    """Recompress ``U_a V_aᵀ + U_b V_bᵀ`` for every pair ``p`` in parallel.
+
+    ``UA[p, :, :ra[p]]`` etc. are the (zero-padded) factors; ``oa[p]`` says
+    whether pair ``p``'s ``a`` node has orthogonal factor columns.  Results go
+    to ``Uout[p, :, :rout[p]]`` and ``Vout[p, :, :rout[p]]``: left factor with
+    orthogonal columns of norms equal to the kept singular values, right
+    factor with orthonormal columns, as :func:`lowrank_tree.factor.recompress`.
+    When the kept rank makes factors cost more than the dense matrix,
+    ``dense[p]`` is set and the factors are not formed: the caller adds the
+    children densely (one GEMM each).
+    """
+    P = UA.shape[0]
+    m, n = UA.shape[1], VA.shape[1]
+    for p in prange(P):
+        a_u, a_v = UA[p, :, :ra[p]], VA[p, :, :ra[p]]
+        b_u, b_v = UB[p, :, :rb[p]], VB[p, :, :rb[p]]
+        a_orth = oa[p]
+        if ob[p] and not oa[p]:  # put the orthogonal node first: its QR is free
+            a_u, b_u = b_u, a_u
+            a_v, b_v = b_v, a_v
+            a_orth = True
+        Qu, Ru = _stacked_basis(np.ascontiguousarray(a_u), np.ascontiguousarray(b_u), a_orth)
+        Qv, Rv = _stacked_basis(np.ascontiguousarray(a_v), np.ascontiguousarray(b_v), a_orth)
+        core = Ru @ np.ascontiguousarray(Rv.T)
+        P_, s, Wh = np.linalg.svd(core, full_matrices=False)
+        k = 0
+        if s.shape[0] > 0 and s[0] > 0:
+            thr = tol * s[0]
+            while k < s.shape[0] and s[k] > thr:
+                k += 1
+        k = min(k, Uout.shape[2])  # never reached: a rank that high is stored dense
+        rout[p] = k
+        if k * (m + n) >= m * n:
+            dense[p] = True
+            continue
+        dense[p] = False
+        scaled = P_[:, :k] * s[:k].astype(P_.dtype)
+        Uout[p, :, :k] = Qu @ np.ascontiguousarray(scaled)
+        Vout[p, :, :k] = Qv @ np.ascontiguousarray(Wh[:k, :].T)
+
+
+# ----------------------------------------------------------------------------
+# Queries
+# ----------------------------------------------------------------------------
+@njit(cache=True, parallel=True)
+def apply_factors(W, U, V, X):
+    """``W @ X + U @ (V.T @ X)`` in one pass over the rows (small batches).
+
+    ``W`` may have zero rows, meaning no dense term.  All arrays share one dtype.
+    """
+    n, b = X.shape
+    m, r = U.shape
+    Z = np.zeros((r, b), dtype=X.dtype)
+    for j in prange(r):
+        for i in range(n):
+            vij = V[i, j]
+            for c in range(b):
+                Z[j, c] += vij * X[i, c]
+    Y = np.zeros((m, b), dtype=X.dtype)
+    have_w = W.shape[0] == m
+    for i in prange(m):
+        for c in range(b):
+            acc = Y[i, c]
+            if have_w:
+                for t in range(n):
+                    acc += W[i, t] * X[t, c]
+            for j in range(r):
+                acc += U[i, j] * Z[j, c]
+            Y[i, c] = acc
+    return Y
+
+
+@njit(cache=True, parallel=True)
+def all_orders(Y0, U, Z):
+    """``out[0] = Y0``, ``out[k + 1] = out[k] + U[k] @ Z[k]``, parallel over rows.
+
+    Fuses the K per-leaf products with the running sum: the (K, m, b)
+    intermediate of the NumPy path is never formed and ``out`` is written once.
+    """
+    K, m, r = U.shape
+    b = Y0.shape[1]
+    out = np.empty((K + 1, m, b), dtype=Y0.dtype)
+    for i in prange(m):
+        acc = Y0[i, :].copy()
+        out[0, i, :] = acc
+        for k in range(K):
+            for j in range(r):
+                u = U[k, i, j]
+                if u != 0:
+                    for c in range(b):
+                        acc[c] += u * Z[k, j, c]
+            out[k + 1, i, :] = acc
+    return out
