@@ -175,6 +175,7 @@ class LowRankSegmentTree:
             below = self._levels[-1]
             self._levels.append(self._merge_pairs([(below[2 * j], below[2 * j + 1])
                                                    for j in range(len(below) // 2)]))
+        self._float_dtypes = _float_dtypes(xp)
         self._cache = OrderedDict()
         self.clear_cache()
 
@@ -615,7 +616,10 @@ class LowRankSegmentTree:
     # ------------------------------------------------------------------
     def _check_X(self, X):
         xp, n = self._xp, self._n
-        X = as_array(X, xp, "X", ndim=2, allow_1d=True)
+        # Fast path for the usual call (an array of the tree's own type and a
+        # floating dtype): the general conversion costs more than a small query.
+        if type(X) is not type(self._base) or X.dtype not in self._float_dtypes or X.ndim not in (1, 2):
+            X = as_array(X, xp, "X", ndim=2, allow_1d=True)
         if X.shape[0] != n:
             raise ValueError(f"X must have {n} rows (shape ({n},) or ({n}, b)), got shape {tuple(X.shape)}")
         check_finite(X, xp, "X")
@@ -628,9 +632,14 @@ class LowRankSegmentTree:
         low = [nd for nd in nodes if not nd.dense and nd.rank > 0]
         D = None
         if dense:
-            D = base
-            for term in dense:  # new arrays each time: the base is never modified
-                D = term if D is None else D + term
+            terms = ([base] if base is not None else []) + dense
+            D = terms[0]
+            if len(terms) > 1:
+                # one new array, then in place: a fresh temporary per term costs
+                # more in allocation (page faults) than in arithmetic
+                D = terms[0] + terms[1]
+                for term in terms[2:]:
+                    D += term
         if len(low) == 1:
             U, V = low[0].U, low[0].V
         elif low:
@@ -768,6 +777,12 @@ def accumulate_orders(Y0, U, Z, xp):
     ``U`` (K, m, r), ``Z`` (K, r, b) -> (K + 1, m, b).
     """
     return get_func("prefix_sum", backend_name(xp))(Y0, U @ Z)
+
+
+def _float_dtypes(xp):
+    """The namespace's floating dtypes as the objects ``array.dtype`` returns (hashable)."""
+    return frozenset(xp.empty((0,), dtype=d).dtype
+                     for d in (xp.float32, xp.float64, xp.complex64, xp.complex128))
 
 
 def _prefix_index(k):

@@ -55,3 +55,10 @@ def prefix_sum(first, C):
     import cupy
 
     return cupy.concatenate([first[None, ...], first[None, ...] + cupy.cumsum(C, axis=0)], axis=0)
+
+
+def synchronize():
+    """Wait for the device: benchmarks time finished work, not queued kernels."""
+    import cupy
+
+    cupy.cuda.Device().synchronize()

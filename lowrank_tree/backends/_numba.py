@@ -6,7 +6,6 @@ the kernels do not cover runs exactly as on the ``numpy`` backend.  The kernels
 
 * ``merge_pairs``: the recompression of every node pair of a tree level in
   one parallel call (build, update, append);
-* ``apply_factors``: ``W X + U (Vᵀ X)`` for small batches in one pass;
 * ``accumulate_orders``: the all-orders running sum, fused with the
   per-leaf products.
 
@@ -17,11 +16,13 @@ slowed the build down by 2-3x on the 2-core machines this was measured on.
 
 import numpy as np
 
+from . import _numpy
 from ._numpy import asarray, linear_operator, make_rng, standard_normal, to_numpy  # noqa: F401
 
-#: Batches up to this many columns go to the fused ``apply_factors`` kernel;
-#: wider ones to BLAS GEMMs, which win once there is a real matrix to multiply.
-SMALL_BATCH = 4
+#: Narrowest batch for the fused all-orders kernel: below it the per-row work
+#: is too short to pay for the parallel region (bench/results/backends.json).
+FUSED_MIN_BATCH = 16
+
 
 
 def namespace():
@@ -116,25 +117,17 @@ def merge_pairs(pairs, tol, xp=None):
     return out
 
 
-def apply_factors(W, U, V, X, xp=None):
-    """``W @ X + U @ (V.T @ X)`` (``W`` may be None); fused kernel for small batches."""
-    b = X.shape[1]
-    dtype = np.result_type(U.dtype, X.dtype) if W is None else np.result_type(W.dtype, U.dtype, X.dtype)
-    if b > SMALL_BATCH or U.dtype != dtype or (W is not None and W.dtype != dtype):
-        Y = W @ X if W is not None else None
-        if U.shape[1]:
-            low = U @ (V.T @ X)
-            Y = low if Y is None else Y + low
-        return Y if Y is not None else np.zeros((U.shape[0], b), dtype=dtype)
-    Wk = W if W is not None else np.empty((0, X.shape[0]), dtype)
-    return _kernels().apply_factors(Wk, U, V, np.ascontiguousarray(X, dtype=dtype))
-
-
 def accumulate_orders(Y0, U, Z, xp=None):
     """``out[0] = Y0``, ``out[k + 1] = out[k] + U[k] @ Z[k]``: one fused parallel kernel.
 
-    ``Y0`` (m, b), ``U`` (K, m, r), ``Z`` (K, r, b) -> (K + 1, m, b).
+    ``Y0`` (m, b), ``U`` (K, m, r), ``Z`` (K, r, b) -> (K + 1, m, b).  Batches
+    narrower than :data:`FUSED_MIN_BATCH` take the NumPy path (batched GEMM,
+    then running adds), which measured faster there.
     """
+    import numba
+
+    if Y0.shape[1] < FUSED_MIN_BATCH:
+        return _numpy.prefix_sum(Y0, U @ Z)
     dtype = np.result_type(Y0.dtype, U.dtype, Z.dtype)
     return _kernels().all_orders(np.ascontiguousarray(Y0, dtype=dtype), np.ascontiguousarray(U, dtype=dtype),
-                                 np.ascontiguousarray(Z, dtype=dtype))
+                                 np.ascontiguousarray(Z, dtype=dtype), numba.get_num_threads())

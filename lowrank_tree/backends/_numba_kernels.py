@@ -81,7 +81,8 @@ def _qr(B):
                         err = max(err, abs(E[i, j]))
                 if err <= 64.0 * w * np.finfo(B.dtype).eps:
                     return Q, R2 @ R1
-    return np.linalg.qr(np.ascontiguousarray(B))
+    Q, R = np.linalg.qr(np.ascontiguousarray(B))
+    return np.ascontiguousarray(Q), np.ascontiguousarray(R)  # one array layout for both branches
 
 
 @njit(cache=True)
@@ -173,52 +174,33 @@ def merge_pairs(UA, VA, ra, oa, UB, VB, rb, ob, tol, Uout, Vout, rout, dense):
 # ----------------------------------------------------------------------------
 # Queries
 # ----------------------------------------------------------------------------
-@njit(cache=True, parallel=True)
-def apply_factors(W, U, V, X):
-    """``W @ X + U @ (V.T @ X)`` in one pass over the rows (small batches).
-
-    ``W`` may have zero rows, meaning no dense term.  All arrays share one dtype.
-    """
-    n, b = X.shape
-    m, r = U.shape
-    Z = np.zeros((r, b), dtype=X.dtype)
-    for j in prange(r):
-        for i in range(n):
-            vij = V[i, j]
-            for c in range(b):
-                Z[j, c] += vij * X[i, c]
-    Y = np.zeros((m, b), dtype=X.dtype)
-    have_w = W.shape[0] == m
-    for i in prange(m):
-        for c in range(b):
-            acc = Y[i, c]
-            if have_w:
-                for t in range(n):
-                    acc += W[i, t] * X[t, c]
-            for j in range(r):
-                acc += U[i, j] * Z[j, c]
-            Y[i, c] = acc
-    return Y
-
-
-@njit(cache=True, parallel=True)
-def all_orders(Y0, U, Z):
-    """``out[0] = Y0``, ``out[k + 1] = out[k] + U[k] @ Z[k]``, parallel over rows.
+@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
+def all_orders(Y0, U, Z, nblocks):
+    """``out[0] = Y0``, ``out[k + 1] = out[k] + U[k] @ Z[k]``, parallel over row blocks.
 
     Fuses the K per-leaf products with the running sum: the (K, m, b)
-    intermediate of the NumPy path is never formed and ``out`` is written once.
+    intermediate of the NumPy path is never formed, ``out`` is written once,
+    and each thread streams ``U`` and ``Z`` once for its rows (the running
+    row block stays in cache between orders).
     """
     K, m, r = U.shape
     b = Y0.shape[1]
     out = np.empty((K + 1, m, b), dtype=Y0.dtype)
-    for i in prange(m):
-        acc = Y0[i, :].copy()
-        out[0, i, :] = acc
+    step = (m + nblocks - 1) // nblocks
+    for blk in prange(nblocks):
+        lo = blk * step
+        hi = min(m, lo + step)
+        for i in range(lo, hi):
+            for c in range(b):
+                out[0, i, c] = Y0[i, c]
         for k in range(K):
-            for j in range(r):
-                u = U[k, i, j]
-                if u != 0:
+            for i in range(lo, hi):
+                src, dst = out[k, i], out[k + 1, i]
+                for c in range(b):
+                    dst[c] = src[c]
+                for j in range(r):  # axpy over the batch: contiguous, vectorised
+                    u = U[k, i, j]
+                    zk = Z[k, j]
                     for c in range(b):
-                        acc[c] += u * Z[k, j, c]
-            out[k + 1, i, :] = acc
+                        dst[c] += u * zk[c]
     return out
