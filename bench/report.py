@@ -73,6 +73,99 @@ def theory_table(path=HERE / "results" / "theory_rank.json"):
     return "\n".join(rows) + "\n\n" + "\n".join(lines) + "\n\n" + caption + "\n"
 
 
+def _ms(seconds):
+    return f"{1e3 * seconds:.3g}"
+
+
+def backends_tables(path=HERE / "results" / "backends.json"):
+    """Markdown tables, target verdicts and caption of the backend benchmark at ``path``."""
+    data = json.loads(pathlib.Path(path).read_text())
+    mach, runs = data["machine"], data["runs"]
+    backends = data["backends"]
+    sizes = sorted({(r["n"], r["K"]) for r in runs})
+    by = {(r["backend"], r["n"], r["K"]): r for r in runs}
+    out = ["**Build and modification** (seconds for build and fit, milliseconds for update and append; "
+           "the fit is of the K = 64 family only):", ""]
+    head = ["n", "K"] + [f"{op} {be}" for op in ("build", "update", "append", "fit") for be in backends]
+    if "numba" in backends and "numpy" in backends:
+        head += ["build numpy / numba", "update numpy / numba"]
+    out += ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
+    for n, K in sizes:
+        row = [str(n), str(K)]
+        for op, fmt in (("build", "{:.3g}"), ("update", None), ("append_median", None), ("fit", "{:.3g}")):
+            for be in backends:
+                v = by[(be, n, K)]["seconds"].get(op)
+                row.append("–" if v is None else (fmt.format(v) if fmt else _ms(v)))
+        if "numba" in backends and "numpy" in backends:
+            a, b = by[("numpy", n, K)]["seconds"], by[("numba", n, K)]["seconds"]
+            row += [f"{a['build'] / b['build']:.2f}x", f"{a['update'] / b['update']:.2f}x"]
+        out.append("| " + " | ".join(row) + " |")
+    bt = data["build_target"]
+    out += ["", f"Build of the n = {bt['n']}, K = {bt['K']}, r = {bt['r']} tree: "
+            + ", ".join(f"{be} {v:.3g} s" for be, v in bt["seconds"].items())
+            + (f" (numba {bt['numba_speedup']:.2f}x faster)." if "numba_speedup" in bt else "."), ""]
+    out += ["**Queries at the worst order k** (milliseconds; *first* is the first query after a change, "
+            "which assembles the canonical nodes; *throughput / GEMM* compares useful FLOP/s with one "
+            "GEMM of the same total inner dimension n + inner dim):", "",
+            "| n | K | b | backend | inner dim | query | first | dense GEMM | loop | query / dense | "
+            "loop / query | throughput / GEMM |", "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for n, K in sizes:
+        for be in backends:
+            r = by[(be, n, K)]
+            for bb in r["by_batch"]:
+                s_, q = bb["seconds"], bb["ratios"]
+                out.append(f"| {n} | {K} | {bb['b']} | {be} | {r['inner_dim']} | {_ms(s_['query'])} "
+                           f"| {_ms(s_['query_first'])} | {_ms(s_['dense_gemm'])} | {_ms(s_['loop'])} "
+                           f"| {q['query_over_dense_gemm']:.2f}x | {q['loop_over_query']:.1f}x "
+                           f"| {q['query_throughput_over_gemm']:.2f} |")
+    out += ["", "**All orders** `W_0 X .. W_K X` (milliseconds; *dense* is K + 1 GEMMs with a materialised "
+            "matrix, left out where it would take minutes):", "",
+            "| n | K | b | backend | all orders | loop | dense | loop / tree | dense / tree |",
+            "|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+    for n, K in sizes:
+        for be in backends:
+            for bb in by[(be, n, K)]["by_batch"]:
+                s_, q = bb["seconds"], bb["ratios"]
+                dense, ratio = s_.get("dense_all_orders"), q["dense_all_orders_over_all_orders"]
+                out.append(f"| {n} | {K} | {bb['b']} | {be} | {_ms(s_['all_orders'])} | {_ms(s_['loop_all_orders'])} "
+                           f"| {'–' if dense is None else _ms(dense)} | {q['loop_all_orders_over_all_orders']:.2f}x "
+                           f"| {'–' if ratio is None else f'{ratio:.2f}x'} |")
+    gpu = data.get("gpu")
+    where = (f"GPU {gpu['device']}, CuPy {gpu['cupy']}" if gpu else
+             "no GPU: the cupy backend is **not yet run on hardware** "
+             f"({data['backends_skipped'].get('cupy', 'not requested')})")
+    caption = (f"r_i = {runs[0]['r']}, m = n, float64, independent Gaussian factors (nothing compresses); "
+               f"medians of repeated runs on {mach.get('cpu_count')} CPUs ({mach.get('processor')}), "
+               f"NumPy {mach.get('numpy')}, Numba {data.get('numba', '–')}; {where}. "
+               f"Regenerate: `python bench/backends.py` (writes `bench/results/backends.json`).")
+    return "\n".join(out) + "\n\n" + caption + "\n"
+
+
+def backend_verdicts(path=HERE / "results" / "backends.json"):
+    """Bullet list of the backend targets, met or missed, from ``path``."""
+    data = json.loads(pathlib.Path(path).read_text())
+    lines = []
+    for name, v in data["verdicts"].items():
+        lines.append(f"* `{name}`: {v['value']:.2f} — {'met' if v['met'] else 'missed'}")
+    if "cupy" not in data["backends"]:
+        lines.append("* GPU targets (query throughput ≥ 0.5 of one GEMM; all orders in a handful of kernels): "
+                     "not measured, no GPU on the machine that ran the benchmark")
+    return "\n".join(lines) + "\n"
+
+
+def numba_first_call_table(path=HERE / "results" / "numba_first_call.json"):
+    """Markdown table of what the numba backend's first call costs, from ``path``."""
+    d = json.loads(pathlib.Path(path).read_text())
+    warm = min(w["workload_s"] for w in d["warm_cache"])
+    rows = ["| run | workload seconds |", "|---|---:|",
+            f"| numba, empty cache (compiles every kernel) | {d['cold_cache']['workload_s']:.2f} |",
+            f"| numba, kernels loaded from the cache | {warm:.2f} |",
+            f"| numpy backend, same workload | {d['numpy_backend']['workload_s']:.2f} |"]
+    caption = (f"Numba {d['numba']}, {d['machine'].get('cpu_count')} CPUs; fresh processes. "
+               f"Regenerate: `python bench/numba_first_call.py` (writes `bench/results/numba_first_call.json`).")
+    return "\n".join(rows) + "\n\n" + caption + "\n"
+
+
 def update_readme(readme=ROOT / "README.md"):
     text = readme.read_text()
     block = f"{BEGIN}\n{query_table()}{END}"

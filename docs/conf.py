@@ -37,3 +37,6 @@ import report  # noqa: E402  (bench/report.py)
 
 (_generated / "query_table.md").write_text(report.query_table())
 (_generated / "theory_rank_table.md").write_text(report.theory_table())
+(_generated / "backends_tables.md").write_text(report.backends_tables())
+(_generated / "backends_verdicts.md").write_text(report.backend_verdicts())
+(_generated / "numba_first_call_table.md").write_text(report.numba_first_call_table())

@@ -4,23 +4,15 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
-from lowrank_tree.backends import get_func, namespace_for
+from lowrank_tree.backends import get_func, namespace_for, unavailable_reason
 
 settings.register_profile("ci", deadline=None, max_examples=40, print_blob=True)
 settings.register_profile("dev", deadline=None, max_examples=25)
 settings.load_profile("ci")
 
 
-def _gpu_missing():
-    """Why the CuPy backend cannot run here, or None when it can."""
-    try:
-        namespace_for("cupy")
-    except ImportError as exc:
-        return str(exc)
-    return None
-
-
-GPU_MISSING = _gpu_missing()
+#: Why the CuPy backend cannot run here (None on a machine with CuPy and a CUDA GPU).
+GPU_MISSING = unavailable_reason("cupy")
 requires_gpu = pytest.mark.skipif(GPU_MISSING is not None, reason=f"needs CuPy and a CUDA GPU ({GPU_MISSING})")
 
 #: Array libraries (what diagnostics and the portable core run on).

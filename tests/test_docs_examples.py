@@ -6,7 +6,7 @@ import re
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-PAGES = ["README.md", "docs/getting-started.md", "docs/user-guide.md", "docs/theory.md"]
+PAGES = ["README.md", "docs/getting-started.md", "docs/user-guide.md", "docs/backends.md", "docs/theory.md"]
 
 
 def blocks(path, lang):

@@ -16,6 +16,8 @@ from .dispatch import (
     library_of,
     namespace_for,
     namespace_of,
+    unavailable_reason,
 )
 
-__all__ = ["BACKENDS", "backend_name", "get_func", "is_array", "library_of", "namespace_for", "namespace_of"]
+__all__ = ["BACKENDS", "backend_name", "get_func", "is_array", "library_of", "namespace_for", "namespace_of",
+           "unavailable_reason"]

@@ -9,10 +9,12 @@ the kernels do not cover runs exactly as on the ``numpy`` backend.  The kernels
 * ``accumulate_orders``: the all-orders running sum, fused with the
   per-leaf products.
 
-Inside the parallel kernels, BLAS and LAPACK are limited to one thread each:
-the parallelism is over nodes, and nested OpenBLAS threads on top of Numba's
-slowed the build down by 2-3x on the 2-core machines this was measured on.
+While a level's pairs are merged in parallel, BLAS and LAPACK are limited to
+one thread each: the parallelism is over nodes, and nested OpenBLAS threads on
+top of Numba's oversubscribe the cores.
 """
+
+import contextlib
 
 import numpy as np
 
@@ -20,9 +22,8 @@ from . import _numpy
 from ._numpy import asarray, linear_operator, make_rng, standard_normal, to_numpy  # noqa: F401
 
 #: Narrowest batch for the fused all-orders kernel: below it the per-row work
-#: is too short to pay for the parallel region (bench/results/backends.json).
+#: is too short to pay for the parallel region, and NumPy's path was faster.
 FUSED_MIN_BATCH = 16
-
 
 
 def namespace():
@@ -104,7 +105,8 @@ def merge_pairs(pairs, tol, xp=None):
     width = min(wa + wb, m, n)
     Uout, Vout = np.empty((P, m, width), dtype), np.empty((P, n, width), dtype)
     rout, dense = np.zeros(P, np.int64), np.zeros(P, np.bool_)
-    with _one_blas_thread():
+    # one pair (an update's path) has no parallelism over pairs: let BLAS have the cores
+    with _one_blas_thread() if P > 1 else contextlib.nullcontext():
         _kernels().merge_pairs(UA, VA, ra, oa, UB, VB, rb, ob, float(tol), Uout, Vout, rout, dense)
     out = []
     for p, (ua, va, _, ub, vb, _) in enumerate(pairs):

@@ -169,6 +169,32 @@ def get_func(name, backend="numpy", default=None):
         raise NotImplementedError(f"operation {name!r} is not available for backend {backend!r}") from None
 
 
+def unavailable_reason(backend):
+    """Why ``backend`` cannot run on this machine, or None when it can.
+
+    Parameters
+    ----------
+    backend : str
+        Backend name (see :data:`BACKENDS`).
+
+    Returns
+    -------
+    str or None
+        The ``ImportError`` message (library not installed; for CuPy, no
+        usable CUDA GPU), or None.
+
+    Examples
+    --------
+    >>> unavailable_reason("numpy") is None
+    True
+    """
+    try:
+        namespace_for(backend)
+    except ImportError as exc:
+        return str(exc)
+    return None
+
+
 def is_array(x):
     """Whether ``x`` is an array of a supported library (not a list or scalar)."""
     return _is_array(x)

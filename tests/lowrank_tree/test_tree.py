@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from lowrank_tree import LowRank, LowRankSegmentTree
 
 TOL64 = 1e-10
+#: Backends on NumPy arrays: the tests below that build from NumPy data run on both.
+NUMPY_BACKENDS = ["numpy", "numba"]
 
 
 @st.composite
@@ -149,14 +151,15 @@ def test_query_inner_dimension_bound(fam):
         assert all(c.rank <= min(m, n) for c in canonical)
 
 
+@pytest.mark.parametrize("backend", NUMPY_BACKENDS)
 @given(st.integers(2, 16), st.integers(1, 3), st.integers(0, 2**32 - 1))
-def test_shared_subspaces_compress_to_rank_of_dense_sum(K, s, seed):
+def test_shared_subspaces_compress_to_rank_of_dense_sum(backend, K, s, seed):
     rng = np.random.default_rng(seed)
     m, n = 40, 30
     A, B = rng.standard_normal((m, s)), rng.standard_normal((n, s))
     # every correction lives in the same s-dimensional column and row spaces
     deltas = [(A @ rng.standard_normal((s, 2)), B @ rng.standard_normal((s, 2))) for _ in range(K)]
-    tree = LowRankSegmentTree(np.zeros((m, n)), deltas)
+    tree = LowRankSegmentTree(np.zeros((m, n)), deltas, backend=backend)
     for node in tree.nodes():
         if node.first == node.last:  # a leaf, or a node that only passes one leaf up
             continue
@@ -169,11 +172,12 @@ def test_shared_subspaces_compress_to_rank_of_dense_sum(K, s, seed):
         assert node.rank == reference <= s
 
 
-def test_independent_corrections_keep_full_rank_until_dense():
+@pytest.mark.parametrize("backend", NUMPY_BACKENDS)
+def test_independent_corrections_keep_full_rank_until_dense(backend):
     rng = np.random.default_rng(0)
     m = n = 16
     deltas = [(rng.standard_normal((m, 2)), rng.standard_normal((n, 2))) for _ in range(8)]
-    tree = LowRankSegmentTree(np.zeros((m, n)), deltas)
+    tree = LowRankSegmentTree(np.zeros((m, n)), deltas, backend=backend)
     by_level = {}
     for node in tree.nodes():
         by_level.setdefault(node.level, set()).add((node.rank, node.dense))
@@ -183,12 +187,13 @@ def test_independent_corrections_keep_full_rank_until_dense():
     assert by_level[3] == {(16, True)}
 
 
-def test_memory_within_log_bound():
+@pytest.mark.parametrize("backend", NUMPY_BACKENDS)
+def test_memory_within_log_bound(backend):
     rng = np.random.default_rng(1)
     m = n = 64
     K, r = 100, 2
     deltas = [(rng.standard_normal((m, r)), rng.standard_normal((n, r))) for _ in range(K)]
-    tree = LowRankSegmentTree(rng.standard_normal((m, n)), deltas)
+    tree = LowRankSegmentTree(rng.standard_normal((m, n)), deltas, backend=backend)
     raw = sum(U.nbytes + V.nbytes for U, V in deltas)
     assert tree.nbytes <= (math.ceil(math.log2(K)) + 1) * raw + m * n * 8
     assert tree.nbytes >= raw + m * n * 8
@@ -308,11 +313,12 @@ def assert_same(a, b):
     np.testing.assert_array_equal(a[3], b[3])
 
 
-@pytest.fixture
-def small_tree():
+@pytest.fixture(params=NUMPY_BACKENDS)
+def small_tree(request):
     rng = np.random.default_rng(9)
     deltas = [(rng.standard_normal((4, 1)), rng.standard_normal((3, 1))) for _ in range(5)]
-    return LowRankSegmentTree(rng.standard_normal((4, 3)), deltas), rng.standard_normal((3, 2))
+    return (LowRankSegmentTree(rng.standard_normal((4, 3)), deltas, backend=request.param),
+            rng.standard_normal((3, 2)))
 
 
 @pytest.mark.parametrize("bad,exc,match", [
