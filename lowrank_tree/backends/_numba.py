@@ -14,8 +14,6 @@ one thread each: the parallelism is over nodes, and nested OpenBLAS threads on
 top of Numba's oversubscribe the cores.
 """
 
-import contextlib
-
 import numpy as np
 
 from . import _numpy
@@ -105,8 +103,7 @@ def merge_pairs(pairs, tol, xp=None):
     width = min(wa + wb, m, n)
     Uout, Vout = np.empty((P, m, width), dtype), np.empty((P, n, width), dtype)
     rout, dense = np.zeros(P, np.int64), np.zeros(P, np.bool_)
-    # one pair (an update's path) has no parallelism over pairs: let BLAS have the cores
-    with _one_blas_thread() if P > 1 else contextlib.nullcontext():
+    with _one_blas_thread():
         _kernels().merge_pairs(UA, VA, ra, oa, UB, VB, rb, ob, float(tol), Uout, Vout, rout, dense)
     out = []
     for p, (ua, va, _, ub, vb, _) in enumerate(pairs):
