@@ -9,9 +9,10 @@ the kernels do not cover runs exactly as on the ``numpy`` backend.  The kernels
 * ``accumulate_orders``: the all-orders running sum, fused with the
   per-leaf products.
 
-While a level's pairs are merged in parallel, BLAS and LAPACK are limited to
-one thread each: the parallelism is over nodes, and nested OpenBLAS threads on
-top of Numba's oversubscribe the cores.
+While pairs are merged, BLAS and LAPACK are limited to one thread each: the
+parallelism is over nodes, nested OpenBLAS threads on top of Numba's
+oversubscribe the cores, and the small QRs and SVDs of a node gain nothing
+from threads.
 """
 
 import numpy as np
@@ -103,8 +104,9 @@ def merge_pairs(pairs, tol, xp=None):
     width = min(wa + wb, m, n)
     Uout, Vout = np.empty((P, m, width), dtype), np.empty((P, n, width), dtype)
     rout, dense = np.zeros(P, np.int64), np.zeros(P, np.bool_)
+    args = (UA, VA, ra, oa, UB, VB, rb, ob, float(tol), Uout, Vout, rout, dense)
     with _one_blas_thread():
-        _kernels().merge_pairs(UA, VA, ra, oa, UB, VB, rb, ob, float(tol), Uout, Vout, rout, dense)
+        (_kernels().merge_pair_serial if P == 1 else _kernels().merge_pairs)(*args)
     out = []
     for p, (ua, va, _, ub, vb, _) in enumerate(pairs):
         k = int(rout[p])

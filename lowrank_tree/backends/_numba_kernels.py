@@ -128,8 +128,7 @@ def _stacked_basis(A, B, a_orth):
     return Q, R
 
 
-@njit(cache=True, parallel=True)
-def merge_pairs(UA, VA, ra, oa, UB, VB, rb, ob, tol, Uout, Vout, rout, dense):
+def _merge_pairs(UA, VA, ra, oa, UB, VB, rb, ob, tol, Uout, Vout, rout, dense):
     """Recompress ``U_a V_aᵀ + U_b V_bᵀ`` for every pair ``p`` in parallel.
 
     ``UA[p, :, :ra[p]]`` etc. are the (zero-padded) factors; ``oa[p]`` says
@@ -169,6 +168,13 @@ def merge_pairs(UA, VA, ra, oa, UB, VB, rb, ob, tol, Uout, Vout, rout, dense):
         scaled = P_[:, :k] * s[:k].astype(P_.dtype)
         Uout[p, :, :k] = Qu @ np.ascontiguousarray(scaled)
         Vout[p, :, :k] = Qv @ np.ascontiguousarray(Wh[:k, :].T)
+
+
+# A level's pairs run in parallel, one per thread.  A single pair (each step of
+# an update's or append's path) runs serially: a parallel region of one
+# iteration only adds idle, spinning threads that slowed updates down.
+merge_pairs = njit(cache=True, parallel=True)(_merge_pairs)
+merge_pair_serial = njit(cache=True)(_merge_pairs)
 
 
 # ----------------------------------------------------------------------------

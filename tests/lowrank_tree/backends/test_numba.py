@@ -156,7 +156,7 @@ def test_numba_tree_equals_numpy_tree(dtype, rel_err):
 
 def test_kernels_are_cached_on_disk():
     # cache=True: a new process loads the machine code instead of compiling again
-    for name in ("merge_pairs", "all_orders", "_qr", "_stacked_basis"):
+    for name in ("merge_pairs", "merge_pair_serial", "all_orders", "_qr", "_stacked_basis"):
         kernel = getattr(_numba_kernels, name)
         assert type(kernel._cache).__name__ == "FunctionCache", name
 
