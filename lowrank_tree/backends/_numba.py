@@ -12,7 +12,8 @@ the kernels do not cover runs exactly as on the ``numpy`` backend.  The kernels
 While pairs are merged, BLAS and LAPACK are limited to one thread each: the
 parallelism is over nodes, nested OpenBLAS threads on top of Numba's
 oversubscribe the cores, and the small QRs and SVDs of a node gain nothing
-from threads.
+from threads.  The exception is a single wide pair (the top of a large
+tree's update path), whose SVD is the whole cost.
 """
 
 import numpy as np
@@ -23,6 +24,9 @@ from ._numpy import asarray, linear_operator, make_rng, standard_normal, to_nump
 #: Narrowest batch for the fused all-orders kernel: below it the per-row work
 #: is too short to pay for the parallel region, and NumPy's path was faster.
 FUSED_MIN_BATCH = 16
+#: A single pair at least this wide (``r_a + r_b``) is merged with BLAS on all
+#: threads; narrower ones, and levels merged in parallel, with one BLAS thread.
+THREADED_BLAS_MIN_WIDTH = 512
 
 
 def namespace():
@@ -105,8 +109,14 @@ def merge_pairs(pairs, tol, xp=None):
     Uout, Vout = np.empty((P, m, width), dtype), np.empty((P, n, width), dtype)
     rout, dense = np.zeros(P, np.int64), np.zeros(P, np.bool_)
     args = (UA, VA, ra, oa, UB, VB, rb, ob, float(tol), Uout, Vout, rout, dense)
-    with _one_blas_thread():
-        (_kernels().merge_pair_serial if P == 1 else _kernels().merge_pairs)(*args)
+    if P > 1:
+        with _one_blas_thread():
+            _kernels().merge_pairs(*args)
+    elif wa + wb < THREADED_BLAS_MIN_WIDTH:
+        with _one_blas_thread():
+            _kernels().merge_pair_serial(*args)
+    else:  # one large pair: its SVD is the work, and BLAS's threads help it
+        _kernels().merge_pair_serial(*args)
     out = []
     for p, (ua, va, _, ub, vb, _) in enumerate(pairs):
         k = int(rout[p])
