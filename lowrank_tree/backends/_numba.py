@@ -24,6 +24,8 @@ from ._numpy import asarray, linear_operator, make_rng, standard_normal, to_nump
 #: Narrowest batch for the fused all-orders kernel: below it the per-row work
 #: is too short to pay for the parallel region, and NumPy's path was faster.
 FUSED_MIN_BATCH = 16
+#: A single pair narrower than this (``r_a + r_b``) takes the portable NumPy path.
+SERIAL_KERNEL_MIN_WIDTH = 64
 #: A single pair at least this wide (``r_a + r_b``) is merged with BLAS on all
 #: threads; narrower ones, and levels merged in parallel, with one BLAS thread.
 THREADED_BLAS_MIN_WIDTH = 512
@@ -89,6 +91,16 @@ def merge_pairs(pairs, tol, xp=None):
         ``(U, V, None, rank)`` for a low-rank result, ``(None, None, D, rank)``
         when factors of that rank would cost more than the dense (m, n) ``D``.
     """
+    if len(pairs) == 1 and pairs[0][0].shape[1] + pairs[0][3].shape[1] < SERIAL_KERNEL_MIN_WIDTH:
+        # one small pair: a kernel call (and its packing) costs more than the portable path
+        from ..tree import recompress_pairs
+
+        return recompress_pairs(pairs, tol, _numpy.namespace())
+    return merge_pairs_kernel(pairs, tol)
+
+
+def merge_pairs_kernel(pairs, tol):
+    """:func:`merge_pairs` through the kernels whatever the sizes (same parameters and result)."""
     Ua0, Va0 = pairs[0][0], pairs[0][1]
     m, n = Ua0.shape[0], Va0.shape[0]
     dtype = Ua0.dtype

@@ -92,7 +92,7 @@ def node_pairs(draw):
 def test_merge_pairs_matches_dense_sum_and_rank(case):
     pairs, m, n, dtype = case
     tol = max(m, n) * np.finfo(dtype).eps
-    got = _numba.merge_pairs(pairs, tol)
+    got = _numba.merge_pairs_kernel(pairs, tol)
     portable = recompress_pairs(pairs, tol, XP)
     for (Ua, Va, _, Ub, Vb, _), (U, V, D, r), (_, _, Dp, rp) in zip(pairs, got, portable, strict=True):
         S = Ua.astype(np.complex128) @ Va.T + Ub.astype(np.complex128) @ Vb.T
@@ -114,6 +114,17 @@ def test_merge_pairs_matches_dense_sum_and_rank(case):
             G = U.conj().T @ U
             assert np.linalg.norm(G - np.diag(np.diag(G))) <= rel * max(1.0, np.linalg.norm(G))
             np.testing.assert_allclose(V.conj().T @ V, np.eye(r), atol=rel * 10)
+
+
+def test_small_single_pairs_take_the_portable_path():
+    rng = np.random.default_rng(2)
+    pair = (rng.standard_normal((20, 2)), rng.standard_normal((16, 2)), False,
+            rng.standard_normal((20, 3)), rng.standard_normal((16, 3)), False)
+    (U, V, D, r), = _numba.merge_pairs([pair], 1e-12)
+    (Up, Vp, Dp, rp), = recompress_pairs([pair], 1e-12, XP)
+    assert D is None and Dp is None and r == rp == 5
+    np.testing.assert_array_equal(U, Up)  # bit for bit: the same code ran
+    np.testing.assert_array_equal(V, Vp)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
