@@ -21,9 +21,11 @@ import numpy as np
 from . import _numpy
 from ._numpy import asarray, linear_operator, make_rng, standard_normal, to_numpy  # noqa: F401
 
-#: Narrowest batch for the fused all-orders kernel: below it the per-row work
-#: is too short to pay for the parallel region, and NumPy's path was faster.
+#: The fused all-orders kernel needs batches this wide and outputs this large
+#: (entries of the (K + 1, m, b) result): below either, the parallel region
+#: costs more than it saves and NumPy's path measured faster.
 FUSED_MIN_BATCH = 16
+FUSED_MIN_OUTPUT = 2**21
 #: A single pair narrower than this (``r_a + r_b``) takes the portable NumPy path.
 SERIAL_KERNEL_MIN_WIDTH = 64
 #: A single pair at least this wide (``r_a + r_b``) is merged with BLAS on all
@@ -144,12 +146,14 @@ def accumulate_orders(Y0, U, Z, xp=None):
     """``out[0] = Y0``, ``out[k + 1] = out[k] + U[k] @ Z[k]``: one fused parallel kernel.
 
     ``Y0`` (m, b), ``U`` (K, m, r), ``Z`` (K, r, b) -> (K + 1, m, b).  Batches
-    narrower than :data:`FUSED_MIN_BATCH` take the NumPy path (batched GEMM,
-    then running adds), which measured faster there.
+    narrower than :data:`FUSED_MIN_BATCH` and outputs smaller than
+    :data:`FUSED_MIN_OUTPUT` take the NumPy path (batched GEMM, then running
+    adds), which measured faster there.
     """
     import numba
 
-    if Y0.shape[1] < FUSED_MIN_BATCH:
+    K, m, b = U.shape[0], Y0.shape[0], Y0.shape[1]
+    if b < FUSED_MIN_BATCH or (K + 1) * m * b < FUSED_MIN_OUTPUT:
         return _numpy.prefix_sum(Y0, U @ Z)
     dtype = np.result_type(Y0.dtype, U.dtype, Z.dtype)
     return _kernels().all_orders(np.ascontiguousarray(Y0, dtype=dtype), np.ascontiguousarray(U, dtype=dtype),
