@@ -84,9 +84,9 @@ class LowRankSegmentTree:
         ``max(m, n) * eps``: lossless up to rounding.
     backend : {'numpy', 'numba', 'cupy', 'array_api_strict'}, optional
         Array library; by default the library of the inputs.  ``'numba'``
-        keeps NumPy arrays and runs the build, re-merge, small-batch query
-        and all-orders pass in JIT kernels; ``'cupy'`` moves NumPy inputs to
-        the GPU.
+        keeps NumPy arrays and runs the build, the re-merges of update and
+        append, and the all-orders pass in JIT kernels; ``'cupy'`` moves
+        NumPy inputs to the GPU.
     cache_bytes : int, optional
         Memory budget of the per-order cache of concatenated factors (LRU,
         default 256 MiB; 0 disables caching).
