@@ -16,6 +16,8 @@ from threads.  The exception is a single wide pair (the top of a large
 tree's update path), whose SVD is the whole cost.
 """
 
+import contextlib
+
 import numpy as np
 
 from . import _numpy
@@ -122,15 +124,11 @@ def merge_pairs_kernel(pairs, tol):
     width = min(wa + wb, m, n)
     Uout, Vout = np.empty((P, m, width), dtype), np.empty((P, n, width), dtype)
     rout, dense = np.zeros(P, np.int64), np.zeros(P, np.bool_)
-    args = (UA, VA, ra, oa, UB, VB, rb, ob, float(tol), Uout, Vout, rout, dense)
-    if P > 1:
-        with _one_blas_thread():
-            _kernels().merge_pairs(*args)
-    elif wa + wb < THREADED_BLAS_MIN_WIDTH:
-        with _one_blas_thread():
-            _kernels().merge_pair_serial(*args)
-    else:  # one large pair: its SVD is the work, and BLAS's threads help it
-        _kernels().merge_pair_serial(*args)
+    kernel = _kernels().merge_pairs if P > 1 else _kernels().merge_pair_serial
+    # one large pair keeps BLAS's threads: its SVD is the work, and they help it
+    one_thread = P > 1 or wa + wb < THREADED_BLAS_MIN_WIDTH
+    with _one_blas_thread() if one_thread else contextlib.nullcontext():
+        kernel(UA, VA, ra, oa, UB, VB, rb, ob, float(tol), Uout, Vout, rout, dense)
     out = []
     for p, (ua, va, _, ub, vb, _) in enumerate(pairs):
         k = int(rout[p])

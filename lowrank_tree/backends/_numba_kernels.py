@@ -159,7 +159,7 @@ def _merge_pairs(UA, VA, ra, oa, UB, VB, rb, ob, tol, Uout, Vout, rout, dense):
             thr = tol * s[0]
             while k < s.shape[0] and s[k] > thr:
                 k += 1
-        k = min(k, Uout.shape[2])  # never reached: a rank that high is stored dense
+        k = min(k, Uout.shape[2])  # a guard only: a rank above min(m, n) / 2 is stored dense
         rout[p] = k
         if k * (m + n) >= m * n:
             dense[p] = True
