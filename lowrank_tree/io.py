@@ -16,10 +16,15 @@ File layout (``format_version`` 2).  A plain NumPy ``.npz`` (a zip of
     ``library_version``, ``dtype``, ``shape``, ``num_orders``, ``ranks``,
     ``saved_from_backend``; for trees ``tol`` (``null`` = the lossless
     default); for cascades ``errors`` (``null`` where unknown) and ``method``;
-    ``arrays_sha256``, the SHA-256 of the arrays (names, dtypes, shapes and
-    bytes, in name order); and ``checksum``, the SHA-256 of the canonical JSON
-    (sorted keys, no spaces, ASCII) of every other metadata field.  The
-    checksum therefore covers every array and every metadata field.
+    ``arrays_sha256``; and ``checksum``, ``{"algorithm": "sha256", "value": ...}``.
+
+``arrays_sha256`` is the SHA-256 of, for each array in name order, the UTF-8
+of ``f"{name}\\0{dtype.str}\\0{shape}\\0"`` (``shape`` a Python tuple) followed
+by the array's bytes in C order.  ``checksum`` is the SHA-256 of the canonical
+JSON of every other metadata field: ``json.dumps(fields, sort_keys=True,
+separators=(",", ":"), ensure_ascii=True, allow_nan=False)``.  So the checksum
+covers every array and every metadata field, and its value does not depend on
+how the stored JSON is spaced.
 
 Version 1 files (written by pre-release versions) had one checksum, of the
 arrays only: their ``tol`` and ``method`` are not protected.  They still load,
@@ -645,9 +650,10 @@ def _parse_metadata(path, raw):
         digest = _metadata_digest(meta)
         recorded = meta["checksum"]["value"]
         if digest != recorded:
-            raise ValueError(f"{path}: checksum mismatch: the SHA-256 of the metadata "
-                             f"({(digest or 'not computable')[:12]}...) does not match the recorded "
-                             f"checksum ({recorded[:12]}...); the metadata was edited or corrupted")
+            ours = f"{digest[:12]}..." if digest else "not computable: NaN or Infinity in the JSON"
+            raise ValueError(f"{path}: checksum mismatch: the SHA-256 of the metadata ({ours}) does "
+                             f"not match the recorded checksum ({recorded[:12]}...); the metadata was "
+                             f"edited or corrupted")
         need("arrays_sha256", _is_hex_digest, "64 hex digits")
     need("kind", lambda v: v in ("tree", "cascade"), "'tree' or 'cascade'")
     need("dtype", lambda v: v in _DTYPES, f"one of {list(_DTYPES)}")
@@ -697,7 +703,7 @@ def _metadata_digest(meta):
         text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     except (TypeError, ValueError, RecursionError):
         return None  # e.g. an edited file with NaN or Infinity in it: cannot match
-    return hashlib.sha256(b"lowrank-tree metadata\0" + text.encode("ascii")).hexdigest()
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 def _is_hex_digest(v):
