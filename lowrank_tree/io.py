@@ -49,6 +49,7 @@ import hashlib
 import json
 import os
 import pathlib
+import stat as _stat
 import threading
 import warnings
 import zipfile
@@ -428,14 +429,33 @@ def _open_for_reading(path):
     for i, candidate in enumerate(candidates):
         if os.path.isdir(candidate):
             raise IsADirectoryError(errno.EISDIR, "is a directory, expected a .npz file", candidate)
+        _require_regular(candidate, lambda: os.stat(candidate))  # a FIFO would block open()
         try:
-            return pathlib.Path(candidate), open(candidate, "rb")
+            f = open(candidate, "rb")
         except FileNotFoundError:
             if i + 1 < len(candidates):
                 continue
             raise FileNotFoundError(errno.ENOENT, "no such lowrank-tree file", name) from None
         except PermissionError as exc:
             raise PermissionError(exc.errno, "permission denied: cannot read this file", candidate) from None
+        try:
+            _require_regular(candidate, lambda: os.fstat(f.fileno()))
+        except BaseException:
+            f.close()
+            raise
+        return pathlib.Path(candidate), f
+
+
+def _require_regular(name, stat):
+    """Refuse devices, pipes and sockets: a zip reader would read /dev/zero until memory runs out."""
+    try:
+        mode = stat().st_mode
+    except FileNotFoundError:
+        return  # reported by open(), with the name the user gave
+    except PermissionError as exc:
+        raise PermissionError(exc.errno, "permission denied: cannot read this file", name) from None
+    if not _stat.S_ISREG(mode):
+        raise ValueError(f"{name}: not a regular file, expected a .npz file")
 
 
 def _broken(path, exc):
@@ -692,7 +712,9 @@ def _checksum(arrays):
             continue
         a = arrays[key]
         h.update(f"{key}\0{a.dtype.str}\0{tuple(a.shape)}\0".encode())
-        h.update(a.tobytes(order="C"))
+        if not a.flags.c_contiguous:
+            a = a.copy(order="C")
+        h.update(a.reshape(-1).view("u1"))  # the C-order bytes, without a copy of the whole array
     return h.hexdigest()
 
 

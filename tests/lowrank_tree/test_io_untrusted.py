@@ -656,3 +656,14 @@ def test_save_fsyncs_the_data_before_the_rename(tmp_path, small_tree, monkeypatc
     if os.name == "posix":
         assert events[2][0] == "fsync" and events[2][1] in (True, None)  # then its directory
     assert load(target).num_orders == 1
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero") or not hasattr(os, "mkfifo"), reason="needs /dev/zero and FIFOs")
+def test_devices_and_pipes_are_refused_unread(tmp_path):
+    """A zip reader would read /dev/zero until memory runs out, and open() of a FIFO blocks."""
+    fifo = tmp_path / "pipe.npz"
+    os.mkfifo(fifo)
+    for path in ("/dev/zero", "/dev/null", str(fifo)):
+        with pytest.raises(ValueError, match="not a regular file, expected a .npz file") as info:
+            load(path)
+        assert path in str(info.value)
