@@ -292,8 +292,8 @@ def load(path, backend=None):
     PermissionError
         If the file cannot be read for lack of permission.
     ValueError
-        If the file is not a readable ``.npz`` archive (not a zip, truncated,
-        CRC error), its metadata is missing, too large or not JSON,
+        If the file is not a regular file (a device or a pipe), not a
+        readable ``.npz`` archive (not a zip, truncated, CRC error), its metadata is missing, too large or not JSON,
         ``format`` is not ``"lowrank-tree"``, ``format_version`` is not 1 or
         2, an entry is missing, unexpected, not a ``.npy`` array, of object
         dtype, or has a shape, dtype, memory order or size inconsistent with
@@ -429,9 +429,9 @@ def _open_for_reading(path):
     for i, candidate in enumerate(candidates):
         if os.path.isdir(candidate):
             raise IsADirectoryError(errno.EISDIR, "is a directory, expected a .npz file", candidate)
-        _require_regular(candidate, lambda: os.stat(candidate))  # a FIFO would block open()
+        _require_regular(candidate, os.stat, candidate)  # a FIFO would block open()
         try:
-            f = open(candidate, "rb")
+            f = open(candidate, "rb")  # noqa: SIM115 (returned to the caller, who closes it)
         except FileNotFoundError:
             if i + 1 < len(candidates):
                 continue
@@ -439,17 +439,17 @@ def _open_for_reading(path):
         except PermissionError as exc:
             raise PermissionError(exc.errno, "permission denied: cannot read this file", candidate) from None
         try:
-            _require_regular(candidate, lambda: os.fstat(f.fileno()))
+            _require_regular(candidate, os.fstat, f.fileno())
         except BaseException:
             f.close()
             raise
         return pathlib.Path(candidate), f
 
 
-def _require_regular(name, stat):
+def _require_regular(name, stat, target):
     """Refuse devices, pipes and sockets: a zip reader would read /dev/zero until memory runs out."""
     try:
-        mode = stat().st_mode
+        mode = stat(target).st_mode
     except FileNotFoundError:
         return  # reported by open(), with the name the user gave
     except PermissionError as exc:
