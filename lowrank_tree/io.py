@@ -1,7 +1,7 @@
 """Persistence of trees and cascades: one ``.npz`` archive with versioned JSON metadata.
 
-File layout (``format_version`` 1).  A plain, uncompressed NumPy ``.npz``
-(a zip of ``.npy`` files, readable without this library and without pickle):
+File layout (``format_version`` 2).  A plain NumPy ``.npz`` (a zip of
+``.npy`` files, readable without this library and without pickle):
 
 ``base``
     ``W_0``, shape (m, n).
@@ -12,11 +12,30 @@ File layout (``format_version`` 1).  A plain, uncompressed NumPy ``.npz``
     float64 (K + 1,) and int64 (K,).
 ``__metadata__``
     UTF-8 JSON as a uint8 array: ``format`` (``"lowrank-tree"``),
-    ``format_version`` (1), ``kind`` (``"tree"`` or ``"cascade"``),
+    ``format_version`` (2), ``kind`` (``"tree"`` or ``"cascade"``),
     ``library_version``, ``dtype``, ``shape``, ``num_orders``, ``ranks``,
     ``saved_from_backend``; for trees ``tol`` (``null`` = the lossless
     default); for cascades ``errors`` (``null`` where unknown) and ``method``;
-    and ``checksum``, the SHA-256 of the array payload.
+    ``arrays_sha256``; and ``checksum``, ``{"algorithm": "sha256", "value": ...}``.
+
+``arrays_sha256`` is the SHA-256 of, for each array in name order, the UTF-8
+of ``f"{name}\\0{dtype.str}\\0{shape}\\0"`` (``shape`` a Python tuple) followed
+by the array's bytes in C order.  ``checksum`` is the SHA-256 of the canonical
+JSON of every other metadata field: ``json.dumps(fields, sort_keys=True,
+separators=(",", ":"), ensure_ascii=True, allow_nan=False)``.  So the checksum
+covers every array and every metadata field, and its value does not depend on
+how the stored JSON is spaced.
+
+Version 1 files (written by pre-release versions) had one checksum, of the
+arrays only: their ``tol`` and ``method`` are not protected.  They still load,
+with a ``UserWarning``; saving the loaded object again writes version 2.
+
+The checksum detects corruption and edits made without recomputing it; it
+is not a signature.  What makes :func:`load` safe on a file from anywhere is
+that it reads the zip directory and the metadata first and checks every
+entry's ``.npy`` header (shape, dtype, memory order, size) against the
+metadata before any array data is decompressed, so a crafted or damaged file
+is refused without allocating or decompressing what it claims to hold.
 
 A tree is saved as its base and leaves only; internal nodes are rebuilt on
 load (deterministically, so queries of a loaded tree equal the original's).
@@ -25,24 +44,36 @@ NumPy is imported inside the functions: ``lowrank_tree`` itself must import
 without any array library (see ``tests/test_package.py``).
 """
 
+import errno
 import hashlib
 import json
 import os
 import pathlib
+import stat as _stat
 import threading
+import warnings
 import zipfile
 import zlib
 
 from .backends import get_func, namespace_for
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "load", "save"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "check_writable", "load", "save"]
 
 #: Value of the ``format`` metadata field.
 FORMAT = "lowrank-tree"
-#: The one version this library writes and reads.
-FORMAT_VERSION = 1
+#: The version this library writes (it also reads version 1, with a warning).
+FORMAT_VERSION = 2
 _META_KEY = "__metadata__"
 _DTYPES = ("float32", "float64", "complex64", "complex128")
+#: The metadata is O(K) text (about 40 bytes per order); 16 MiB is room for ~400,000 orders
+#: while bounding what an untrusted file can make ``json.loads`` chew on.
+_MAX_METADATA_BYTES = 16 * 2**20
+#: Deflate cannot expand more than 1032:1 (258-byte matches in at most 2 bits each); an entry
+#: claiming more is lying about its size.  The slack covers the stream's fixed overhead.
+_DEFLATE_MAX_RATIO = 1032
+_DEFLATE_SLACK = 1024
+#: Bytes decompressed per read when filling an array (bounds the transient buffer).
+_CHUNK = 2**20
 
 
 def save(obj, path):
@@ -53,10 +84,15 @@ def save(obj, path):
     obj : LowRankSegmentTree or Cascade
         What to save.  Device (e.g. CuPy) arrays are copied to the host.
     path : str or os.PathLike
-        Destination.  ``.npz`` is appended when the name does not end with
-        it, as ``numpy.savez`` does.  An existing file is replaced
-        atomically (written to a temporary file in the same directory, then
-        renamed), so an interrupted save never leaves a half-written file.
+        Destination file.  ``.npz`` is appended when the name does not end
+        with it (in any letter case), as ``numpy.savez`` does.  An existing
+        file is replaced atomically: the archive is written to a temporary
+        file in the same directory, flushed to disk (``fsync``), then renamed
+        over the target (and the directory is synced where the system
+        supports it), so an interrupted save never leaves a half-written
+        file.  The target must be a file name: an existing directory, a name
+        ending with a path separator, or ``""`` is refused rather than
+        guessed at.
 
     Returns
     -------
@@ -68,11 +104,26 @@ def save(obj, path):
     TypeError
         If ``obj`` is neither a tree nor a cascade, ``path`` is not a path,
         or the dtype is not one of float32, float64, complex64, complex128.
+    ValueError
+        If ``path`` is empty or ends with a path separator.
+    IsADirectoryError
+        If ``path`` (or ``path`` + ``.npz``) is an existing directory.
+    FileNotFoundError, NotADirectoryError
+        If the directory to write into does not exist (or is a file).
+    PermissionError
+        If that directory is not writable.
+    OSError
+        If writing fails (e.g. the disk is full); nothing is left behind.
+
+    Every error names the target path (never the temporary file), and the
+    path is checked before any array is copied or written.  To check a
+    target before a long computation, use :func:`check_writable`.
 
     Notes
     -----
     Runtime settings of a tree (``cache_bytes``) and its query caches are
-    not saved.  The format is documented in ``lowrank_tree.io`` (module docstring).
+    not saved.  The format (version 2: a checksum over every array and every
+    metadata field) is documented in ``lowrank_tree.io`` (module docstring).
 
     Examples
     --------
@@ -96,6 +147,7 @@ def save(obj, path):
     from . import __version__
 
     kind, backend = _kind_of(obj)
+    target = check_writable(path)
     to_host = get_func("to_numpy", backend)
 
     def host(a):
@@ -130,24 +182,91 @@ def save(obj, path):
         meta["method"] = str(obj.method)
         arrays["errors"] = np.asarray(errors, dtype=np.float64)
         arrays["ranks"] = np.asarray(ranks, dtype=np.int64)
-    meta["checksum"] = {"algorithm": "sha256", "value": _checksum(arrays)}
+    meta["arrays_sha256"] = _checksum(arrays)
+    meta["checksum"] = {"algorithm": "sha256", "value": _metadata_digest(meta)}
     text = json.dumps(meta, sort_keys=True, allow_nan=False)
     arrays[_META_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-
-    target = _npz_path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    _write_atomically(target, arrays, np)
     return target
+
+
+def check_writable(path):
+    """Check that :func:`save` could write to ``path``, without writing anything.
+
+    Useful before a long computation whose result will be saved: it raises
+    exactly the errors :func:`save` would raise for a bad target.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The destination :func:`save` would be given.
+
+    Returns
+    -------
+    pathlib.Path
+        The file :func:`save` would write (``.npz`` appended where missing).
+
+    Raises
+    ------
+    TypeError
+        If ``path`` is not a str or os.PathLike.
+    ValueError
+        If ``path`` is empty or ends with a path separator.
+    IsADirectoryError
+        If the target is an existing directory.
+    FileNotFoundError, NotADirectoryError
+        If the directory to write into does not exist (or is a file).
+    PermissionError
+        If that directory is not writable.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from lowrank_tree.io import check_writable
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     print(check_writable(os.path.join(d, "model")).name)
+    ...     try:
+    ...         check_writable(os.path.join(d, "missing", "model"))
+    ...     except FileNotFoundError as exc:
+    ...         print("refused:", exc.filename.endswith("model.npz"))
+    model.npz
+    refused: True
+    """
+    name = _fspath(path)
+    if isinstance(name, bytes):
+        name = os.fsdecode(name)
+    if name == "":
+        raise ValueError("path must name a file to save to, got ''")
+    if os.path.isdir(name):
+        raise IsADirectoryError(errno.EISDIR, "cannot save: path is a directory; "
+                                "give a file name inside it, e.g. model.npz", name)
+    if name.endswith(("/", os.sep) if os.altsep is None else ("/", os.sep, os.altsep)):
+        raise ValueError(f"path must name a file to save to, got {name!r} "
+                         f"(ends with a path separator)")
+    if not name.lower().endswith(".npz"):
+        name += ".npz"
+    if os.path.isdir(name):
+        raise IsADirectoryError(errno.EISDIR, "cannot save: path is a directory", name)
+    parent = os.path.dirname(name) or os.curdir
+    if not os.path.isdir(parent):
+        if os.path.exists(parent):
+            raise NotADirectoryError(errno.ENOTDIR, f"cannot save: {parent!r} is not a directory", name)
+        raise FileNotFoundError(errno.ENOENT, f"cannot save: directory {parent!r} does not exist", name)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, f"cannot save: directory {parent!r} is not writable", name)
+    return pathlib.Path(name)
 
 
 def load(path, backend=None):
     """Read a tree or a cascade written by :func:`save`.
+
+    Safe on files from untrusted sources: nothing is unpickled, and the zip
+    directory, the metadata (at most 16 MiB) and every array's ``.npy``
+    header are checked against each other before any array data is
+    decompressed, so a decompression bomb, an entry whose header or zip
+    sizes lie, or a header declaring a huge shape is refused at once,
+    without allocating what it claims.  Then the data is read and its
+    checksum verified.
 
     Parameters
     ----------
@@ -168,17 +287,29 @@ def load(path, backend=None):
     ------
     FileNotFoundError
         If the file does not exist.
+    IsADirectoryError
+        If ``path`` is a directory.
+    PermissionError
+        If the file cannot be read for lack of permission.
     ValueError
-        If the file is not a readable ``.npz`` archive (not a zip, truncated,
-        CRC error), its metadata is missing or not JSON, ``format`` is not
-        ``"lowrank-tree"``, ``format_version`` is not 1 (newer or older),
-        an array is missing, unexpected, or has a shape/dtype inconsistent
-        with the metadata, or the SHA-256 checksum does not match.  The
-        message names the file and the problem.  Also for an unknown
-        ``backend`` name.
+        If the file is not a regular file (a device or a pipe), not a
+        readable ``.npz`` archive (not a zip, truncated, CRC error), its metadata is missing, too large or not JSON,
+        ``format`` is not ``"lowrank-tree"``, ``format_version`` is not 1 or
+        2, an entry is missing, unexpected, not a ``.npy`` array, of object
+        dtype, or has a shape, dtype, memory order or size inconsistent with
+        the metadata, or the SHA-256 checksum (of the metadata or of the
+        arrays) does not match.  The message names the file and the problem.
+        Also for an unknown ``backend`` name.
     ImportError
         If ``backend`` names a library that is not installed (or, for CuPy,
         no GPU is usable).
+
+    Warns
+    -----
+    UserWarning
+        For a version 1 file: its checksum covers the arrays but not the
+        metadata (the tree's ``tol``, the cascade's ``method``), so an edit
+        to those cannot be detected.  Save the loaded object to upgrade it.
 
     Examples
     --------
@@ -196,10 +327,14 @@ def load(path, backend=None):
     if backend is None:
         backend = "numpy"
     namespace_for(backend)  # fail early on an unknown or unavailable backend
-    path = _existing(path)
-    arrays = _read_archive(path, np)
-    meta = _parse_metadata(path, arrays.pop(_META_KEY, None), np)
-    _check_arrays(path, meta, arrays, np)
+    path, f = _open_for_reading(path)
+    with f:
+        meta, arrays = _read_archive(path, f, np)
+    if meta["format_version"] == 1:
+        warnings.warn(f"{path}: a format_version 1 file, whose checksum covers the arrays but not "
+                      f"the metadata (the tree's tol, the cascade's method): an edit to those cannot "
+                      f"be detected.  Check them, and save the object again to write format_version "
+                      f"{FORMAT_VERSION}.", UserWarning, stacklevel=2)
 
     asarray = get_func("asarray", backend)
     K = meta["num_orders"]
@@ -219,7 +354,7 @@ def load(path, backend=None):
 
 
 # --------------------------------------------------------------------------
-# internals
+# internals: saving
 # --------------------------------------------------------------------------
 def _kind_of(obj):
     from .fit import Cascade
@@ -239,56 +374,273 @@ def _fspath(path):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}") from None
 
 
-def _npz_path(path):
+def _write_atomically(target, arrays, np):
+    """Write to a temporary sibling, fsync, rename over ``target``; errors name ``target``."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the name points at it
+        os.replace(tmp, target)
+    except BaseException as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        if not isinstance(exc, OSError):
+            raise
+        reason = exc.strerror or str(exc)
+        if exc.errno is None:
+            raise OSError(f"{target}: cannot save: {reason}") from exc
+        # OSError(errno, ...) builds the matching subclass (PermissionError, ...), named by target.
+        raise OSError(exc.errno, f"cannot save: {reason}", str(target)) from exc
+    _fsync_directory(target.parent)
+
+
+def _fsync_directory(directory):
+    """Make the rename durable where the system allows syncing a directory (POSIX)."""
+    flag = getattr(os, "O_DIRECTORY", None)
+    if flag is None:  # Windows: directories cannot be opened; NTFS journals the rename
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY | flag)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on directories; the file itself is synced
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------
+# internals: loading
+# --------------------------------------------------------------------------
+def _open_for_reading(path):
+    """(path, binary file object); OS errors name the path the user gave."""
     name = _fspath(path)
     if isinstance(name, bytes):
         name = os.fsdecode(name)
-    if not name.endswith(".npz"):
-        name += ".npz"
-    return pathlib.Path(name)
+    candidates = [name]
+    if not name.lower().endswith(".npz"):
+        candidates.append(name + ".npz")
+    for i, candidate in enumerate(candidates):
+        if os.path.isdir(candidate):
+            raise IsADirectoryError(errno.EISDIR, "is a directory, expected a .npz file", candidate)
+        _require_regular(candidate, os.stat, candidate)  # a FIFO would block open()
+        try:
+            f = open(candidate, "rb")  # noqa: SIM115 (returned to the caller, who closes it)
+        except FileNotFoundError:
+            if i + 1 < len(candidates):
+                continue
+            raise FileNotFoundError(errno.ENOENT, "no such lowrank-tree file", name) from None
+        except PermissionError as exc:
+            raise PermissionError(exc.errno, "permission denied: cannot read this file", candidate) from None
+        try:
+            _require_regular(candidate, os.fstat, f.fileno())
+        except BaseException:
+            f.close()
+            raise
+        return pathlib.Path(candidate), f
 
 
-def _existing(path):
-    name = _fspath(path)
-    if isinstance(name, bytes):
-        name = os.fsdecode(name)
-    p = pathlib.Path(name)
-    if not p.exists() and not name.endswith(".npz") and pathlib.Path(name + ".npz").exists():
-        p = pathlib.Path(name + ".npz")
-    if not p.exists():
-        raise FileNotFoundError(f"{name}: no such lowrank-tree file")
-    if p.is_dir():
-        raise IsADirectoryError(f"{name}: is a directory, expected a .npz file")
-    return p
+def _require_regular(name, stat, target):
+    """Refuse devices, pipes and sockets: a zip reader would read /dev/zero until memory runs out."""
+    try:
+        mode = stat(target).st_mode
+    except FileNotFoundError:
+        return  # reported by open(), with the name the user gave
+    except PermissionError as exc:
+        raise PermissionError(exc.errno, "permission denied: cannot read this file", name) from None
+    if not _stat.S_ISREG(mode):
+        raise ValueError(f"{name}: not a regular file, expected a .npz file")
 
 
-def _read_archive(path, np):
-    """All entries as NumPy arrays; every way a broken zip fails becomes ValueError."""
-    if not zipfile.is_zipfile(path):
+def _broken(path, exc):
+    return ValueError(f"{path}: corrupted .npz archive ({type(exc).__name__}: {exc})")
+
+
+#: Every way a damaged zip or .npy stream fails while being read.
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError, NotImplementedError,
+                RuntimeError, OverflowError, SyntaxError, ValueError)
+
+
+def _read_archive(path, f, np):
+    """Validated ``(meta, arrays)``: directory, metadata and headers checked before any data."""
+    try:
+        zf = zipfile.ZipFile(f)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
         raise ValueError(f"{path}: not a readable .npz (zip) archive; the file is truncated, "
-                         f"corrupted or of another format")
-    arrays = {}
+                         f"corrupted or of another format ({type(exc).__name__}: {exc})") from None
+    with zf:
+        entries = _directory(path, zf, os.fstat(f.fileno()).st_size)
+        if _META_KEY not in entries:
+            raise ValueError(f"{path}: no '{_META_KEY}' entry; not a lowrank-tree file "
+                             f"(or its metadata was removed)")
+        meta = _parse_metadata(path, _read_metadata_entry(path, zf, entries.pop(_META_KEY), np))
+        expected = _expected_entries(meta)
+        missing = [key for key in expected if key not in entries]
+        if missing:
+            raise ValueError(f"{path}: missing array {missing[0]!r} "
+                             f"(metadata describes {meta['kind']} with K = {meta['num_orders']})")
+        extra = sorted(set(entries) - set(expected))
+        if extra:
+            raise ValueError(f"{path}: unexpected entry {extra[0]!r} for a {meta['kind']} "
+                             f"with K = {meta['num_orders']}")
+        # Every header before any data: a lie anywhere is refused before anything is inflated.
+        headers = {key: _read_header(path, zf, entries[key], key, np, *expected[key])
+                   for key in expected}
+        arrays = {key: _read_data(path, zf, entries[key], key, np, *headers[key])
+                  for key in expected}
+
+    digest = _checksum(arrays)
+    recorded = meta["arrays_sha256"] if meta["format_version"] >= 2 else meta["checksum"]["value"]
+    if digest != recorded:
+        raise ValueError(f"{path}: checksum mismatch: the SHA-256 of the arrays ({digest[:12]}...) "
+                         f"does not match the one recorded in the metadata ({recorded[:12]}...); "
+                         f"the data is corrupted or was modified")
+    arrays = {key: a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
+              for key, a in arrays.items()}
+    if meta["kind"] == "cascade":
+        stored = np.asarray([np.nan if e is None else e for e in meta["errors"]], dtype=np.float64)
+        if not np.array_equal(arrays["errors"], stored, equal_nan=True):
+            raise ValueError(f"{path}: array 'errors' disagrees with the metadata errors")
+        if arrays["ranks"].tolist() != meta["ranks"]:
+            raise ValueError(f"{path}: array 'ranks' disagrees with the metadata ranks")
+    return meta, arrays
+
+
+def _directory(path, zf, disk_size):
+    """``{key: ZipInfo}`` of the ``key.npy`` entries, with their sizes checked against the file."""
+    entries = {}
+    total_stored = 0
+    for info in zf.infolist():
+        name = info.filename
+        if not name.endswith(".npy") or "/" in name or name == ".npy":
+            raise ValueError(f"{path}: unexpected entry {name!r}: a lowrank-tree .npz holds only "
+                             f".npy arrays")
+        key = name[:-4]
+        if key in entries:
+            raise ValueError(f"{path}: entry {key!r} appears twice in the archive")
+        if info.flag_bits & 0x1:
+            raise ValueError(f"{path}: entry {key!r} is encrypted")
+        if info.compress_type == zipfile.ZIP_STORED:
+            if info.file_size != info.compress_size:
+                raise ValueError(f"{path}: entry {key!r} is stored uncompressed but declares "
+                                 f"{info.file_size} bytes in {info.compress_size}")
+        elif info.compress_type == zipfile.ZIP_DEFLATED:
+            if info.file_size > _DEFLATE_MAX_RATIO * info.compress_size + _DEFLATE_SLACK:
+                raise ValueError(f"{path}: entry {key!r} declares {info.file_size} bytes from "
+                                 f"{info.compress_size} compressed, more than deflate can produce")
+        else:
+            raise ValueError(f"{path}: entry {key!r} uses zip compression method "
+                             f"{info.compress_type}; only stored and deflated entries are read")
+        total_stored += info.compress_size
+        entries[key] = info
+    # Entries may not share bytes (the overlapping-entry bomb): with the per-entry ratios above,
+    # the total that can be inflated is bounded by about 1032 times the size of the file.
+    if total_stored > disk_size:
+        raise ValueError(f"{path}: the zip directory declares {total_stored} bytes of entries in a "
+                         f"file of {disk_size} bytes; the file is truncated or corrupted")
+    return entries
+
+
+def _open_entry(path, zf, info, key):
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            for key in npz.files:
-                arrays[key] = npz[key]
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError,
-            NotImplementedError, RuntimeError) as exc:
-        raise ValueError(f"{path}: corrupted .npz archive ({type(exc).__name__}: {exc})") from exc
-    return arrays
+        return zf.open(info)
+    except _READ_ERRORS as exc:
+        raise ValueError(f"{path}: corrupted .npz archive (entry {key!r}: "
+                         f"{type(exc).__name__}: {exc})") from None
 
 
-def _parse_metadata(path, raw, np):
-    if raw is None:
-        raise ValueError(f"{path}: no '{_META_KEY}' entry; not a lowrank-tree file "
-                         f"(or its metadata was removed)")
-    if raw.dtype != np.uint8 or raw.ndim != 1:
+def _npy_header(path, fp, key, np):
+    """(shape, fortran_order, dtype, data offset) of an ``.npy`` stream; reads no data."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(fp)
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(fp)
+        elif version == (2, 0):
+            shape, fortran, dtype = fmt.read_array_header_2_0(fp)
+        else:
+            raise ValueError(f".npy format version {version[0]}.{version[1]} is not read here")
+    except _READ_ERRORS as exc:
+        raise ValueError(f"{path}: corrupted entry {key!r}: not a valid .npy array "
+                         f"({type(exc).__name__}: {exc})") from None
+    if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
+        raise ValueError(f"{path}: corrupted or unsafe entry {key!r}: dtype {dtype} (object and "
+                         f"structured arrays are refused; no pickles are ever loaded)")
+    return shape, fortran, dtype, fp.tell()
+
+
+def _check_size(path, info, key, offset, nbytes):
+    if info.file_size != offset + nbytes:
+        raise ValueError(f"{path}: entry {key!r} holds {info.file_size - offset} bytes of data but "
+                         f"its .npy header declares {nbytes}")
+
+
+def _read_metadata_entry(path, zf, info, np):
+    with _open_entry(path, zf, info, _META_KEY) as fp:
+        shape, fortran, dtype, offset = _npy_header(path, fp, _META_KEY, np)
+    if dtype != np.uint8 or len(shape) != 1 or fortran:
         raise ValueError(f"{path}: '{_META_KEY}' must be a 1-D uint8 array of UTF-8 JSON, "
-                         f"got {raw.dtype} with shape {raw.shape}")
+                         f"got {dtype} with shape {shape}")
+    if shape[0] > _MAX_METADATA_BYTES:
+        raise ValueError(f"{path}: '{_META_KEY}' declares {shape[0]} bytes, more than the "
+                         f"{_MAX_METADATA_BYTES} a lowrank-tree file's metadata may take")
+    _check_size(path, info, _META_KEY, offset, shape[0])
+    return _read_data(path, zf, info, _META_KEY, np, shape, dtype, offset).tobytes()
+
+
+def _read_header(path, zf, info, key, np, shape, dtype_name):
+    """Check one entry's header against the metadata; returns (shape, dtype, data offset)."""
+    with _open_entry(path, zf, info, key) as fp:
+        got_shape, fortran, dtype, offset = _npy_header(path, fp, key, np)
+    if tuple(got_shape) != shape:
+        raise ValueError(f"{path}: array {key!r} has shape {tuple(got_shape)} but the metadata "
+                         f"implies {shape}")
+    want = np.dtype(dtype_name)
+    if dtype not in (want.newbyteorder("<"), want.newbyteorder(">")):
+        raise ValueError(f"{path}: array {key!r} has dtype {dtype} but the metadata implies {want}")
+    if fortran and len(shape) > 1:
+        raise ValueError(f"{path}: array {key!r} is stored in Fortran order; lowrank-tree files "
+                         f"store C-order arrays")
+    nbytes = dtype.itemsize
+    for s in shape:
+        nbytes *= s
+    _check_size(path, info, key, offset, nbytes)
+    return shape, dtype, offset
+
+
+def _read_data(path, zf, info, key, np, shape, dtype, offset):
+    """The array of a checked entry, inflated in bounded chunks straight into its buffer."""
+    out = np.empty(shape, dtype=dtype)
+    buf = memoryview(out.reshape(-1).view(np.uint8))
+    size = len(buf)
     try:
-        meta = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: metadata is not valid UTF-8 JSON ({exc})") from exc
+        with zf.open(info) as fp:
+            fp.read(offset)  # the header, already checked
+            pos = 0
+            while pos < size:
+                chunk = fp.read(min(_CHUNK, size - pos))
+                if not chunk:
+                    raise EOFError(f"entry {key!r} ends after {pos} of {size} data bytes")
+                buf[pos:pos + len(chunk)] = chunk
+                pos += len(chunk)
+            if fp.read(1):  # also reaches the end of the entry, where its CRC is checked
+                raise ValueError(f"entry {key!r} has data after its {size} bytes")
+    except _READ_ERRORS as exc:
+        raise _broken(path, exc) from None
+    return out
+
+
+def _parse_metadata(path, raw):
+    try:
+        meta = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"{path}: metadata is not valid UTF-8 JSON ({exc})") from None
     if not isinstance(meta, dict):
         raise ValueError(f"{path}: metadata must be a JSON object, got {type(meta).__name__}")
 
@@ -301,9 +653,9 @@ def _parse_metadata(path, raw, np):
     if version > FORMAT_VERSION:
         raise ValueError(f"{path}: format_version {version} is newer than this library supports "
                          f"({FORMAT_VERSION}); upgrade lowrank-tree to read it")
-    if version != FORMAT_VERSION:
+    if version not in (1, FORMAT_VERSION):
         raise ValueError(f"{path}: unsupported format_version {version} "
-                         f"(this library reads version {FORMAT_VERSION})")
+                         f"(this library reads versions 1 and {FORMAT_VERSION})")
 
     def need(key, ok, expected):
         if key not in meta:
@@ -311,6 +663,18 @@ def _parse_metadata(path, raw, np):
         if not ok(meta[key]):
             raise ValueError(f"{path}: metadata field {key!r} must be {expected}, got {meta[key]!r}")
 
+    need("checksum", lambda v: isinstance(v, dict) and v.get("algorithm") == "sha256"
+         and _is_hex_digest(v.get("value")), "{'algorithm': 'sha256', 'value': <64 hex digits>}")
+    if version >= 2:
+        # Before any other field is believed: every field below is covered by this digest.
+        digest = _metadata_digest(meta)
+        recorded = meta["checksum"]["value"]
+        if digest != recorded:
+            ours = f"{digest[:12]}..." if digest else "not computable: NaN or Infinity in the JSON"
+            raise ValueError(f"{path}: checksum mismatch: the SHA-256 of the metadata ({ours}) does "
+                             f"not match the recorded checksum ({recorded[:12]}...); the metadata was "
+                             f"edited or corrupted")
+        need("arrays_sha256", _is_hex_digest, "64 hex digits")
     need("kind", lambda v: v in ("tree", "cascade"), "'tree' or 'cascade'")
     need("dtype", lambda v: v in _DTYPES, f"one of {list(_DTYPES)}")
     need("shape", lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(s) and s > 0 for s in v),
@@ -319,8 +683,6 @@ def _parse_metadata(path, raw, np):
     K = meta["num_orders"]
     need("ranks", lambda v: isinstance(v, list) and len(v) == K and all(_is_int(r) and r >= 0 for r in v),
          f"a list of {K} integers >= 0")
-    need("checksum", lambda v: isinstance(v, dict) and v.get("algorithm") == "sha256"
-         and isinstance(v.get("value"), str), "{'algorithm': 'sha256', 'value': <hex>}")
     if meta["kind"] == "tree":
         need("tol", lambda v: v is None or (_is_number(v) and 0 <= v < 1), "null or a number in [0, 1)")
     else:
@@ -330,41 +692,16 @@ def _parse_metadata(path, raw, np):
     return meta
 
 
-def _check_arrays(path, meta, arrays, np):
+def _expected_entries(meta):
+    """``{key: (shape, dtype name)}`` of every array the metadata describes."""
     K, (m, n), dtype = meta["num_orders"], meta["shape"], meta["dtype"]
-    expected = {"base": (m, n)}
+    expected = {"base": ((m, n), dtype)}
     for k, r in enumerate(meta["ranks"], start=1):
-        expected[f"U_{k}"] = (m, r)
-        expected[f"V_{k}"] = (n, r)
-    dtypes = dict.fromkeys(expected, dtype)
+        expected[f"U_{k}"] = ((m, r), dtype)
+        expected[f"V_{k}"] = ((n, r), dtype)
     if meta["kind"] == "cascade":
-        expected.update(errors=(K + 1,), ranks=(K,))
-        dtypes.update(errors="float64", ranks="int64")
-    missing = [key for key in expected if key not in arrays]
-    if missing:
-        raise ValueError(f"{path}: missing array {missing[0]!r} "
-                         f"(metadata describes {meta['kind']} with K = {K})")
-    extra = sorted(set(arrays) - set(expected))
-    if extra:
-        raise ValueError(f"{path}: unexpected entry {extra[0]!r} for a {meta['kind']} with K = {K}")
-    for key, shape in expected.items():
-        a = arrays[key]
-        if tuple(a.shape) != shape:
-            raise ValueError(f"{path}: array {key!r} has shape {tuple(a.shape)} but the metadata "
-                             f"implies {shape}")
-        if a.dtype.name != dtypes[key]:
-            raise ValueError(f"{path}: array {key!r} has dtype {a.dtype} but the metadata "
-                             f"implies {dtypes[key]}")
-    if meta["kind"] == "cascade":
-        stored = np.asarray([np.nan if e is None else e for e in meta["errors"]], dtype=np.float64)
-        if not np.array_equal(arrays["errors"], stored, equal_nan=True):
-            raise ValueError(f"{path}: array 'errors' disagrees with the metadata errors")
-        if arrays["ranks"].tolist() != meta["ranks"]:
-            raise ValueError(f"{path}: array 'ranks' disagrees with the metadata ranks")
-    digest = _checksum(arrays)
-    if digest != meta["checksum"]["value"]:
-        raise ValueError(f"{path}: checksum mismatch (SHA-256 of the arrays is {digest[:12]}..., "
-                         f"metadata says {meta['checksum']['value'][:12]}...); the data is corrupted")
+        expected.update(errors=((K + 1,), "float64"), ranks=((K,), "int64"))
+    return expected
 
 
 def _checksum(arrays):
@@ -375,8 +712,24 @@ def _checksum(arrays):
             continue
         a = arrays[key]
         h.update(f"{key}\0{a.dtype.str}\0{tuple(a.shape)}\0".encode())
-        h.update(a.tobytes(order="C"))
+        if not a.flags.c_contiguous:
+            a = a.copy(order="C")
+        h.update(a.reshape(-1).view("u1"))  # the C-order bytes, without a copy of the whole array
     return h.hexdigest()
+
+
+def _metadata_digest(meta):
+    """SHA-256 of the canonical JSON of every metadata field but ``checksum`` (None if not JSON-able)."""
+    body = {key: value for key, value in meta.items() if key != "checksum"}
+    try:
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return None  # e.g. an edited file with NaN or Infinity in it: cannot match
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def _is_hex_digest(v):
+    return isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v)
 
 
 def _is_int(v):

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from lowrank_tree import LowRankSegmentTree, load, save
 from lowrank_tree.fit import Cascade, cascade_fit
-from lowrank_tree.io import FORMAT_VERSION
+from lowrank_tree.io import FORMAT_VERSION, _metadata_digest
 
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
 tmp_settings = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -127,7 +127,7 @@ def test_cascade_with_unknown_errors_and_zero_rank(tmp_path):
     with np.load(tmp_path / "c.npz") as raw:
         meta = json.loads(raw["__metadata__"].tobytes())
     assert meta["errors"] == [0.0, None, None]
-    assert meta["kind"] == "cascade" and meta["format_version"] == 1 and meta["ranks"] == [1, 0]
+    assert meta["kind"] == "cascade" and meta["format_version"] == 2 and meta["ranks"] == [1, 0]
 
 
 def test_metadata_contents(tmp_path):
@@ -138,11 +138,12 @@ def test_metadata_contents(tmp_path):
         meta = json.loads(raw["__metadata__"].tobytes().decode("utf-8"))
     import lowrank_tree
 
-    assert meta["format"] == "lowrank-tree" and meta["format_version"] == FORMAT_VERSION == 1
+    assert meta["format"] == "lowrank-tree" and meta["format_version"] == FORMAT_VERSION == 2
     assert meta["kind"] == "tree" and meta["library_version"] == lowrank_tree.__version__
     assert meta["dtype"] == "float32" and meta["shape"] == [2, 3]
     assert meta["num_orders"] == 1 and meta["ranks"] == [1] and meta["tol"] is None
     assert meta["checksum"]["algorithm"] == "sha256" and len(meta["checksum"]["value"]) == 64
+    assert len(meta["arrays_sha256"]) == 64
 
 
 def test_path_suffix_and_no_leftovers(tmp_path):
@@ -163,13 +164,20 @@ def saved(tmp_path):
     return save(tree, tmp_path / "good.npz")
 
 
-def rewrite(path, meta_edit=None, array_edit=None, raw_meta=None):
-    """Re-pack an archive after editing its metadata and/or arrays (checksum untouched)."""
+def rewrite(path, meta_edit=None, array_edit=None, raw_meta=None, resign=True):
+    """Re-pack an archive after editing its metadata and/or arrays.
+
+    With ``resign`` the metadata checksum is recomputed after the edit (as a careless or
+    malicious writer could), so the checks behind it are reached; the arrays' checksum is
+    left untouched either way.
+    """
     with np.load(path, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     meta = json.loads(arrays["__metadata__"].tobytes())
     if meta_edit:
         meta_edit(meta)
+        if resign:
+            meta["checksum"]["value"] = _metadata_digest(meta)
     if array_edit:
         array_edit(arrays)
     if raw_meta is not None:
@@ -219,7 +227,7 @@ def test_flipped_bytes(saved, where):
 
 
 @pytest.mark.parametrize("version, message", [
-    (2, "format_version 2 is newer than this library supports"),
+    (3, "format_version 3 is newer than this library supports"),
     (0, "unsupported format_version 0"),
     ("1", "format_version must be an integer"),
 ])
@@ -283,7 +291,7 @@ def test_checksum_mismatch(saved):
         arrays["V_2"][1, 1] = np.nextafter(arrays["V_2"][1, 1], np.inf)  # one ulp
 
     rewrite(saved, array_edit=nudge)
-    with pytest.raises(ValueError, match=r"good\.npz: checksum mismatch"):
+    with pytest.raises(ValueError, match=r"good\.npz: checksum mismatch: the SHA-256 of the arrays"):
         load(saved)
 
 
