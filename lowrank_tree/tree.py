@@ -14,8 +14,10 @@ with it returns the other child unchanged, so padding costs nothing.  Growing
 the capacity puts the old root under a new root: append never rebuilds.
 """
 
+import threading
 from collections import OrderedDict, namedtuple
 
+from ._ownership import exposed, take
 from ._validation import (
     as_array,
     check_finite,
@@ -148,6 +150,7 @@ class LowRankSegmentTree:
                 arrays.append(c)
                 names.append(f"corrections[{i - 1}]")
         xp = resolve_namespace(*arrays, names=names, backend=backend)
+        base_in = base
         base = as_array(base, xp, "base", ndim=2)
         m, n = base.shape
         if m == 0 or n == 0:
@@ -162,10 +165,12 @@ class LowRankSegmentTree:
                    for i, c in enumerate(corrections)]
         dtype = xp.result_type(base.dtype, *[U.dtype for U, _ in factors])
         self._dtype = dtype
-        self._base = xp.astype(base, dtype, copy=False)
+        # The tree owns every array it reads later: the caller's are copied
+        # (once, with the dtype conversion), see _ownership.
+        self._base = take(base, base_in, dtype, xp)
         self._empty = _Node(xp.zeros((m, 0), dtype=dtype), xp.zeros((n, 0), dtype=dtype))
-        leaves = [self._make_leaf(xp.astype(U, dtype, copy=False), xp.astype(V, dtype, copy=False))
-                  for U, V in factors]
+        leaves = [self._make_leaf(take(U, su, dtype, xp), take(V, sv, dtype, xp))
+                  for (U, V), (su, sv) in zip(factors, map(_sources, corrections))]
         self._K = len(leaves)
         cap = 1
         while cap < self._K:
@@ -176,6 +181,13 @@ class LowRankSegmentTree:
             self._levels.append(self._merge_pairs([(below[2 * j], below[2 * j + 1])
                                                    for j in range(len(below) // 2)]))
         self._float_dtypes = _float_dtypes(xp)
+        # _lock guards the mutable state (levels, K, version, caches) and is
+        # held only to read or swap references, never during arithmetic;
+        # _writer serialises update/append, which compute their new nodes
+        # outside _lock and publish them under it.
+        self._lock = threading.Lock()
+        self._writer = threading.Lock()
+        self._version = 0  # bumped by every change of the represented family
         self._cache = OrderedDict()
         self.clear_cache()
 
@@ -206,8 +218,8 @@ class LowRankSegmentTree:
 
     @property
     def base(self):
-        """``W_0``, shape (m, n)."""
-        return self._base
+        """``W_0``, shape (m, n): a read-only view (NumPy) or a copy."""
+        return exposed(self._base, self._xp)
 
     @property
     def corrections(self):
@@ -217,18 +229,23 @@ class LowRankSegmentTree:
     def correction(self, i):
         """Leaf ``Δ_i`` (1 <= i <= K) as a :class:`LowRank`."""
         i = check_int(i, "i", 1, self._K)
-        leaf = self._levels[0][i - 1]
+        with self._lock:
+            leaf = self._levels[0][i - 1]
+        # the leaf's arrays are never written to: the LowRank may share them
         return LowRank._from_factors(leaf.U, leaf.V, self._xp)
 
     @property
     def ranks(self):
         """Factor widths ``r_1..r_K`` of the leaves."""
-        return [self._levels[0][i].rank for i in range(self._K)]
+        with self._lock:
+            return [self._levels[0][i].rank for i in range(self._K)]
 
     @property
     def nbytes(self):
         seen, total = set(), nbytes(self._base, self._xp)
-        for level in self._levels:
+        with self._lock:
+            levels = [list(level) for level in self._levels]
+        for level in levels:
             for node in level:
                 if id(node) not in seen and node is not self._empty:
                     seen.add(id(node))
@@ -238,16 +255,29 @@ class LowRankSegmentTree:
     @property
     def cache_nbytes(self):
         """Bytes held by the query caches (per-order factors, all-orders stacks)."""
-        extra = 0
-        if self._stacks is not None:
-            extra = nbytes(self._stacks[0], self._xp) + nbytes(self._stacks[1], self._xp)
-        return self._cache_used + extra
+        with self._lock:
+            extra = 0
+            if self._stacks is not None:
+                extra = nbytes(self._stacks[0], self._xp) + nbytes(self._stacks[1], self._xp)
+            return self._cache_used + extra
 
     def clear_cache(self):
         """Drop the per-order and all-orders caches (the next queries rebuild them)."""
-        self._cache.clear()
-        self._cache_used = 0
-        self._stacks = None
+        with self._lock:
+            self._cache.clear()
+            self._cache_used = 0
+            self._stacks = None
+
+    def __getstate__(self):
+        # locks cannot be pickled, and caches are cheaper to rebuild than to ship
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_writer", "_cache")}
+        state["_cache_used"], state["_stacks"] = 0, None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock, self._writer = threading.Lock(), threading.Lock()
+        self._cache = OrderedDict()
 
     def __repr__(self):
         m, n = self.shape
@@ -275,11 +305,12 @@ class LowRankSegmentTree:
         [(0, 1, 1, 1), (0, 2, 2, 1), (1, 1, 2, 1)]
         """
         out = []
-        for h, level in enumerate(self._levels):
-            for j in range(len(level)):
-                if j * 2**h + 1 > self._K:
-                    break
-                out.append(self._info(h, j))
+        with self._lock:
+            for h, level in enumerate(self._levels):
+                for j in range(len(level)):
+                    if j * 2**h + 1 > self._K:
+                        break
+                    out.append(self._info(h, j))
         return out
 
     def canonical_nodes(self, k):
@@ -295,7 +326,8 @@ class LowRankSegmentTree:
         list of NodeInfo
         """
         k = check_int(k, "k", 0, self._K)
-        return [self._info(h, j) for h, j in _prefix_index(k)]
+        with self._lock:
+            return [self._info(h, j) for h, j in _prefix_index(k)]
 
     def query_cost(self, k):
         """Shape of the work a query at order ``k`` does.
@@ -314,7 +346,9 @@ class LowRankSegmentTree:
         >>> LowRankSegmentTree(np.eye(16), deltas).query_cost(7)
         {'inner_dim': 7, 'dense_nodes': 0}
         """
-        nodes = [self._levels[h][j] for h, j in _prefix_index(check_int(k, "k", 0, self._K))]
+        k = check_int(k, "k", 0, self._K)
+        with self._lock:
+            nodes = [self._levels[h][j] for h, j in _prefix_index(k)]
         return {"inner_dim": sum(nd.rank for nd in nodes if not nd.dense),
                 "dense_nodes": sum(nd.dense for nd in nodes)}
 
@@ -386,7 +420,8 @@ class LowRankSegmentTree:
         l = check_int(l, "l", 1, self._K)
         r = check_int(r, "r", l, self._K)
         X, vector = self._check_X(X)
-        nodes = [self._levels[h][j] for h, j in _range_index(l - 1, r)]
+        with self._lock:
+            nodes = [self._levels[h][j] for h, j in _range_index(l - 1, r)]
         Y = self._apply(self._assemble(nodes, None), X, None)
         return Y[:, 0] if vector else Y
 
@@ -417,11 +452,28 @@ class LowRankSegmentTree:
         """
         X, vector = self._check_X(X)
         xp = self._xp
+        lossy = self._lossy()
+        with self._lock:
+            K, version, stacks = self._K, self._version, self._stacks
+            if lossy:
+                # the node that completes order k from order k - 2^h (2^h the
+                # lowest set bit of k): the last canonical node of [1, k]
+                nodes = [self._levels[(k & -k).bit_length() - 1][(k >> ((k & -k).bit_length() - 1)) - 1]
+                         for k in range(1, K + 1)]
+            elif stacks is None and K:
+                leaves = self._levels[0][:K]
         Y0 = self._base @ X
-        if self._K == 0:
+        if K == 0:
             out = Y0[None, ...]
+        elif lossy:
+            out = self._orders_from_nodes(Y0, nodes, X)
         else:
-            Ust, Vst = self._leaf_stacks()
+            if stacks is None:
+                stacks = self._build_stacks(leaves)
+                with self._lock:
+                    if self._version == version:  # else built from a state that has changed since
+                        self._stacks = stacks
+            Ust, Vst = stacks
             accumulate = get_func("accumulate_orders", self._backend, default=accumulate_orders)
             out = accumulate(Y0, Ust, xp.matrix_transpose(Vst) @ X, xp)
         return out[..., 0] if vector else out
@@ -496,11 +548,13 @@ class LowRankSegmentTree:
         """
         i = check_int(i, "i", 1, self._K)
         leaf = self._make_leaf(*self._leaf_factors(delta, "delta", dtype=self._dtype))
-        path = self._path(i - 1, leaf, grow=False)
-        self._commit(path, grow=False)
-        for k in [k for k in self._cache if k >= i]:
-            self._cache_used -= self._cache.pop(k).nbytes
-        self._stacks = None
+        with self._writer:  # only writers change nodes: the path reads a stable tree
+            path = self._path(i - 1, leaf, grow=False)
+            with self._lock:
+                self._commit(path, grow=False)
+                for k in [k for k in self._cache if k >= i]:
+                    self._cache_used -= self._cache.pop(k).nbytes
+                self._stacks = None
 
     def append(self, delta):
         """Add ``Δ_{K+1}`` (``O(log K)`` merges; the capacity doubles when full).
@@ -518,11 +572,112 @@ class LowRankSegmentTree:
         (1, array([2., 1.]))
         """
         leaf = self._make_leaf(*self._leaf_factors(delta, "delta", dtype=self._dtype))
-        grow = self._K == len(self._levels[0]) and self._K > 0
-        path = self._path(self._K, leaf, grow=grow)
-        self._commit(path, grow=grow)
-        self._K += 1
-        self._stacks = None  # prefixes <= K are unchanged, so the per-order cache stays
+        with self._writer:  # only writers change nodes: the path reads a stable tree
+            grow = self._K == len(self._levels[0]) and self._K > 0
+            path = self._path(self._K, leaf, grow=grow)
+            with self._lock:
+                self._commit(path, grow=grow)
+                self._K += 1
+                self._stacks = None  # prefixes <= K are unchanged, so the per-order cache stays
+
+    # ------------------------------------------------------------------
+    # invariants
+    # ------------------------------------------------------------------
+    def _check(self):
+        """Verify every internal invariant; raise ``AssertionError`` naming the first broken one.
+
+        For tests (the stateful and thread tests call it after every step).
+        Checked on host copies in float64/complex128: the level layout and
+        padding, node shapes, dtypes and ranks (``<= min(m, n)``), each
+        internal node against the sum of its children (within the
+        recompression tolerance, relative to the children's scale), the
+        orthogonality the ``orth`` flags claim, dense nodes exactly where
+        factors would cost more (or a child is dense), and every cache entry
+        against a fresh assembly from the current nodes, with the cache's
+        byte counter.  Holds the lock throughout, so it sees one state.
+        """
+        import numpy as np
+
+        host = get_func("to_numpy", self._backend)
+        xp, (m, n) = self._xp, self.shape
+
+        def arr(a):
+            return np.asarray(host(a)).astype(np.result_type(host(a).dtype, np.float64))
+
+        def mat(node):
+            return arr(node.D) if node.dense else arr(node.U) @ arr(node.V).T
+
+        eps = float(xp.finfo(self._dtype).eps)
+        rounding = 64 * max(m, n) * eps
+        tol = self._effective_tol()
+        with self._lock:
+            K, levels = self._K, self._levels
+            assert self._base.shape == (m, n) and self._base.dtype == self._dtype, "base shape/dtype"
+            cap = len(levels[0])
+            assert cap == 1 << max(K - 1, 0).bit_length(), f"capacity {cap} for K = {K}"
+            assert len(levels) == cap.bit_length(), f"{len(levels)} levels for capacity {cap}"
+            for h, level in enumerate(levels):
+                assert len(level) == cap >> h, f"level {h} has {len(level)} nodes, expected {cap >> h}"
+            for h, level in enumerate(levels):
+                for j, node in enumerate(level):
+                    where = f"node (level {h}, index {j})"
+                    if j << h >= K:
+                        assert node is self._empty, f"{where} covers no correction but is not the padding"
+                        continue
+                    assert 0 <= node.rank <= min(m, n), f"{where}: rank {node.rank} > min(m, n)"
+                    if node.dense:
+                        assert node.U is None and node.V is None, f"{where}: dense with factors"
+                        assert node.D.shape == (m, n) and node.D.dtype == self._dtype, f"{where}: dense shape"
+                    else:
+                        assert node.U.shape == (m, node.rank) and node.V.shape == (n, node.rank), \
+                            f"{where}: factor shapes {node.U.shape}, {node.V.shape} for rank {node.rank}"
+                        assert node.U.dtype == self._dtype and node.V.dtype == self._dtype, f"{where}: dtype"
+                    if node.orth and not node.dense and node.rank:
+                        U, V = arr(node.U), arr(node.V)
+                        gv = V.conj().T @ V
+                        assert np.linalg.norm(gv - np.eye(node.rank)) <= rounding * node.rank, \
+                            f"{where}: V claimed orthonormal, ||V^H V - I|| = {np.linalg.norm(gv - np.eye(node.rank))}"
+                        gu = U.conj().T @ U
+                        off = gu - np.diag(np.diag(gu))
+                        assert np.linalg.norm(off) <= rounding * node.rank * np.linalg.norm(U, 2) ** 2, \
+                            f"{where}: U claimed to have orthogonal columns"
+                    if h == 0:
+                        assert not node.dense, f"{where}: a leaf is dense"
+                        continue
+                    a, b = levels[h - 1][2 * j], levels[h - 1][2 * j + 1]
+                    if a is self._empty or (not a.dense and a.rank == 0):
+                        assert node is b, f"{where}: left child is empty but the node is not the right child"
+                        continue
+                    if b is self._empty or (not b.dense and b.rank == 0):
+                        assert node is a, f"{where}: right child is empty but the node is not the left child"
+                        continue
+                    A, B, N = mat(a), mat(b), mat(node)
+                    scale = np.linalg.norm(A) + np.linalg.norm(B)
+                    err = np.linalg.norm(N - (A + B))
+                    bound = (tol * np.sqrt(min(m, n)) + rounding) * scale
+                    assert err <= bound, f"{where}: differs from the sum of its children by {err:.3e} > {bound:.3e}"
+                    if a.dense or b.dense:
+                        assert node.dense, f"{where}: a child is dense but the node is factored"
+                    else:
+                        costly = node.rank * (m + n) >= m * n
+                        assert node.dense == costly, \
+                            f"{where}: dense={node.dense} but rank {node.rank} factors cost {'more' if costly else 'less'}"
+            used = 0
+            for k, entry in self._cache.items():
+                assert 0 <= k <= K, f"cache entry for order {k} > K = {K}"
+                fresh = self._assemble([levels[h][j] for h, j in _prefix_index(k)], self._base)
+                assert entry.nbytes == fresh.nbytes and entry.n_dense == fresh.n_dense, f"cache entry {k}: layout"
+                for got, want in ((entry.dense, fresh.dense), (entry.U, fresh.U), (entry.V, fresh.V)):
+                    assert (got is None) == (want is None), f"cache entry {k}: dense part"
+                    if got is not None:
+                        assert np.array_equal(host(got), host(want)), f"cache entry {k} is not the current nodes"
+                used += entry.nbytes
+            assert used == self._cache_used, f"cache byte counter {self._cache_used} != {used}"
+            assert used <= self._cache_limit, f"cache holds {used} bytes > cache_bytes = {self._cache_limit}"
+            if self._stacks is not None:
+                fresh = self._build_stacks(levels[0][:K])
+                for got, want in zip(self._stacks, fresh):
+                    assert np.array_equal(host(got), host(want)), "all-orders stacks are not the current leaves"
 
     # ------------------------------------------------------------------
     # internals: nodes
@@ -531,6 +686,10 @@ class LowRankSegmentTree:
         if self._tol is not None:
             return self._tol
         return default_tol(self._xp, self._dtype, self.shape)
+
+    def _lossy(self):
+        """Whether the recompression tolerance may drop more than rounding noise."""
+        return self._tol is not None and self._tol > default_tol(self._xp, self._dtype, self.shape)
 
     def _info(self, h, j):
         node = self._levels[h][j]
@@ -551,7 +710,8 @@ class LowRankSegmentTree:
                 if xp.isdtype(F.dtype, "complex floating") and not xp.isdtype(dtype, "complex floating"):
                     raise TypeError(f"{name} is complex ({F.dtype}) but the tree is real ({dtype}); "
                                     f"expected a real correction")
-            U, V = xp.astype(U, dtype, copy=False), xp.astype(V, dtype, copy=False)
+            su, sv = _sources(delta)
+            U, V = take(U, su, dtype, xp), take(V, sv, dtype, xp)
         return U, V
 
     def _make_leaf(self, U, V):
@@ -604,6 +764,8 @@ class LowRankSegmentTree:
         return path
 
     def _commit(self, path, grow):
+        """Store the new nodes of ``path`` (caller holds both locks); a new version of the tree."""
+        self._version += 1
         if grow:
             for level in self._levels:
                 level.extend([self._empty] * len(level))
@@ -651,18 +813,27 @@ class LowRankSegmentTree:
         return _Assembled(D, U, V, len(dense), size)
 
     def _prefix(self, k):
-        """Assembled canonical nodes of ``[1, k]`` with the base, LRU-cached per ``k``."""
-        entry = self._cache.get(k)
-        if entry is not None:
-            self._cache.move_to_end(k)
-            return entry
-        nodes = [self._levels[h][j] for h, j in _prefix_index(k)]
+        """Assembled canonical nodes of ``[1, k]`` with the base, LRU-cached per ``k``.
+
+        The nodes are read under the lock, assembled outside it, and the entry
+        is stored only if no change happened meanwhile (it would describe a
+        state the tree no longer has) and no other thread stored ``k`` first.
+        """
+        with self._lock:
+            entry = self._cache.get(k)
+            if entry is not None:
+                self._cache.move_to_end(k)
+                return entry
+            version = self._version
+            nodes = [self._levels[h][j] for h, j in _prefix_index(k)]
         entry = self._assemble(nodes, self._base)
         if entry.nbytes <= self._cache_limit:
-            self._cache[k] = entry
-            self._cache_used += entry.nbytes
-            while self._cache_used > self._cache_limit:
-                self._cache_used -= self._cache.popitem(last=False)[1].nbytes
+            with self._lock:
+                if self._version == version and k not in self._cache:
+                    self._cache[k] = entry
+                    self._cache_used += entry.nbytes
+                    while self._cache_used > self._cache_limit:
+                        self._cache_used -= self._cache.popitem(last=False)[1].nbytes
         return entry
 
     def _apply(self, entry, X, base):
@@ -678,10 +849,11 @@ class LowRankSegmentTree:
         if len(distinct) == 1:
             return self._apply(self._prefix(distinct[0]), X, self._base)
         needed = sorted({hj for kk in distinct for hj in _prefix_index(kk)})
+        with self._lock:
+            nodes = [self._levels[h][j] for h, j in needed]
         Y = self._base @ X
-        rows, masks, Us, Vs = [], [], [], []
-        for h, j in needed:
-            node = self._levels[h][j]
+        masks, Us, Vs = [], [], []
+        for (h, j), node in zip(needed, nodes):
             # node (h, j) is canonical for order k exactly when k >> h == j + 1
             mask = xp.astype((ks >> h) == (j + 1), Y.dtype)
             if node.dense:
@@ -712,21 +884,37 @@ class LowRankSegmentTree:
             raise ValueError(f"k must be in [0, {self._K}], got values in [{lo}, {hi}]")
         return ks
 
-    def _leaf_stacks(self):
+    def _build_stacks(self, leaves):
         """Leaf factors padded to the largest rank, stacked (K, m, r) and (K, n, r)."""
-        if self._stacks is None:
-            xp = self._xp
-            leaves = self._levels[0][:self._K]
-            rmax = max(leaf.rank for leaf in leaves)
+        xp = self._xp
+        rmax = max(leaf.rank for leaf in leaves)
 
-            def pad(F, rows):
-                if F.shape[1] == rmax:
-                    return F
-                return xp.concat([F, xp.zeros((rows, rmax - F.shape[1]), dtype=self._dtype)], axis=1)
+        def pad(F, rows):
+            if F.shape[1] == rmax:
+                return F
+            return xp.concat([F, xp.zeros((rows, rmax - F.shape[1]), dtype=self._dtype)], axis=1)
 
-            self._stacks = (xp.stack([pad(leaf.U, self._m) for leaf in leaves]),
-                            xp.stack([pad(leaf.V, self._n) for leaf in leaves]))
-        return self._stacks
+        return (xp.stack([pad(leaf.U, self._m) for leaf in leaves]),
+                xp.stack([pad(leaf.V, self._n) for leaf in leaves]))
+
+    def _orders_from_nodes(self, Y0, nodes, X):
+        """All orders from the canonical nodes that :meth:`query` uses.
+
+        ``W_k X = W_{k - 2^h} X + N X`` with ``2^h`` the lowest set bit of
+        ``k`` and ``N = nodes[k - 1]`` the last canonical node of ``[1, k]``:
+        one GEMM pair per order, the same (recompressed) nodes as a query.
+        """
+        xp = self._xp
+        out = [Y0]
+        for k, node in enumerate(nodes, start=1):
+            prev = out[k - (k & -k)]
+            if node.dense:
+                out.append(prev + node.D @ X)
+            elif node.rank:
+                out.append(prev + node.U @ (xp.matrix_transpose(node.V) @ X))
+            else:
+                out.append(prev)
+        return xp.stack(out)
 
 
 def recompress_pairs(pairs, tol, xp):
@@ -810,6 +998,18 @@ def _range_index(lo, hi):
         hi >>= 1
         h += 1
     return out
+
+
+def _sources(delta):
+    """What the caller passed for the factors of ``delta`` (None: nothing to copy).
+
+    A ``LowRank``'s factors are immutable and may be shared; a dense
+    correction is factorised into fresh arrays; a ``(U, V)`` pair is the
+    caller's and is copied.
+    """
+    if isinstance(delta, (tuple, list)) and len(delta) == 2:
+        return delta[0], delta[1]
+    return None, None
 
 
 def _is_scalar(k):
