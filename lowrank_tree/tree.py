@@ -268,17 +268,6 @@ class LowRankSegmentTree:
             self._cache_used = 0
             self._stacks = None
 
-    def __getstate__(self):
-        # locks cannot be pickled, and caches are cheaper to rebuild than to ship
-        state = {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_writer", "_cache")}
-        state["_cache_used"], state["_stacks"] = 0, None
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._lock, self._writer = threading.Lock(), threading.Lock()
-        self._cache = OrderedDict()
-
     def __repr__(self):
         m, n = self.shape
         return (f"LowRankSegmentTree(shape=({m}, {n}), num_orders={self._K}, "
