@@ -82,6 +82,18 @@ class Cascade:
     method : str
         ``'exact'`` or ``'randomized'``.
 
+    Notes
+    -----
+    A cascade never changes after construction and owns its arrays: the
+    constructor copies the caller's base and ``(U, V)`` pairs (a
+    :class:`LowRank`'s factors are shared, being immutable too), and
+    :func:`cascade_fit` hands over the arrays it computed without a second
+    copy.  :attr:`base` is a read-only view on NumPy and a copy on libraries
+    without read-only arrays (``array_api_strict``, CuPy);
+    :attr:`corrections` and :attr:`errors` are new lists.  :meth:`tree`
+    shares the base and the factors with the new tree, which never writes to
+    them either.  A cascade is therefore safe to share between threads.
+
     Examples
     --------
     >>> import numpy as np

@@ -111,6 +111,23 @@ class LowRankSegmentTree:
     insertion.  A failed :meth:`update` or :meth:`append` leaves the tree
     unchanged: every new node is computed before any is stored.
 
+    **Ownership.**  The tree copies the caller's arrays (base, factor pairs,
+    dense corrections; in the constructor, :meth:`update` and :meth:`append`)
+    once, with any dtype conversion, so that writing to them later changes
+    nothing; a :class:`~lowrank_tree.LowRank`'s factors are shared instead
+    (it never changes).  What the tree hands out cannot change it:
+    :attr:`base` and the factors of :meth:`correction` are read-only views
+    on NumPy (``numpy`` and ``numba`` backends) and copies on libraries
+    without read-only arrays (``array_api_strict``, CuPy); query results are
+    new arrays.
+
+    **Threads.**  Any number of threads may query at once, and
+    :meth:`update`/:meth:`append` may run beside them (writers run one at a
+    time).  Every query returns ``W_k X`` for a state the tree had during the
+    call, and no cache outlives the state it was built from: a short lock
+    guards the node references, the version number and the caches, and no
+    arithmetic runs under it.
+
     The recompression follows the usual QR + small-SVD rounding of low-rank
     sums; the segment tree is the data structure of Song (2026).
 
@@ -419,7 +436,13 @@ class LowRankSegmentTree:
 
         ``Z = V_allᵀ X`` and ``U_i Z_i`` are batched GEMMs over the leaves
         (factors padded to the largest rank), followed by a running sum over
-        the orders (the backend's ``prefix_sum``).
+        the orders (the backend's ``prefix_sum``).  With a lossy ``tol``
+        (above ``max(m, n) * eps``) the leaves would give other answers than
+        :meth:`query`, which reads the recompressed internal nodes; the orders
+        are then built from those same canonical nodes instead,
+        ``W_k X = W_{k - 2^h} X + N X`` with ``2^h`` the lowest set bit of ``k``
+        (one GEMM pair per order), so that ``all_orders(X)[k]`` and
+        ``query(k, X)`` agree to rounding for every ``tol``.
 
         Parameters
         ----------

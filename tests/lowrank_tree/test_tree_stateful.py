@@ -12,7 +12,7 @@ import tempfile
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -177,3 +177,30 @@ def test_tree_state_machine(backend):
         settings=settings(max_examples=20, stateful_step_count=20, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]),
     )
+
+
+@settings(max_examples=15, deadline=None)
+@given(K=st.integers(2, 9), seed=SEEDS, tol=st.sampled_from([1e-3, 1e-2, 0.1]))
+def test_lossy_tol_query_and_all_orders_agree(lib, K, seed, tol):
+    """A lossy ``tol`` drops directions in merged nodes; ``all_orders`` must drop the same ones."""
+    rng = np.random.default_rng(seed)
+    m, n = 8, 6
+    base = rng.standard_normal((m, n))
+    # each correction: a strong direction and a weak one (1e-5 of it) that lossy merges drop
+    deltas = [(rng.standard_normal((m, 2)) * np.array([1.0, 1e-5]), rng.standard_normal((n, 2)))
+              for _ in range(K)]
+    tree = LowRankSegmentTree(lib.asarray(base), [(lib.asarray(U), lib.asarray(V)) for U, V in deltas],
+                              tol=tol, **lib.kw)
+    X = rng.standard_normal((n, 3))
+    A = lib.to_numpy(tree.all_orders(lib.asarray(X)))
+    exact = base.copy()
+    lost = 0.0
+    for k in range(K + 1):
+        if k:
+            exact = exact + deltas[k - 1][0] @ deltas[k - 1][1].T
+        Y = lib.to_numpy(tree.query(k, lib.asarray(X)))
+        scale = (np.linalg.norm(base) + sum(np.linalg.norm(U @ V.T) for U, V in deltas)) * np.linalg.norm(X)
+        assert np.linalg.norm(A[k] - Y) <= 1e-12 * scale
+        lost = max(lost, np.linalg.norm(Y - exact @ X) / scale)
+    assert lost > 1e-9  # the tree really is lossy here, so the agreement above is not trivial
+    tree._check()
