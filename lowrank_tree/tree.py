@@ -240,8 +240,10 @@ class LowRankSegmentTree:
 
     @property
     def corrections(self):
-        """The leaves ``Δ_1..Δ_K`` as a list of :class:`LowRank`."""
-        return [self.correction(i) for i in range(1, self._K + 1)]
+        """The leaves ``Δ_1..Δ_K`` as a list of :class:`LowRank` (all from one state of the tree)."""
+        with self._lock:
+            leaves = self._levels[0][:self._K]
+        return [LowRank._from_factors(leaf.U, leaf.V, self._xp) for leaf in leaves]
 
     def correction(self, i):
         """Leaf ``Δ_i`` (1 <= i <= K) as a :class:`LowRank`."""
