@@ -73,8 +73,7 @@ def tree_answers(lib, tree, X):
 @given(families())
 def test_tree_does_not_alias_constructor_inputs(lib, fam):
     base, deltas, rng = fam
-    m, n = base.shape
-    X = rng.standard_normal((n, 3))
+    X = rng.standard_normal((base.shape[1], 3))
     bl = given_to(lib, base)
     dl = [(given_to(lib, U), given_to(lib, V)) for U, V in deltas]
     tree = LowRankSegmentTree(bl, dl, **lib.kw)
@@ -144,10 +143,10 @@ def test_tree_exposes_no_writable_state(lib):
     exposure_is_safe(lib, tree.base, lambda: tree.base)
     for i in range(1, 4):
         c = tree.correction(i)
-        exposure_is_safe(lib, c.U, lambda: tree.correction(i).U)
-        exposure_is_safe(lib, c.V, lambda: tree.correction(i).V)
+        exposure_is_safe(lib, c.U, lambda i=i: tree.correction(i).U)
+        exposure_is_safe(lib, c.V, lambda i=i: tree.correction(i).V)
     for c in tree.corrections:
-        exposure_is_safe(lib, c.U, lambda: c.U)
+        exposure_is_safe(lib, c.U, lambda c=c: c.U)
     # results are fresh arrays: writing to them changes nothing either
     for out in (tree.query(2, X), tree.all_orders(X), tree.matrix(3), tree.range_query(1, 3, X)):
         scribble(out)
