@@ -61,7 +61,10 @@ def take(x, src, dtype, xp):
         conversion of the caller's array) or ``src`` was adopted: one copy at
         most, never a second.
     """
-    fresh = src is None or (x is not src and is_array(src)) or id(src) in _ADOPTED.get()
+    # a conversion of an array or of a Python sequence is a new array; anything
+    # else (an object with __array__, say) may hand out memory it keeps
+    converted = x is not src and (is_array(src) or isinstance(src, (list, tuple)))
+    fresh = src is None or converted or id(src) in _ADOPTED.get()
     return xp.astype(x, dtype, copy=not fresh)
 
 
