@@ -1,7 +1,8 @@
 """A hypothesis state machine drives a tree through every operation against a dense model.
 
-Rules: construction, query, mixed query, range query, all orders, update,
-append, clear_cache and a save/load round trip; every answer is compared with
+Rules: construction (from NumPy data, and again from what a tree hands out),
+query, mixed query, range query, all orders, update, append, clear_cache and a
+save/load round trip; every answer is compared with
 the dense NumPy model ``W_k = W_0 + Δ_1 + ... + Δ_k`` and the tree's internal
 invariants (``_check``) are verified after every step.
 """
@@ -144,6 +145,14 @@ class TreeMachine(RuleBasedStateMachine):
         self.tree.append(delta)
         self.deltas.append(D)
         assert self.tree.num_orders == self.K
+
+    @rule(cache=CACHES)
+    def rebuild(self, cache):
+        """Construction from what a tree hands out (read-only views or copies, shared LowRanks)."""
+        old = self.tree
+        self.tree = LowRankSegmentTree(old.base, old.corrections, tol=old._tol, backend=self.backend,
+                                       cache_bytes=cache)
+        assert self.tree.ranks == old.ranks and self.tree.num_orders == self.K
 
     @rule()
     def clear_cache(self):
