@@ -470,10 +470,7 @@ class LowRankSegmentTree:
         with self._lock:
             K, version, stacks = self._K, self._version, self._stacks
             if lossy:
-                # the node that completes order k from order k - 2^h (2^h the
-                # lowest set bit of k): the last canonical node of [1, k]
-                nodes = [self._levels[(k & -k).bit_length() - 1][(k >> ((k & -k).bit_length() - 1)) - 1]
-                         for k in range(1, K + 1)]
+                nodes = [self._levels[h][j] for h, j in map(_last_canonical, range(1, K + 1))]
             elif stacks is None and K:
                 leaves = self._levels[0][:K]
         Y0 = self._base @ X
@@ -917,6 +914,16 @@ def _prefix_index(k):
             out.append((h, (k >> (h + 1)) << 1))
         h -= 1
     return out
+
+
+def _last_canonical(k):
+    """``(level, index)`` of the canonical node that completes ``[0, k)`` from ``[0, k - 2^h)``.
+
+    ``2^h`` is the lowest set bit of ``k >= 1``; the node is the last (lowest)
+    of ``_prefix_index(k)``.
+    """
+    h = (k & -k).bit_length() - 1
+    return h, (k >> h) - 1
 
 
 def _range_index(lo, hi):
