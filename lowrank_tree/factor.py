@@ -6,6 +6,7 @@ and ``V`` (n×r).  Note the plain transpose: for complex data this is *not*
 """
 
 from .backends import backend_name
+from ._ownership import exposed, take
 from ._validation import (
     as_array,
     check_finite,
@@ -97,7 +98,7 @@ def correction_factors(delta, xp, name, shape, allow_dense=False):
         if delta.xp is not xp:
             raise TypeError(f"{name} is a LowRank on {backend_name(delta.xp)} arrays but {backend_name(xp)} "
                             f"arrays are expected (mixing array libraries is not allowed)")
-        U, V = delta.U, delta.V
+        U, V = delta._U, delta._V  # owned by an immutable LowRank: safe to share
     elif isinstance(delta, (tuple, list)) and len(delta) == 2:
         U = as_array(delta[0], xp, f"{name} U factor", ndim=2)
         V = as_array(delta[1], xp, f"{name} V factor", ndim=2)
@@ -143,12 +144,25 @@ class LowRank:
     Attributes
     ----------
     U, V : arrays
-        The factors, in a common floating dtype.
+        The factors, in a common floating dtype: read-only views on NumPy,
+        copies on other array libraries (see Notes).
     shape : tuple of int
         ``(m, n)``.
     rank : int
         ``r``, the number of factor columns (an upper bound of the true rank;
         :meth:`compress` makes it exact).
+
+    Notes
+    -----
+    A ``LowRank`` is immutable and owns its factors: the constructor copies
+    ``U`` and ``V`` (once, together with any dtype conversion), so writing to
+    the caller's arrays afterwards does not change it.  ``A.U`` and ``A.V``
+    cannot be used to change it either: NumPy arrays come back as read-only
+    views (no copy; writing raises ``ValueError``), arrays of libraries
+    without a read-only flag (``array_api_strict``, CuPy) as copies.  Results
+    of operations (``A + B``, ``A.T``, ``-A``, ``compress``) may share
+    factors with their operands, which is safe because none of them ever
+    changes.
 
     Examples
     --------
@@ -168,6 +182,7 @@ class LowRank:
     __array_priority__ = 1000  # make ndarray @ LowRank defer to __rmatmul__
 
     def __init__(self, U, V, *, backend=None):
+        U_in, V_in = U, V
         xp = resolve_namespace(U, V, names=("U", "V"), backend=backend)
         U = as_array(U, xp, "U", ndim=2)
         V = as_array(V, xp, "V", ndim=2)
@@ -177,29 +192,43 @@ class LowRank:
         check_finite(U, xp, "U")
         check_finite(V, xp, "V")
         dtype = xp.result_type(U.dtype, V.dtype)
-        self.U = xp.astype(U, dtype, copy=False)
-        self.V = xp.astype(V, dtype, copy=False)
+        self._U = take(U, U_in, dtype, xp)
+        self._V = take(V, V_in, dtype, xp)
         self._xp = xp
 
     @classmethod
     def _from_factors(cls, U, V, xp):
-        """Trusted constructor: no checks, no copies (factors already validated)."""
+        """Trusted constructor: no checks, no copies.
+
+        The factors must be validated and owned by no caller: fresh results,
+        or arrays of another immutable object.
+        """
         obj = cls.__new__(cls)
-        obj.U, obj.V, obj._xp = U, V, xp
+        obj._U, obj._V, obj._xp = U, V, xp
         return obj
+
+    @property
+    def U(self):
+        """Left factor, shape (m, r): read-only view (NumPy) or copy (other libraries)."""
+        return exposed(self._U, self._xp)
+
+    @property
+    def V(self):
+        """Right factor, shape (n, r): read-only view (NumPy) or copy (other libraries)."""
+        return exposed(self._V, self._xp)
 
     # -- basic properties -------------------------------------------------
     @property
     def shape(self):
-        return (self.U.shape[0], self.V.shape[0])
+        return (self._U.shape[0], self._V.shape[0])
 
     @property
     def rank(self):
-        return self.U.shape[1]
+        return self._U.shape[1]
 
     @property
     def dtype(self):
-        return self.U.dtype
+        return self._U.dtype
 
     @property
     def xp(self):
@@ -209,12 +238,12 @@ class LowRank:
     @property
     def nbytes(self):
         """Bytes held by the two factors."""
-        return nbytes(self.U, self._xp) + nbytes(self.V, self._xp)
+        return nbytes(self._U, self._xp) + nbytes(self._V, self._xp)
 
     @property
     def T(self):
         """The transpose ``V @ U.T`` (swaps the factors, no copy)."""
-        return LowRank._from_factors(self.V, self.U, self._xp)
+        return LowRank._from_factors(self._V, self._U, self._xp)
 
     def __repr__(self):
         m, n = self.shape
@@ -228,7 +257,7 @@ class LowRank:
         -------
         array, shape (m, n)
         """
-        return self.U @ self._xp.matrix_transpose(self.V)
+        return self._U @ self._xp.matrix_transpose(self._V)
 
     @classmethod
     def from_dense(cls, M, rank=None, tol=None, *, backend=None):
@@ -274,7 +303,7 @@ class LowRank:
         if tol is None:
             tol = default_tol(xp, M.dtype, M.shape)
         if min(m, n) == 0:
-            return cls._from_factors(M[:, :0], xp.zeros((n, 0), dtype=M.dtype), xp)
+            return cls._from_factors(xp.zeros((m, 0), dtype=M.dtype), xp.zeros((n, 0), dtype=M.dtype), xp)
         P, s, Wh = xp.linalg.svd(M, full_matrices=False)
         k = _kept_rank(s, tol, rank, xp)
         U = P[:, :k] * xp.astype(s[:k], M.dtype)
@@ -307,12 +336,12 @@ class LowRank:
         tol = check_tol(tol)
         if max_rank is not None:
             max_rank = check_int(max_rank, "max_rank", 0)
-        U, V, _ = recompress(self.U, self.V, self._xp, tol=tol, max_rank=max_rank)
+        U, V, _ = recompress(self._U, self._V, self._xp, tol=tol, max_rank=max_rank)
         return LowRank._from_factors(U, V, self._xp)
 
     def singular_values(self):
         """Singular values of ``U @ V.T``, descending, length ``min(m, n, r)`` (no truncation)."""
-        return recompress(self.U, self.V, self._xp, tol=0.0)[2]
+        return recompress(self._U, self._V, self._xp, tol=0.0)[2]
 
     # -- arithmetic -------------------------------------------------------
     def __matmul__(self, X):
@@ -323,8 +352,8 @@ class LowRank:
         if X.shape[0] != n:
             raise ValueError(f"X must have {n} rows (the number of columns of the matrix), "
                              f"got shape {tuple(X.shape)}")
-        return self.U @ (xp.matrix_transpose(self.V) @ X) if X.ndim == 2 else \
-            self.U @ (X @ self.V)
+        return self._U @ (xp.matrix_transpose(self._V) @ X) if X.ndim == 2 else \
+            self._U @ (X @ self._V)
 
     def __rmatmul__(self, Y):
         """``(Y @ U) @ V.T`` for ``Y`` of shape (m,) or (b, m)."""
@@ -334,7 +363,7 @@ class LowRank:
         if Y.shape[-1] != m:
             raise ValueError(f"Y must have {m} columns (the number of rows of the matrix), "
                              f"got shape {tuple(Y.shape)}")
-        return (Y @ self.U) @ xp.matrix_transpose(self.V)
+        return (Y @ self._U) @ xp.matrix_transpose(self._V)
 
     def _check_same(self, other, op):
         if not isinstance(other, LowRank):
@@ -351,12 +380,12 @@ class LowRank:
             return NotImplemented
         xp = self._xp
         dtype = xp.result_type(self.dtype, other.dtype)
-        U = xp.concat([xp.astype(self.U, dtype), xp.astype(other.U, dtype)], axis=1)
-        V = xp.concat([xp.astype(self.V, dtype), xp.astype(other.V, dtype)], axis=1)
+        U = xp.concat([xp.astype(self._U, dtype), xp.astype(other._U, dtype)], axis=1)
+        V = xp.concat([xp.astype(self._V, dtype), xp.astype(other._V, dtype)], axis=1)
         return LowRank._from_factors(U, V, xp)
 
     def __neg__(self):
-        return LowRank._from_factors(-self.U, self.V, self._xp)
+        return LowRank._from_factors(-self._U, self._V, self._xp)
 
     def __sub__(self, other):
         if not self._check_same(other, "subtract"):
@@ -367,6 +396,6 @@ class LowRank:
         """Scalar multiple (scales ``U``)."""
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float, complex)):
             return NotImplemented
-        return LowRank._from_factors(self.U * alpha, self.V, self._xp)
+        return LowRank._from_factors(self._U * alpha, self._V, self._xp)
 
     __rmul__ = __mul__

@@ -24,6 +24,7 @@ from ._validation import (
     resolve_namespace,
 )
 from .backends import backend_name, get_func, is_array
+from ._ownership import adopting, exposed, take
 from .factor import LowRank, correction_factors
 
 __all__ = ["Cascade", "cascade_fit"]
@@ -81,6 +82,18 @@ class Cascade:
     method : str
         ``'exact'`` or ``'randomized'``.
 
+    Notes
+    -----
+    A cascade never changes after construction and owns its arrays: the
+    constructor copies the caller's base and ``(U, V)`` pairs (a
+    :class:`LowRank`'s factors are shared, being immutable too), and
+    :func:`cascade_fit` hands over the arrays it computed without a second
+    copy.  :attr:`base` is a read-only view on NumPy and a copy on libraries
+    without read-only arrays (``array_api_strict``, CuPy);
+    :attr:`corrections` and :attr:`errors` are new lists.  :meth:`tree`
+    shares the base and the factors with the new tree, which never writes to
+    them either.  A cascade is therefore safe to share between threads.
+
     Examples
     --------
     >>> import numpy as np
@@ -95,41 +108,61 @@ class Cascade:
     """
 
     def __init__(self, base, corrections, errors=None, method="exact", *, backend=None):
+        base_in = base
         xp = resolve_namespace(base, names=("base",), backend=backend)
         base = as_array(base, xp, "base", ndim=2)
         check_finite(base, xp, "base")
         m, n = base.shape
         corr = []
         dtype = base.dtype
+        sources = []  # what the caller passed, to decide what must be copied
         for i, c in enumerate(corrections):
             U, V = correction_factors(c, xp, f"corrections[{i}]", (m, n))
             dtype = xp.result_type(dtype, U.dtype, V.dtype)
             corr.append(LowRank._from_factors(U, V, xp))
+            # a LowRank's factors are immutable and may be shared (None: no copy)
+            sources.append((None, None) if isinstance(c, LowRank) else (c[0], c[1]))
         K = len(corr)
         if errors is None:
             errors = [0.0] + [float("nan")] * K
         errors = [float("nan") if e is None else float(e) for e in errors]
         if len(errors) != K + 1:
             raise ValueError(f"errors must have length K + 1 = {K + 1}, got {len(errors)}")
-        base = xp.astype(base, dtype, copy=False)
-        corr = [LowRank._from_factors(xp.astype(c.U, dtype, copy=False),
-                                      xp.astype(c.V, dtype, copy=False), xp) for c in corr]
+        base = take(base, base_in, dtype, xp)
+        corr = [LowRank._from_factors(take(c._U, U_in, dtype, xp), take(c._V, V_in, dtype, xp), xp)
+                for c, (U_in, V_in) in zip(corr, sources)]
         self._set(base, corr, errors, str(method), xp, backend)
 
     @classmethod
     def _from_parts(cls, base, corrections, errors, method, xp, backend=None):
-        """Trusted constructor for :func:`cascade_fit` (no checks)."""
+        """Trusted constructor for :func:`cascade_fit`: no checks, no copies (it owns the arrays)."""
         obj = cls.__new__(cls)
         obj._set(base, corrections, errors, method, xp, backend)
         return obj
 
     def _set(self, base, corrections, errors, method, xp, backend):
-        self.base = base
-        self.corrections = list(corrections)
-        self.errors = list(errors)
+        self._base = base
+        self._corrections = tuple(corrections)
+        self._errors = tuple(errors)
         self.method = method
         self._xp = xp
         self._backend = backend if backend is not None else backend_name(xp)
+
+    # -- contents (never writable views of the cascade's own arrays) ----
+    @property
+    def base(self):
+        """``W_0``, shape (m, n): a read-only view (NumPy) or a copy."""
+        return exposed(self._base, self._xp)
+
+    @property
+    def corrections(self):
+        """``Δ_1..Δ_K``, a new list of (immutable) :class:`LowRank`."""
+        return list(self._corrections)
+
+    @property
+    def errors(self):
+        """Relative Frobenius errors of the fitted orders, a new list of K + 1 floats."""
+        return list(self._errors)
 
     # -- sizes ------------------------------------------------------------
     @property
@@ -144,19 +177,19 @@ class Cascade:
 
     @property
     def shape(self):
-        return tuple(self.base.shape)
+        return tuple(self._base.shape)
 
     @property
     def dtype(self):
-        return self.base.dtype
+        return self._base.dtype
 
     @property
     def num_orders(self):
-        return len(self.corrections)
+        return len(self._corrections)
 
     @property
     def ranks(self):
-        return [c.rank for c in self.corrections]
+        return [c.rank for c in self._corrections]
 
     @property
     def n_params(self):
@@ -171,7 +204,7 @@ class Cascade:
     @property
     def nbytes(self):
         """Bytes held by the base and all factors."""
-        return nbytes(self.base, self._xp) + sum(c.nbytes for c in self.corrections)
+        return nbytes(self._base, self._xp) + sum(c.nbytes for c in self._corrections)
 
     # -- access -----------------------------------------------------------
     def matrix(self, k):
@@ -194,13 +227,13 @@ class Cascade:
         """
         k = check_int(k, "k", 0, self.num_orders)
         xp = self._xp
-        used = [c for c in self.corrections[:k] if c.rank > 0]
+        used = [c for c in self._corrections[:k] if c.rank > 0]
         if not used:
-            return xp.asarray(self.base, copy=True)
+            return xp.asarray(self._base, copy=True)
         # One GEMM with the concatenated factors instead of k rank-r products.
-        U = xp.concat([c.U for c in used], axis=1)
-        V = xp.concat([c.V for c in used], axis=1)
-        return self.base + U @ xp.matrix_transpose(V)
+        U = xp.concat([c._U for c in used], axis=1)
+        V = xp.concat([c._V for c in used], axis=1)
+        return self._base + U @ xp.matrix_transpose(V)
 
     def tree(self, **opts):
         """A :class:`~lowrank_tree.tree.LowRankSegmentTree` over the corrections.
@@ -213,12 +246,15 @@ class Cascade:
         Returns
         -------
         LowRankSegmentTree
-            ``LowRankSegmentTree(self.base, self.corrections, **opts)``.
+            ``LowRankSegmentTree(self.base, self.corrections, **opts)``.  The
+            tree shares the base and the leaf factors with the cascade instead
+            of copying them: neither object ever writes to its arrays.
         """
         from .tree import LowRankSegmentTree
 
         opts.setdefault("backend", self._backend)
-        return LowRankSegmentTree(self.base, self.corrections, **opts)
+        with adopting(self._base):
+            return LowRankSegmentTree(self._base, self._corrections, **opts)
 
     # -- reporting --------------------------------------------------------
     def __repr__(self):
@@ -572,8 +608,8 @@ def _run(stream, xp, K, ranks, tol, method, opts, backend=None):
                          f"got {len(ranks)}")
     dtype = W.dtype
     base = xp.astype(base, dtype, copy=False)
-    corrections = [LowRank._from_factors(xp.astype(c.U, dtype, copy=False),
-                                         xp.astype(c.V, dtype, copy=False), xp)
+    corrections = [LowRank._from_factors(xp.astype(c._U, dtype, copy=False),
+                                         xp.astype(c._V, dtype, copy=False), xp)
                    for c in corrections]
     return Cascade._from_parts(base, corrections, errors, used, xp, backend)
 

@@ -14,8 +14,10 @@ with it returns the other child unchanged, so padding costs nothing.  Growing
 the capacity puts the old root under a new root: append never rebuilds.
 """
 
+import threading
 from collections import OrderedDict, namedtuple
 
+from ._ownership import exposed, take
 from ._validation import (
     as_array,
     check_finite,
@@ -109,6 +111,23 @@ class LowRankSegmentTree:
     insertion.  A failed :meth:`update` or :meth:`append` leaves the tree
     unchanged: every new node is computed before any is stored.
 
+    **Ownership.**  The tree copies the caller's arrays (base, factor pairs,
+    dense corrections; in the constructor, :meth:`update` and :meth:`append`)
+    once, with any dtype conversion, so that writing to them later changes
+    nothing; a :class:`~lowrank_tree.LowRank`'s factors are shared instead
+    (it never changes).  What the tree hands out cannot change it:
+    :attr:`base` and the factors of :meth:`correction` are read-only views
+    on NumPy (``numpy`` and ``numba`` backends) and copies on libraries
+    without read-only arrays (``array_api_strict``, CuPy); query results are
+    new arrays.
+
+    **Threads.**  Any number of threads may query at once, and
+    :meth:`update`/:meth:`append` may run beside them (writers run one at a
+    time).  Every query returns ``W_k X`` for a state the tree had during the
+    call, and no cache outlives the state it was built from: a short lock
+    guards the node references, the version number and the caches, and no
+    arithmetic runs under it.
+
     The recompression follows the usual QR + small-SVD rounding of low-rank
     sums; the segment tree is the data structure of Song (2026).
 
@@ -148,6 +167,7 @@ class LowRankSegmentTree:
                 arrays.append(c)
                 names.append(f"corrections[{i - 1}]")
         xp = resolve_namespace(*arrays, names=names, backend=backend)
+        base_in = base
         base = as_array(base, xp, "base", ndim=2)
         m, n = base.shape
         if m == 0 or n == 0:
@@ -162,10 +182,12 @@ class LowRankSegmentTree:
                    for i, c in enumerate(corrections)]
         dtype = xp.result_type(base.dtype, *[U.dtype for U, _ in factors])
         self._dtype = dtype
-        self._base = xp.astype(base, dtype, copy=False)
+        # The tree owns every array it reads later: the caller's are copied
+        # (once, with the dtype conversion), see _ownership.
+        self._base = take(base, base_in, dtype, xp)
         self._empty = _Node(xp.zeros((m, 0), dtype=dtype), xp.zeros((n, 0), dtype=dtype))
-        leaves = [self._make_leaf(xp.astype(U, dtype, copy=False), xp.astype(V, dtype, copy=False))
-                  for U, V in factors]
+        leaves = [self._make_leaf(take(U, su, dtype, xp), take(V, sv, dtype, xp))
+                  for (U, V), (su, sv) in zip(factors, map(_sources, corrections))]
         self._K = len(leaves)
         cap = 1
         while cap < self._K:
@@ -176,6 +198,13 @@ class LowRankSegmentTree:
             self._levels.append(self._merge_pairs([(below[2 * j], below[2 * j + 1])
                                                    for j in range(len(below) // 2)]))
         self._float_dtypes = _float_dtypes(xp)
+        # _lock guards the mutable state (levels, K, version, caches) and is
+        # held only to read or swap references, never during arithmetic;
+        # _writer serialises update/append, which compute their new nodes
+        # outside _lock and publish them under it.
+        self._lock = threading.Lock()
+        self._writer = threading.Lock()
+        self._version = 0  # bumped by every change of the represented family
         self._cache = OrderedDict()
         self.clear_cache()
 
@@ -206,29 +235,36 @@ class LowRankSegmentTree:
 
     @property
     def base(self):
-        """``W_0``, shape (m, n)."""
-        return self._base
+        """``W_0``, shape (m, n): a read-only view (NumPy) or a copy."""
+        return exposed(self._base, self._xp)
 
     @property
     def corrections(self):
-        """The leaves ``Δ_1..Δ_K`` as a list of :class:`LowRank`."""
-        return [self.correction(i) for i in range(1, self._K + 1)]
+        """The leaves ``Δ_1..Δ_K`` as a list of :class:`LowRank` (all from one state of the tree)."""
+        with self._lock:
+            leaves = self._levels[0][:self._K]
+        return [LowRank._from_factors(leaf.U, leaf.V, self._xp) for leaf in leaves]
 
     def correction(self, i):
         """Leaf ``Δ_i`` (1 <= i <= K) as a :class:`LowRank`."""
         i = check_int(i, "i", 1, self._K)
-        leaf = self._levels[0][i - 1]
+        with self._lock:
+            leaf = self._levels[0][i - 1]
+        # the leaf's arrays are never written to: the LowRank may share them
         return LowRank._from_factors(leaf.U, leaf.V, self._xp)
 
     @property
     def ranks(self):
         """Factor widths ``r_1..r_K`` of the leaves."""
-        return [self._levels[0][i].rank for i in range(self._K)]
+        with self._lock:
+            return [self._levels[0][i].rank for i in range(self._K)]
 
     @property
     def nbytes(self):
         seen, total = set(), nbytes(self._base, self._xp)
-        for level in self._levels:
+        with self._lock:
+            levels = [list(level) for level in self._levels]
+        for level in levels:
             for node in level:
                 if id(node) not in seen and node is not self._empty:
                     seen.add(id(node))
@@ -238,16 +274,18 @@ class LowRankSegmentTree:
     @property
     def cache_nbytes(self):
         """Bytes held by the query caches (per-order factors, all-orders stacks)."""
-        extra = 0
-        if self._stacks is not None:
-            extra = nbytes(self._stacks[0], self._xp) + nbytes(self._stacks[1], self._xp)
-        return self._cache_used + extra
+        with self._lock:
+            extra = 0
+            if self._stacks is not None:
+                extra = nbytes(self._stacks[0], self._xp) + nbytes(self._stacks[1], self._xp)
+            return self._cache_used + extra
 
     def clear_cache(self):
         """Drop the per-order and all-orders caches (the next queries rebuild them)."""
-        self._cache.clear()
-        self._cache_used = 0
-        self._stacks = None
+        with self._lock:
+            self._cache.clear()
+            self._cache_used = 0
+            self._stacks = None
 
     def __repr__(self):
         m, n = self.shape
@@ -275,11 +313,12 @@ class LowRankSegmentTree:
         [(0, 1, 1, 1), (0, 2, 2, 1), (1, 1, 2, 1)]
         """
         out = []
-        for h, level in enumerate(self._levels):
-            for j in range(len(level)):
-                if j * 2**h + 1 > self._K:
-                    break
-                out.append(self._info(h, j))
+        with self._lock:
+            for h, level in enumerate(self._levels):
+                for j in range(len(level)):
+                    if j * 2**h + 1 > self._K:
+                        break
+                    out.append(self._info(h, j))
         return out
 
     def canonical_nodes(self, k):
@@ -295,7 +334,8 @@ class LowRankSegmentTree:
         list of NodeInfo
         """
         k = check_int(k, "k", 0, self._K)
-        return [self._info(h, j) for h, j in _prefix_index(k)]
+        with self._lock:
+            return [self._info(h, j) for h, j in _prefix_index(k)]
 
     def query_cost(self, k):
         """Shape of the work a query at order ``k`` does.
@@ -314,7 +354,9 @@ class LowRankSegmentTree:
         >>> LowRankSegmentTree(np.eye(16), deltas).query_cost(7)
         {'inner_dim': 7, 'dense_nodes': 0}
         """
-        nodes = [self._levels[h][j] for h, j in _prefix_index(check_int(k, "k", 0, self._K))]
+        k = check_int(k, "k", 0, self._K)
+        with self._lock:
+            nodes = [self._levels[h][j] for h, j in _prefix_index(k)]
         return {"inner_dim": sum(nd.rank for nd in nodes if not nd.dense),
                 "dense_nodes": sum(nd.dense for nd in nodes)}
 
@@ -386,7 +428,8 @@ class LowRankSegmentTree:
         l = check_int(l, "l", 1, self._K)
         r = check_int(r, "r", l, self._K)
         X, vector = self._check_X(X)
-        nodes = [self._levels[h][j] for h, j in _range_index(l - 1, r)]
+        with self._lock:
+            nodes = [self._levels[h][j] for h, j in _range_index(l - 1, r)]
         Y = self._apply(self._assemble(nodes, None), X, None)
         return Y[:, 0] if vector else Y
 
@@ -395,7 +438,13 @@ class LowRankSegmentTree:
 
         ``Z = V_allᵀ X`` and ``U_i Z_i`` are batched GEMMs over the leaves
         (factors padded to the largest rank), followed by a running sum over
-        the orders (the backend's ``prefix_sum``).
+        the orders (the backend's ``prefix_sum``).  With a lossy ``tol``
+        (above ``max(m, n) * eps``) the leaves would give other answers than
+        :meth:`query`, which reads the recompressed internal nodes; the orders
+        are then built from those same canonical nodes instead,
+        ``W_k X = W_{k - 2^h} X + N X`` with ``2^h`` the lowest set bit of ``k``
+        (one GEMM pair per order), so that ``all_orders(X)[k]`` and
+        ``query(k, X)`` agree to rounding for every ``tol``.
 
         Parameters
         ----------
@@ -417,11 +466,25 @@ class LowRankSegmentTree:
         """
         X, vector = self._check_X(X)
         xp = self._xp
+        lossy = self._lossy()
+        with self._lock:
+            K, version, stacks = self._K, self._version, self._stacks
+            if lossy:
+                nodes = [self._levels[h][j] for h, j in map(_last_canonical, range(1, K + 1))]
+            elif stacks is None and K:
+                leaves = self._levels[0][:K]
         Y0 = self._base @ X
-        if self._K == 0:
+        if K == 0:
             out = Y0[None, ...]
+        elif lossy:
+            out = self._orders_from_nodes(Y0, nodes, X)
         else:
-            Ust, Vst = self._leaf_stacks()
+            if stacks is None:
+                stacks = self._build_stacks(leaves)
+                with self._lock:
+                    if self._version == version:  # else built from a state that has changed since
+                        self._stacks = stacks
+            Ust, Vst = stacks
             accumulate = get_func("accumulate_orders", self._backend, default=accumulate_orders)
             out = accumulate(Y0, Ust, xp.matrix_transpose(Vst) @ X, xp)
         return out[..., 0] if vector else out
@@ -496,11 +559,13 @@ class LowRankSegmentTree:
         """
         i = check_int(i, "i", 1, self._K)
         leaf = self._make_leaf(*self._leaf_factors(delta, "delta", dtype=self._dtype))
-        path = self._path(i - 1, leaf, grow=False)
-        self._commit(path, grow=False)
-        for k in [k for k in self._cache if k >= i]:
-            self._cache_used -= self._cache.pop(k).nbytes
-        self._stacks = None
+        with self._writer:  # only writers change nodes: the path reads a stable tree
+            path = self._path(i - 1, leaf, grow=False)
+            with self._lock:
+                self._commit(path, grow=False)
+                for k in [k for k in self._cache if k >= i]:
+                    self._cache_used -= self._cache.pop(k).nbytes
+                self._stacks = None
 
     def append(self, delta):
         """Add ``Δ_{K+1}`` (``O(log K)`` merges; the capacity doubles when full).
@@ -518,11 +583,33 @@ class LowRankSegmentTree:
         (1, array([2., 1.]))
         """
         leaf = self._make_leaf(*self._leaf_factors(delta, "delta", dtype=self._dtype))
-        grow = self._K == len(self._levels[0]) and self._K > 0
-        path = self._path(self._K, leaf, grow=grow)
-        self._commit(path, grow=grow)
-        self._K += 1
-        self._stacks = None  # prefixes <= K are unchanged, so the per-order cache stays
+        with self._writer:  # only writers change nodes: the path reads a stable tree
+            grow = self._K == len(self._levels[0]) and self._K > 0
+            path = self._path(self._K, leaf, grow=grow)
+            with self._lock:
+                self._commit(path, grow=grow)
+                self._K += 1
+                self._stacks = None  # prefixes <= K are unchanged, so the per-order cache stays
+
+    # ------------------------------------------------------------------
+    # invariants
+    # ------------------------------------------------------------------
+    def _check(self):
+        """Verify every internal invariant; raise ``AssertionError`` naming the first broken one.
+
+        For tests (the stateful and thread tests call it after every step).
+        Checked on host copies in float64/complex128: the level layout and
+        padding, node shapes, dtypes and ranks (``<= min(m, n)``), each
+        internal node against the sum of its children (within the
+        recompression tolerance, relative to the children's scale), the
+        orthogonality the ``orth`` flags claim, dense nodes exactly where
+        factors would cost more (or a child is dense), and every cache entry
+        against a fresh assembly from the current nodes, with the cache's
+        byte counter.  Holds the lock throughout, so it sees one state.
+        """
+        from ._invariants import check_tree
+
+        check_tree(self)
 
     # ------------------------------------------------------------------
     # internals: nodes
@@ -531,6 +618,10 @@ class LowRankSegmentTree:
         if self._tol is not None:
             return self._tol
         return default_tol(self._xp, self._dtype, self.shape)
+
+    def _lossy(self):
+        """Whether the recompression tolerance may drop more than rounding noise."""
+        return self._tol is not None and self._tol > default_tol(self._xp, self._dtype, self.shape)
 
     def _info(self, h, j):
         node = self._levels[h][j]
@@ -551,7 +642,8 @@ class LowRankSegmentTree:
                 if xp.isdtype(F.dtype, "complex floating") and not xp.isdtype(dtype, "complex floating"):
                     raise TypeError(f"{name} is complex ({F.dtype}) but the tree is real ({dtype}); "
                                     f"expected a real correction")
-            U, V = xp.astype(U, dtype, copy=False), xp.astype(V, dtype, copy=False)
+            su, sv = _sources(delta)
+            U, V = take(U, su, dtype, xp), take(V, sv, dtype, xp)
         return U, V
 
     def _make_leaf(self, U, V):
@@ -604,6 +696,8 @@ class LowRankSegmentTree:
         return path
 
     def _commit(self, path, grow):
+        """Store the new nodes of ``path`` (caller holds both locks); a new version of the tree."""
+        self._version += 1
         if grow:
             for level in self._levels:
                 level.extend([self._empty] * len(level))
@@ -651,18 +745,27 @@ class LowRankSegmentTree:
         return _Assembled(D, U, V, len(dense), size)
 
     def _prefix(self, k):
-        """Assembled canonical nodes of ``[1, k]`` with the base, LRU-cached per ``k``."""
-        entry = self._cache.get(k)
-        if entry is not None:
-            self._cache.move_to_end(k)
-            return entry
-        nodes = [self._levels[h][j] for h, j in _prefix_index(k)]
+        """Assembled canonical nodes of ``[1, k]`` with the base, LRU-cached per ``k``.
+
+        The nodes are read under the lock, assembled outside it, and the entry
+        is stored only if no change happened meanwhile (it would describe a
+        state the tree no longer has) and no other thread stored ``k`` first.
+        """
+        with self._lock:
+            entry = self._cache.get(k)
+            if entry is not None:
+                self._cache.move_to_end(k)
+                return entry
+            version = self._version
+            nodes = [self._levels[h][j] for h, j in _prefix_index(k)]
         entry = self._assemble(nodes, self._base)
         if entry.nbytes <= self._cache_limit:
-            self._cache[k] = entry
-            self._cache_used += entry.nbytes
-            while self._cache_used > self._cache_limit:
-                self._cache_used -= self._cache.popitem(last=False)[1].nbytes
+            with self._lock:
+                if self._version == version and k not in self._cache:
+                    self._cache[k] = entry
+                    self._cache_used += entry.nbytes
+                    while self._cache_used > self._cache_limit:
+                        self._cache_used -= self._cache.popitem(last=False)[1].nbytes
         return entry
 
     def _apply(self, entry, X, base):
@@ -678,10 +781,11 @@ class LowRankSegmentTree:
         if len(distinct) == 1:
             return self._apply(self._prefix(distinct[0]), X, self._base)
         needed = sorted({hj for kk in distinct for hj in _prefix_index(kk)})
+        with self._lock:
+            nodes = [self._levels[h][j] for h, j in needed]
         Y = self._base @ X
-        rows, masks, Us, Vs = [], [], [], []
-        for h, j in needed:
-            node = self._levels[h][j]
+        masks, Us, Vs = [], [], []
+        for (h, j), node in zip(needed, nodes):
             # node (h, j) is canonical for order k exactly when k >> h == j + 1
             mask = xp.astype((ks >> h) == (j + 1), Y.dtype)
             if node.dense:
@@ -712,21 +816,37 @@ class LowRankSegmentTree:
             raise ValueError(f"k must be in [0, {self._K}], got values in [{lo}, {hi}]")
         return ks
 
-    def _leaf_stacks(self):
+    def _build_stacks(self, leaves):
         """Leaf factors padded to the largest rank, stacked (K, m, r) and (K, n, r)."""
-        if self._stacks is None:
-            xp = self._xp
-            leaves = self._levels[0][:self._K]
-            rmax = max(leaf.rank for leaf in leaves)
+        xp = self._xp
+        rmax = max(leaf.rank for leaf in leaves)
 
-            def pad(F, rows):
-                if F.shape[1] == rmax:
-                    return F
-                return xp.concat([F, xp.zeros((rows, rmax - F.shape[1]), dtype=self._dtype)], axis=1)
+        def pad(F, rows):
+            if F.shape[1] == rmax:
+                return F
+            return xp.concat([F, xp.zeros((rows, rmax - F.shape[1]), dtype=self._dtype)], axis=1)
 
-            self._stacks = (xp.stack([pad(leaf.U, self._m) for leaf in leaves]),
-                            xp.stack([pad(leaf.V, self._n) for leaf in leaves]))
-        return self._stacks
+        return (xp.stack([pad(leaf.U, self._m) for leaf in leaves]),
+                xp.stack([pad(leaf.V, self._n) for leaf in leaves]))
+
+    def _orders_from_nodes(self, Y0, nodes, X):
+        """All orders from the canonical nodes that :meth:`query` uses.
+
+        ``W_k X = W_{k - 2^h} X + N X`` with ``2^h`` the lowest set bit of
+        ``k`` and ``N = nodes[k - 1]`` the last canonical node of ``[1, k]``:
+        one GEMM pair per order, the same (recompressed) nodes as a query.
+        """
+        xp = self._xp
+        out = [Y0]
+        for k, node in enumerate(nodes, start=1):
+            prev = out[k - (k & -k)]
+            if node.dense:
+                out.append(prev + node.D @ X)
+            elif node.rank:
+                out.append(prev + node.U @ (xp.matrix_transpose(node.V) @ X))
+            else:
+                out.append(prev)
+        return xp.stack(out)
 
 
 def recompress_pairs(pairs, tol, xp):
@@ -796,6 +916,16 @@ def _prefix_index(k):
     return out
 
 
+def _last_canonical(k):
+    """``(level, index)`` of the canonical node that completes ``[0, k)`` from ``[0, k - 2^h)``.
+
+    ``2^h`` is the lowest set bit of ``k >= 1``; the node is the last (lowest)
+    of ``_prefix_index(k)``.
+    """
+    h = (k & -k).bit_length() - 1
+    return h, (k >> h) - 1
+
+
 def _range_index(lo, hi):
     """Canonical ``(level, index)`` pairs of leaf positions ``[lo, hi)``, bottom-up."""
     out, h = [], 0
@@ -810,6 +940,18 @@ def _range_index(lo, hi):
         hi >>= 1
         h += 1
     return out
+
+
+def _sources(delta):
+    """What the caller passed for the factors of ``delta`` (None: nothing to copy).
+
+    A ``LowRank``'s factors are immutable and may be shared; a dense
+    correction is factorised into fresh arrays; a ``(U, V)`` pair is the
+    caller's and is copied.
+    """
+    if isinstance(delta, (tuple, list)) and len(delta) == 2:
+        return delta[0], delta[1]
+    return None, None
 
 
 def _is_scalar(k):

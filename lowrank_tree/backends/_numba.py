@@ -17,11 +17,19 @@ tree's update path), whose SVD is the whole cost.
 """
 
 import contextlib
+import threading
 
 import numpy as np
 
 from . import _numpy
-from ._numpy import asarray, linear_operator, make_rng, standard_normal, to_numpy  # noqa: F401
+from ._numpy import asarray, linear_operator, make_rng, read_only, standard_normal, to_numpy  # noqa: F401
+
+#: Held around every parallel kernel call.  Threads may call the kernels at
+#: once (queries beside an update), but Numba's fallback "workqueue" threading
+#: layer aborts the process on concurrent parallel launches, and the BLAS
+#: thread limit below is process-wide: two threads saving and restoring it
+#: could leave BLAS on one thread for good.  Each call uses every core anyway.
+_KERNEL_LOCK = threading.Lock()
 
 #: The fused all-orders kernel needs batches this wide and outputs this large
 #: (entries of the (K + 1, m, b) result): below either, the parallel region
@@ -127,7 +135,7 @@ def merge_pairs_kernel(pairs, tol):
     kernel = _kernels().merge_pairs if P > 1 else _kernels().merge_pair_serial
     # one large pair keeps BLAS's threads: its SVD is the work, and they help it
     one_thread = P > 1 or wa + wb < THREADED_BLAS_MIN_WIDTH
-    with _one_blas_thread() if one_thread else contextlib.nullcontext():
+    with _KERNEL_LOCK, _one_blas_thread() if one_thread else contextlib.nullcontext():
         kernel(UA, VA, ra, oa, UB, VB, rb, ob, float(tol), Uout, Vout, rout, dense)
     out = []
     for p, (ua, va, _, ub, vb, _) in enumerate(pairs):
@@ -154,5 +162,6 @@ def accumulate_orders(Y0, U, Z, xp=None):
     if b < FUSED_MIN_BATCH or (K + 1) * m * b < FUSED_MIN_OUTPUT:
         return _numpy.prefix_sum(Y0, U @ Z)
     dtype = np.result_type(Y0.dtype, U.dtype, Z.dtype)
-    return _kernels().all_orders(np.ascontiguousarray(Y0, dtype=dtype), np.ascontiguousarray(U, dtype=dtype),
-                                 np.ascontiguousarray(Z, dtype=dtype), numba.get_num_threads())
+    args = [np.ascontiguousarray(a, dtype=dtype) for a in (Y0, U, Z)]
+    with _KERNEL_LOCK:
+        return _kernels().all_orders(*args, numba.get_num_threads())

@@ -23,6 +23,13 @@ def to_numpy(x):
     return np.asarray(x)
 
 
+def read_only(a):
+    """A read-only view of ``a`` (no copy): what objects hand out of their own arrays."""
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
 def make_rng(seed):
     """A random generator from ``seed`` (None, int or ``numpy.random.Generator``)."""
     return np.random.default_rng(seed)
