@@ -55,6 +55,7 @@ import warnings
 import zipfile
 import zlib
 
+from ._ownership import adopting
 from .backends import get_func, namespace_for
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "check_writable", "load", "save"]
@@ -340,15 +341,19 @@ def load(path, backend=None):
     K = meta["num_orders"]
     base = asarray(arrays["base"])
     factors = [(asarray(arrays[f"U_{k}"]), asarray(arrays[f"V_{k}"])) for k in range(1, K + 1)]
+    # the arrays were just read into memory nobody else references: the
+    # constructors may take them without the copy they make of a caller's arrays
+    fresh = [base] + [a for pair in factors for a in pair]
     try:
-        if meta["kind"] == "tree":
-            from .tree import LowRankSegmentTree
+        with adopting(*fresh):
+            if meta["kind"] == "tree":
+                from .tree import LowRankSegmentTree
 
-            return LowRankSegmentTree(base, factors, tol=meta["tol"], backend=backend)
-        from .fit import Cascade
+                return LowRankSegmentTree(base, factors, tol=meta["tol"], backend=backend)
+            from .fit import Cascade
 
-        errors = [float("nan") if e is None else float(e) for e in meta["errors"]]
-        return Cascade(base, factors, errors=errors, method=meta["method"], backend=backend)
+            errors = [float("nan") if e is None else float(e) for e in meta["errors"]]
+            return Cascade(base, factors, errors=errors, method=meta["method"], backend=backend)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{path}: the stored arrays do not form a valid {meta['kind']}: {exc}") from exc
 
