@@ -132,7 +132,12 @@ def merge_pairs_kernel(pairs, tol):
     out = []
     for p, (ua, va, _, ub, vb, _) in enumerate(pairs):
         k = int(rout[p])
-        if dense[p]:
+        if k < 0:
+            # the kernel met an overflow: the portable path raises (or not) as NumPy does
+            from ..tree import recompress_pairs
+
+            out.extend(recompress_pairs([pairs[p]], tol, _numpy.namespace()))
+        elif dense[p]:
             out.append((None, None, ua @ va.T + ub @ vb.T, k))
         else:
             # copies, so that a node does not keep the whole padded batch alive
