@@ -205,7 +205,7 @@ def test_no_precision_warning_when_tol_is_resolvable(dtype, tol):
 # --------------------------------------------------------------------------
 # the tree
 # --------------------------------------------------------------------------
-def tree_data(dtype, K=6, m=14, n=10, r=2, seed=5):
+def tree_data(dtype, K=8, m=14, n=10, r=2, seed=5):
     rng = np.random.default_rng(seed)
     base = rng.uniform(1, 2, (m, n)).astype(dtype)
     deltas = [(rng.uniform(1, 2, (m, r)).astype(dtype) * rng.choice([-1, 1], (m, r)).astype(dtype),

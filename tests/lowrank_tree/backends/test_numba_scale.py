@@ -113,6 +113,7 @@ def test_nrm2_matches_reference_across_the_range():
         assert math.isclose(math.ldexp(float(got), -e), ref, rel_tol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 def test_overflowing_sum_raises_a_linalg_error_not_a_system_error():
     # the sum of two children near the largest float64 is not representable:
     # the kernel flags the pair and the portable path raises NumPy's error
