@@ -19,8 +19,7 @@ import argparse
 import pathlib
 import sys
 
-import lowrank_tree.fit as fit
-from lowrank_tree import cascade_fit, synthetic_evolution
+from lowrank_tree import cascade_fit, fit, synthetic_evolution
 from lowrank_tree.benchmark import median_time, write_json
 
 

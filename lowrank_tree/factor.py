@@ -6,7 +6,6 @@ and ``V`` (n×r).  Note the plain transpose: for complex data this is *not*
 """
 
 from ._norms import largest_term
-from .backends import backend_name
 from ._validation import (
     as_array,
     check_finite,
@@ -17,6 +16,7 @@ from ._validation import (
     nbytes,
     resolve_namespace,
 )
+from .backends import backend_name
 
 __all__ = ["LowRank", "correction_factors", "recompress"]
 

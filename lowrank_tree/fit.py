@@ -308,7 +308,9 @@ def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=Non
         Relative Frobenius tolerance per order, in ``[0, 1)``: ``r_k`` is the
         smallest rank with ``‖Ŵ_k − M_k‖_F <= tol·‖M_k‖_F`` (absolute
         ``<= tol`` when ``M_k = 0``).  Tolerances below the lossless level
-        ``ε = max(m, n, 32)·eps`` of the working dtype are raised to it.  Works in both
+        ``ε = max(m, n, 32)·eps`` of the working dtype are raised to it, with a
+        :class:`PrecisionFloorWarning` (``tol=0`` asks for that level and
+        does not warn).  Works in both
         methods: the randomized path uses an adaptive range finder with a
         verified a-posteriori error.
     budget : int, optional
@@ -376,6 +378,17 @@ def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=Non
     Singular values are exact (``svdvals``) unless the randomized method is in
     use and the rank count is small, in which case a randomized sketch of
     that many top singular values is used.
+
+    *Scale.* Ranks and relative errors do not depend on the scale of the
+    data: a fit of ``s * mats`` matches the fit of ``mats`` for every ``s``
+    that keeps the entries finite and normal.  Norms are computed as BLAS
+    ``nrm2`` reasons (naive first, rescaled when that under/overflows), no
+    threshold is squared unscaled, and an order whose norms leave the safe
+    range is fitted on ``2**-e`` times its data (exact) and scaled back.
+
+    *Threads.* For ``min(m, n) <= 512`` each order's factorisations run with
+    one BLAS thread when threadpoolctl is installed (small LAPACK calls are
+    much slower with several threads on busy cores).
 
     *Cost.* Exact: one m×n SVD per order.  Randomized, fixed rank ``r``:
     ``O(mn(r + p)(2q + 2))`` for oversampling ``p`` and ``q`` power
@@ -773,7 +786,7 @@ def _allocate_budget(mats, budget, xp, method, opts):
         take = min(units, min(m, n))
         with small_blas(min(m, n) <= SMALL_BLAS_MAX):
             if used == "randomized" and take + opts["oversample"] <= min(m, n) // 2:
-                Q, B = fixed_rank_qb(D, take, xp, sketch.rng, sketch.backend,
+                _, B = fixed_rank_qb(D, take, xp, sketch.rng, sketch.backend,
                                      oversample=opts["oversample"], power_iters=opts["power_iters"])
                 s = xp.linalg.svdvals(B)
             else:

@@ -21,7 +21,14 @@ import contextlib
 import numpy as np
 
 from . import _numpy
-from ._numpy import asarray, linear_operator, make_rng, standard_normal, sum_of_squares, to_numpy  # noqa: F401
+from ._numpy import (  # noqa: F401
+    asarray,
+    linear_operator,
+    make_rng,
+    standard_normal,
+    sum_of_squares,
+    to_numpy,
+)
 
 #: The fused all-orders kernel needs batches this wide and outputs this large
 #: (entries of the (K + 1, m, b) result): below either, the parallel region

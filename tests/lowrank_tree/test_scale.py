@@ -15,7 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lowrank_tree import LowRankSegmentTree, cascade_fit, difference_profile, direct_sum_check
+from lowrank_tree import (
+    LowRankSegmentTree,
+    cascade_fit,
+    difference_profile,
+    direct_sum_check,
+)
 from lowrank_tree._norms import fro_norm, largest_term, tail_rank
 from lowrank_tree._randomized import adaptive_qb
 from lowrank_tree.backends import get_func, namespace_for
@@ -129,7 +134,7 @@ def test_norms_module_imports_no_array_library():
 # --------------------------------------------------------------------------
 # the fit
 # --------------------------------------------------------------------------
-MODES = [dict(ranks=2), dict(tol=1e-2), dict(budget=6 * 21), dict()]
+MODES = [{"ranks": 2}, {"tol": 1e-2}, {"budget": 6 * 21}, {}]
 
 
 def check_fit_invariant(lib, dtype, e, method, mode):
@@ -218,7 +223,7 @@ def tree_data(dtype, K=8, m=14, n=10, r=2, seed=5):
 @given(data=st.data())
 def test_tree_of_scaled_factors_gives_scaled_queries_and_same_ranks(lib, dtype, data):
     base, deltas = tree_data(dtype)
-    K, (m, n) = len(deltas), base.shape
+    K, n = len(deltas), base.shape[1]
     lo, hi = exponent_range(np.concatenate([base.ravel()] + [u.ravel() for u, _ in deltas]), dtype,
                             headroom=8)
     e = data.draw(st.integers(lo, hi), label="e")

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 pytest.importorskip("numba")
 
-from lowrank_tree import LowRankSegmentTree  # noqa: E402
-from lowrank_tree.backends import _numba, _numba_kernels, namespace_for  # noqa: E402
-from lowrank_tree.tree import recompress_pairs  # noqa: E402
+from lowrank_tree import LowRankSegmentTree
+from lowrank_tree.backends import _numba, _numba_kernels, namespace_for
+from lowrank_tree.tree import recompress_pairs
 
 XP = namespace_for("numpy")
 DTYPES = [np.float32, np.float64]
