@@ -5,13 +5,22 @@ busy, lose a great deal to them: threads spin and wait for each other.  The
 fit's per-order loop and the budget allocation run their factorisations
 inside :func:`small_blas` when the matrices are small.  Without threadpoolctl
 nothing changes.
+
+BLAS's thread count is process-wide, so overlapping users (two fits in two
+threads) share one limit: the first to enter sets it, the last to leave
+restores the original count.  Each restoring its own snapshot instead would
+leave BLAS on one thread for good whenever the exits interleave.
 """
 
 import contextlib
+import threading
 
 __all__ = ["small_blas"]
 
+_lock = threading.Lock()
 _controller = None
+_users = 0
+_limiter = None
 
 
 def _get_controller():
@@ -26,6 +35,23 @@ def _get_controller():
     return _controller
 
 
+@contextlib.contextmanager
+def _one_thread(ctl):
+    global _users, _limiter
+    with _lock:
+        if _users == 0:
+            _limiter = ctl.limit(limits=1, user_api="blas")
+        _users += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _users -= 1
+            if _users == 0:
+                _limiter.restore_original_limits()
+                _limiter = None
+
+
 def small_blas(small):
     """Context manager: BLAS limited to one thread when ``small``, else a no-op.
 
@@ -36,7 +62,8 @@ def small_blas(small):
     """
     if not small:
         return contextlib.nullcontext()
-    ctl = _get_controller()
+    with _lock:
+        ctl = _get_controller()
     if not ctl:
         return contextlib.nullcontext()
-    return ctl.limit(limits=1, user_api="blas")
+    return _one_thread(ctl)

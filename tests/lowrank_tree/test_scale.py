@@ -325,3 +325,26 @@ def test_diagnostics_of_scaled_sequence_give_same_answers(array_lib, dtype, data
             assert tuple(direct_sum_check(array_lib.asarray(scaled(X, e)), side=side)) == \
                 tuple(direct_sum_check(array_lib.asarray(X), side=side))
     assert difference_profile(array_lib.asarray(scaled(A, e))).ranks == [1, 2, 1, 0, 0, 0]
+
+
+# --------------------------------------------------------------------------
+# BLAS threads
+# --------------------------------------------------------------------------
+def test_small_blas_limits_and_restores_even_when_users_overlap():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from lowrank_tree._threads import small_blas
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    a, b = small_blas(True), small_blas(True)
+    a.__enter__()
+    assert all(t == 1 for t in blas_threads())
+    b.__enter__()
+    a.__exit__(None, None, None)  # interleaved exits: the limit stays while b is inside
+    assert all(t == 1 for t in blas_threads())
+    b.__exit__(None, None, None)
+    assert blas_threads() == before
+    with small_blas(False):
+        assert blas_threads() == before
