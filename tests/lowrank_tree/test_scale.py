@@ -348,3 +348,14 @@ def test_small_blas_limits_and_restores_even_when_users_overlap():
     assert blas_threads() == before
     with small_blas(False):
         assert blas_threads() == before
+
+
+@pytest.mark.parametrize("e", [-1000, -530, 0, 530, 1000])
+def test_benchmark_relative_error_is_scale_free(e):
+    # the demo and the CLI report query errors with it
+    from lowrank_tree.benchmark import relative_error
+
+    b = np.random.default_rng(6).standard_normal((8, 5))
+    a = b + 1e-3 * np.random.default_rng(7).standard_normal((8, 5))
+    ref = float(np.linalg.norm(a - b) / np.linalg.norm(b))
+    assert math.isclose(relative_error(np.ldexp(a, e), np.ldexp(b, e)), ref, rel_tol=1e-12)
