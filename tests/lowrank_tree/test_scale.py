@@ -359,3 +359,14 @@ def test_benchmark_relative_error_is_scale_free(e):
     a = b + 1e-3 * np.random.default_rng(7).standard_normal((8, 5))
     ref = float(np.linalg.norm(a - b) / np.linalg.norm(b))
     assert math.isclose(relative_error(np.ldexp(a, e), np.ldexp(b, e)), ref, rel_tol=1e-12)
+
+
+def test_portable_sum_of_squares_is_what_backends_without_a_kernel_use():
+    # CuPy has no sum_of_squares kernel: the array-API version runs there
+    import array_api_strict as xs
+
+    from lowrank_tree._norms import _sum_of_squares
+
+    z = (np.arange(6.0) + 1j).reshape(2, 3)
+    assert _sum_of_squares(xs.asarray(z), xs) == pytest.approx(float(np.vdot(z, z).real))
+    assert _sum_of_squares(xs.asarray(z.real), xs) == pytest.approx(55.0)
