@@ -29,11 +29,6 @@ def to_numpy(x):
 make_rng = _numpy.make_rng
 
 
-def sum_of_squares(x):
-    """NumPy's :func:`~lowrank_tree.backends._numpy.sum_of_squares` on the same memory (no copy)."""
-    return _numpy.sum_of_squares(np.from_dlpack(x))
-
-
 def standard_normal(rng, shape, dtype):
     xp = namespace()
     np_dtype = np.dtype(str(dtype).split(".")[-1]) if not isinstance(dtype, np.dtype) else dtype

@@ -362,7 +362,7 @@ def test_benchmark_relative_error_is_scale_free(e):
 
 
 def test_portable_sum_of_squares_is_what_backends_without_a_kernel_use():
-    # CuPy has no sum_of_squares kernel: the array-API version runs there
+    # CuPy and array_api_strict have no sum_of_squares kernel: the array-API version runs there
     import array_api_strict as xs
 
     from lowrank_tree._norms import _sum_of_squares
