@@ -13,25 +13,31 @@ leave BLAS on one thread for good whenever the exits interleave.
 """
 
 import contextlib
+import sys
 import threading
 
 __all__ = ["small_blas"]
 
 _lock = threading.Lock()
 _controller = None
+_modules_seen = 0
 _users = 0
 _limiter = None
 
 
 def _get_controller():
-    global _controller
-    if _controller is None:
+    # A controller sees the BLAS libraries loaded when it was made (making one
+    # scans them: about a millisecond); make a new one only when modules were
+    # imported since, which is when a new BLAS (SciPy's, say) can have appeared.
+    global _controller, _modules_seen
+    if _controller is None or (_controller and len(sys.modules) != _modules_seen):
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:
             _controller = False
         else:
             _controller = ThreadpoolController()
+            _modules_seen = len(sys.modules)
     return _controller
 
 

@@ -151,6 +151,9 @@ def check_fit_invariant(lib, dtype, e, method, mode):
         assert abs(true - c.errors[k]) <= 1e-3 * true + 1e3 * eps
 
 
+# array_api_strict (NumPy underneath) reports the overflow of the naive sum of
+# squares that the norm then recomputes scaled; NumPy's own path is silent
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 @pytest.mark.parametrize("method", ["exact", "randomized"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @FEW
