@@ -761,7 +761,8 @@ def _allocate_budget(mats, budget, xp, method, opts):
     inv2 = []
     for nm in norms:
         if nm > 0:
-            q = 1.0 / math.ldexp(nm, -e_ref)  # ref / ‖M_k‖
+            ratio = math.ldexp(nm, -e_ref)  # ‖M_k‖ / ref, 0 only when below the float64 range
+            q = 1.0 / ratio if ratio > 0 else math.inf
             inv2.append(q * q)
         else:
             inv2.append(_ldexp_or_inf(1.0, 2 * e_ref))  # absolute error when M_k = 0
@@ -798,8 +799,11 @@ def _allocate_budget(mats, budget, xp, method, opts):
             if sv <= floor:
                 break
             t = _ldexp_or_inf(sv, shift)
+            gain = t * t * w
+            if gain != gain:  # 0 · inf: a direction too small for float64 of an order weighted infinitely
+                gain = math.inf
             # Sort key: gain descending, then earlier order first on ties.
-            gains.append((-(t * t) * w, k, j))
+            gains.append((-gain, k, j))
     gains.sort()
     ranks = [0] * K
     for _, k, _ in gains[:units]:
