@@ -11,7 +11,7 @@ approximate range of ``A`` together with ``B = Q^H A`` (l×n), so that
 * :func:`adaptive_qb` -- the blocked fixed-precision range finder ``randQB_EI``
   of Yu, Gu & Li (2018), Algorithm 2 (with the power scheme): blocks are added
   until the error indicator ``‖A‖_F² − ‖B‖_F²`` (exact in exact arithmetic for
-  orthonormal ``Q``) drops below ``thr²``.  The indicator is a difference of
+  orthonormal ``Q``, kept relative to ``‖A‖_F²``) drops below ``thr²``.  The indicator is a difference of
   two nearly equal numbers once ``thr²`` approaches ``eps·‖A‖_F²``, so the
   final residual ``‖A − QB‖_F`` is computed explicitly once, and the loop goes
   on (from the measured value) when the indicator was too optimistic.
@@ -29,6 +29,7 @@ References
    39(3), 1339-1359, 2018.
 """
 
+from ._norms import fro_norm
 from .backends import get_func
 
 __all__ = ["adaptive_qb", "fixed_rank_qb", "conj_transpose", "fro_norm"]
@@ -38,13 +39,6 @@ def conj_transpose(x, xp):
     """``x^H`` (plain transpose for real dtypes, no copy)."""
     xt = xp.matrix_transpose(x)
     return xp.conj(xt) if xp.isdtype(x.dtype, "complex floating") else xt
-
-
-def fro_norm(x, xp):
-    """Frobenius norm of a 2-D array as a Python float (0.0 for empty arrays)."""
-    if x.shape[0] == 0 or x.shape[1] == 0:
-        return 0.0
-    return float(xp.linalg.matrix_norm(x, ord="fro"))
 
 
 def _orth(Y, xp):
@@ -122,9 +116,9 @@ def adaptive_qb(A, thr, xp, rng, backend, *, block=16, power_iters=2, max_cols=N
 
     Returns
     -------
-    (Q, B, res2) or None
+    (Q, B, res) or None
         ``Q`` (m×l, orthonormal), ``B = Q^H A`` (l×n) and the measured
-        ``res2 = ‖A − Q B‖_F²``, which is ``<= thr²``; ``None`` if the range
+        ``res = ‖A − Q B‖_F``, which is ``<= thr``; ``None`` if the range
         grew past ``max_cols``.
 
     Notes
@@ -135,6 +129,9 @@ def adaptive_qb(A, thr, xp, rng, backend, *, block=16, power_iters=2, max_cols=N
     that the identity holds to working precision.  Subtracting nearly equal
     numbers loses all digits once ``thr²`` is near ``eps·‖A‖_F²``; hence the
     explicit check, after which ``E`` restarts from the measured residual.
+    The indicator is kept relative to ``‖A‖_F²`` (every norm is divided by
+    ``‖A‖_F`` before it is squared), so that it neither under- nor overflows
+    whatever the scale of ``A``.
     """
     m, n = A.shape
     dtype = A.dtype
@@ -142,12 +139,13 @@ def adaptive_qb(A, thr, xp, rng, backend, *, block=16, power_iters=2, max_cols=N
         max_cols = min(m, n) // 2
     if norm_a is None:
         norm_a = fro_norm(A, xp)
-    thr2 = float(thr) ** 2
     Q = xp.zeros((m, 0), dtype=dtype)
     B = xp.zeros((0, n), dtype=dtype)
-    E = norm_a ** 2
-    if E <= thr2:
-        return Q, B, E
+    if norm_a <= thr:
+        return Q, B, norm_a
+    # relative indicator E / ‖A‖² and threshold (thr / ‖A‖)²: scale-free
+    thr2 = (float(thr) / norm_a) ** 2
+    E = 1.0
     AH = conj_transpose(A, xp)
     while True:
         l = Q.shape[1]
@@ -167,9 +165,9 @@ def adaptive_qb(A, thr, xp, rng, backend, *, block=16, power_iters=2, max_cols=N
         Bi = conj_transpose(Qi, xp) @ A
         Q = xp.concat([Q, Qi], axis=1)
         B = xp.concat([B, Bi], axis=0)
-        E = E - fro_norm(Bi, xp) ** 2
+        E = E - (fro_norm(Bi, xp) / norm_a) ** 2
         if E <= thr2:
-            res2 = fro_norm(A - Q @ B, xp) ** 2
-            if res2 <= thr2:
-                return Q, B, res2
-            E = res2  # the indicator lied (cancellation); go on from the truth
+            res = fro_norm(A - Q @ B, xp)
+            if res <= thr:
+                return Q, B, res
+            E = (res / norm_a) ** 2  # the indicator lied (cancellation); go on from the truth

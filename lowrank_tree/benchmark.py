@@ -32,6 +32,8 @@ import time
 
 import numpy as np
 
+from ._norms import fro_norm
+from .backends import namespace_for
 from .tree import LowRankSegmentTree
 
 __all__ = ["loop_query", "machine_info", "median_time", "query_benchmark", "relative_error", "worst_order",
@@ -108,9 +110,11 @@ def loop_query(base, factors, k, X):
 
 
 def relative_error(a, b):
-    """``‖a − b‖_F / ‖b‖_F`` (absolute when ``b`` is zero)."""
-    nb = np.linalg.norm(b)
-    return float(np.linalg.norm(a - b) / (nb if nb else 1.0))
+    """``‖a − b‖_F / ‖b‖_F`` (absolute when ``b`` is zero), scale-safe (see :func:`~lowrank_tree._norms.fro_norm`)."""
+    xp = namespace_for("numpy")
+    a, b = np.asarray(a), np.asarray(b)
+    nb = fro_norm(b, xp)
+    return fro_norm(a - b, xp) / (nb if nb else 1.0)
 
 
 def query_benchmark(n=1024, b=64, r=4, K=64, m=None, seed=0, repeat=7, per_order_limit=2**31,

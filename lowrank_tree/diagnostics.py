@@ -16,6 +16,7 @@ import dataclasses
 import math
 from collections import namedtuple
 
+from ._norms import comfortable, max_abs, pow2_exponent, scale_pow2
 from ._validation import (
     as_array,
     check_finite,
@@ -269,8 +270,7 @@ def difference_profile(mats, tol=None, max_order=None):
     max_order = L - 1 if max_order is None else check_int(max_order, "max_order", 0, L - 1)
     to_host = get_func("to_numpy", backend_name(xp))
 
-    s0 = xp.linalg.svdvals(X)
-    scale = float(xp.max(s0[:, 0]))
+    X, s0, scale, e = _unit_scale(X, xp)
     thresholds = [tol * 2.0**k * scale for k in range(max_order + 1)]
     table = [_count(s0, thresholds[0], xp, to_host)]
     D, D1 = X, None
@@ -294,8 +294,8 @@ def difference_profile(mats, tol=None, max_order=None):
         ranks=[max(row) for row in table],
         rank_table=table,
         tol=tol,
-        thresholds=thresholds,
-        scale=scale,
+        thresholds=[_ldexp(t, e) for t in thresholds],
+        scale=_ldexp(scale, e),
         shape=(L, m, n),
         column_direct_sum=checks["column"],
         row_direct_sum=checks["row"],
@@ -371,14 +371,42 @@ def direct_sum_check(mats, side="column", tol=None):
     if tol is None:
         tol = default_tol(xp, X.dtype, (m, n))
     to_host = get_func("to_numpy", backend_name(xp))
-    s = xp.linalg.svdvals(X)
-    thr = tol * float(xp.max(s[:, 0]))
+    X, s, scale, _ = _unit_scale(X, xp)
+    thr = tol * scale
     return _direct_sum(X, _count(s, thr, xp, to_host), thr, side, xp)
 
 
 # --------------------------------------------------------------------------
 # internals
 # --------------------------------------------------------------------------
+def _unit_scale(X, xp):
+    """``(X', s', scale', e)``: the stack, its singular values and ``max σ``, with ``X = 2**e X'``.
+
+    ``e = 0`` (nothing done) unless the largest singular value is outside the
+    range where differences, sums of squares and thresholds are safe: then
+    the stack is scaled by a power of two (exact), so that every rank
+    decision is the one made at unit scale, and differences of data near
+    the top of the range do not overflow.
+    """
+    _, m, n = X.shape
+    s = xp.linalg.svdvals(X)
+    scale = float(xp.max(s[:, 0]))
+    if comfortable(scale, xp, X.dtype, 4 * m * n):  # 4: headroom for the differences
+        return X, s, scale, 0
+    big = scale if 0.0 < scale < math.inf else max_abs(X, xp)
+    e = pow2_exponent(big)
+    X = scale_pow2(X, -e, xp)
+    s = xp.linalg.svdvals(X)
+    return X, s, float(xp.max(s[:, 0])), e
+
+
+def _ldexp(x, e):
+    try:
+        return math.ldexp(x, e)
+    except OverflowError:
+        return math.inf
+
+
 def _count(s, thr, xp, to_host):
     """Per-matrix count of singular values ``> thr`` (``s`` of shape (p, min(m, n)))."""
     counts = xp.sum(xp.astype(s > thr, xp.int64), axis=-1)

@@ -6,6 +6,7 @@ and ``V`` (n×r).  Note the plain transpose: for complex data this is *not*
 """
 
 from .backends import backend_name
+from ._norms import largest_term
 from ._ownership import exposed, take
 from ._validation import (
     as_array,
@@ -17,6 +18,7 @@ from ._validation import (
     nbytes,
     resolve_namespace,
 )
+from .backends import backend_name
 
 __all__ = ["LowRank", "correction_factors", "recompress"]
 
@@ -25,7 +27,12 @@ def recompress(U, V, xp, tol=None, max_rank=None):
     """Best low-rank factors of ``U @ V.T`` up to a relative tolerance.
 
     QR of the left factor and of the right factor, then an SVD of the small
-    core ``R_U R_V^T``; singular values ``<= tol * sigma_max`` are dropped.
+    core ``R_U R_V^T``; singular values ``<= tol * max(sigma_max, t_max)``
+    are dropped, where ``t_max = max_j ‖U[:, j]‖ ‖V[:, j]‖`` is the size of
+    the largest rank-one term.  Rounding while the terms are summed is of
+    order ``eps * t_max``, so when terms cancel (``A + (-A)``) what is left
+    is noise at that level and is dropped, whereas a threshold relative to
+    the (noise-sized) ``sigma_max`` of the sum would keep it.
     Cost ``O((m + n) r^2 + r^3)``, never forming the m×n product.
 
     Parameters
@@ -58,7 +65,8 @@ def recompress(U, V, xp, tol=None, max_rank=None):
     Qu, Ru = xp.linalg.qr(U)
     Qv, Rv = xp.linalg.qr(V)
     P, s, Wh = xp.linalg.svd(Ru @ xp.matrix_transpose(Rv), full_matrices=False)
-    k = _kept_rank(s, tol, max_rank, xp)
+    # ‖R_U[:, j]‖ = ‖U[:, j]‖ (orthonormal Q_U): the term sizes from the small factors
+    k = _kept_rank(s, tol, max_rank, xp, scale=largest_term(Ru, Rv, xp))
     # U V^T = Qu P diag(s) Wh Qv^T, so the new right factor is Qv Wh^T (no conjugate).
     U_new = Qu @ (P[:, :k] * xp.astype(s[:k], U.dtype))
     V_new = Qv @ xp.matrix_transpose(Wh[:k, :])
@@ -122,10 +130,10 @@ def correction_factors(delta, xp, name, shape, allow_dense=False):
     return U, V
 
 
-def _kept_rank(s, tol, cap, xp):
-    """How many of the descending singular values ``s`` exceed ``tol * s[0]``, at most ``cap``."""
+def _kept_rank(s, tol, cap, xp, scale=0.0):
+    """How many of the descending ``s`` exceed ``tol * max(s[0], scale)``, at most ``cap``."""
     smax = float(s[0]) if s.shape[0] else 0.0
-    k = count_above(s, tol * smax, xp) if smax > 0 else 0
+    k = count_above(s, tol * max(smax, scale), xp) if smax > 0 else 0
     return k if cap is None else min(k, cap)
 
 
@@ -316,8 +324,9 @@ class LowRank:
         Parameters
         ----------
         tol : float, optional
-            Drop singular values ``<= tol * sigma_max``; default
-            ``max(m, n) * eps`` (lossless).
+            Drop singular values ``<= tol * max(sigma_max, t_max)``, with
+            ``t_max`` the largest ``‖U[:, j]‖ ‖V[:, j]‖`` (see
+            :func:`recompress`); default ``max(m, n) * eps`` (lossless).
         max_rank : int, optional
             Upper bound on the rank of the result.
 

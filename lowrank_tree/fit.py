@@ -10,9 +10,13 @@ All array code is written against an array-API namespace ``xp``; NumPy, CuPy
 and array_api_strict inputs run through the same lines.
 """
 
+import math
 import numbers
+import warnings
 
-from ._randomized import adaptive_qb, fixed_rank_qb, fro_norm
+from ._norms import comfortable, fro_norm, max_abs, pow2_exponent, scale_pow2, tail_rank
+from ._randomized import adaptive_qb, fixed_rank_qb
+from ._threads import small_blas
 from ._validation import (
     as_array,
     check_finite,
@@ -27,13 +31,21 @@ from .backends import backend_name, get_func, is_array
 from ._ownership import adopting, exposed, take
 from .factor import LowRank, correction_factors
 
-__all__ = ["Cascade", "cascade_fit"]
+__all__ = ["Cascade", "PrecisionFloorWarning", "cascade_fit"]
 
 _METHODS = ("auto", "exact", "randomized")
 #: ``method="auto"`` uses the full SVD up to this ``min(m, n)``.
 AUTO_EXACT_MAX = 512
 #: Extra rank steps tried when rounding makes a tolerance-chosen rank miss.
 _MAX_GROW = 4
+#: Orders with ``min(m, n)`` up to this run their SVDs and QRs with one BLAS
+#: thread (when threadpoolctl is installed): small LAPACK calls gain nothing
+#: from threads and lose badly when the cores are busy.
+SMALL_BLAS_MAX = 512
+
+
+class PrecisionFloorWarning(UserWarning):
+    """A requested ``tol`` was below what the working precision can resolve and was raised."""
 
 
 # --------------------------------------------------------------------------
@@ -332,7 +344,9 @@ def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=Non
         Relative Frobenius tolerance per order, in ``[0, 1)``: ``r_k`` is the
         smallest rank with ``‖Ŵ_k − M_k‖_F <= tol·‖M_k‖_F`` (absolute
         ``<= tol`` when ``M_k = 0``).  Tolerances below the lossless level
-        ``ε = max(m, n, 32)·eps`` of the working dtype are raised to it.  Works in both
+        ``ε = max(m, n, 32)·eps`` of the working dtype are raised to it, with a
+        :class:`PrecisionFloorWarning` (``tol=0`` asks for that level and
+        does not warn).  Works in both
         methods: the randomized path uses an adaptive range finder with a
         verified a-posteriori error.
     budget : int, optional
@@ -400,6 +414,17 @@ def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=Non
     Singular values are exact (``svdvals``) unless the randomized method is in
     use and the rank count is small, in which case a randomized sketch of
     that many top singular values is used.
+
+    *Scale.* Ranks and relative errors do not depend on the scale of the
+    data: a fit of ``s * mats`` matches the fit of ``mats`` for every ``s``
+    that keeps the entries finite and normal.  Norms are computed as BLAS
+    ``nrm2`` reasons (naive first, rescaled when that under/overflows), no
+    threshold is squared unscaled, and an order whose norms leave the safe
+    range is fitted on ``2**-e`` times its data (exact) and scaled back.
+
+    *Threads.* For ``min(m, n) <= 512`` each order's factorisations run with
+    one BLAS thread when threadpoolctl is installed (small LAPACK calls are
+    much slower with several threads on busy cores).
 
     *Cost.* Exact: one m×n SVD per order.  Randomized, fixed rank ``r``:
     ``O(mn(r + p)(2q + 2))`` for oversampling ``p`` and ``q`` power
@@ -569,6 +594,7 @@ def _run(stream, xp, K, ranks, tol, method, opts, backend=None):
     sketch = _Sketcher(xp, opts["seed"])
     base = W = None
     corrections, errors = [], [0.0]
+    used_tol = 0.0  # largest relative tolerance actually applied where tol was raised
     k = 0
     while True:
         try:
@@ -598,7 +624,9 @@ def _run(stream, xp, K, ranks, tol, method, opts, backend=None):
             dt = xp.result_type(W.dtype, M.dtype)
             M = xp.astype(M, dt, copy=False)
             W = xp.astype(W, dt, copy=False)
-            delta, W, err = _fit_order(M, W, r_req, tol, used, sketch, opts, xp)
+            with small_blas(bound <= SMALL_BLAS_MAX):
+                delta, W, err, raised = _fit_order(M, W, r_req, tol, used, sketch, opts, xp)
+            used_tol = max(used_tol, raised)
             corrections.append(delta)
             errors.append(err)
         del M  # do not hold M_k while the iterator produces M_{k+1}
@@ -607,6 +635,11 @@ def _run(stream, xp, K, ranks, tol, method, opts, backend=None):
         raise ValueError(f"ranks must have length K = {k - 1} (one rank per correction), "
                          f"got {len(ranks)}")
     dtype = W.dtype
+    if used_tol > 0.0:
+        warnings.warn(f"tol={tol:.3g} is below the lossless level of {dtype} for these "
+                      f"matrices; the fit used a relative tolerance of up to {used_tol:.3g} "
+                      f"instead (rounding noise of the working precision cannot be fitted)",
+                      PrecisionFloorWarning, stacklevel=3)
     base = xp.astype(base, dtype, copy=False)
     corrections = [LowRank._from_factors(xp.astype(c._U, dtype, copy=False),
                                          xp.astype(c._V, dtype, copy=False), xp)
@@ -614,21 +647,32 @@ def _run(stream, xp, K, ranks, tol, method, opts, backend=None):
     return Cascade._from_parts(base, corrections, errors, used, xp, backend)
 
 
-def _fit_order(M, W, r_req, tol, method, sketch, opts, xp):
-    """One cascade step: ``(Δ_k, Ŵ_k, errors[k])`` from ``M_k`` and ``Ŵ_{k−1}``."""
+def _fit_order(M, W, r_req, tol, method, sketch, opts, xp, rescaled=False):
+    """One cascade step: ``(Δ_k, Ŵ_k, errors[k], raised)`` from ``M_k`` and ``Ŵ_{k−1}``.
+
+    ``raised`` is the relative tolerance actually used when a positive
+    ``tol`` was below the lossless floor, else 0.
+    """
     m, n = M.shape
     dt = M.dtype
-    R = M - W
     norm_m = fro_norm(M, xp)
+    norm_w = fro_norm(W, xp)
+    if not rescaled and not comfortable(max(norm_m, norm_w), xp, dt, m * n):
+        return _fit_order_rescaled(M, W, r_req, tol, method, sketch, opts, xp, norm_m, norm_w)
+    R = M - W
     norm_r = fro_norm(R, xp)
     # Below this, singular values / tails are rounding noise of the subtraction
     # (relative to M_k, not to R_k: a noise-only R_k must give rank 0).
-    floor = _lossless(xp, dt, (m, n)) * max(norm_m, norm_r, fro_norm(W, xp))
+    floor = _lossless(xp, dt, (m, n)) * max(norm_m, norm_r, norm_w)
+    raised = 0.0
     if r_req is not None:
         thr = floor
     else:
         want = tol if tol is not None else 0.0
-        thr = max(want * (norm_m if norm_m > 0 else 1.0), floor)
+        ref = norm_m if norm_m > 0 else 1.0
+        thr = max(want * ref, floor)
+        if want > 0 and want * ref < floor:
+            raised = floor / ref
 
     if min(m, n) == 0 or norm_r == 0.0 or r_req == 0 or (r_req is None and norm_r <= thr):
         cand = None
@@ -641,14 +685,14 @@ def _fit_order(M, W, r_req, tol, method, sketch, opts, xp):
 
     if cand is None:
         delta = LowRank._from_factors(xp.zeros((m, 0), dtype=dt), xp.zeros((n, 0), dtype=dt), xp)
-        return delta, W, _rel(norm_r, norm_m)
+        return delta, W, _rel(norm_r, norm_m), raised
 
-    Q, P, s, Wh, res2 = cand
+    Q, P, s, Wh, res = cand
     L = s.shape[0]
     if r_req is not None:
         r = min(r_req, count_above(s, floor, xp))
     else:
-        r = _tol_rank(s, res2, thr, xp)
+        r = tail_rank(s, res, thr, xp)
     grow = 0
     while True:
         delta = _factors(Q, P, s, Wh, r, xp)
@@ -660,7 +704,28 @@ def _fit_order(M, W, r_req, tol, method, sketch, opts, xp):
             break
         r = r + 1 if grow < _MAX_GROW - 1 else L
         grow += 1
-    return delta, W_new, _rel(err, norm_m)
+    return delta, W_new, _rel(err, norm_m), raised
+
+
+def _fit_order_rescaled(M, W, r_req, tol, method, sketch, opts, xp, norm_m, norm_w):
+    """:func:`_fit_order` on ``2**-e M`` and ``2**-e W`` with ``2**e`` near their scale.
+
+    Taken only when the norms leave the range where naive sums of squares and
+    sketch products are safe (far below 1 or above ``sqrt(max)``): the scaled
+    step is the unit-scale step bit for bit (power-of-two scaling is exact),
+    so ranks and relative errors do not depend on the scale of the data.
+    Costs two extra passes over ``M`` and ``W`` and one over the result.
+    """
+    big = max(norm_m, norm_w)
+    if not big < float("inf"):  # the norm itself is beyond float64: use max |entry|
+        big = max(max_abs(M, xp), max_abs(W, xp))
+    e = pow2_exponent(big)
+    delta, W_new, err, raised = _fit_order(scale_pow2(M, -e, xp), scale_pow2(W, -e, xp), r_req, tol,
+                                           method, sketch, opts, xp, rescaled=True)
+    if delta.rank == 0:
+        return delta, W, err, raised
+    delta = LowRank._from_factors(scale_pow2(delta.U, e, xp), delta.V, xp)
+    return delta, scale_pow2(W_new, e, xp), err, raised
 
 
 def _lossless(xp, dtype, shape):
@@ -671,13 +736,6 @@ def _lossless(xp, dtype, shape):
 
 def _rel(err, norm_m):
     return err / norm_m if norm_m > 0 else err
-
-
-def _tol_rank(s, res2, thr, xp):
-    """Smallest r with ``res2 + Σ_{i>=r} s_i² <= thr²`` (tails summed small-first)."""
-    s64 = xp.astype(s, xp.float64)
-    tail = xp.flip(xp.cumulative_sum(xp.flip(s64 * s64))) + res2
-    return int(xp.sum(xp.astype(tail > thr * thr, xp.int32)))
 
 
 def _factors(Q, P, s, Wh, r, xp):
@@ -691,7 +749,7 @@ def _factors(Q, P, s, Wh, r, xp):
 
 def _exact(R, xp):
     P, s, Wh = xp.linalg.svd(R, full_matrices=False)
-    return None, P, s, Wh, 0.0
+    return None, P, s, Wh, 0.0  # the last item: residual norm not covered by s
 
 
 def _randomized_fixed(R, r, xp, sketch, opts):
@@ -709,11 +767,11 @@ def _randomized_tol(R, thr, norm_r, xp, sketch, opts):
                      power_iters=opts["power_iters"], norm_a=norm_r)
     if qb is None:
         return _exact(R, xp)
-    Q, B, res2 = qb
+    Q, B, res = qb
     if Q.shape[1] == 0:
         return None
     P, s, Wh = xp.linalg.svd(B, full_matrices=False)
-    return Q, P, s, Wh, res2
+    return Q, P, s, Wh, res
 
 
 # --------------------------------------------------------------------------
@@ -730,34 +788,67 @@ def _allocate_budget(mats, budget, xp, method, opts):
         "exact" if min(m, n) <= AUTO_EXACT_MAX else "randomized")
     sketch = _Sketcher(xp, opts["seed"])
     to_host = get_func("to_numpy", sketch.backend)
+    # Gains σ² w are compared with each other only, so they are formed
+    # relative to ref = 2**e_ref, the scale of the largest ‖M_k‖: no square
+    # of a raw norm or singular value (they under/overflow at extreme scales).
+    norms = [fro_norm(M, xp) for M in mats[1:]]
+    top = max(norms)
+    e_ref = pow2_exponent(top) if 0.0 < top < float("inf") else 0
     inv2 = []
-    for M in mats[1:]:
-        nm = fro_norm(M, xp)
-        inv2.append(1.0 / nm ** 2 if nm > 0 else 1.0)  # absolute error when M_k = 0
-    weights = [sum(inv2[k:]) for k in range(K)]  # w_k = Σ_{i>=k} 1/‖M_i‖²
+    for nm in norms:
+        if nm > 0:
+            ratio = math.ldexp(nm, -e_ref)  # ‖M_k‖ / ref, 0 only when below the float64 range
+            q = 1.0 / ratio if ratio > 0 else math.inf
+            inv2.append(q * q)
+        else:
+            inv2.append(_ldexp_or_inf(1.0, 2 * e_ref))  # absolute error when M_k = 0
+    weights = [sum(inv2[k:]) for k in range(K)]  # w_k = ref² Σ_{i>=k} 1/‖M_i‖²
     gains = []
     for k in range(1, K + 1):
         dt = xp.result_type(mats[k].dtype, mats[k - 1].dtype)
-        D = xp.astype(mats[k], dt, copy=False) - xp.astype(mats[k - 1], dt, copy=False)
+        Mk, Mp = xp.astype(mats[k], dt, copy=False), xp.astype(mats[k - 1], dt, copy=False)
+        D = Mk - Mp
         norm_d = fro_norm(D, xp)
+        e = 0
+        if not comfortable(max(norms[k - 1], norm_d), xp, dt, m * n):
+            # rare: work on 2**-e (M_k, M_{k-1}), exactly as at unit scale
+            big = max(norms[k - 1], norm_d)
+            if not big < float("inf"):
+                big = max(max_abs(Mk, xp), max_abs(Mp, xp))
+            e = pow2_exponent(big)
+            D = scale_pow2(Mk, -e, xp) - scale_pow2(Mp, -e, xp)
+            norm_d = fro_norm(D, xp)
         if norm_d == 0.0:
             continue
         take = min(units, min(m, n))
-        if used == "randomized" and take + opts["oversample"] <= min(m, n) // 2:
-            Q, B = fixed_rank_qb(D, take, xp, sketch.rng, sketch.backend,
-                                 oversample=opts["oversample"], power_iters=opts["power_iters"])
-            s = xp.linalg.svdvals(B)
-        else:
-            s = xp.linalg.svdvals(D)
-        floor = _lossless(xp, dt, (m, n)) * max(fro_norm(mats[k], xp), norm_d)
+        with small_blas(min(m, n) <= SMALL_BLAS_MAX):
+            if used == "randomized" and take + opts["oversample"] <= min(m, n) // 2:
+                _, B = fixed_rank_qb(D, take, xp, sketch.rng, sketch.backend,
+                                     oversample=opts["oversample"], power_iters=opts["power_iters"])
+                s = xp.linalg.svdvals(B)
+            else:
+                s = xp.linalg.svdvals(D)
+        floor = _lossless(xp, dt, (m, n)) * max(math.ldexp(norms[k - 1], -e), norm_d)
         w = weights[k - 1]
+        shift = e - e_ref  # σ_true / ref = σ · 2**shift
         for j, sv in enumerate(to_host(s[:take]).tolist()):
             if sv <= floor:
                 break
+            t = _ldexp_or_inf(sv, shift)
+            gain = t * t * w
+            if gain != gain:  # 0 · inf: a direction too small for float64 of an order weighted infinitely
+                gain = math.inf
             # Sort key: gain descending, then earlier order first on ties.
-            gains.append((-(sv * sv) * w, k, j))
+            gains.append((-gain, k, j))
     gains.sort()
     ranks = [0] * K
     for _, k, _ in gains[:units]:
         ranks[k - 1] += 1
     return ranks
+
+
+def _ldexp_or_inf(x, e):
+    try:
+        return math.ldexp(x, e)
+    except OverflowError:
+        return float("inf")

@@ -571,7 +571,12 @@ def _npy_header(path, fp, key, np):
             shape, fortran, dtype = fmt.read_array_header_2_0(fp)
         else:
             raise ValueError(f".npy format version {version[0]}.{version[1]} is not read here")
-    except _READ_ERRORS as exc:
+    except Exception as exc:  # noqa: BLE001
+        # NumPy parses the header text with tokenize and ast.literal_eval: a damaged
+        # header can raise tokenize.TokenError, RecursionError, TypeError, ... as well
+        # as ValueError.  Whatever it raises, the entry is not a valid .npy array.
+        if isinstance(exc, MemoryError):
+            raise
         raise ValueError(f"{path}: corrupted entry {key!r}: not a valid .npy array "
                          f"({type(exc).__name__}: {exc})") from None
     if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:

@@ -82,8 +82,11 @@ class LowRankSegmentTree:
         (m, n) array (factorised losslessly).  ``r`` may be 0.
     tol : float, optional
         Relative tolerance of the recompression of internal nodes (singular
-        values ``<= tol * sigma_max`` of a node are dropped).  Default
-        ``max(m, n) * eps``: lossless up to rounding.
+        values ``<= tol * max(sigma_max, t_max)`` of a node are dropped, with
+        ``t_max`` the size of the children's largest rank-one term, so that
+        children that cancel leave a rank-0 node, not rounding noise; see
+        :func:`~lowrank_tree.factor.recompress`).  Default ``max(m, n) * eps``:
+        lossless up to rounding.
     backend : {'numpy', 'numba', 'cupy', 'array_api_strict'}, optional
         Array library; by default the library of the inputs.  ``'numba'``
         keeps NumPy arrays and runs the build, the re-merges of update and

@@ -22,7 +22,15 @@ import threading
 import numpy as np
 
 from . import _numpy
-from ._numpy import asarray, linear_operator, make_rng, read_only, standard_normal, to_numpy  # noqa: F401
+from ._numpy import (  # noqa: F401
+    asarray,
+    linear_operator,
+    make_rng,
+    read_only,
+    standard_normal,
+    sum_of_squares,
+    to_numpy,
+)
 
 #: Held around every parallel kernel call.  Threads may call the kernels at
 #: once (queries beside an update), but Numba's fallback "workqueue" threading
@@ -59,28 +67,13 @@ def _kernels():
     return _numba_kernels
 
 
-class _one_blas_thread:
-    """Limit BLAS/LAPACK to one thread while a parallel kernel runs (no-op without threadpoolctl)."""
+def _one_blas_thread():
+    """BLAS/LAPACK on one thread while a kernel runs (shared, reference-counted limit)."""
+    import scipy.linalg  # noqa: F401  (Numba's LAPACK is SciPy's: load it before threadpoolctl looks)
 
-    _controller = None
+    from .._threads import small_blas
 
-    def __enter__(self):
-        cls = type(self)
-        if cls._controller is None:
-            try:
-                from threadpoolctl import ThreadpoolController
-            except ImportError:  # pragma: no cover - threadpoolctl ships with the numba extra
-                cls._controller = False
-            else:
-                import scipy.linalg  # noqa: F401  (Numba's LAPACK is SciPy's: load it before looking)
-                cls._controller = ThreadpoolController()
-        self._limit = cls._controller.limit(limits=1, user_api="blas") if cls._controller else None
-        return self
-
-    def __exit__(self, *exc):
-        if self._limit is not None:
-            self._limit.restore_original_limits()
-        return False
+    return small_blas(True)
 
 
 def merge_pairs(pairs, tol, xp=None):
@@ -140,7 +133,12 @@ def merge_pairs_kernel(pairs, tol):
     out = []
     for p, (ua, va, _, ub, vb, _) in enumerate(pairs):
         k = int(rout[p])
-        if dense[p]:
+        if k < 0:
+            # the kernel met an overflow: the portable path raises (or not) as NumPy does
+            from ..tree import recompress_pairs
+
+            out.extend(recompress_pairs([pairs[p]], tol, _numpy.namespace()))
+        elif dense[p]:
             out.append((None, None, ua @ va.T + ub @ vb.T, k))
         else:
             # copies, so that a node does not keep the whole padded batch alive

@@ -14,6 +14,41 @@ from numba import njit, prange
 # Building and re-merging nodes
 # ----------------------------------------------------------------------------
 @njit(cache=True)
+def _nrm2(x):
+    """2-norm of a 1-D array without under/overflow (as BLAS ``nrm2``).
+
+    The naive sum of squares is kept when it is a normal, finite number well
+    above the underflow level; otherwise the column is scaled by its largest
+    entry first.  Finite input gives a finite result unless the norm itself
+    exceeds the dtype's range.
+    """
+    ss = 0.0
+    for i in range(x.shape[0]):
+        ss += (x[i] * np.conj(x[i])).real
+    fi = np.finfo(x.dtype)
+    if ss < np.inf and ss >= x.shape[0] * fi.tiny / fi.eps:
+        return np.sqrt(ss)
+    amax = 0.0
+    for i in range(x.shape[0]):
+        amax = max(amax, abs(x[i]))
+    if amax == 0.0 or not amax < np.inf:
+        return amax
+    ss = 0.0
+    for i in range(x.shape[0]):
+        y = x[i] / amax
+        ss += (y * np.conj(y)).real
+    return amax * np.sqrt(ss)
+
+
+@njit(cache=True)
+def _all_finite(A):
+    for v in A.ravel():
+        if not np.isfinite(v):
+            return False
+    return True
+
+
+@njit(cache=True)
 def _upper_cholesky(G):
     """Upper ``R`` with ``G = Rᴴ R``; ``ok`` is False when a pivot is not safely positive."""
     w = G.shape[0]
@@ -66,21 +101,43 @@ def _qr(B):
     """
     m, w = B.shape
     if w <= m:
-        Bh = np.ascontiguousarray(np.conj(B.T))
-        R1, ok = _upper_cholesky(Bh @ B)
-        if ok:
-            Q1 = B @ _upper_inverse(R1)
-            R2, ok = _upper_cholesky(np.ascontiguousarray(np.conj(Q1.T)) @ Q1)
+        # Unit columns first (B = Bs diag(d)): the Gram matrix of B itself
+        # under/overflows once entries leave ~[1e-154, 1e154] (float32:
+        # [1e-19, 1e19]), and equilibration also helps CholeskyQR's accuracy.
+        d = np.empty(w, dtype=B.real.dtype)
+        Bs = np.empty_like(B)
+        usable = True
+        for j in range(w):
+            d[j] = _nrm2(B[:, j])
+            if not (d[j] > 0 and d[j] < np.inf):
+                usable = False  # a zero column: rank deficient, Householder's job
+                break
+            Bs[:, j] = B[:, j] / d[j]
+        if usable:
+            Bh = np.ascontiguousarray(np.conj(Bs.T))
+            R1, ok = _upper_cholesky(Bh @ Bs)
             if ok:
-                Q = Q1 @ _upper_inverse(R2)
-                E = np.ascontiguousarray(np.conj(Q.T)) @ Q
-                err = 0.0
-                for i in range(w):
-                    E[i, i] -= 1.0
-                    for j in range(w):
-                        err = max(err, abs(E[i, j]))
-                if err <= 64.0 * w * np.finfo(B.dtype).eps:
-                    return Q, R2 @ R1
+                Q1 = Bs @ _upper_inverse(R1)
+                R2, ok = _upper_cholesky(np.ascontiguousarray(np.conj(Q1.T)) @ Q1)
+                if ok:
+                    Q = Q1 @ _upper_inverse(R2)
+                    E = np.ascontiguousarray(np.conj(Q.T)) @ Q
+                    err = 0.0
+                    for i in range(w):
+                        E[i, i] -= 1.0
+                        for j in range(w):
+                            err = max(err, abs(E[i, j]))
+                    if err <= 64.0 * w * np.finfo(B.dtype).eps:
+                        R = R2 @ R1
+                        for j in range(w):
+                            R[:, j] *= d[j]
+                        return Q, R
+    if not _all_finite(B):
+        # only an overflow upstream gets here: NaN in R reaches the caller's
+        # check instead of an exception inside a parallel region
+        k = min(m, w)
+        return np.zeros((m, k), dtype=B.dtype), np.full((k, w), np.nan, dtype=B.dtype)
+    # Householder QR (LAPACK geqrf) scales its reflectors itself
     Q, R = np.linalg.qr(np.ascontiguousarray(B))
     return np.ascontiguousarray(Q), np.ascontiguousarray(R)  # one array layout for both branches
 
@@ -101,7 +158,7 @@ def _stacked_basis(A, B, a_orth):
         QA = np.empty_like(A)
         RA = np.zeros((ra, ra), dtype=A.dtype)
         for j in range(ra):
-            nrm = np.sqrt(np.sum((A[:, j] * np.conj(A[:, j])).real))
+            nrm = _nrm2(A[:, j])  # a plain sum of squares under/overflows at extreme scales
             RA[j, j] = nrm
             if nrm > 0:
                 QA[:, j] = A[:, j] / nrm
@@ -139,6 +196,14 @@ def _merge_pairs(UA, VA, ra, oa, UB, VB, rb, ob, tol, Uout, Vout, rout, dense):
     When the kept rank makes factors cost more than the dense matrix,
     ``dense[p]`` is set and the factors are not formed: the caller adds the
     children densely (one GEMM each).
+
+    Singular values ``<= tol · max(s_0, max_j ‖u_j‖ ‖v_j‖)`` are dropped (the
+    columns ``j`` of both children's factors), as in
+    :func:`lowrank_tree.factor.recompress`: relative to the size of the
+    terms, so that children that cancel leave rank 0, not rounding noise.
+    A pair whose core is not finite (an overflow: the sum is beyond the
+    dtype's range) gets ``rout[p] = -1`` and no exception: an exception
+    cannot leave a parallel region cleanly.
     """
     P = UA.shape[0]
     m, n = UA.shape[1], VA.shape[1]
@@ -153,10 +218,18 @@ def _merge_pairs(UA, VA, ra, oa, UB, VB, rb, ob, tol, Uout, Vout, rout, dense):
         Qu, Ru = _stacked_basis(np.ascontiguousarray(a_u), np.ascontiguousarray(b_u), a_orth)
         Qv, Rv = _stacked_basis(np.ascontiguousarray(a_v), np.ascontiguousarray(b_v), a_orth)
         core = Ru @ np.ascontiguousarray(Rv.T)
+        if not _all_finite(core):
+            rout[p] = -1
+            dense[p] = False
+            continue
+        # ‖R[:, j]‖ = ‖[A B][:, j]‖ (orthonormal Q): the size of term j
+        terms = 0.0
+        for j in range(Ru.shape[1]):
+            terms = max(terms, _nrm2(Ru[:, j]) * _nrm2(Rv[:, j]))
         P_, s, Wh = np.linalg.svd(core, full_matrices=False)
         k = 0
         if s.shape[0] > 0 and s[0] > 0:
-            thr = tol * s[0]
+            thr = tol * max(s[0], terms)
             while k < s.shape[0] and s[k] > thr:
                 k += 1
         k = min(k, Uout.shape[2])  # a guard only: a rank above min(m, n) / 2 is stored dense

@@ -45,6 +45,19 @@ def standard_normal(rng, shape, dtype):
     return rng.standard_normal(shape, dtype=dtype)
 
 
+def sum_of_squares(x):
+    """``Σ |x_i|²`` over all entries, as a Python float, in ``x``'s precision.
+
+    One BLAS dot product (no temporary for contiguous input).  Under- and
+    overflow are not reported: the caller (``lowrank_tree._norms.fro_norm``)
+    checks the result and recomputes with scaling when it cannot be trusted.
+    """
+    v = np.ravel(x)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        ss = np.vdot(v, v)
+    return float(ss.real)
+
+
 def linear_operator(shape, dtype, matvec, rmatvec, matmat):
     """A :class:`scipy.sparse.linalg.LinearOperator`."""
     from scipy.sparse.linalg import LinearOperator
