@@ -10,6 +10,7 @@ from ._validation import (
     as_array,
     check_finite,
     check_int,
+    check_scalar,
     check_tol,
     count_above,
     default_tol,
@@ -166,6 +167,9 @@ class LowRank:
     """
 
     __array_priority__ = 1000  # make ndarray @ LowRank defer to __rmatmul__
+    # NumPy arrays and scalars (np.int64(2) * A) return NotImplemented instead of
+    # broadcasting over the object, so Python calls __rmul__ / __rmatmul__.
+    __array_ufunc__ = None
 
     def __init__(self, U, V, *, backend=None):
         xp = resolve_namespace(U, V, names=("U", "V"), backend=backend)
@@ -323,6 +327,7 @@ class LowRank:
         if X.shape[0] != n:
             raise ValueError(f"X must have {n} rows (the number of columns of the matrix), "
                              f"got shape {tuple(X.shape)}")
+        check_finite(X, xp, "X")
         return self.U @ (xp.matrix_transpose(self.V) @ X) if X.ndim == 2 else \
             self.U @ (X @ self.V)
 
@@ -334,6 +339,7 @@ class LowRank:
         if Y.shape[-1] != m:
             raise ValueError(f"Y must have {m} columns (the number of rows of the matrix), "
                              f"got shape {tuple(Y.shape)}")
+        check_finite(Y, xp, "Y")
         return (Y @ self.U) @ xp.matrix_transpose(self.V)
 
     def _check_same(self, other, op):
@@ -364,9 +370,22 @@ class LowRank:
         return self + (-other)
 
     def __mul__(self, alpha):
-        """Scalar multiple (scales ``U``)."""
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float, complex)):
+        """Scalar multiple ``alpha * (U @ V.T)`` (scales ``U``).
+
+        ``alpha`` is a Python or NumPy number (not ``bool``), used as a Python
+        scalar: a real ``alpha`` keeps the factors' dtype (a float32 LowRank
+        stays float32), a complex one makes them complex of the same precision.
+
+        Raises
+        ------
+        ValueError
+            If ``alpha`` is NaN or Inf, or the product overflows the dtype.
+        """
+        value = check_scalar(alpha, "alpha")
+        if value is None:
             return NotImplemented
-        return LowRank._from_factors(self.U * alpha, self.V, self._xp)
+        U = self.U * value
+        check_finite(U, self._xp, f"alpha * U (alpha={alpha!r}, dtype {self.dtype})")
+        return LowRank._from_factors(U, self.V, self._xp)
 
     __rmul__ = __mul__

@@ -10,16 +10,18 @@ All array code is written against an array-API namespace ``xp``; NumPy, CuPy
 and array_api_strict inputs run through the same lines.
 """
 
-import numbers
-
 from ._randomized import adaptive_qb, fixed_rank_qb, fro_norm
 from ._validation import (
     as_array,
     check_finite,
     check_int,
+    check_real,
+    check_seed,
+    check_sequence,
     check_tol,
     count_above,
     default_tol,
+    is_single_order,
     nbytes,
     resolve_namespace,
 )
@@ -101,6 +103,7 @@ class Cascade:
         m, n = base.shape
         corr = []
         dtype = base.dtype
+        corrections = check_sequence(corrections, "corrections", "LowRank or (U, V) pairs")
         for i, c in enumerate(corrections):
             U, V = correction_factors(c, xp, f"corrections[{i}]", (m, n))
             dtype = xp.result_type(dtype, U.dtype, V.dtype)
@@ -108,9 +111,11 @@ class Cascade:
         K = len(corr)
         if errors is None:
             errors = [0.0] + [float("nan")] * K
-        errors = [float("nan") if e is None else float(e) for e in errors]
+        errors = check_sequence(errors, "errors", "floats (one per order) or None")
         if len(errors) != K + 1:
             raise ValueError(f"errors must have length K + 1 = {K + 1}, got {len(errors)}")
+        errors = [float("nan") if e is None else check_real(e, f"errors[{k}]", low=0.0, allow_nan=True)
+                  for k, e in enumerate(errors)]
         base = xp.astype(base, dtype, copy=False)
         corr = [LowRank._from_factors(xp.astype(c.U, dtype, copy=False),
                                       xp.astype(c.V, dtype, copy=False), xp) for c in corr]
@@ -422,6 +427,7 @@ def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=Non
     oversample = check_int(oversample, "oversample", 0)
     power_iters = check_int(power_iters, "power_iters", 0)
     ranks = _parse_ranks(ranks)
+    seed = check_seed(seed)
 
     xp, stream, K = _open(mats, backend)
     opts = dict(oversample=oversample, power_iters=power_iters, seed=seed)
@@ -439,14 +445,12 @@ def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=Non
 # Input handling
 # --------------------------------------------------------------------------
 def _parse_ranks(ranks):
-    if ranks is None or isinstance(ranks, numbers.Integral) and not isinstance(ranks, bool):
-        return ranks
-    if is_array(ranks) and getattr(ranks, "ndim", 1) == 0:
+    """None, one Python int (the same rank for every order), or a list (one per order)."""
+    if ranks is None:
+        return None
+    if is_single_order(ranks):  # Python/NumPy integers and 0-d arrays; bool, float refused
         return check_int(ranks, "ranks")
-    try:
-        return list(ranks)
-    except TypeError:
-        raise TypeError(f"ranks must be an int or a sequence of ints, got {ranks!r}") from None
+    return check_sequence(ranks, "ranks", "ints (one rank per correction) or an int")
 
 
 def _open(mats, backend):

@@ -20,8 +20,11 @@ from ._validation import (
     as_array,
     check_finite,
     check_int,
+    check_orders,
+    check_sequence,
     check_tol,
     default_tol,
+    is_single_order,
     nbytes,
     resolve_namespace,
 )
@@ -135,7 +138,8 @@ class LowRankSegmentTree:
     """
 
     def __init__(self, base, corrections=(), tol=None, *, backend=None, cache_bytes=2**28):
-        corrections = list(corrections)
+        corrections = check_sequence(corrections, "corrections",
+                                     "corrections (LowRank, (U, V) pairs or (m, n) arrays)")
         arrays, names = [base], ["base"]
         for i, c in enumerate(corrections, start=1):
             if isinstance(c, LowRank):
@@ -696,21 +700,7 @@ class LowRankSegmentTree:
         return Y
 
     def _check_orders(self, k, b):
-        xp = self._xp
-        try:
-            ks = get_func("asarray", self.backend)(k)
-        except (TypeError, ValueError):
-            raise TypeError(f"k must be an int or an integer array, got {type(k).__name__}") from None
-        if ks.ndim != 1 or ks.shape[0] != b:
-            raise ValueError(f"k must be an int or have shape ({b},) (one order per column of X), "
-                             f"got shape {tuple(ks.shape)}")
-        if not xp.isdtype(ks.dtype, "integral"):
-            raise TypeError(f"k must hold integers, got dtype {ks.dtype}")
-        ks = xp.astype(ks, xp.int64)
-        lo, hi = int(xp.min(ks)), int(xp.max(ks))
-        if lo < 0 or hi > self._K:
-            raise ValueError(f"k must be in [0, {self._K}], got values in [{lo}, {hi}]")
-        return ks
+        return check_orders(k, b, self._K, self._xp, self.backend)
 
     def _leaf_stacks(self):
         """Leaf factors padded to the largest rank, stacked (K, m, r) and (K, n, r)."""
@@ -813,6 +803,4 @@ def _range_index(lo, hi):
 
 
 def _is_scalar(k):
-    if isinstance(k, (list, tuple)):
-        return False
-    return getattr(k, "ndim", 0) == 0
+    return is_single_order(k)
