@@ -261,9 +261,12 @@ class Cascade:
                  f"{0:>5}  {'base':>4}  {self.errors[0]:>10.3e}"]
         for k, (r, e) in enumerate(zip(self.ranks, self.errors[1:]), start=1):
             lines.append(f"{k:>5}  {r:>4}  {e:>10.3e}")
-        ratio = self.dense_params / self.n_params if self.n_params else float("inf")
-        lines.append(f"parameters: {self.n_params} of {self.dense_params} dense "
-                     f"({ratio:.2f}x fewer)")
+        stored, dense = self.n_params, self.dense_params
+        if stored < dense:
+            versus = f"{dense / stored:.2f}x fewer"
+        else:  # corrections of high rank can cost more than the dense matrices
+            versus = f"{stored / dense:.2f}x more" if stored > dense else "as many"
+        lines.append(f"parameters: {stored} of {dense} dense ({versus})")
         return "\n".join(lines)
 
 
