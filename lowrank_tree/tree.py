@@ -164,7 +164,8 @@ class LowRankSegmentTree:
         self._cache_limit = check_int(cache_bytes, "cache_bytes", 0)
         factors = [self._leaf_factors(c, f"corrections[{i}]", dtype=None)
                    for i, c in enumerate(corrections)]
-        dtype = xp.result_type(base.dtype, *[U.dtype for U, _ in factors])
+        # every factor counts: a complex V with a real U makes a complex correction
+        dtype = xp.result_type(base.dtype, *[F.dtype for pair in factors for F in pair])
         self._dtype = dtype
         self._base = xp.astype(base, dtype, copy=False)
         self._empty = _Node(xp.zeros((m, 0), dtype=dtype), xp.zeros((n, 0), dtype=dtype))

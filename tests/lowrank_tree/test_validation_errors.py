@@ -435,3 +435,16 @@ def test_compare_checks_its_integers():
         compare(mats, b=0)
     with raises(TypeError, "repeat must be an integer"):
         compare(mats, repeat=1.5)
+
+
+def test_tree_dtype_counts_both_factors(lib, rel_err):
+    """A real U with a complex V is a complex correction (the imaginary part was once dropped)."""
+    rng = np.random.default_rng(6)
+    base = rng.standard_normal((M, N))
+    U = rng.standard_normal((M, 1))
+    V = rng.standard_normal((N, 1)) + 1j * rng.standard_normal((N, 1))
+    tree = LowRankSegmentTree(lib.asarray(base), [(lib.asarray(U), lib.asarray(V))])
+    assert tree.dtype == lib.xp.complex128
+    X = rng.standard_normal((N, 2))
+    assert rel_err(lib.to_numpy(tree.query(1, lib.asarray(X))), (base + U @ V.T) @ X) <= 1e-14
+    assert rel_err(lib.to_numpy(tree.all_orders(lib.asarray(X)))[1], (base + U @ V.T) @ X) <= 1e-14
