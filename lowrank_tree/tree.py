@@ -557,6 +557,9 @@ class LowRankSegmentTree:
                     raise TypeError(f"{name} is complex ({F.dtype}) but the tree is real ({dtype}); "
                                     f"expected a real correction")
             U, V = xp.astype(U, dtype, copy=False), xp.astype(V, dtype, copy=False)
+            # a finite float64 correction can overflow a float32 tree
+            check_finite(U, xp, f"{name} U factor in the tree's dtype {dtype}")
+            check_finite(V, xp, f"{name} V factor in the tree's dtype {dtype}")
         return U, V
 
     def _make_leaf(self, U, V):

@@ -74,8 +74,12 @@ VALID_DTYPES = [d for d in DTYPES if working_dtype(d) is not None]
 
 
 @st.composite
-def arrays(draw, shape, dtypes=None, finite=None):
-    """An array of a drawn dtype and scale; an odd one (refused dtype, NaN, Inf) one time in four."""
+def arrays(draw, shape, dtypes=None, finite=None, single=False):
+    """An array of a drawn dtype and scale; an odd one (refused dtype, NaN, Inf) one time in four.
+
+    ``single``: scales of the single-precision range whatever the dtype (for
+    data that goes into a float32 object).
+    """
     if dtypes == "valid":
         dtypes, finite = VALID_DTYPES, True
     if dtypes is None:
@@ -87,7 +91,7 @@ def arrays(draw, shape, dtypes=None, finite=None):
         a = rng.integers(-4, 5, size=shape)
         return (a > 0) if dtype.kind == "b" else a.astype(dtype)
     work = working_dtype(dtype) or np.dtype(np.float64)
-    lo, hi = SCALES["single" if work in (np.float32, np.complex64) else "double"]
+    lo, hi = SCALES["single" if single or work in (np.float32, np.complex64) else "double"]
     scale = 10.0 ** draw(st.integers(lo, hi), label="log10 scale")
     a = rng.standard_normal(shape)
     if dtype.kind == "c" or dtype == object and draw(st.booleans()):
@@ -163,7 +167,7 @@ def check_refusal(exc, bad):
     assert re.search(r"must|expected", message), f"message says nothing of what was expected: {message}"
 
 
-def close(got, want, scale, eps, factor=200, tiny=np.finfo(np.float64).tiny):
+def close(got, want, scale, eps, factor=200, tiny=None):
     """``got`` equals ``want`` up to ``factor * eps * scale`` in the Frobenius norm.
 
     ``tiny``: entries below the dtype's normal range may underflow (gradual
@@ -173,6 +177,8 @@ def close(got, want, scale, eps, factor=200, tiny=np.finfo(np.float64).tiny):
     event("result checked")
     got, want = np.asarray(got), np.asarray(want)
     assert got.shape == want.shape, (got.shape, want.shape)
+    if tiny is None:
+        tiny = factor * float(np.finfo(got.dtype).tiny)
     err = fnorm(got.astype(np.complex128) - want)
     assert err <= factor * eps * scale + tiny * max(got.size, 1), (err, scale, eps)
 
@@ -357,7 +363,7 @@ def test_fuzz_lowrank(data):
 # LowRankSegmentTree: construction, then a few operations against a dense model
 # --------------------------------------------------------------------------
 @st.composite
-def correction(draw, m, n, name, dtypes=None):
+def correction(draw, m, n, name, dtypes=None, single=False):
     """A correction in one of the accepted forms, sometimes of the wrong shape; ``(value, dense ref, ok)``."""
     kinds = ["pair"] * 4 + ["lowrank"] * 2 + ["dense"] * 2 + (["wrong"] if dtypes is None else [])
     kind = draw(st.sampled_from(kinds), label=f"{name} kind")
@@ -365,9 +371,10 @@ def correction(draw, m, n, name, dtypes=None):
     if kind == "wrong":
         return (np.ones((m + 1, 1)), np.ones((n, 1))), None, False
     if kind == "dense":
-        D = draw(arrays((m, n), dtypes), label=name)
+        D = draw(arrays((m, n), dtypes, single=single), label=name)
         return D, to_ref(D), array_ok(D, 2)
-    U, V = draw(arrays((m, r), dtypes), label=f"{name} U"), draw(arrays((n, r), dtypes), label=f"{name} V")
+    U = draw(arrays((m, r), dtypes, single=single), label=f"{name} U")
+    V = draw(arrays((n, r), dtypes, single=single), label=f"{name} V")
     ok = array_ok(U, 2) and array_ok(V, 2)
     if kind == "lowrank":
         if not ok:
@@ -464,7 +471,8 @@ def test_fuzz_tree(data):
             Y, exc = outcome(lambda: tree.all_orders(X))
             want = (lambda: np.stack([prefix(k) @ Xr for k in range(K + 1)]))
         else:
-            delta, D, ok = draw(correction(m, n, "delta"))
+            # float64 data into a float32 tree at float32-safe scales (beyond them: see test_validation_errors)
+            delta, D, ok = draw(correction(m, n, "delta", single=work in (np.float32, np.complex64)))
             is_complex = np.iscomplexobj(delta.U if isinstance(delta, LowRank) else
                                          (delta[0] if isinstance(delta, tuple) else delta)) or \
                 (isinstance(delta, tuple) and np.iscomplexobj(delta[1]))

@@ -448,3 +448,15 @@ def test_tree_dtype_counts_both_factors(lib, rel_err):
     X = rng.standard_normal((N, 2))
     assert rel_err(lib.to_numpy(tree.query(1, lib.asarray(X))), (base + U @ V.T) @ X) <= 1e-14
     assert rel_err(lib.to_numpy(tree.all_orders(lib.asarray(X)))[1], (base + U @ V.T) @ X) <= 1e-14
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_correction_that_overflows_the_tree_dtype_is_refused():
+    base = np.ones((3, 2), dtype=np.float32)
+    tree = LowRankSegmentTree(base, [(np.ones((3, 1), np.float32), np.ones((2, 1), np.float32))])
+    before = tree.all_orders(np.eye(2, dtype=np.float32))
+    for call in (lambda: tree.update(1, (np.full((3, 1), 1e39), np.ones((2, 1)))),
+                 lambda: tree.append(np.full((3, 2), 1e39))):
+        with raises(ValueError, "delta", "float32", "NaN or Inf"):
+            call()
+    np.testing.assert_array_equal(tree.all_orders(np.eye(2, dtype=np.float32)), before)
