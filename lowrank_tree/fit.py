@@ -294,7 +294,8 @@ def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=Non
         are held, never the whole stack (except in ``budget`` mode, see below).
         ``K = 0`` (a single matrix) gives no corrections.
     ranks : int or sequence of int, optional
-        Target rank of every correction (an int) or of each (length K).  Each
+        Target rank of every correction (an int, NumPy integers included) or
+        of each (length K).  Each
         must be in ``[0, min(m, n)]``.  A rank is lowered to the numerical
         rank of ``R_k`` (singular values ``<= ε·max(‖M_k‖_F, ‖Ŵ_{k−1}‖_F,
         ‖R_k‖_F)`` with the lossless level ``ε = max(m, n, 32)·eps`` are
@@ -321,6 +322,7 @@ def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=Non
         ``'auto'``: exact when ``min(m, n) <= 512``, else randomized.
     seed : None, int or numpy.random.Generator
         Seed of the random sketches; the same seed gives identical results.
+        Checked on every call, whether or not the fit draws random numbers.
     oversample : int, keyword-only
         Extra sketch columns in the fixed-rank randomized path (default 10).
     power_iters : int, keyword-only
@@ -349,13 +351,16 @@ def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=Non
         ``[0, min(m, n)]``, ``ranks`` of the wrong length, more than one of
         ``ranks``/``tol``/``budget``, an unknown ``method``.
     TypeError
-        Mixed array libraries, non-numeric input.
+        Mixed array libraries, a refused dtype (see Notes), a rank, budget or
+        seed that is not an integer (``bool`` and floats included).
 
     Notes
     -----
-    *Dtypes.* Integer inputs become float64; float32 and complex64 stay in
-    their precision (factors, base and the residuals are computed in the
-    inputs' precision or higher, never lower); mixed dtypes promote.
+    *Dtypes.* Integer inputs become float64 and float16 becomes float32;
+    float32 and complex64 stay in their precision (factors, base and the
+    residuals are computed in the inputs' precision or higher, never lower);
+    mixed dtypes promote.  Bool, object, extended-precision (``longdouble``)
+    and masked arrays raise ``TypeError`` naming ``mats``.
     Complex corrections follow the ``LowRank`` convention ``Δ = U @ V.T``
     (plain transpose).
 

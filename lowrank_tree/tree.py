@@ -332,10 +332,14 @@ class LowRankSegmentTree:
         Parameters
         ----------
         k : int or array_like of int, shape (b,)
-            Order in ``0..K``; or one order per column of ``X`` (a mixed batch:
-            column ``j`` gets ``W_{k_j} X[:, j]``).  Mixed batches are grouped
-            by canonical node, one masked GEMM pair in all.
+            Order in ``0..K`` (a Python or NumPy integer; ``bool`` and floats
+            raise ``TypeError``); or one order per column of ``X`` (a mixed
+            batch: column ``j`` gets ``W_{k_j} X[:, j]``) as an integer array,
+            a list, a tuple or a ``range``.  Mixed batches are grouped by
+            canonical node, one masked GEMM pair in all.
         X : array_like, shape (n,) or (n, b)
+            float16 becomes float32 and integers float64; bool, object,
+            extended-precision and masked arrays are refused.
 
         Returns
         -------
@@ -346,7 +350,8 @@ class LowRankSegmentTree:
         ValueError
             If ``k`` is out of range, ``X`` has the wrong shape or holds NaN/Inf.
         TypeError
-            If ``X`` is from another array library or has a non-numeric dtype.
+            If ``k`` is not an integer (or an integer array), ``X`` is from
+            another array library or has a refused dtype.
 
         Examples
         --------
