@@ -27,14 +27,15 @@ import math
 import re
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import lowrank_tree as lrt
 from lowrank_tree import Cascade, LowRank, LowRankSegmentTree
 
-FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: Bounded for CI and derandomized so that a run is reproducible; explore further with e.g.
+#: ``--hypothesis-seed=N`` and a larger ``max_examples`` (3000 per test ran clean when this was written).
+FUZZ = settings(max_examples=50, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 LONGDOUBLE_IS_DOUBLE = np.finfo(np.longdouble).bits == 64
 DTYPES = [np.float16, np.float32, np.float64, np.complex64, np.complex128, np.longdouble, np.int32, np.int64,
@@ -263,8 +264,8 @@ def test_fuzz_cascade_fit(data):
         assert abs(c.errors[k] - rel) <= 200 * eps * scale / max(fnorm(ref[k]), 1e-300) + 1e-6 * rel
         if mode == "lossless" or (mode == "tol" and tol == 0.0):
             assert err <= 200 * (m + n + 1) * eps * scale
-        elif mode == "tol":
-            assert err <= tol * fnorm(ref[k]) + 200 * (m + n + 1) * eps * scale
+        elif mode == "tol":  # relative to ||M_k||, absolute when M_k = 0 (as documented)
+            assert err <= tol * (fnorm(ref[k]) or 1.0) + 200 * (m + n + 1) * eps * scale
         else:  # fixed rank: never above the requested rank; exact SVD meets Eckart-Young
             r_req = int(ranks if not isinstance(ranks, list) else ranks[k - 1])
             assert c.ranks[k - 1] <= r_req

@@ -14,7 +14,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import lowrank_tree as lrt
-from lowrank_tree import Cascade, LowRank, LowRankSegmentTree, cascade_fit, difference_profile
+from lowrank_tree import (
+    Cascade,
+    LowRank,
+    LowRankSegmentTree,
+    cascade_fit,
+    difference_profile,
+)
 from lowrank_tree.demo import compare
 
 M, N, K = 5, 4, 3
@@ -333,7 +339,7 @@ def test_scalar_overflow_is_refused():
 
 
 def test_non_scalars_do_not_multiply(low):
-    lib, A, _ = low
+    _, A, _ = low
     for other in (True, np.bool_(False), "2", [2]):
         with pytest.raises(TypeError):
             A * other
@@ -348,7 +354,7 @@ def test_non_scalars_do_not_multiply(low):
 # --------------------------------------------------------------------------
 def test_corrections_must_be_a_sequence():
     base, factors = family()
-    for bad in (None, 3, "abc"):
+    for bad in (None, 3, "abc", factors[0][0][0, 0]):
         with raises(TypeError, "corrections must be a sequence"):
             LowRankSegmentTree(base, bad)
         with raises(TypeError, "corrections must be a sequence"):
