@@ -410,7 +410,8 @@ def test_fuzz_tree(data):
         corrections = None
     if corrections is None:
         bad = ["corrections"]
-    tree, exc = outcome(lambda: LowRankSegmentTree(base, corrections))
+    backend = draw(st.sampled_from(["numpy", "numba"]), label="backend")  # NumPy arrays either way
+    tree, exc = outcome(lambda: LowRankSegmentTree(base, corrections, backend=backend))
     if exc is not None:
         check_refusal(exc, bad)
         return
