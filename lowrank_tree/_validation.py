@@ -5,7 +5,11 @@ that bad input fails early, with a message naming the argument and what was
 expected, and before any object is modified.
 """
 
+import cmath
+import math
 import numbers
+import operator
+from collections.abc import Sequence
 
 from .backends import backend_name, get_func, is_array, library_of, namespace_for, namespace_of
 
@@ -22,19 +26,40 @@ def resolve_namespace(*arrays, names=None, backend=None):
     return namespace_of(*arrays, names=names)
 
 
+#: Dtypes every backend computes in; anything else is converted or refused (see ``as_array``).
+_NATIVE_DTYPES = ("float32", "float64", "complex64", "complex128")
+
 def as_array(x, xp, name, ndim=None, allow_1d=False):
     """``x`` as an array of namespace ``xp`` with a float or complex dtype.
 
-    Integers are converted to the default floating dtype, like
-    ``numpy.linalg`` does; booleans, strings and objects raise ``TypeError``.
+    The dtype rule, the same for every array argument of the library:
+
+    * float32, float64, complex64, complex128: used as they are;
+    * float16: converted to float32 (exact; LAPACK has no half precision,
+      SciPy's ``linalg`` does the same);
+    * integers: converted to float64, like ``numpy.linalg`` and SciPy;
+    * bool, object, strings, dates: ``TypeError`` (a boolean array is far more
+      often a mask passed by mistake than a 0/1 matrix; convert explicitly);
+    * longdouble / clongdouble wider than float64 / complex128: ``TypeError``
+      (LAPACK cannot use the extra precision, and silently dropping it would
+      hand back less than was asked for); where ``longdouble`` is float64
+      (Windows, ARM macOS) it is converted losslessly.
+
+    Masked arrays (``numpy.ma``) raise ``TypeError``: computing with the data
+    under the mask would be a wrong answer.  Other NumPy subclasses
+    (``numpy.matrix``) become plain arrays.
     """
     if x is None:
         raise TypeError(f"{name} must be an array, got None")
+    if _is_masked(x) or (isinstance(x, (list, tuple)) and any(_is_masked(a) for a in x)):
+        raise TypeError(f"{name} is a masked array; expected a plain array (fill the masked entries, "
+                        f"e.g. with .filled(), or drop them first: computing with the hidden values "
+                        f"would give a wrong answer)")
     backend = backend_name(xp)
     if not is_array(x):
         try:
             x = get_func("asarray", backend)(x)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise TypeError(f"{name} must be a numeric array, got {type(x).__name__}: {exc}") from None
     elif library_of(x) != backend:
         other = library_of(x)
@@ -43,17 +68,42 @@ def as_array(x, xp, name, ndim=None, allow_1d=False):
         else:
             raise TypeError(f"{name} is a {other} array but this object uses the {backend} backend; "
                             f"expected a {backend} array (mixing array libraries is not allowed)")
-    dtype = x.dtype
-    if xp.isdtype(dtype, "bool") or not xp.isdtype(dtype, "numeric"):
-        raise TypeError(f"{name} must have a real or complex floating dtype, got {dtype}")
-    if xp.isdtype(dtype, "integral"):
-        x = xp.astype(x, xp.float64)
+    elif backend == "numpy" and type(x).__name__ != "ndarray":
+        x = get_func("asarray", backend)(x)  # np.matrix and friends: their operators mean other things
+    x = _floating(x, xp, name)
     if ndim is not None:
         ok = x.ndim == ndim or (allow_1d and x.ndim == 1)
         if not ok:
             want = f"{ndim}-D" + (" or 1-D" if allow_1d else "")
             raise ValueError(f"{name} must be a {want} array, got shape {tuple(x.shape)}")
     return x
+
+
+def _is_masked(x):
+    return any(cls.__module__.startswith("numpy.ma") for cls in type(x).__mro__)
+
+
+def _floating(x, xp, name):
+    """``x`` in a dtype LAPACK computes in, by the rule of :func:`as_array`."""
+    dtype = x.dtype
+    if any(dtype == getattr(xp, d) for d in _NATIVE_DTYPES):
+        return x
+    if xp.isdtype(dtype, "bool"):
+        raise TypeError(f"{name} must have a real or complex floating dtype (or an integer one), got bool; "
+                        f"convert it with .astype(float) if 0/1 values are meant")
+    if xp.isdtype(dtype, "integral"):
+        return xp.astype(x, xp.float64)
+    # Dtypes outside the array API standard (NumPy and CuPy only): sized by itemsize.
+    kind, size = getattr(dtype, "kind", None), getattr(dtype, "itemsize", 0)
+    if kind == "f" and size < 4:
+        return xp.astype(x, xp.float32)
+    if (kind == "f" and size == 8) or (kind == "c" and size == 16):
+        return xp.astype(x, xp.float64 if kind == "f" else xp.complex128)
+    if kind in ("f", "c"):
+        raise TypeError(f"{name} has dtype {dtype} (extended precision), which LAPACK cannot compute in; "
+                        f"expected float32, float64, complex64 or complex128: convert it with "
+                        f".astype(numpy.float64) (or complex128) knowing that the extra digits are lost")
+    raise TypeError(f"{name} must have a real or complex floating dtype (or an integer one), got {dtype}")
 
 
 def check_finite(x, xp, name):
@@ -63,19 +113,146 @@ def check_finite(x, xp, name):
 
 
 def check_int(value, name, low=None, high=None):
-    """``value`` as a Python int in ``[low, high]`` (bounds inclusive, optional)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        try:
-            if int(value) != value or isinstance(value, bool):
-                raise TypeError
-            value = int(value)
-        except (TypeError, ValueError):
-            raise TypeError(f"{name} must be an integer, got {value!r}") from None
-    value = int(value)
+    """``value`` as a Python int in ``[low, high]`` (bounds inclusive, optional).
+
+    Integers only, as NumPy indexes: Python and NumPy integers and 0-d integer
+    arrays (anything with ``__index__``); ``bool`` and floats (even ``2.0``)
+    raise ``TypeError``.
+    """
+    if isinstance(value, bool) or type(value).__name__ in ("bool", "bool_"):
+        raise TypeError(f"{name} must be an integer, got the bool {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        kind = "a float; round it explicitly" if isinstance(value, numbers.Real) else type(value).__name__
+        raise TypeError(f"{name} must be an integer, got {value!r} ({kind})") from None
     if (low is not None and value < low) or (high is not None and value > high):
         lo = "-inf" if low is None else low
         hi = "inf" if high is None else high
         raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
+    return value
+
+
+def is_single_order(k):
+    """Whether ``k`` is one order (a scalar) rather than one order per column.
+
+    Arrays with ``ndim >= 1`` and sequences (list, tuple, range) are per-column
+    orders; everything else is treated as one order and validated by
+    :func:`check_int` (so ``'3'`` or ``{1, 2}`` are refused by name).
+    """
+    if isinstance(k, (str, bytes)):
+        return True
+    if isinstance(k, Sequence):
+        return False
+    return getattr(k, "ndim", 0) == 0
+
+
+def check_orders(k, b, K, xp, backend, name="k"):
+    """One order per column: ``k`` as an int64 array of shape ``(b,)`` with values in ``[0, K]``.
+
+    Parameters
+    ----------
+    k : array or sequence of int
+        Integer dtype (bool and floats refused) or a list/tuple/range of integers.
+    b : int
+        Number of columns of the batch.
+    K : int
+        Highest order.
+    xp : module
+        Namespace of the result.
+    backend : str
+        Backend name (for the conversion of arrays).
+    """
+    want = f"{name} must be an int or have shape ({b},) (one order per column of X)"
+    if isinstance(k, Sequence) and not is_array(k):
+        if len(k) != b:
+            raise ValueError(f"{want}, got a sequence of length {len(k)}")
+        values = [check_int(v, f"{name}[{j}]") for j, v in enumerate(k)]
+        if values and (min(values) < 0 or max(values) > K):
+            raise ValueError(f"{name} must be in [0, {K}], got values in [{min(values)}, {max(values)}]")
+        return xp.asarray(values, dtype=xp.int64)
+    try:
+        ks = get_func("asarray", backend)(k)
+    except (TypeError, ValueError, OverflowError):
+        raise TypeError(f"{name} must be an int or an integer array, got {type(k).__name__}") from None
+    if ks.ndim != 1 or ks.shape[0] != b:
+        raise ValueError(f"{want}, got shape {tuple(ks.shape)}")
+    if not xp.isdtype(ks.dtype, "integral"):
+        raise TypeError(f"{name} must hold integers, got dtype {ks.dtype}")
+    if ks.shape[0]:
+        # bounds in the array's own dtype: a cast first would wrap uint64 values to negatives
+        lo, hi = int(xp.min(ks)), int(xp.max(ks))
+        if lo < 0 or hi > K:
+            raise ValueError(f"{name} must be in [0, {K}], got values in [{lo}, {hi}]")
+    return xp.astype(ks, xp.int64)
+
+
+def check_seed(seed, name="seed"):
+    """``seed`` if it is None, a non-negative integer, a sequence of them, or a random generator.
+
+    Generators and seed sequences of ``numpy.random`` (or ``cupy.random``) pass
+    through; anything else raises ``TypeError``/``ValueError`` naming ``name``.
+    """
+    if seed is None:
+        return None
+    if type(seed).__module__.split(".")[0] in ("numpy", "cupy") and ".random" in type(seed).__module__:
+        return seed
+    if isinstance(seed, Sequence) and not isinstance(seed, (str, bytes)):
+        return [check_int(s, f"{name}[{j}]", 0) for j, s in enumerate(seed)]
+    try:
+        return check_int(seed, name, 0)
+    except TypeError:
+        raise TypeError(f"{name} must be None, a non-negative integer or a random generator "
+                        f"(numpy.random.Generator), got {seed!r}") from None
+
+
+def check_real(value, name, low=None, allow_nan=False):
+    """``value`` as a finite Python float ``>= low`` (NaN passes with ``allow_nan``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if math.isnan(value):
+        if allow_nan:
+            return value
+        raise ValueError(f"{name} must be a finite real number, got nan")
+    if math.isinf(value) or (low is not None and value < low):
+        bound = f" >= {low}" if low is not None else ""
+        raise ValueError(f"{name} must be a finite real number{bound}, got {value}")
+    return value
+
+
+def check_sequence(value, name, what):
+    """``value`` as a list; ``None``, strings and non-iterables raise ``TypeError`` naming ``name``."""
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a sequence of {what}, got {type(value).__name__}")
+    try:
+        return list(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a sequence of {what}, got {type(value).__name__}") from None
+
+
+def check_scalar(alpha, name="alpha"):
+    """A finite number (Python or NumPy scalar) as a Python int, float or complex.
+
+    ``bool`` and non-numbers give ``None`` (the caller returns
+    ``NotImplemented``); NaN, Inf and integers too large for a float raise
+    ``ValueError`` naming ``name``.
+    """
+    if isinstance(alpha, bool) or type(alpha).__name__ in ("bool", "bool_") \
+            or not isinstance(alpha, numbers.Complex):
+        return None
+    try:
+        if isinstance(alpha, numbers.Integral):
+            value = int(alpha)
+            float(value)  # OverflowError beyond the float range
+        elif isinstance(alpha, numbers.Real):
+            value = float(alpha)
+        else:
+            value = complex(alpha)
+    except (OverflowError, TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite number representable as a float, got {alpha!r}") from None
+    if not cmath.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {alpha!r}")
     return value
 
 

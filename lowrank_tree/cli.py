@@ -1,15 +1,139 @@
-"""``lowrank-tree`` command line: demo, fit, check, bench."""
+"""``lowrank-tree`` command line: demo, fit, check, bench.
+
+Bad input never ends in a Python traceback: an option value, a file or a
+stack the library refuses is reported as one line on stderr,
+``lowrank-tree <command>: error: <what is wrong>``, with exit status 2, as
+argparse reports its own usage errors.  Anything else (a bug) still raises.
+"""
 
 import argparse
 import os
 import sys
+import zipfile
+
+from . import __version__
 
 __all__ = ["main"]
 
 
+class _InputError(Exception):
+    """Bad user input found after parsing (a file, a stack, an output path)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``prog: error: message`` and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+# --------------------------------------------------------------------------
+# Option value types (argparse reports their ArgumentTypeError on one line)
+# --------------------------------------------------------------------------
+def _int_at_least(low):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_nonnegative_int = _int_at_least(0)
+
+
+def _tolerance(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
+    return value
+
+
+def _rank_list(text):
+    """``4`` (every order) or ``4,4,2`` (one per order)."""
+    parts = text.split(",")
+    try:
+        ranks = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a rank (an integer >= 0) or a comma-separated list of ranks, got {text!r}") from None
+    if any(r < 0 for r in ranks):
+        raise argparse.ArgumentTypeError(f"ranks must be >= 0, got {text!r}")
+    return ranks[0] if len(ranks) == 1 else ranks
+
+
+def _order_list(text):
+    try:
+        values = [int(p) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated list of integers >= 1, got {text!r}") from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
+    return values
+
+
+# --------------------------------------------------------------------------
+# Paths
+# --------------------------------------------------------------------------
+def _nearest_existing(path):
+    """The longest existing prefix directory of ``path`` (where it would be created)."""
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    return parent
+
+
+def _check_output_file(path, option, create_dirs=False):
+    """Refuse an output file that cannot be written, before any work is done.
+
+    The folder must exist (or, with ``create_dirs``, be creatable: its nearest
+    existing ancestor is a writable folder) and ``path`` must not be a folder.
+    """
+    if not path:
+        raise _InputError(f"{option}: expected a file path, got an empty string")
+    if os.path.isdir(path):
+        raise _InputError(f"{option}: {path} is a directory; expected a file path")
+    folder = os.path.dirname(os.path.abspath(path))
+    if create_dirs:
+        folder = _nearest_existing(path)
+    if not os.path.isdir(folder):
+        why = "is not a directory" if os.path.exists(folder) else "does not exist"
+        raise _InputError(f"{option}: cannot write {path}: the folder {folder} {why}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise _InputError(f"{option}: cannot write {path}: the folder {folder} is not writable")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise _InputError(f"{option}: cannot write {path}: the file is not writable")
+
+
+def _check_output_folder(path, option):
+    """Refuse an output folder that is a file or cannot be created."""
+    if not path:
+        raise _InputError(f"{option}: expected a folder, got an empty string")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise _InputError(f"{option}: {path} exists and is not a directory")
+    where = path if os.path.isdir(path) else _nearest_existing(os.path.join(path, "x"))
+    if not os.path.isdir(where) or not os.access(where, os.W_OK | os.X_OK):
+        raise _InputError(f"{option}: cannot write into {path}: {where} is not a writable directory")
+
+
+# --------------------------------------------------------------------------
+# Commands
+# --------------------------------------------------------------------------
 def _demo(args):
     from .demo import format_report, plot_report, run_demo
 
+    if not args.no_plot:
+        _check_output_folder(args.out, "--out")
     rep = run_demo(K=args.K, m=args.n, n=args.n, b=args.b, tol=args.tol, seed=args.seed, repeat=args.repeat)
     print(format_report(rep))
     if not args.no_plot:
@@ -22,28 +146,74 @@ def _demo(args):
 
 
 def _load_stack(path, key):
+    """The stack ``(K + 1, m, n)`` in a ``.npy`` or ``.npz`` file, checked as the library would."""
     import numpy as np
 
+    from ._validation import as_array, check_finite
+    from .backends import namespace_for
+
     if not os.path.exists(path):
-        raise SystemExit(f"lowrank-tree fit: no such file: {path}")
-    if path.endswith(".npy"):
-        mats = np.load(path, allow_pickle=False)
-    elif path.endswith(".npz"):
-        with np.load(path, allow_pickle=False) as data:
-            names = list(data.files)
-            if key is not None:
-                if key not in names:
-                    raise SystemExit(f"lowrank-tree fit: {path} has no array {key!r} (it has {names})")
-                mats = data[key]
-            elif len(names) == 1:
-                mats = data[names[0]]
-            else:  # several 2-D arrays: orders in the order they were saved
-                mats = np.stack([data[nm] for nm in names])
-    else:
-        raise SystemExit(f"lowrank-tree fit: expected a .npy or .npz file, got {path}")
+        raise _InputError(f"no such file: {path}")
+    if os.path.isdir(path):
+        raise _InputError(f"{path} is a directory; expected a .npy or .npz file")
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".npy", ".npz"):
+        raise _InputError(f"expected a .npy or .npz file, got {path}")
+    try:
+        # np.load decides by content and would call anything else "pickled data"
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+        if ext == ".npy" and magic != b"\x93NUMPY":
+            raise _InputError(f"{path} is not a NumPy .npy file (no .npy header)")
+        if ext == ".npz" and not zipfile.is_zipfile(path):
+            raise _InputError(f"{path} is not a NumPy .npz file (not a zip archive)")
+        if ext == ".npy":
+            mats = np.load(path, allow_pickle=False)
+            if not isinstance(mats, np.ndarray):
+                raise _InputError(f"{path} is not a .npy array file")
+        else:
+            with np.load(path, allow_pickle=False) as data:
+                if not hasattr(data, "files"):
+                    raise _InputError(f"{path} is not a .npz archive")
+                names = list(data.files)
+                if "__metadata__" in names:
+                    raise _InputError(f"{path} is a saved tree or cascade (lowrank_tree.save), not a stack "
+                                      f"of matrices; open it with lowrank_tree.load")
+                if key is not None:
+                    if key not in names:
+                        raise _InputError(f"{path} has no array {key!r} (it has {names})")
+                    mats = data[key]
+                elif not names:
+                    raise _InputError(f"{path} holds no arrays")
+                elif len(names) == 1:
+                    mats = data[names[0]]
+                else:  # several 2-D arrays: orders in the order they were saved
+                    parts = [data[nm] for nm in names]
+                    shapes = {nm: p.shape for nm, p in zip(names, parts)}
+                    if any(p.ndim != 2 for p in parts) or len(set(shapes.values())) > 1:
+                        raise _InputError(
+                            f"{path} holds several arrays that are not 2-D arrays of one shape "
+                            f"({', '.join(f'{nm} {s}' for nm, s in shapes.items())}); expected one "
+                            f"(K+1, m, n) stack or one 2-D array per order (--key picks one array)")
+                    mats = np.stack(parts)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        if isinstance(exc, PermissionError):
+            raise _InputError(f"cannot read {path}: permission denied") from None
+        raise _InputError(f"cannot read {path} as a {ext} file: {exc}") from None
     if mats.ndim != 3:
-        raise SystemExit(f"lowrank-tree fit: expected a stack of shape (K+1, m, n), got shape {mats.shape}")
+        raise _InputError(f"expected a stack of shape (K+1, m, n) in {path}, got shape {mats.shape}")
+    # The library's dtype rule (float16 -> float32, integers -> float64, others refused).
+    mats = np.asarray(as_array(mats, namespace_for("numpy"), f"the stack in {path}"))
+    if not np.isfinite(mats).all():
+        k = int(np.flatnonzero(~np.isfinite(mats).reshape(mats.shape[0], -1).all(axis=1))[0])
+        check_finite(mats[k], np, f"the stack in {path}, order {k},")
     return mats
+
+
+def _fit_output(args):
+    """The file ``save`` will write (it appends ``.npz`` to other names)."""
+    out = args.out if args.out is not None else os.path.splitext(args.file)[0] + ".cascade.npz"
+    return out if str(out).endswith(".npz") else f"{out}.npz"
 
 
 def _fit(args):
@@ -51,20 +221,24 @@ def _fit(args):
     from .io import save
 
     mats = _load_stack(args.file, args.key)
-    ranks = None
-    if args.ranks is not None:
-        ranks = [int(r) for r in args.ranks.split(",")]
-        ranks = ranks[0] if len(ranks) == 1 else ranks
+    out = _fit_output(args)
+    _check_output_file(out, "--out")
+    K, m, n = mats.shape[0] - 1, mats.shape[1], mats.shape[2]
+    ranks = args.ranks
+    if isinstance(ranks, list) and len(ranks) != K:
+        raise _InputError(f"--ranks: expected one rank or {K} (one per order 1..K), got {len(ranks)}")
+    for r in ranks if isinstance(ranks, list) else [ranks] if ranks is not None else []:
+        if r > min(m, n):
+            raise _InputError(f"--ranks: a rank must be at most min(m, n) = {min(m, n)}, got {r}")
     tol = args.tol if ranks is None and args.budget is None else None
     rep = compare(mats, tol=tol, ranks=ranks, budget=args.budget, b=args.b, method=args.method,
                   repeat=args.repeat)
     print(f"file: {args.file}, stack {mats.shape}, {mats.dtype}\n")
     print(format_report(rep))
-    out = args.out or os.path.splitext(args.file)[0] + ".cascade.npz"
     written = save(rep["cascade"], out)
     print(f"\ncascade saved to {written}")
     if args.plot:
-        print(f"plot written to {plot_report(rep, os.path.splitext(out)[0] + '.png')}")
+        print(f"plot written to {plot_report(rep, os.path.splitext(str(written))[0] + '.png')}")
     return 0
 
 
@@ -72,8 +246,8 @@ def _check(args):
     try:
         from theory.__main__ import main as theory_main
     except ImportError as exc:
-        print(f'lowrank-tree check needs the theory extra (pip install "lowrank-tree[theory]"): {exc}',
-              file=sys.stderr)
+        print(f'lowrank-tree check: error: the theory extra is needed (pip install "lowrank-tree[theory]"): '
+              f'{exc}', file=sys.stderr)
         return 2
     return theory_main(args.rest)
 
@@ -81,11 +255,12 @@ def _check(args):
 def _bench(args):
     from .benchmark import query_benchmark, write_json
 
-    Ks = [int(k) for k in args.K.split(",")]
+    if args.out is not None:
+        _check_output_file(args.out, "--out", create_dirs=True)
     runs = []
     print(f"{'K':>6} {'k':>6} {'inner':>6} {'tree ms':>8} {'dense ms':>9} {'loop ms':>8} "
           f"{'loop/tree':>9} {'tree/dense':>10} {'mem/bound':>9}")
-    for K in Ks:
+    for K in args.K:
         res = query_benchmark(n=args.n, b=args.b, r=args.r, K=K, repeat=args.repeat)
         runs.append(res)
         s, rat = res["seconds"], res["ratios"]
@@ -99,54 +274,82 @@ def _bench(args):
 
 def build_parser():
     """The argument parser of ``lowrank-tree``."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lowrank-tree",
         description="Evolving matrix families as a shared base plus cascaded low-rank corrections.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                        help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("demo", help="fit, build, query and compare on a built-in synthetic evolution")
-    p.add_argument("--out", default="lowrank-tree-demo", help="folder for demo.png (default: %(default)s)")
-    p.add_argument("--K", type=int, default=128, help="highest order (default: %(default)s)")
-    p.add_argument("--n", type=int, default=384, help="matrix size n x n (default: %(default)s)")
-    p.add_argument("--b", type=int, default=32, help="query batch size (default: %(default)s)")
-    p.add_argument("--tol", type=float, default=1e-6, help="relative fit tolerance (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--repeat", type=int, default=5, help="timed repeats (default: %(default)s)")
-    p.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
+    p.add_argument("--out", default="lowrank-tree-demo",
+                   help="folder for demo.png, created if missing (default: %(default)s)")
+    p.add_argument("--K", type=_positive_int, default=128, help="highest order (default: %(default)s)")
+    p.add_argument("--n", type=_positive_int, default=384, help="matrix size n x n (default: %(default)s)")
+    p.add_argument("--b", type=_positive_int, default=32, help="query batch size (default: %(default)s)")
+    p.add_argument("--tol", type=_tolerance, default=1e-6,
+                   help="relative fit tolerance, in [0, 1) (default: %(default)s)")
+    p.add_argument("--seed", type=_nonnegative_int, default=0,
+                   help="seed of the family and the query batch (default: %(default)s)")
+    p.add_argument("--repeat", type=_positive_int, default=5, help="timed repeats (default: %(default)s)")
+    p.add_argument("--no-plot", action="store_true", help="skip the PNG plot (default: write it)")
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("fit", help="fit a cascade to a .npy/.npz stack (K+1, m, n) and save it")
-    p.add_argument("file")
-    p.add_argument("--key", help="array name inside an .npz holding several arrays")
-    p.add_argument("--tol", type=float, default=1e-6, help="relative tolerance (default: %(default)s)")
-    p.add_argument("--ranks", help="rank of every order, or a comma-separated list (overrides --tol)")
-    p.add_argument("--budget", type=int, help="total correction parameters (overrides --tol)")
-    p.add_argument("--method", default="auto", choices=["auto", "exact", "randomized"])
-    p.add_argument("--b", type=int, default=32, help="query batch size for the timing table")
-    p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--out", help="output .npz (default: FILE stem + .cascade.npz)")
-    p.add_argument("--plot", action="store_true", help="also write a PNG next to the output")
+    p.add_argument("file", help="a .npy stack (K+1, m, n), or a .npz holding one such stack or one 2-D "
+                                "array per order (extensions in any case)")
+    p.add_argument("--key", help="array name inside an .npz holding several arrays "
+                                 "(default: the only array, or all of them in order)")
+    p.add_argument("--tol", type=_tolerance, default=1e-6,
+                   help="relative tolerance per order, in [0, 1) (default: %(default)s)")
+    p.add_argument("--ranks", type=_rank_list,
+                   help="rank of every order, or a comma-separated list with one per order; "
+                        "overrides --tol (default: chosen by --tol)")
+    p.add_argument("--budget", type=_nonnegative_int,
+                   help="total correction parameters; overrides --tol (default: no budget)")
+    p.add_argument("--method", default="auto", choices=["auto", "exact", "randomized"],
+                   help="SVD method (default: %(default)s: exact up to min(m, n) = 512)")
+    p.add_argument("--b", type=_positive_int, default=32,
+                   help="query batch size for the timing table (default: %(default)s)")
+    p.add_argument("--repeat", type=_positive_int, default=3, help="timed repeats (default: %(default)s)")
+    p.add_argument("--out", help="output .npz; its folder must exist (default: FILE stem + .cascade.npz)")
+    p.add_argument("--plot", action="store_true", help="also write a PNG next to the output (default: off)")
     p.set_defaults(func=_fit)
 
     p = sub.add_parser("check", help="run the theory package's claim checks (needs sympy)")
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments passed to python -m theory")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments passed to python -m theory (default: none)")
     p.set_defaults(func=_check)
 
     p = sub.add_parser("bench", help="time tree queries against dense and per-correction baselines")
-    p.add_argument("--K", default="16,64,256", help="comma-separated orders (default: %(default)s)")
-    p.add_argument("--n", type=int, default=256)
-    p.add_argument("--b", type=int, default=32)
-    p.add_argument("--r", type=int, default=4)
-    p.add_argument("--repeat", type=int, default=5)
-    p.add_argument("--out", help="also write the JSON here")
+    p.add_argument("--K", type=_order_list, default=[16, 64, 256],
+                   help="comma-separated numbers of orders (default: 16,64,256)")
+    p.add_argument("--n", type=_positive_int, default=256, help="matrix size n x n (default: %(default)s)")
+    p.add_argument("--b", type=_positive_int, default=32, help="query batch size (default: %(default)s)")
+    p.add_argument("--r", type=_positive_int, default=4, help="rank of every correction (default: %(default)s)")
+    p.add_argument("--repeat", type=_positive_int, default=5, help="timed repeats (default: %(default)s)")
+    p.add_argument("--out", help="also write the JSON here (default: print only)")
     p.set_defaults(func=_bench)
     return parser
 
 
 def main(argv=None):
-    """Entry point of the ``lowrank-tree`` console script."""
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    """Entry point of the ``lowrank-tree`` console script.
+
+    Returns the exit status; bad input raises ``SystemExit(2)`` after one line
+    on stderr.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    prog = f"{parser.prog} {args.command}"
+    try:
+        return args.func(args)
+    except _InputError as exc:
+        parser.exit(2, f"{prog}: error: {exc}\n")
+    except (ValueError, TypeError, OSError) as exc:
+        # The library refuses bad input with ValueError/TypeError naming the
+        # argument; files fail with OSError.  Other exceptions are bugs: let them show.
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        parser.exit(2, f"{prog}: error: {message}\n")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from ._validation import check_int
 from .benchmark import loop_query, median_time, relative_error
 from .diagnostics import difference_profile
 from .fit import cascade_fit
@@ -74,6 +75,8 @@ def compare(mats, tol=1e-6, ranks=None, budget=None, b=32, seed=0, repeat=5, met
         (seconds), ``profile`` (difference profile of the first orders),
         ``timings`` of fit and build.
     """
+    b, repeat = check_int(b, "b", 1), check_int(repeat, "repeat", 1)
+    seed = check_int(seed, "seed", 0)
     mats = np.asarray(mats)
     K = mats.shape[0] - 1
     m, n = mats.shape[1:]
@@ -87,7 +90,12 @@ def compare(mats, tol=1e-6, ranks=None, budget=None, b=32, seed=0, repeat=5, met
     build_s = time.perf_counter() - t0
 
     rng = np.random.default_rng(seed + 1)
+    # X in the stack's dtype: a real X against complex factors would time NumPy's
+    # much slower mixed-dtype GEMM instead of the query
     X = rng.standard_normal((n, b))
+    if np.iscomplexobj(cascade.base):
+        X = X + 1j * rng.standard_normal((n, b))
+    X = X.astype(cascade.dtype)
     factors = [(c.U, c.V) for c in cascade.corrections]
     base = cascade.base
 
@@ -130,6 +138,21 @@ def compare(mats, tol=1e-6, ranks=None, budget=None, b=32, seed=0, repeat=5, met
     }
 
 
+def ratio_text(stored, dense, digits=1):
+    """``'3.0x fewer'``, ``'1.7x more'`` or ``'as many'``: ``stored`` numbers against ``dense``.
+
+    Examples
+    --------
+    >>> ratio_text(10, 30), ratio_text(30, 18), ratio_text(5, 5)
+    ('3.0x fewer', '1.7x more', 'as many')
+    """
+    if stored == dense:
+        return "as many"
+    if stored < dense:
+        return f"{dense / stored:.{digits}f}x fewer" if stored else "none stored"
+    return f"{stored / dense:.{digits}f}x more" if dense else "more"
+
+
 def _mb(x):
     return f"{x / 2**20:9.2f} MiB"
 
@@ -150,7 +173,7 @@ def format_report(rep):
                  f"mean {float(np.mean(errors)):.2e}")
     p = rep["params"]
     lines.append(f"  parameters: {p['cascade']:,} vs {p['dense']:,} for K+1 dense matrices "
-                 f"({p['dense'] / p['cascade']:.1f}x fewer)")
+                 f"({ratio_text(p['cascade'], p['dense'])})")
     mem = rep["memory"]
     lines += ["", "Memory",
               f"  segment tree (base + all nodes) {_mb(mem['tree'])}",

@@ -5,13 +5,13 @@ and ``V`` (n×r).  Note the plain transpose: for complex data this is *not*
 ``U @ V^H``, so a factorisation of a complex matrix never needs a conjugate.
 """
 
-from .backends import backend_name
 from ._norms import largest_term
 from ._ownership import exposed, take
 from ._validation import (
     as_array,
     check_finite,
     check_int,
+    check_scalar,
     check_tol,
     count_above,
     default_tol,
@@ -188,6 +188,9 @@ class LowRank:
     """
 
     __array_priority__ = 1000  # make ndarray @ LowRank defer to __rmatmul__
+    # NumPy arrays and scalars (np.int64(2) * A) return NotImplemented instead of
+    # broadcasting over the object, so Python calls __rmul__ / __rmatmul__.
+    __array_ufunc__ = None
 
     def __init__(self, U, V, *, backend=None):
         U_in, V_in = U, V
@@ -361,6 +364,7 @@ class LowRank:
         if X.shape[0] != n:
             raise ValueError(f"X must have {n} rows (the number of columns of the matrix), "
                              f"got shape {tuple(X.shape)}")
+        check_finite(X, xp, "X")
         return self._U @ (xp.matrix_transpose(self._V) @ X) if X.ndim == 2 else \
             self._U @ (X @ self._V)
 
@@ -372,6 +376,7 @@ class LowRank:
         if Y.shape[-1] != m:
             raise ValueError(f"Y must have {m} columns (the number of rows of the matrix), "
                              f"got shape {tuple(Y.shape)}")
+        check_finite(Y, xp, "Y")
         return (Y @ self._U) @ xp.matrix_transpose(self._V)
 
     def _check_same(self, other, op):
@@ -402,9 +407,22 @@ class LowRank:
         return self + (-other)
 
     def __mul__(self, alpha):
-        """Scalar multiple (scales ``U``)."""
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float, complex)):
+        """Scalar multiple ``alpha * (U @ V.T)`` (scales ``U``).
+
+        ``alpha`` is a Python or NumPy number (not ``bool``), used as a Python
+        scalar: a real ``alpha`` keeps the factors' dtype (a float32 LowRank
+        stays float32), a complex one makes them complex of the same precision.
+
+        Raises
+        ------
+        ValueError
+            If ``alpha`` is NaN or Inf, or the product overflows the dtype.
+        """
+        value = check_scalar(alpha, "alpha")
+        if value is None:
             return NotImplemented
-        return LowRank._from_factors(self._U * alpha, self._V, self._xp)
+        U = self._U * value
+        check_finite(U, self._xp, f"alpha * U (alpha={alpha!r}, dtype {self.dtype})")
+        return LowRank._from_factors(U, self._V, self._xp)
 
     __rmul__ = __mul__

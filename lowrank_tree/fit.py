@@ -11,7 +11,6 @@ and array_api_strict inputs run through the same lines.
 """
 
 import math
-import numbers
 import warnings
 
 from ._norms import comfortable, fro_norm, max_abs, pow2_exponent, scale_pow2, tail_rank
@@ -21,9 +20,13 @@ from ._validation import (
     as_array,
     check_finite,
     check_int,
+    check_real,
+    check_seed,
+    check_sequence,
     check_tol,
     count_above,
     default_tol,
+    is_single_order,
     nbytes,
     resolve_namespace,
 )
@@ -128,6 +131,7 @@ class Cascade:
         corr = []
         dtype = base.dtype
         sources = []  # what the caller passed, to decide what must be copied
+        corrections = check_sequence(corrections, "corrections", "LowRank or (U, V) pairs")
         for i, c in enumerate(corrections):
             U, V = correction_factors(c, xp, f"corrections[{i}]", (m, n))
             dtype = xp.result_type(dtype, U.dtype, V.dtype)
@@ -137,9 +141,11 @@ class Cascade:
         K = len(corr)
         if errors is None:
             errors = [0.0] + [float("nan")] * K
-        errors = [float("nan") if e is None else float(e) for e in errors]
+        errors = check_sequence(errors, "errors", "floats (one per order) or None")
         if len(errors) != K + 1:
             raise ValueError(f"errors must have length K + 1 = {K + 1}, got {len(errors)}")
+        errors = [float("nan") if e is None else check_real(e, f"errors[{k}]", low=0.0, allow_nan=True)
+                  for k, e in enumerate(errors)]
         base = take(base, base_in, dtype, xp)
         corr = [LowRank._from_factors(take(c._U, U_in, dtype, xp), take(c._V, V_in, dtype, xp), xp)
                 for c, (U_in, V_in) in zip(corr, sources)]
@@ -304,9 +310,12 @@ class Cascade:
                  f"{0:>5}  {'base':>4}  {self.errors[0]:>10.3e}"]
         for k, (r, e) in enumerate(zip(self.ranks, self.errors[1:]), start=1):
             lines.append(f"{k:>5}  {r:>4}  {e:>10.3e}")
-        ratio = self.dense_params / self.n_params if self.n_params else float("inf")
-        lines.append(f"parameters: {self.n_params} of {self.dense_params} dense "
-                     f"({ratio:.2f}x fewer)")
+        stored, dense = self.n_params, self.dense_params
+        if stored < dense:
+            versus = f"{dense / stored:.2f}x fewer"
+        else:  # corrections of high rank can cost more than the dense matrices
+            versus = f"{stored / dense:.2f}x more" if stored > dense else "as many"
+        lines.append(f"parameters: {stored} of {dense} dense ({versus})")
         return "\n".join(lines)
 
 
@@ -334,7 +343,8 @@ def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=Non
         are held, never the whole stack (except in ``budget`` mode, see below).
         ``K = 0`` (a single matrix) gives no corrections.
     ranks : int or sequence of int, optional
-        Target rank of every correction (an int) or of each (length K).  Each
+        Target rank of every correction (an int, NumPy integers included) or
+        of each (length K).  Each
         must be in ``[0, min(m, n)]``.  A rank is lowered to the numerical
         rank of ``R_k`` (singular values ``<= ε·max(‖M_k‖_F, ‖Ŵ_{k−1}‖_F,
         ‖R_k‖_F)`` with the lossless level ``ε = max(m, n, 32)·eps`` are
@@ -363,6 +373,7 @@ def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=Non
         ``'auto'``: exact when ``min(m, n) <= 512``, else randomized.
     seed : None, int or numpy.random.Generator
         Seed of the random sketches; the same seed gives identical results.
+        Checked on every call, whether or not the fit draws random numbers.
     oversample : int, keyword-only
         Extra sketch columns in the fixed-rank randomized path (default 10).
     power_iters : int, keyword-only
@@ -391,13 +402,16 @@ def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=Non
         ``[0, min(m, n)]``, ``ranks`` of the wrong length, more than one of
         ``ranks``/``tol``/``budget``, an unknown ``method``.
     TypeError
-        Mixed array libraries, non-numeric input.
+        Mixed array libraries, a refused dtype (see Notes), a rank, budget or
+        seed that is not an integer (``bool`` and floats included).
 
     Notes
     -----
-    *Dtypes.* Integer inputs become float64; float32 and complex64 stay in
-    their precision (factors, base and the residuals are computed in the
-    inputs' precision or higher, never lower); mixed dtypes promote.
+    *Dtypes.* Integer inputs become float64 and float16 becomes float32;
+    float32 and complex64 stay in their precision (factors, base and the
+    residuals are computed in the inputs' precision or higher, never lower);
+    mixed dtypes promote.  Bool, object, extended-precision (``longdouble``)
+    and masked arrays raise ``TypeError`` naming ``mats``.
     Complex corrections follow the ``LowRank`` convention ``Δ = U @ V.T``
     (plain transpose).
 
@@ -483,6 +497,7 @@ def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=Non
     oversample = check_int(oversample, "oversample", 0)
     power_iters = check_int(power_iters, "power_iters", 0)
     ranks = _parse_ranks(ranks)
+    seed = check_seed(seed)
 
     xp, stream, K = _open(mats, backend)
     opts = dict(oversample=oversample, power_iters=power_iters, seed=seed)
@@ -500,14 +515,12 @@ def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=Non
 # Input handling
 # --------------------------------------------------------------------------
 def _parse_ranks(ranks):
-    if ranks is None or isinstance(ranks, numbers.Integral) and not isinstance(ranks, bool):
-        return ranks
-    if is_array(ranks) and getattr(ranks, "ndim", 1) == 0:
+    """None, one Python int (the same rank for every order), or a list (one per order)."""
+    if ranks is None:
+        return None
+    if is_single_order(ranks):  # Python/NumPy integers and 0-d arrays; bool, float refused
         return check_int(ranks, "ranks")
-    try:
-        return list(ranks)
-    except TypeError:
-        raise TypeError(f"ranks must be an int or a sequence of ints, got {ranks!r}") from None
+    return check_sequence(ranks, "ranks", "ints (one rank per correction) or an int")
 
 
 def _open(mats, backend):

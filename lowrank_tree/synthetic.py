@@ -2,6 +2,8 @@
 
 import math
 
+from ._validation import check_int, check_real, check_seed
+
 __all__ = ["synthetic_evolution"]
 
 
@@ -35,10 +37,20 @@ def synthetic_evolution(K=64, m=256, n=256, terms=3, rank=2, drift_rank=1, noise
     seed : int
         Random seed.
     dtype : str or numpy dtype
+        float32, float64 (default), complex64 or complex128.
 
     Returns
     -------
     numpy.ndarray, shape (K + 1, m, n)
+
+    Raises
+    ------
+    ValueError
+        A negative ``K``, ``m``, ``n``, ``terms``, ``rank``, ``drift_rank`` or
+        ``seed``; a negative or non-finite ``noise``.
+    TypeError
+        A non-integer size or rank, a ``seed`` that is not an integer or a
+        generator, a ``dtype`` other than the four above.
 
     Examples
     --------
@@ -51,12 +63,24 @@ def synthetic_evolution(K=64, m=256, n=256, terms=3, rank=2, drift_rank=1, noise
     """
     import numpy as np  # lazily: the package imports without NumPy (see tests/test_package.py)
 
+    K = check_int(K, "K", 0)
+    m, n = check_int(m, "m", 0), check_int(n, "n", 0)
+    terms, rank = check_int(terms, "terms", 0), check_int(rank, "rank", 0)
+    drift_rank = check_int(drift_rank, "drift_rank", 0)
+    noise = check_real(noise, "noise", low=0.0)
+    seed = check_seed(seed)
+    try:
+        out_dtype = np.dtype(dtype)
+    except TypeError:
+        out_dtype = None
+    if out_dtype not in (np.float32, np.float64, np.complex64, np.complex128):
+        raise TypeError(f"dtype must be float32, float64, complex64 or complex128, got {dtype!r}")
     rng = np.random.default_rng(seed)
     W0 = rng.standard_normal((m, n))
-    scale = 1.0 / math.sqrt(rank * max(terms, 1))
+    scale = 1.0 / math.sqrt(max(rank, 1) * max(terms, 1))
     Us = [scale * rng.standard_normal((m, rank)) for _ in range(terms)]
     Vs = [rng.standard_normal((n, rank)) for _ in range(terms)]
-    out = np.empty((K + 1, m, n), dtype=dtype)
+    out = np.empty((K + 1, m, n), dtype=out_dtype)
     drift = np.zeros((m, n))
     for k in range(K + 1):
         t = k / K if K else 0.0

@@ -22,8 +22,11 @@ from ._validation import (
     as_array,
     check_finite,
     check_int,
+    check_orders,
+    check_sequence,
     check_tol,
     default_tol,
+    is_single_order,
     nbytes,
     resolve_namespace,
 )
@@ -157,7 +160,8 @@ class LowRankSegmentTree:
     """
 
     def __init__(self, base, corrections=(), tol=None, *, backend=None, cache_bytes=2**28):
-        corrections = list(corrections)
+        corrections = check_sequence(corrections, "corrections",
+                                     "corrections (LowRank, (U, V) pairs or (m, n) arrays)")
         arrays, names = [base], ["base"]
         for i, c in enumerate(corrections, start=1):
             if isinstance(c, LowRank):
@@ -183,7 +187,8 @@ class LowRankSegmentTree:
         self._cache_limit = check_int(cache_bytes, "cache_bytes", 0)
         factors = [self._leaf_factors(c, f"corrections[{i}]", dtype=None)
                    for i, c in enumerate(corrections)]
-        dtype = xp.result_type(base.dtype, *[U.dtype for U, _ in factors])
+        # every factor counts: a complex V with a real U makes a complex correction
+        dtype = xp.result_type(base.dtype, *[F.dtype for pair in factors for F in pair])
         self._dtype = dtype
         # The tree owns every array it reads later: the caller's are copied
         # (once, with the dtype conversion), see _ownership.
@@ -372,10 +377,14 @@ class LowRankSegmentTree:
         Parameters
         ----------
         k : int or array_like of int, shape (b,)
-            Order in ``0..K``; or one order per column of ``X`` (a mixed batch:
-            column ``j`` gets ``W_{k_j} X[:, j]``).  Mixed batches are grouped
-            by canonical node, one masked GEMM pair in all.
+            Order in ``0..K`` (a Python or NumPy integer; ``bool`` and floats
+            raise ``TypeError``); or one order per column of ``X`` (a mixed
+            batch: column ``j`` gets ``W_{k_j} X[:, j]``) as an integer array,
+            a list, a tuple or a ``range``.  Mixed batches are grouped by
+            canonical node, one masked GEMM pair in all.
         X : array_like, shape (n,) or (n, b)
+            float16 becomes float32 and integers float64; bool, object,
+            extended-precision and masked arrays are refused.
 
         Returns
         -------
@@ -386,7 +395,8 @@ class LowRankSegmentTree:
         ValueError
             If ``k`` is out of range, ``X`` has the wrong shape or holds NaN/Inf.
         TypeError
-            If ``X`` is from another array library or has a non-numeric dtype.
+            If ``k`` is not an integer (or an integer array), ``X`` is from
+            another array library or has a refused dtype.
 
         Examples
         --------
@@ -647,6 +657,9 @@ class LowRankSegmentTree:
                                     f"expected a real correction")
             su, sv = _sources(delta)
             U, V = take(U, su, dtype, xp), take(V, sv, dtype, xp)
+            # a finite float64 correction can overflow a float32 tree
+            check_finite(U, xp, f"{name} U factor in the tree's dtype {dtype}")
+            check_finite(V, xp, f"{name} V factor in the tree's dtype {dtype}")
         return U, V
 
     def _make_leaf(self, U, V):
@@ -803,21 +816,7 @@ class LowRankSegmentTree:
         return Y
 
     def _check_orders(self, k, b):
-        xp = self._xp
-        try:
-            ks = get_func("asarray", self.backend)(k)
-        except (TypeError, ValueError):
-            raise TypeError(f"k must be an int or an integer array, got {type(k).__name__}") from None
-        if ks.ndim != 1 or ks.shape[0] != b:
-            raise ValueError(f"k must be an int or have shape ({b},) (one order per column of X), "
-                             f"got shape {tuple(ks.shape)}")
-        if not xp.isdtype(ks.dtype, "integral"):
-            raise TypeError(f"k must hold integers, got dtype {ks.dtype}")
-        ks = xp.astype(ks, xp.int64)
-        lo, hi = int(xp.min(ks)), int(xp.max(ks))
-        if lo < 0 or hi > self._K:
-            raise ValueError(f"k must be in [0, {self._K}], got values in [{lo}, {hi}]")
-        return ks
+        return check_orders(k, b, self._K, self._xp, self.backend)
 
     def _build_stacks(self, leaves):
         """Leaf factors padded to the largest rank, stacked (K, m, r) and (K, n, r)."""
@@ -958,6 +957,4 @@ def _sources(delta):
 
 
 def _is_scalar(k):
-    if isinstance(k, (list, tuple)):
-        return False
-    return getattr(k, "ndim", 0) == 0
+    return is_single_order(k)
