@@ -211,9 +211,16 @@ def _load_stack(path, key):
 
 
 def _fit_output(args):
-    """The file ``save`` will write (it appends ``.npz`` to other names)."""
+    """The file ``save`` will write, checked before any work is done (``save``'s own rules)."""
+    from .io import check_writable
+
     out = args.out if args.out is not None else os.path.splitext(args.file)[0] + ".cascade.npz"
-    return out if str(out).endswith(".npz") else f"{out}.npz"
+    try:
+        return check_writable(out)
+    except OSError as exc:  # str(exc) would read "[Errno 2] ...: 'path'"
+        raise _InputError(f"--out: {exc.strerror or exc}: {exc.filename}") from None
+    except (ValueError, TypeError) as exc:
+        raise _InputError(f"--out: {exc}") from None
 
 
 def _fit(args):
@@ -222,7 +229,6 @@ def _fit(args):
 
     mats = _load_stack(args.file, args.key)
     out = _fit_output(args)
-    _check_output_file(out, "--out")
     K, m, n = mats.shape[0] - 1, mats.shape[1], mats.shape[2]
     ranks = args.ranks
     if isinstance(ranks, list) and len(ranks) != K:
