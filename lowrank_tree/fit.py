@@ -14,6 +14,7 @@ import math
 import warnings
 
 from ._norms import comfortable, fro_norm, max_abs, pow2_exponent, scale_pow2, tail_rank
+from ._ownership import adopting, exposed, take
 from ._randomized import adaptive_qb, fixed_rank_qb
 from ._threads import small_blas
 from ._validation import (
@@ -31,7 +32,6 @@ from ._validation import (
     resolve_namespace,
 )
 from .backends import backend_name, get_func, is_array
-from ._ownership import adopting, exposed, take
 from .factor import LowRank, correction_factors
 
 __all__ = ["Cascade", "PrecisionFloorWarning", "cascade_fit"]
