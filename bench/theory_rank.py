@@ -4,7 +4,7 @@ Writes ``bench/results/theory_rank.json`` (or ``--out``) with machine
 information, Python/SymPy/Numba versions, the exact command, every method
 side by side on the same matrices in one run, medians of repeats and ratios.
 
-Cases (targets from issue 3):
+Cases (the targets are in ``TARGETS`` below):
 
 * ``product_8x5x8``: ``B C`` with ``B`` 8x5 and ``C`` 5x8, random integer
   polynomial entries of degree 2 (so ``B C`` is 8x8 of degree 4, rank 5).

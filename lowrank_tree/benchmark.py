@@ -1,4 +1,4 @@
-"""Timing and memory measurements against the baselines of DESIGN §4.
+"""Timing and memory measurements of the tree against its baselines.
 
 Used by ``bench/query.py``, ``lowrank-tree bench`` and ``lowrank-tree demo``.
 Every measurement runs the baselines side by side in one process and reports

@@ -1,4 +1,4 @@
-"""The main job: fit, build, query and compare on a synthetic evolution.
+"""The demo: fit, build, query and compare on a synthetic evolution.
 
 ``lowrank-tree demo`` runs :func:`run_demo` and prints :func:`format_report`;
 ``lowrank-tree fit FILE`` runs the same comparison on a user's stack.
