@@ -82,6 +82,11 @@ class DifferenceProfile:
     column_direct_sum, row_direct_sum : DirectSumCheck
         Whether the column (row) spaces of the first differences
         ``ΔA(0..L-2)`` form a direct sum.
+
+    See Also
+    --------
+    difference_profile : Computes it.
+    direct_sum_check : The direct-sum test on its own.
     """
 
     ranks: list
@@ -188,6 +193,12 @@ def difference_profile(mats, tol=None, max_order=None):
         samples come from different array libraries, or ``max_order`` is not
         an integer.
 
+    See Also
+    --------
+    direct_sum_check : The direct-sum test on its own, for any list of matrices.
+    DifferenceProfile : The result and its properties.
+    theory.difference_profile : The exact profile of a symbolic sequence.
+
     Notes
     -----
     **Tolerance.**  Order ``k`` counts the singular values of ``Δ^k A(j)``
@@ -215,12 +226,6 @@ def difference_profile(mats, tol=None, max_order=None):
     profile proves nothing), and what direct sums of the first differences
     mean for the segment tree: :ref:`reading-a-difference-profile` in the
     user guide.
-
-    See Also
-    --------
-    direct_sum_check : The direct-sum test on its own, for any list of matrices.
-    DifferenceProfile : The result and its properties.
-    theory.difference_profile : The exact profile of a symbolic sequence.
 
     Examples
     --------
@@ -317,6 +322,11 @@ def direct_sum_check(mats, side="column", tol=None):
     TypeError
         If an item is not numeric or items come from different array
         libraries.
+
+    See Also
+    --------
+    difference_profile : Runs this test on the first differences of a sequence.
+    lowrank_tree.diagnostics.DirectSumCheck : The result.
 
     Notes
     -----

@@ -97,6 +97,12 @@ class Cascade:
     method : str
         ``'exact'`` or ``'randomized'``.
 
+    See Also
+    --------
+    cascade_fit : Fits one to a matrix family.
+    Cascade.tree : The low-rank segment tree of its corrections.
+    save, load : Persistence.
+
     Notes
     -----
     A cascade never changes after construction and owns its arrays: the
@@ -195,27 +201,33 @@ class Cascade:
 
     @property
     def shape(self):
+        """``(m, n)``, the shape of every order's matrix."""
         return tuple(self._base.shape)
 
     @property
     def dtype(self):
+        """Dtype of the base and the factors."""
         return self._base.dtype
 
     @property
     def num_orders(self):
+        """``K``, the number of corrections (the orders are ``0..K``)."""
         return len(self._corrections)
 
     @property
     def ranks(self):
+        """Ranks ``r_1..r_K`` of the corrections (a new list)."""
         return [c.rank for c in self._corrections]
 
     @property
     def n_params(self):
+        """Numbers stored: ``m n + Σ_i r_i (m + n)``."""
         m, n = self.shape
         return m * n + sum(self.ranks) * (m + n)
 
     @property
     def dense_params(self):
+        """Numbers one dense matrix per order would store: ``(K + 1) m n``."""
         m, n = self.shape
         return (self.num_orders + 1) * m * n
 
@@ -404,6 +416,12 @@ def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=Non
     TypeError
         Mixed array libraries, a refused dtype (see Notes), a rank, budget or
         seed that is not an integer (``bool`` and floats included).
+
+    See Also
+    --------
+    Cascade : The fitted family it returns.
+    LowRankSegmentTree : Fast queries, updates and appends on the fit (``Cascade.tree()``).
+    difference_profile : Whether a family has low-rank differences before fitting it.
 
     Notes
     -----
