@@ -35,7 +35,7 @@ import numpy as np
 
 from lowrank_tree import LowRankSegmentTree, cascade_fit
 from lowrank_tree.backends import get_func, namespace_for
-from lowrank_tree.benchmark import median_time, worst_order, write_json
+from lowrank_tree.benchmark import loop_all_orders, loop_query, median_time, worst_order, write_json
 
 TARGETS = {
     "gpu_query_throughput_over_gemm_min": 0.5,
@@ -82,114 +82,136 @@ def family(n, K, r, seed=0):
     return base, factors
 
 
-def one_size(backend, n, K, bs, r, repeat):
-    """Every measurement of one backend at one (n, K), for each batch size in ``bs``."""
-    xp = namespace_for(backend)
-    put = get_func("asarray", backend)
-    to_host = get_func("to_numpy", backend)
-    time_it = timer(backend, repeat)
-    time_slow = timer(backend, min(repeat, 3))  # build and fit take seconds: fewer repeats
-    base_h, factors_h = family(n, K, r)
-    base = put(base_h)
-    factors = [(put(U), put(V)) for U, V in factors_h]
-    heavy = n * n * K > 2**30  # one build takes many seconds: time it once
-    t0 = time.perf_counter()
-    tree = LowRankSegmentTree(base, factors, backend=backend)
-    get_func("synchronize", backend, default=lambda: None)()
-    build = time.perf_counter() - t0
-    if not heavy:
-        build = time_slow(lambda: LowRankSegmentTree(base, factors, backend=backend))
-    k = worst_order(tree)
-    inner = tree.query_cost(k)["inner_dim"]
-    W_k = tree.matrix(k)
-    res = {"backend": backend, "n": n, "m": n, "K": K, "r": r, "k": k, "inner_dim": inner,
-           "dense_canonical_nodes": tree.query_cost(k)["dense_nodes"], "tree_nbytes": tree.nbytes,
-           "seconds": {"build": build}, "by_batch": []}
-    rng = np.random.default_rng(1)
-    for b in bs:
-        X = put(rng.standard_normal((n, b)))
-        ref = to_host(W_k @ X)
-        err = float(np.linalg.norm(to_host(tree.query(k, X)) - ref) / np.linalg.norm(ref))
+class Workload:
+    """One backend at one (n, K): the family on the device, its tree and the timers."""
 
-        def loop():
-            Y = base @ X
-            for U, V in factors[:k]:
-                Y = Y + U @ (xp.matrix_transpose(V) @ X)
-            return Y
+    def __init__(self, backend, n, K, r, repeat):
+        self.backend, self.n, self.K, self.r = backend, n, K, r
+        self.put = get_func("asarray", backend)
+        self.to_host = get_func("to_numpy", backend)
+        self.sync = get_func("synchronize", backend, default=lambda: None)
+        self.time_it = timer(backend, repeat)
+        self.time_slow = timer(backend, min(repeat, 3))  # build and fit take seconds: fewer repeats
+        base_h, factors_h = family(n, K, r)
+        self.base = self.put(base_h)
+        self.factors = [(self.put(U), self.put(V)) for U, V in factors_h]
+        self.tree = None
 
-        def loop_all():
-            Y = base @ X
-            out = [Y]
-            for U, V in factors:
-                Y = Y + U @ (xp.matrix_transpose(V) @ X)
-                out.append(Y)
-            return xp.stack(out)
+    def build(self):
+        """Seconds to build the tree (kept in ``self.tree``)."""
+        t0 = time.perf_counter()
+        self.tree = LowRankSegmentTree(self.base, self.factors, backend=self.backend)
+        self.sync()
+        once = time.perf_counter() - t0
+        if self.n * self.n * self.K > 2**30:  # one build takes many seconds: time it once
+            return once
+        return self.time_slow(lambda: LowRankSegmentTree(self.base, self.factors, backend=self.backend))
 
-        def cold():
-            tree.clear_cache()
-            tree.query(k, X)
 
-        G = put(rng.standard_normal((n, n + inner)))
-        XG = put(rng.standard_normal((n + inner, b)))
-        s = {"query": time_it(lambda: tree.query(k, X)), "query_first": time_it(cold),
-             "dense_gemm": time_it(lambda: W_k @ X), "loop": time_it(loop),
-             "gemm_same_inner_dim": time_it(lambda: G @ XG),
-             "all_orders": time_it(lambda: tree.all_orders(X)), "loop_all_orders": time_it(loop_all)}
-        dense_all_flops = 2.0 * (K + 1) * n * n * b
-        if dense_all_flops <= DENSE_ALL_ORDERS_MAX_FLOPS:
-            s["dense_all_orders"] = time_it(lambda: [W_k @ X for _ in range(K + 1)])
-        useful = 2.0 * b * (n * n + inner * 2 * n)
-        gemm = 2.0 * b * n * (n + inner)
-        res["by_batch"].append({
-            "b": b, "relative_error_vs_dense": err, "seconds": s,
-            "flops": {"query_useful": useful, "gemm_same_inner_dim": gemm, "dense_all_orders": dense_all_flops},
-            "ratios": {
-                "query_over_dense_gemm": s["query"] / s["dense_gemm"],
-                "loop_over_query": s["loop"] / s["query"],
-                "query_throughput_over_gemm": (useful / s["query"]) / (gemm / s["gemm_same_inner_dim"]),
-                "loop_all_orders_over_all_orders": s["loop_all_orders"] / s["all_orders"],
-                "dense_all_orders_over_all_orders": (s["dense_all_orders"] / s["all_orders"]
-                                                     if "dense_all_orders" in s else None),
-            }})
-        del G, XG
-    # update: alternate two corrections at the middle so every call re-merges a real path
-    i = K // 2 + 1
-    alt = [factors[i - 1], (factors[i - 1][0], 2 * factors[i - 1][1])]
+def time_batch(w, k, W_k, inner, X, rng):
+    """Seconds, flops and ratios of every query against its baselines for one batch ``X``."""
+    tree, n, K = w.tree, w.n, w.K
+    b = X.shape[1]
+    ref = w.to_host(W_k @ X)
+    err = float(np.linalg.norm(w.to_host(tree.query(k, X)) - ref) / np.linalg.norm(ref))
+
+    def cold():
+        tree.clear_cache()
+        tree.query(k, X)
+
+    # a GEMM with the query's total inner dimension: the throughput yardstick
+    G = w.put(rng.standard_normal((n, n + inner)))
+    XG = w.put(rng.standard_normal((n + inner, b)))
+    s = {"query": w.time_it(lambda: tree.query(k, X)), "query_first": w.time_it(cold),
+         "dense_gemm": w.time_it(lambda: W_k @ X), "loop": w.time_it(lambda: loop_query(w.base, w.factors, k, X)),
+         "gemm_same_inner_dim": w.time_it(lambda: G @ XG),
+         "all_orders": w.time_it(lambda: tree.all_orders(X)),
+         "loop_all_orders": w.time_it(lambda: loop_all_orders(w.base, w.factors, X))}
+    dense_all_flops = 2.0 * (K + 1) * n * n * b
+    if dense_all_flops <= DENSE_ALL_ORDERS_MAX_FLOPS:
+        s["dense_all_orders"] = w.time_it(lambda: [W_k @ X for _ in range(K + 1)])
+    useful = 2.0 * b * (n * n + inner * 2 * n)
+    gemm = 2.0 * b * n * (n + inner)
+    return {
+        "b": b, "relative_error_vs_dense": err, "seconds": s,
+        "flops": {"query_useful": useful, "gemm_same_inner_dim": gemm, "dense_all_orders": dense_all_flops},
+        "ratios": {
+            "query_over_dense_gemm": s["query"] / s["dense_gemm"],
+            "loop_over_query": s["loop"] / s["query"],
+            "query_throughput_over_gemm": (useful / s["query"]) / (gemm / s["gemm_same_inner_dim"]),
+            "loop_all_orders_over_all_orders": s["loop_all_orders"] / s["all_orders"],
+            "dense_all_orders_over_all_orders": (s["dense_all_orders"] / s["all_orders"]
+                                                 if "dense_all_orders" in s else None),
+        }}
+
+
+def time_update(w):
+    """Median seconds of ``update`` at the middle order."""
+    # alternate two corrections so that every call re-merges a real path
+    i = w.K // 2 + 1
+    U, V = w.factors[i - 1]
+    alternatives = [(U, V), (U, 2 * V)]
     state = [0]
 
     def update():
         state[0] ^= 1
-        tree.update(i, alt[state[0]])
-    res["seconds"]["update"] = time_it(update)
-    # append last: it changes K.  The first append past a power of two grows a new root.
+        w.tree.update(i, alternatives[state[0]])
+    return w.time_it(update)
+
+
+def time_appends(w, count=8):
+    """Seconds of ``count`` appends (they change K, so each is timed once)."""
     times = []
-    for j in range(8):
+    for j in range(count):
         t0 = time.perf_counter()
-        tree.append(factors[j])
-        get_func("synchronize", backend, default=lambda: None)()
+        w.tree.append(w.factors[j % len(w.factors)])
+        w.sync()
         times.append(time.perf_counter() - t0)
-    res["seconds"]["append_median"] = float(np.median(times))
-    res["seconds"]["append_max"] = float(max(times))
-    if K <= 64:
-        def stream():
-            M = base
+    return times
+
+
+def time_fit(w):
+    """Median seconds of a randomized ``cascade_fit`` of the family, streamed order by order."""
+    xp = namespace_for(w.backend)
+
+    def stream():
+        M = w.base
+        yield M
+        for U, V in w.factors:
+            M = M + U @ xp.matrix_transpose(V)
             yield M
-            for U, V in factors:
-                M = M + U @ xp.matrix_transpose(V)
-                yield M
-        res["seconds"]["fit"] = time_slow(lambda: cascade_fit(stream(), ranks=r, method="randomized", seed=0,
-                                                            backend=backend))
+    return w.time_slow(lambda: cascade_fit(stream(), ranks=w.r, method="randomized", seed=0, backend=w.backend))
+
+
+def one_size(backend, n, K, bs, r, repeat):
+    """Every measurement of one backend at one (n, K), for each batch size in ``bs``."""
+    w = Workload(backend, n, K, r, repeat)
+    build = w.build()
+    k = worst_order(w.tree)
+    cost = w.tree.query_cost(k)
+    W_k = w.tree.matrix(k)
+    res = {"backend": backend, "n": n, "m": n, "K": K, "r": r, "k": k, "inner_dim": cost["inner_dim"],
+           "dense_canonical_nodes": cost["dense_nodes"], "tree_nbytes": w.tree.nbytes,
+           "seconds": {"build": build}, "by_batch": []}
+    rng = np.random.default_rng(1)
+    for b in bs:
+        X = w.put(rng.standard_normal((n, b)))
+        res["by_batch"].append(time_batch(w, k, W_k, cost["inner_dim"], X, rng))
+    res["seconds"]["update"] = time_update(w)
+    # append last: it changes K.  The first append past a power of two grows a new root.
+    appends = time_appends(w)
+    res["seconds"]["append_median"] = float(np.median(appends))
+    res["seconds"]["append_max"] = float(max(appends))
+    if K <= 64:
+        res["seconds"]["fit"] = time_fit(w)
     return res
 
 
 def build_target(backends, n, K, r, repeat):
-    base_h, factors_h = family(n, K, r)
     out = {"n": n, "K": K, "r": r, "seconds": {}}
     for backend in backends:
-        put = get_func("asarray", backend)
-        base, factors = put(base_h), [(put(U), put(V)) for U, V in factors_h]
-        out["seconds"][backend] = timer(backend, repeat)(
-            lambda: LowRankSegmentTree(base, factors, backend=backend))
+        w = Workload(backend, n, K, r, repeat)
+        out["seconds"][backend] = w.time_it(lambda w=w: LowRankSegmentTree(w.base, w.factors, backend=w.backend))
     if "numba" in out["seconds"] and "numpy" in out["seconds"]:
         out["numba_speedup"] = out["seconds"]["numpy"] / out["seconds"]["numba"]
     return out

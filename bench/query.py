@@ -6,7 +6,7 @@ and K in {64, 256, 1024} at the worst order k of each tree.
 
 Usage::
 
-    python bench/query.py            # the issue's sizes (about 2 minutes on 2 cores)
+    python bench/query.py            # the sizes above (about 2 minutes on 2 cores)
     python bench/query.py --quick    # small sizes, seconds
 """
 

@@ -4,7 +4,7 @@ Writes ``bench/results/theory_rank.json`` (or ``--out``) with machine
 information, Python/SymPy/Numba versions, the exact command, every method
 side by side on the same matrices in one run, medians of repeats and ratios.
 
-Cases (targets from issue 3):
+Cases (the targets are in ``TARGETS`` below):
 
 * ``product_8x5x8``: ``B C`` with ``B`` 8x5 and ``C`` 5x8, random integer
   polynomial entries of degree 2 (so ``B C`` is 8x8 of degree 4, rank 5).
@@ -47,8 +47,7 @@ from sympy.polys.matrices import DomainMatrix
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from theory import generic_rank  # noqa: E402
-from theory import _modular  # noqa: E402
+from theory import _modular, generic_rank  # noqa: E402
 
 TARGETS = {
     "certified_speedup_vs_matrix_rank_simplify_min": 100.0,
@@ -90,7 +89,7 @@ def machine_info():
         "numba": numba_version,
         "modular_backend": "numba" if _modular.HAVE_NUMBA else "python",
         "git_commit": commit,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -130,11 +129,13 @@ def bench_product(seeds, repeat, simplify_repeat):
         generic_rank(M, seed=seed)  # warm-up (Numba JIT, imports)
         row = {"seed": seed, "shape": [8, 8], "entry_degree": 4}
         K = DomainMatrix.from_Matrix(M).convert_to(sp.QQ.frac_field(t))
-        row["domainmatrix_fracfield_rank_only"], r_dm0 = timeit(lambda: K.rank(), repeat)
-        row["domainmatrix_fracfield_with_conversion"], r_dm = timeit(lambda: dm_rank_with_conversion(M), repeat)
-        row["generic_rank_certified"], cert = timeit(lambda: generic_rank(M, seed=seed), repeat)
-        row["generic_rank_montecarlo"], mc = timeit(lambda: generic_rank(M, certify=False, seed=seed), repeat)
-        row["matrix_rank_simplify"], r_sym = timeit(lambda: M.rank(simplify=True), simplify_repeat)
+        # each timed closure binds this iteration's matrices and seed explicitly
+        row["domainmatrix_fracfield_rank_only"], r_dm0 = timeit(K.rank, repeat)
+        row["domainmatrix_fracfield_with_conversion"], r_dm = timeit(lambda M=M: dm_rank_with_conversion(M), repeat)
+        row["generic_rank_certified"], cert = timeit(lambda M=M, seed=seed: generic_rank(M, seed=seed), repeat)
+        row["generic_rank_montecarlo"], mc = timeit(
+            lambda M=M, seed=seed: generic_rank(M, certify=False, seed=seed), repeat)
+        row["matrix_rank_simplify"], r_sym = timeit(lambda M=M: M.rank(simplify=True), simplify_repeat)
         t0 = time.perf_counter()
         verified = cert.verify()
         row["certificate_verify_s"] = time.perf_counter() - t0
@@ -154,7 +155,8 @@ def bench_product(seeds, repeat, simplify_repeat):
         print(f"seed {seed}: simplify {med['matrix_rank_simplify']:.2f} s, DomainMatrix "
               f"{med['domainmatrix_fracfield_with_conversion'] * 1e3:.1f} ms "
               f"(rank only {med['domainmatrix_fracfield_rank_only'] * 1e3:.1f} ms), certified "
-              f"{med['generic_rank_certified'] * 1e3:.1f} ms, Monte-Carlo {med['generic_rank_montecarlo'] * 1e3:.1f} ms",
+              f"{med['generic_rank_certified'] * 1e3:.1f} ms, "
+              f"Monte-Carlo {med['generic_rank_montecarlo'] * 1e3:.1f} ms",
               flush=True)
         runs.append(row)
     return runs
@@ -167,10 +169,10 @@ def bench_large(repeat, size=32, inner=24, quick=False):
     dense = random_poly_matrix(rng, size, size, 8, R)
     A = sp.Matrix(size, size, lambda i, j: dense[i][j].as_expr())
     B = product_matrix(rng, size, inner, size, 4)
-    for name, M, rank in (("dense_%dx%d_deg8" % (size, size), A, size),
-                          ("rank_deficient_%dx%d_deg8" % (size, size), B, inner)):
+    for name, M, rank in ((f"dense_{size}x{size}_deg8", A, size),
+                          (f"rank_deficient_{size}x{size}_deg8", B, inner)):
         generic_rank(M, seed=0)  # warm-up
-        timing, cert = timeit(lambda: generic_rank(M, seed=1), repeat)
+        timing, cert = timeit(lambda M=M: generic_rank(M, seed=1), repeat)
         t0 = time.perf_counter()
         ok = cert.verify()
         out[name] = {
@@ -186,7 +188,8 @@ def bench_large(repeat, size=32, inner=24, quick=False):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run: one small instance, no simplify baseline repeats")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: one small instance, no simplify baseline repeats")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "theory_rank.json"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--repeat", type=int, default=7)

@@ -1,4 +1,11 @@
-"""Sphinx configuration: MyST Markdown pages, numpydoc API reference, strict build in CI."""
+"""Sphinx configuration: MyST Markdown pages, numpydoc API reference, strict build in CI.
+
+No intersphinx: CI reaches only package registries, so the ``objects.inv`` inventories
+of NumPy, SciPy, SymPy and PyTorch cannot be fetched at build time (a failed fetch is a
+warning, and the build is strict).  No PyPI package ships them (the intersphinx helpers
+there map names to URLs and still fetch); Debian ships only old SciPy and SymPy ones
+(python-scipy-doc, python-sympy-doc), none for NumPy or PyTorch.
+"""
 
 import pathlib
 import sys
@@ -18,8 +25,13 @@ extensions = [
     "myst_parser",
     "numpydoc",
     "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
 ]
+# One page per object (docs/api.rst), generated at build time into docs/generated/
+# (git-ignored) from the templates in docs/_templates/autosummary/.
+autosummary_generate = True
+templates_path = ["_templates"]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 myst_enable_extensions = ["dollarmath", "colon_fence"]
 myst_heading_anchors = 3

@@ -78,8 +78,8 @@ def fixed_rank_qb(A, rank, xp, rng, backend, *, oversample=10, power_iters=2):
         ``Q^H A``.
     """
     m, n = A.shape
-    l = min(rank + oversample, m, n)
-    Q = _orth(A @ _sketch(rng, backend, (n, l), A.dtype), xp)
+    width = min(rank + oversample, m, n)  # the docstring's ``l``
+    Q = _orth(A @ _sketch(rng, backend, (n, width), A.dtype), xp)
     AH = conj_transpose(A, xp)
     for _ in range(power_iters):
         # Re-orthonormalise after every product: without it the columns of
@@ -148,9 +148,9 @@ def adaptive_qb(A, thr, xp, rng, backend, *, block=16, power_iters=2, max_cols=N
     E = 1.0
     AH = conj_transpose(A, xp)
     while True:
-        l = Q.shape[1]
-        b = min(block, min(m, n) - l)
-        if l + b > max_cols or b <= 0:
+        found = Q.shape[1]
+        b = min(block, min(m, n) - found)
+        if found + b > max_cols or b <= 0:
             return None
         QH = conj_transpose(Q, xp)
         BH = conj_transpose(B, xp)

@@ -1,4 +1,4 @@
-"""Timing and memory measurements against the baselines of DESIGN §4.
+"""Timing and memory measurements of the tree against its baselines.
 
 Used by ``bench/query.py``, ``lowrank-tree bench`` and ``lowrank-tree demo``.
 Every measurement runs the baselines side by side in one process and reports
@@ -33,11 +33,11 @@ import time
 import numpy as np
 
 from ._norms import fro_norm
-from .backends import namespace_for
+from .backends import namespace_for, namespace_of
 from .tree import LowRankSegmentTree
 
-__all__ = ["loop_query", "machine_info", "median_time", "query_benchmark", "relative_error", "worst_order",
-           "write_json"]
+__all__ = ["loop_all_orders", "loop_query", "machine_info", "median_time", "query_benchmark", "relative_error",
+           "worst_order", "write_json"]
 
 
 def machine_info():
@@ -107,6 +107,48 @@ def loop_query(base, factors, k, X):
     for U, V in factors[:k]:
         Y += U @ (V.T @ X)
     return Y
+
+
+def loop_all_orders(base, factors, X):
+    """The per-correction baseline for every order at once: a running sum.
+
+    ``Y_0 = W_0 X`` and ``Y_k = Y_{k−1} + U_k (V_kᵀ X)``: one base product and
+    one pair of thin products per correction, on any backend's arrays.
+
+    Parameters
+    ----------
+    base : array, shape (m, n)
+        ``W_0``.
+    factors : sequence of (U, V)
+        ``U_i`` of shape (m, r_i) and ``V_i`` of shape (n, r_i), ``i = 1..K``.
+    X : array, shape (n, b)
+
+    Returns
+    -------
+    array, shape (K + 1, m, b)
+        ``W_k X`` for ``k = 0..K``.
+
+    See Also
+    --------
+    loop_query : The same loop for one order.
+    LowRankSegmentTree.all_orders : What this baseline is compared with.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> u = np.ones((2, 1))
+    >>> loop_all_orders(np.eye(2), [(u, u), (2 * u, u)], np.array([[1.0], [0.0]]))[:, :, 0]
+    array([[1., 0.],
+           [2., 1.],
+           [4., 3.]])
+    """
+    xp = namespace_of(base, X)
+    Y = base @ X
+    out = [Y]
+    for U, V in factors:
+        Y = Y + U @ (xp.matrix_transpose(V) @ X)
+        out.append(Y)
+    return xp.stack(out)
 
 
 def relative_error(a, b):
@@ -185,7 +227,6 @@ def query_benchmark(n=1024, b=64, r=4, K=64, m=None, seed=0, repeat=7, per_order
         "loop": median_time(lambda: loop_query(base, factors, k, X), repeat),
     }
     raw = sum(U.nbytes + V.nbytes for U, V in factors)
-    depth = max(1, math.ceil(math.log2(K))) if K else 0
     memory = {
         "tree": tree.nbytes,
         "tree_cache": tree.cache_nbytes,

@@ -1,4 +1,4 @@
-"""The main job: fit, build, query and compare on a synthetic evolution.
+"""The demo: fit, build, query and compare on a synthetic evolution.
 
 ``lowrank-tree demo`` runs :func:`run_demo` and prints :func:`format_report`;
 ``lowrank-tree fit FILE`` runs the same comparison on a user's stack.
@@ -110,10 +110,11 @@ def compare(mats, tol=1e-6, ranks=None, budget=None, b=32, seed=0, repeat=5, met
             "inner_dim": tree.query_cost(k)["inner_dim"],
             "error_vs_fit": relative_error(Y, W_k @ X),
             "error_vs_target": relative_error(Y, mats[k] @ X),
-            "tree": median_time(lambda: tree.query(k, X), repeat),
-            "dense": median_time(lambda: W_k @ X, repeat),
-            "per_order": median_time(lambda: mats[k] @ X, repeat),
-            "loop": median_time(lambda: loop_query(base, factors, k, X), repeat),
+            # the timed closures bind this iteration's k and W_k explicitly
+            "tree": median_time(lambda k=k: tree.query(k, X), repeat),
+            "dense": median_time(lambda W_k=W_k: W_k @ X, repeat),
+            "per_order": median_time(lambda k=k: mats[k] @ X, repeat),
+            "loop": median_time(lambda k=k: loop_query(base, factors, k, X), repeat),
         })
     all_tree = median_time(lambda: tree.all_orders(X), max(3, repeat // 2))
     all_dense = median_time(lambda: [mats[k] @ X for k in range(K + 1)], max(3, repeat // 2))

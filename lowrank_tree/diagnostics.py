@@ -6,7 +6,7 @@ How small those corrections are in rank, and how much the segment tree can
 compress their sums, is decided by the ranks of the higher differences and by
 whether the corrections share column/row spaces.  This module measures both on
 real (floating-point) data; the exact, symbolic counterparts live in the
-``theory`` package (DESIGN §3).
+``theory`` package.
 
 Everything here is written against an array-API namespace, so NumPy, CuPy and
 array_api_strict stacks run through the same lines.
@@ -82,6 +82,11 @@ class DifferenceProfile:
     column_direct_sum, row_direct_sum : DirectSumCheck
         Whether the column (row) spaces of the first differences
         ``ΔA(0..L-2)`` form a direct sum.
+
+    See Also
+    --------
+    difference_profile : Computes it.
+    direct_sum_check : The direct-sum test on its own.
     """
 
     ranks: list
@@ -188,6 +193,12 @@ def difference_profile(mats, tol=None, max_order=None):
         samples come from different array libraries, or ``max_order`` is not
         an integer.
 
+    See Also
+    --------
+    direct_sum_check : The direct-sum test on its own, for any list of matrices.
+    DifferenceProfile : The result and its properties.
+    theory.difference_profile : The exact profile of a symbolic sequence.
+
     Notes
     -----
     **Tolerance.**  Order ``k`` counts the singular values of ``Δ^k A(j)``
@@ -210,44 +221,15 @@ def difference_profile(mats, tol=None, max_order=None):
     (``O(L · max_order · m n min(m, n))``) plus two SVDs of the
     concatenated first differences; lower ``max_order`` for long sequences.
 
-    **Generic rank.**  For a sequence whose entries are rational functions
-    of ``j`` (the discrete setting of DESIGN §3), ``rank Δ^k A(j)`` equals the
-    rank over ``Q(j)`` at all but finitely many ``j`` and never exceeds it, so
-    the maximum over the samples is the natural estimate: a lower bound of the
-    generic rank, exact unless every one of the ``L - k`` samples at that
-    order is an exceptional point (few samples remain at high orders).
-
-    **Decomposability (C1).**  If ``A(j) = Σ_i φ_i(j) M_i`` with constant
-    ``M_i`` whose column spaces form a direct sum, then
-    ``Δ^k A(j) = Σ_i Δ^k φ_i(j) M_i`` has rank
-    ``dim Σ_{i: Δ^k φ_i(j) ≠ 0} row(M_i)`` (rows and columns swap roles when
-    the row spaces are the direct sum); since ``Δ^k φ_i ≡ 0`` implies
-    ``Δ^(k+1) φ_i ≡ 0``, the set of active terms shrinks and the profile is
-    non-increasing.  For polynomial ``φ_i`` of degree ``d_i`` the active
-    terms at order ``k`` are those with ``d_i >= k``; if both the column and
-    the row spaces are direct sums, ``ρ(k) = Σ_{d_i >= k} rank M_i``.  So an
-    increase is evidence that no such decomposition exists; the C1′ example
-    ``[[1, j], [j, j²]]`` has profile ``(1, 2, 1, 0)``.  The converse fails: a
-    non-increasing profile does *not* prove decomposability, and because the
-    ranks are numerical lower bounds an observed increase is evidence, not a
-    certificate (the ``theory`` package gives certificates for symbolic data).
-
-    **Direct sum of the first differences.**  The cascade's corrections
-    ``Δ_k = M_k − M_{k−1}`` are exactly the first differences ``ΔA(k−1)``.  A
-    segment-tree node stores the sum of a range of corrections, whose rank is
-    at most the rank of their horizontal (column spaces) and of their vertical
-    (row spaces) concatenation.  If both checks report a direct sum, every
-    node's rank equals the sum of its leaves' ranks: the tree cannot compress
-    and its benefit is only the single-GEMM query.  If either fails, the
-    corrections share subspaces and at least the node summing all of them
-    (the root) has lower rank than the sum of the leaf ranks.  Note that the
-    first differences of a C1 family generally do **not** form a direct sum
-    (they all lie in ``Σ_i col(M_i)``): that is the favourable case for the
-    tree, not a contradiction of C1.
+    **Interpretation.**  Why each value is a lower bound of the generic rank,
+    why an increase rules out a decomposable family (and a non-increasing
+    profile proves nothing), and what direct sums of the first differences
+    mean for the segment tree: :ref:`reading-a-difference-profile` in the
+    user guide.
 
     Examples
     --------
-    The C1′ boundary example ``A(j) = [[1, j], [j, j²]]``:
+    A family whose profile increases, ``A(j) = [[1, j], [j, j²]]``:
 
     >>> import numpy as np
     >>> from lowrank_tree.diagnostics import difference_profile
@@ -340,6 +322,11 @@ def direct_sum_check(mats, side="column", tol=None):
     TypeError
         If an item is not numeric or items come from different array
         libraries.
+
+    See Also
+    --------
+    difference_profile : Runs this test on the first differences of a sequence.
+    lowrank_tree.diagnostics.DirectSumCheck : The result.
 
     Notes
     -----

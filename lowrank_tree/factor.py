@@ -160,6 +160,11 @@ class LowRank:
         ``r``, the number of factor columns (an upper bound of the true rank;
         :meth:`compress` makes it exact).
 
+    See Also
+    --------
+    LowRank.from_dense : Truncated SVD of a dense matrix.
+    LowRankSegmentTree : A family of corrections, summed in ``O(log K)`` nodes.
+
     Notes
     -----
     A ``LowRank`` is immutable and owns its factors: the constructor copies
@@ -231,14 +236,17 @@ class LowRank:
     # -- basic properties -------------------------------------------------
     @property
     def shape(self):
+        """``(m, n)``, the shape of ``U @ V.T``."""
         return (self._U.shape[0], self._V.shape[0])
 
     @property
     def rank(self):
+        """``r``, the number of factor columns (an upper bound of the true rank)."""
         return self._U.shape[1]
 
     @property
     def dtype(self):
+        """Dtype of the factors."""
         return self._U.dtype
 
     @property

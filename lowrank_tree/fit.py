@@ -14,6 +14,7 @@ import math
 import warnings
 
 from ._norms import comfortable, fro_norm, max_abs, pow2_exponent, scale_pow2, tail_rank
+from ._ownership import adopting, exposed, take
 from ._randomized import adaptive_qb, fixed_rank_qb
 from ._threads import small_blas
 from ._validation import (
@@ -31,7 +32,6 @@ from ._validation import (
     resolve_namespace,
 )
 from .backends import backend_name, get_func, is_array
-from ._ownership import adopting, exposed, take
 from .factor import LowRank, correction_factors
 
 __all__ = ["Cascade", "PrecisionFloorWarning", "cascade_fit"]
@@ -96,6 +96,12 @@ class Cascade:
         Dtype of the base and the factors.
     method : str
         ``'exact'`` or ``'randomized'``.
+
+    See Also
+    --------
+    cascade_fit : Fits one to a matrix family.
+    Cascade.tree : The low-rank segment tree of its corrections.
+    save, load : Persistence.
 
     Notes
     -----
@@ -195,27 +201,33 @@ class Cascade:
 
     @property
     def shape(self):
+        """``(m, n)``, the shape of every order's matrix."""
         return tuple(self._base.shape)
 
     @property
     def dtype(self):
+        """Dtype of the base and the factors."""
         return self._base.dtype
 
     @property
     def num_orders(self):
+        """``K``, the number of corrections (the orders are ``0..K``)."""
         return len(self._corrections)
 
     @property
     def ranks(self):
+        """Ranks ``r_1..r_K`` of the corrections (a new list)."""
         return [c.rank for c in self._corrections]
 
     @property
     def n_params(self):
+        """Numbers stored: ``m n + Σ_i r_i (m + n)``."""
         m, n = self.shape
         return m * n + sum(self.ranks) * (m + n)
 
     @property
     def dense_params(self):
+        """Numbers one dense matrix per order would store: ``(K + 1) m n``."""
         m, n = self.shape
         return (self.num_orders + 1) * m * n
 
@@ -404,6 +416,12 @@ def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=Non
     TypeError
         Mixed array libraries, a refused dtype (see Notes), a rank, budget or
         seed that is not an integer (``bool`` and floats included).
+
+    See Also
+    --------
+    Cascade : The fitted family it returns.
+    LowRankSegmentTree : Fast queries, updates and appends on the fit (``Cascade.tree()``).
+    difference_profile : Whether a family has low-rank differences before fitting it.
 
     Notes
     -----

@@ -120,6 +120,11 @@ def save(obj, path):
     path is checked before any array is copied or written.  To check a
     target before a long computation, use :func:`check_writable`.
 
+    See Also
+    --------
+    load : Reads the file back.
+    lowrank_tree.io.check_writable : The path checks alone, e.g. before a long fit.
+
     Notes
     -----
     Runtime settings of a tree (``cache_bytes``) and its query caches are
@@ -220,6 +225,10 @@ def check_writable(path):
     PermissionError
         If that directory is not writable.
 
+    See Also
+    --------
+    save : Runs the same checks, then writes.
+
     Examples
     --------
     >>> import os, tempfile
@@ -311,6 +320,10 @@ def load(path, backend=None):
         For a version 1 file: its checksum covers the arrays but not the
         metadata (the tree's ``tol``, the cascade's ``method``), so an edit
         to those cannot be detected.  Save the loaded object to upgrade it.
+
+    See Also
+    --------
+    save : Writes the file.
 
     Examples
     --------

@@ -52,6 +52,11 @@ def synthetic_evolution(K=64, m=256, n=256, terms=3, rank=2, drift_rank=1, noise
         A non-integer size or rank, a ``seed`` that is not an integer or a
         generator, a ``dtype`` other than the four above.
 
+    See Also
+    --------
+    cascade_fit : Fits a cascade to the family.
+    difference_profile : Shows the rank structure built into it.
+
     Examples
     --------
     >>> import numpy as np

@@ -40,6 +40,28 @@ __all__ = ["LowRankSegmentTree", "NodeInfo"]
 #: ``rank`` is the recompressed rank (for dense nodes, the rank at the moment the
 #: node became dense, or an upper bound when a dense child was involved).
 NodeInfo = namedtuple("NodeInfo", "level index first last rank dense nbytes")
+NodeInfo.__doc__ = """One stored node of a :class:`LowRankSegmentTree`, as reported by its ``nodes()``.
+
+Attributes
+----------
+level : int
+    Height in the tree: 0 for the leaves ``Δ_1..Δ_K``.
+index : int
+    Position of the node within its level.
+first, last : int
+    The node holds ``Δ_first + ... + Δ_last``.
+rank : int
+    Width of the stored factors; for a dense node, an upper bound of its rank.
+dense : bool
+    Whether the node is kept as a dense m×n matrix (factored form would cost more).
+nbytes : int
+    Bytes the node holds.
+
+See Also
+--------
+LowRankSegmentTree.nodes : Every stored node.
+LowRankSegmentTree.canonical_nodes : The nodes one prefix query uses.
+"""
 
 
 class _Node:
@@ -110,6 +132,13 @@ class LowRankSegmentTree:
     nbytes : int
         Bytes held by the base and all stored nodes (caches excluded; see
         ``cache_nbytes``).
+
+    See Also
+    --------
+    cascade_fit : Fits a base and corrections to a matrix family.
+    Cascade.tree : The tree of a fitted cascade.
+    LowRank : The type of each correction.
+    save, load : Persistence.
 
     Notes
     -----
@@ -221,14 +250,17 @@ class LowRankSegmentTree:
     # ------------------------------------------------------------------
     @property
     def shape(self):
+        """``(m, n)``, the shape of every order's matrix."""
         return (self._m, self._n)
 
     @property
     def num_orders(self):
+        """``K``, the number of corrections (the orders are ``0..K``)."""
         return self._K
 
     @property
     def dtype(self):
+        """Common floating dtype of the base and the factors."""
         return self._dtype
 
     @property
@@ -269,6 +301,7 @@ class LowRankSegmentTree:
 
     @property
     def nbytes(self):
+        """Bytes held by the base and all stored nodes (caches excluded; see ``cache_nbytes``)."""
         seen, total = set(), nbytes(self._base, self._xp)
         with self._lock:
             levels = [list(level) for level in self._levels]

@@ -96,7 +96,7 @@ def arrays(draw, shape, dtypes=None, finite=None, single=False):
     lo, hi = SCALES["single" if single or work in (np.float32, np.complex64) else "double"]
     scale = 10.0 ** draw(st.integers(lo, hi), label="log10 scale")
     a = rng.standard_normal(shape)
-    if dtype.kind == "c" or dtype == object and draw(st.booleans()):
+    if dtype.kind == "c" or dtype.kind == "O" and draw(st.booleans()):
         a = a + 1j * rng.standard_normal(shape)
     a = a * scale
     bad = draw(st.sampled_from([None] * 6 + [np.nan, np.inf, -np.inf]), label="special") if finite is None else None
@@ -453,7 +453,8 @@ def test_fuzz_tree(data):
             b = X.shape[1] if X.ndim == 2 else 1
             ks = draw(st.one_of(st.lists(st.integers(-1, K + 1), min_size=b, max_size=b),
                                 st.lists(st.integers(0, K), min_size=b, max_size=b).map(np.array),
-                                st.lists(st.integers(0, K), min_size=b, max_size=b).map(lambda v: np.array(v, np.uint64)),
+                                st.lists(st.integers(0, K), min_size=b, max_size=b).map(
+                                    lambda v: np.array(v, np.uint64)),
                                 st.lists(st.integers(0, K), min_size=b, max_size=b).map(lambda v: np.array(v, float)),
                                 st.lists(st.integers(0, K), min_size=b + 1, max_size=b + 1)), label="ks")
             arr = np.asarray(ks)
@@ -578,7 +579,8 @@ def test_fuzz_cascade_and_difference_profile(data):
 # --------------------------------------------------------------------------
 @FUZZ
 @given(K=mostly(st.integers(0, 4), -1, 2.0), m=mostly(st.integers(0, 5), -1, True), n=st.integers(0, 5),
-       terms=mostly(st.integers(0, 3), -1), rank=mostly(st.integers(0, 3), -1, True), drift=mostly(st.integers(0, 2), -1),
+       terms=mostly(st.integers(0, 3), -1), rank=mostly(st.integers(0, 3), -1, True),
+       drift=mostly(st.integers(0, 2), -1),
        noise=mostly(st.sampled_from([0.0, 1e-3]), -1.0, float("nan"), float("inf")),
        seed=mostly(st.sampled_from([0, 5, None]), -1, "s"),
        dtype=mostly(st.sampled_from(["float64", "float32", np.complex128, "complex64"]), bool, "float16", "int64",

@@ -373,7 +373,8 @@ def test_huge_metadata_entry_is_refused_unread(tree_file):
 
 # -- lying headers -----------------------------------------------------------------------
 @pytest.mark.parametrize("header, match", [
-    (npy_header((2**22, 2**22), "<f8"), r"array 'U_1' has shape \(4194304, 4194304\) but the metadata implies \(40, 3\)"),
+    (npy_header((2**22, 2**22), "<f8"),
+     r"array 'U_1' has shape \(4194304, 4194304\) but the metadata implies \(40, 3\)"),
     (npy_header((40, 2), "<f8"), r"array 'U_1' has shape \(40, 2\) but the metadata implies \(40, 3\)"),
     (npy_header((40, 3), "<f4"), r"array 'U_1' has dtype float32 but the metadata implies float64"),
     (npy_header((40, 3), "<c16"), r"array 'U_1' has dtype complex128 but the metadata implies float64"),

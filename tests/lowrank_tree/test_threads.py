@@ -224,10 +224,10 @@ def test_readers_and_a_writer(backend, cache_bytes, monkeypatch):
                     Y, seen = window(lambda: tree.query(ks, X))
                     ok = any(all(close(Y[:, j], W[ks[j]] @ X[:, j]) for j in range(3)) for W in seen)
                 elif kind == 2 and K:
-                    l = rr.randint(1, K)
-                    r = rr.randint(l, K)
-                    Y, seen = window(lambda: tree.range_query(l, r, X))
-                    ok = any(close(Y, (W[r] - W[l - 1]) @ X) for W in seen)
+                    first = rr.randint(1, K)
+                    last = rr.randint(first, K)
+                    Y, seen = window(lambda: tree.range_query(first, last, X))
+                    ok = any(close(Y, (W[last] - W[first - 1]) @ X) for W in seen)
                 else:
                     A, seen = window(lambda: tree.all_orders(X))
                     ok = any(len(W) == A.shape[0] and all(close(A[k], W[k] @ X) for k in range(len(W)))

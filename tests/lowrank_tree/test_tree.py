@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from lowrank_tree import LowRank, LowRankSegmentTree
@@ -62,10 +62,10 @@ def test_range_query_every_interval(lib, rel_err, fam):
     tree = build(lib, base, deltas)
     Xl = lib.asarray(X)
     K = len(deltas)
-    for l in range(1, K + 1):
-        for r in range(l, K + 1):
-            ref = sum(U @ V.T for U, V in deltas[l - 1:r]) @ X
-            assert rel_err(lib.to_numpy(tree.range_query(l, r, Xl)), ref) <= TOL64
+    for first in range(1, K + 1):
+        for last in range(first, K + 1):
+            ref = sum(U @ V.T for U, V in deltas[first - 1:last]) @ X
+            assert rel_err(lib.to_numpy(tree.range_query(first, last, Xl)), ref) <= TOL64
 
 
 @given(families())

@@ -115,10 +115,10 @@ class TreeMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.K > 0)
     @rule(a=st.integers(0, 100), b=st.integers(0, 100), seed=SEEDS)
     def range_query(self, a, b, seed):
-        l, r = sorted((a % self.K + 1, b % self.K + 1))
+        first, last = sorted((a % self.K + 1, b % self.K + 1))
         X = self.batch(seed)
-        want = sum(self.deltas[l - 1:r], np.zeros_like(self.base)) @ X
-        self.assert_close(self.tree.range_query(l, r, self.to_lib(X)), want, X)
+        want = sum(self.deltas[first - 1:last], np.zeros_like(self.base)) @ X
+        self.assert_close(self.tree.range_query(first, last, self.to_lib(X)), want, X)
 
     @rule(seed=SEEDS)
     def all_orders(self, seed):

@@ -303,8 +303,8 @@ def test_scalar_multiples_on_both_sides(low, rel_err, alpha):
         pass  # NumPy scalars are converted to Python scalars first, so strict arrays accept them too
     for prod in (A * alpha, alpha * A):
         assert isinstance(prod, LowRank)
-        assert rel_err(lib.to_numpy(prod.to_dense()), complex(alpha) * D if isinstance(alpha, (complex, np.complexfloating))
-                       else float(alpha) * D) <= 1e-14
+        want = complex(alpha) * D if isinstance(alpha, (complex, np.complexfloating)) else float(alpha) * D
+        assert rel_err(lib.to_numpy(prod.to_dense()), want) <= 1e-14
         if not isinstance(alpha, (complex, np.complexfloating)):
             assert prod.dtype == A.dtype  # a real scalar keeps the precision
 

@@ -162,7 +162,7 @@ def test_numba_tree_equals_numpy_tree(dtype, rel_err):
     b.update(5, (randn(rng, (m, 1), dtype), randn(rng, (n, 1), dtype)))
     b.append((randn(rng, (m, 3), dtype), randn(rng, (n, 3), dtype)))
     dense = [a.matrix(0).astype(np.complex128)]
-    for i, c in enumerate(b.corrections):
+    for c in b.corrections:
         dense.append(dense[-1] + c.U @ c.V.T)
     for k in (0, 4, 5, 17, K, K + 1):
         assert rel_err(b.query(k, X), dense[k] @ X) <= tol_of(dtype)

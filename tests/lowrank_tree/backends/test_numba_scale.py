@@ -98,7 +98,7 @@ def test_merge_kernel_cancelling_pair_has_rank_zero(dtype, e_frac):
     e = int(e_frac * (np.finfo(dtype).maxexp - 8))
     u = np.ldexp(ua, e).astype(dtype)
     pairs = [(u, va, False, -u, va, False), (u, va, False, ((-u * dtype(3)) / dtype(3)).astype(dtype), va, False)]
-    for U, V, D, r in _numba.merge_pairs_kernel(pairs, 30 * float(np.finfo(dtype).eps)):
+    for U, _V, D, r in _numba.merge_pairs_kernel(pairs, 30 * float(np.finfo(dtype).eps)):
         assert r == 0 and D is None and U.shape == (30, 0)
 
 
