@@ -68,7 +68,7 @@ def machine_info():
     return info
 
 
-def median_time(fn, repeat=7, min_time=0.05):
+def median_time(fn, *, repeat=7, min_time=0.05):
     """Median wall time of ``fn()`` in seconds over ``repeat`` runs.
 
     Each run loops ``fn`` enough times to last ``min_time`` (calibrated once)
@@ -98,7 +98,7 @@ def worst_order(tree):
         cost = tree.query_cost(k)
         return cost["inner_dim"], cost["dense_nodes"], k
 
-    return max(range(tree.num_orders + 1), key=work)
+    return max(range(tree.max_order + 1), key=work)
 
 
 def loop_query(base, factors, k, X):
@@ -117,7 +117,7 @@ def relative_error(a, b):
     return fro_norm(a - b, xp) / (nb if nb else 1.0)
 
 
-def query_benchmark(n=1024, b=64, r=4, K=64, m=None, seed=0, repeat=7, per_order_limit=2**31,
+def query_benchmark(*, n=1024, b=64, r=4, K=64, m=None, seed=0, repeat=7, per_order_limit=2**31,
                     dtype=np.float64):
     """Time one worst-case prefix query of the tree against the baselines.
 
@@ -178,11 +178,11 @@ def query_benchmark(n=1024, b=64, r=4, K=64, m=None, seed=0, repeat=7, per_order
         return tree.query(k, X)
 
     times = {
-        "tree_query": median_time(lambda: tree.query(k, X), repeat),
-        "tree_query_uncached": median_time(cold, repeat),
-        "dense": median_time(lambda: W_k @ X, repeat),
-        "per_order": median_time((lambda: stack[k] @ X) if stack is not None else (lambda: W_k @ X), repeat),
-        "loop": median_time(lambda: loop_query(base, factors, k, X), repeat),
+        "tree_query": median_time(lambda: tree.query(k, X), repeat=repeat),
+        "tree_query_uncached": median_time(cold, repeat=repeat),
+        "dense": median_time(lambda: W_k @ X, repeat=repeat),
+        "per_order": median_time((lambda: stack[k] @ X) if stack is not None else (lambda: W_k @ X), repeat=repeat),
+        "loop": median_time(lambda: loop_query(base, factors, k, X), repeat=repeat),
     }
     raw = sum(U.nbytes + V.nbytes for U, V in factors)
     depth = max(1, math.ceil(math.log2(K))) if K else 0

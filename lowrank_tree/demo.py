@@ -11,14 +11,14 @@ import numpy as np
 
 from ._validation import check_int
 from .benchmark import loop_query, median_time, relative_error
-from .diagnostics import difference_profile
+from .diagnostics import numerical_difference_profile
 from .fit import cascade_fit
 from .synthetic import synthetic_evolution
 
 __all__ = ["compare", "format_report", "run_demo", "plot_report"]
 
 
-def run_demo(K=128, m=384, n=384, b=32, tol=1e-6, seed=0, repeat=5):
+def run_demo(*, K=128, m=384, n=384, b=32, tol=1e-6, seed=0, repeat=5):
     """Fit and query a built-in synthetic evolution; see :func:`compare`.
 
     Parameters
@@ -49,7 +49,7 @@ def run_demo(K=128, m=384, n=384, b=32, tol=1e-6, seed=0, repeat=5):
     return report
 
 
-def compare(mats, tol=1e-6, ranks=None, budget=None, b=32, seed=0, repeat=5, method="auto"):
+def compare(mats, *, tol=1e-6, ranks=None, budget=None, b=32, seed=0, repeat=5, method="auto"):
     """Fit a cascade to ``mats`` and compare its tree with the baselines.
 
     Parameters
@@ -110,19 +110,19 @@ def compare(mats, tol=1e-6, ranks=None, budget=None, b=32, seed=0, repeat=5, met
             "inner_dim": tree.query_cost(k)["inner_dim"],
             "error_vs_fit": relative_error(Y, W_k @ X),
             "error_vs_target": relative_error(Y, mats[k] @ X),
-            "tree": median_time(lambda: tree.query(k, X), repeat),
-            "dense": median_time(lambda: W_k @ X, repeat),
-            "per_order": median_time(lambda: mats[k] @ X, repeat),
-            "loop": median_time(lambda: loop_query(base, factors, k, X), repeat),
+            "tree": median_time(lambda: tree.query(k, X), repeat=repeat),
+            "dense": median_time(lambda: W_k @ X, repeat=repeat),
+            "per_order": median_time(lambda: mats[k] @ X, repeat=repeat),
+            "loop": median_time(lambda: loop_query(base, factors, k, X), repeat=repeat),
         })
-    all_tree = median_time(lambda: tree.all_orders(X), max(3, repeat // 2))
-    all_dense = median_time(lambda: [mats[k] @ X for k in range(K + 1)], max(3, repeat // 2))
+    all_tree = median_time(lambda: tree.all_orders(X), repeat=max(3, repeat // 2))
+    all_dense = median_time(lambda: [mats[k] @ X for k in range(K + 1)], repeat=max(3, repeat // 2))
     all_err = relative_error(tree.all_orders(X), np.stack([cascade.matrix(k) @ X for k in range(K + 1)]))
 
     itemsize = mats.dtype.itemsize
     raw = sum(U.nbytes + V.nbytes for U, V in factors)
     # noise below the fit tolerance is not structure: count ranks at the same tolerance
-    profile = difference_profile(mats[: min(K + 1, 8)], tol=tol, max_order=min(K, 4))
+    profile = numerical_difference_profile(mats[: min(K + 1, 8)], rtol=tol, max_order=min(K, 4))
     return {
         "shape": (m, n), "K": K, "b": b,
         "cascade": cascade, "tree": tree,

@@ -271,19 +271,22 @@ class LowRank:
         return self._U @ self._xp.matrix_transpose(self._V)
 
     @classmethod
-    def from_dense(cls, M, rank=None, tol=None, *, backend=None):
+    def from_dense(cls, M, *, rank=None, rtol=None, backend=None):
         """Best low-rank factorisation of a dense matrix by truncated SVD.
 
         Parameters
         ----------
         M : array_like, shape (m, n)
-        rank : int, optional
+        rank : int, optional, keyword-only
             Keep exactly ``min(rank, numerical rank)`` singular triplets; ``rank``
             must not exceed ``min(m, n)``.
-        tol : float, optional
-            Drop singular values ``<= tol * sigma_max``.  With neither ``rank``
-            nor ``tol`` the lossless default ``max(m, n) * eps`` is used, so the
-            result has the numerical rank of ``M``.
+        rtol : float, optional, keyword-only
+            Relative singular-value cutoff (see :doc:`/glossary`): drop
+            singular values ``<= rtol * sigma_max``.  Default
+            ``max(m, n) * eps`` (lossless), as in ``numpy.linalg.matrix_rank``,
+            so that the result has the numerical rank of ``M``.
+        backend : {'numpy', 'numba', 'cupy', 'array_api_strict'}, optional, keyword-only
+            Array library; by default that of ``M``.
 
         Returns
         -------
@@ -310,7 +313,7 @@ class LowRank:
         m, n = M.shape
         if rank is not None:
             rank = check_int(rank, "rank", 0, min(m, n))
-        tol = check_tol(tol)
+        tol = check_tol(rtol, "rtol")
         if tol is None:
             tol = default_tol(xp, M.dtype, M.shape)
         if min(m, n) == 0:
@@ -321,16 +324,17 @@ class LowRank:
         V = xp.matrix_transpose(Wh[:k, :])
         return cls._from_factors(U, V, xp)
 
-    def compress(self, tol=None, max_rank=None):
+    def compress(self, *, rtol=None, max_rank=None):
         """Recompressed copy with the numerical rank (or at most ``max_rank``).
 
         Parameters
         ----------
-        tol : float, optional
-            Drop singular values ``<= tol * max(sigma_max, t_max)``, with
+        rtol : float, optional, keyword-only
+            Relative singular-value cutoff (see :doc:`/glossary`): drop
+            singular values ``<= rtol * max(sigma_max, t_max)``, with
             ``t_max`` the largest ``‖U[:, j]‖ ‖V[:, j]‖`` (see
             :func:`recompress`); default ``max(m, n) * eps`` (lossless).
-        max_rank : int, optional
+        max_rank : int, optional, keyword-only
             Upper bound on the rank of the result.
 
         Returns
@@ -345,7 +349,7 @@ class LowRank:
         >>> A.rank, A.compress().rank
         (2, 1)
         """
-        tol = check_tol(tol)
+        tol = check_tol(rtol, "rtol")
         if max_rank is not None:
             max_rank = check_int(max_rank, "max_rank", 0)
         U, V, _ = recompress(self._U, self._V, self._xp, tol=tol, max_rank=max_rank)

@@ -69,9 +69,9 @@ class Cascade:
     errors : sequence of float, length K + 1, optional
         Relative Frobenius errors of the fitted orders (``None``/``nan`` when
         unknown; by default all unknown except ``errors[0] = 0``).
-    method : str, optional
+    method : str, optional, keyword-only
         The SVD method that produced the fit (informative only).
-    backend : {'numpy', 'numba', 'cupy', 'array_api_strict'}, optional
+    backend : {'numpy', 'numba', 'cupy', 'array_api_strict'}, optional, keyword-only
         Array library; by default that of ``base``.
 
     Attributes
@@ -88,8 +88,9 @@ class Cascade:
         ``m·n + Σ r_k (m + n)``: numbers stored (base included).
     dense_params : int
         ``(K + 1)·m·n``: numbers in one dense matrix per order.
-    num_orders : int
-        ``K``.
+    max_order : int
+        ``K``: the orders are ``0..K`` (``K + 1`` of them), the corrections
+        ``Δ_1..Δ_K``.
     shape : tuple of int
         ``(m, n)``.
     dtype
@@ -122,7 +123,7 @@ class Cascade:
            [1., 1., 2.]])
     """
 
-    def __init__(self, base, corrections, errors=None, method="exact", *, backend=None):
+    def __init__(self, base, corrections, errors=None, *, method="exact", backend=None):
         base_in = base
         xp = resolve_namespace(base, names=("base",), backend=backend)
         base = as_array(base, xp, "base", ndim=2)
@@ -162,7 +163,7 @@ class Cascade:
         self._base = base
         self._corrections = tuple(corrections)
         self._errors = tuple(errors)
-        self.method = method
+        self._method = method
         self._xp = xp
         self._backend = backend if backend is not None else backend_name(xp)
 
@@ -202,8 +203,14 @@ class Cascade:
         return self._base.dtype
 
     @property
-    def num_orders(self):
+    def max_order(self):
+        """``K``, the highest order: orders are ``0..K``, corrections ``Δ_1..Δ_K``."""
         return len(self._corrections)
+
+    @property
+    def method(self):
+        """The SVD method that produced the fit: ``'exact'`` or ``'randomized'`` (informative)."""
+        return self._method
 
     @property
     def ranks(self):
@@ -217,7 +224,7 @@ class Cascade:
     @property
     def dense_params(self):
         m, n = self.shape
-        return (self.num_orders + 1) * m * n
+        return (self.max_order + 1) * m * n
 
     @property
     def nbytes(self):
@@ -243,7 +250,7 @@ class Cascade:
         ValueError
             If ``k`` is outside ``[0, K]``.
         """
-        k = check_int(k, "k", 0, self.num_orders)
+        k = check_int(k, "k", 0, self.max_order)
         xp = self._xp
         used = [c for c in self._corrections[:k] if c.rank > 0]
         if not used:
@@ -281,7 +288,7 @@ class Cascade:
         shown = ranks if len(ranks) <= 8 else ranks[:4] + ["..."] + ranks[-3:]
         shown = "[" + ", ".join(str(r) for r in shown) + "]"
         max_err = max(self.errors)
-        return (f"Cascade(K={self.num_orders}, shape=({m}, {n}), dtype={self.dtype}, "
+        return (f"Cascade(max_order={self.max_order}, shape=({m}, {n}), dtype={self.dtype}, "
                 f"method={self.method!r}, ranks={shown}, max_error={max_err:.2e}, "
                 f"params={self.n_params}/{self.dense_params})")
 
@@ -305,7 +312,7 @@ class Cascade:
         parameters: 24 of 32 dense (1.33x fewer)
         """
         m, n = self.shape
-        lines = [f"Cascade: K = {self.num_orders}, {m} x {n}, {self.dtype}, method {self.method!r}",
+        lines = [f"Cascade: K = {self.max_order}, {m} x {n}, {self.dtype}, method {self.method!r}",
                  f"{'order':>5}  {'rank':>4}  {'rel. error':>10}",
                  f"{0:>5}  {'base':>4}  {self.errors[0]:>10.3e}"]
         for k, (r, e) in enumerate(zip(self.ranks, self.errors[1:]), start=1):
@@ -322,7 +329,7 @@ class Cascade:
 # --------------------------------------------------------------------------
 # The fit
 # --------------------------------------------------------------------------
-def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=None, *,
+def cascade_fit(mats, *, ranks=None, tol=None, budget=None, method="auto", seed=None,
                 oversample=10, power_iters=2, backend=None):
     """Fit a base and cascaded low-rank corrections to ``M_0..M_K``.
 
@@ -341,7 +348,8 @@ def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=Non
         consumed lazily: besides the base and the fitted factors only the
         running fitted matrix ``Ŵ_{k−1}``, the current ``M_k`` and the residual
         are held, never the whole stack (except in ``budget`` mode, see below).
-        ``K = 0`` (a single matrix) gives no corrections.
+        ``K = 0`` (a single matrix) gives no corrections.  Every argument
+        after ``mats`` is keyword-only.
     ranks : int or sequence of int, optional
         Target rank of every correction (an int, NumPy integers included) or
         of each (length K).  Each
@@ -351,7 +359,8 @@ def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=Non
         dropped), so ``ranks=min(m, n)`` is lossless and stores no zero
         directions.
     tol : float, optional
-        Relative Frobenius tolerance per order, in ``[0, 1)``: ``r_k`` is the
+        Relative Frobenius error per order, in ``[0, 1)`` (see
+        :doc:`/glossary`): ``r_k`` is the
         smallest rank with ``‖Ŵ_k − M_k‖_F <= tol·‖M_k‖_F`` (absolute
         ``<= tol`` when ``M_k = 0``).  Tolerances below the lossless level
         ``ε = max(m, n, 32)·eps`` of the working dtype are raised to it, with a

@@ -14,8 +14,9 @@ File layout (``format_version`` 2).  A plain NumPy ``.npz`` (a zip of
     UTF-8 JSON as a uint8 array: ``format`` (``"lowrank-tree"``),
     ``format_version`` (2), ``kind`` (``"tree"`` or ``"cascade"``),
     ``library_version``, ``dtype``, ``shape``, ``num_orders``, ``ranks``,
-    ``saved_from_backend``; for trees ``tol`` (``null`` = the lossless
-    default); for cascades ``errors`` (``null`` where unknown) and ``method``;
+    ``saved_from_backend`` (``num_orders`` is ``K``, the object's
+    ``max_order``); for trees ``tol``, the tree's ``rtol`` (``null`` = the
+    lossless default); for cascades ``errors`` (``null`` where unknown) and ``method``;
     ``arrays_sha256``; and ``checksum``, ``{"algorithm": "sha256", "value": ...}``.
 
 ``arrays_sha256`` is the SHA-256 of, for each array in name order, the UTF-8
@@ -258,7 +259,7 @@ def check_writable(path):
     return pathlib.Path(name)
 
 
-def load(path, backend=None):
+def load(path, *, backend=None):
     """Read a tree or a cascade written by :func:`save`.
 
     Safe on files from untrusted sources: nothing is unpickled, and the zip
@@ -309,7 +310,7 @@ def load(path, backend=None):
     -----
     UserWarning
         For a version 1 file: its checksum covers the arrays but not the
-        metadata (the tree's ``tol``, the cascade's ``method``), so an edit
+        metadata (the tree's ``rtol``, stored as ``tol``, the cascade's ``method``), so an edit
         to those cannot be detected.  Save the loaded object to upgrade it.
 
     Examples
@@ -317,10 +318,10 @@ def load(path, backend=None):
     >>> import os, tempfile
     >>> import numpy as np
     >>> from lowrank_tree import LowRankSegmentTree, save, load
-    >>> tree = LowRankSegmentTree(np.eye(3), [(np.ones((3, 1)), np.ones((3, 1)))], tol=1e-8)
+    >>> tree = LowRankSegmentTree(np.eye(3), [(np.ones((3, 1)), np.ones((3, 1)))], rtol=1e-8)
     >>> with tempfile.TemporaryDirectory() as d:
     ...     t = load(save(tree, os.path.join(d, "t.npz")), backend="array_api_strict")
-    >>> t.backend, t.num_orders, t.tol
+    >>> t.backend, t.max_order, t.rtol
     ('array_api_strict', 1, 1e-08)
     """
     import numpy as np
@@ -349,7 +350,7 @@ def load(path, backend=None):
             if meta["kind"] == "tree":
                 from .tree import LowRankSegmentTree
 
-                return LowRankSegmentTree(base, factors, tol=meta["tol"], backend=backend)
+                return LowRankSegmentTree(base, factors, rtol=meta["tol"], backend=backend)
             from .fit import Cascade
 
             errors = [float("nan") if e is None else float(e) for e in meta["errors"]]

@@ -7,7 +7,7 @@ from ._validation import check_int, check_real, check_seed
 __all__ = ["synthetic_evolution"]
 
 
-def synthetic_evolution(K=64, m=256, n=256, terms=3, rank=2, drift_rank=1, noise=1e-9, seed=0,
+def synthetic_evolution(*, K=64, m=256, n=256, terms=3, rank=2, drift_rank=1, noise=1e-9, seed=0,
                         dtype="float64"):
     """A family ``M_0..M_K`` that moves along a polynomial path plus a slow drift.
 

@@ -83,9 +83,10 @@ class LowRankSegmentTree:
         ``Δ_1..Δ_K``, each a :class:`~lowrank_tree.LowRank`, a ``(U, V)`` pair
         with ``U`` of shape (m, r) and ``V`` of shape (n, r), or a dense
         (m, n) array (factorised losslessly).  ``r`` may be 0.
-    tol : float, optional
-        Relative tolerance of the recompression of internal nodes (singular
-        values ``<= tol * max(sigma_max, t_max)`` of a node are dropped, with
+    rtol : float, optional, keyword-only
+        Relative singular-value cutoff of the recompression of internal nodes
+        (see :doc:`/glossary`): singular values
+        ``<= rtol * max(sigma_max, t_max)`` of a node are dropped, with
         ``t_max`` the size of the children's largest rank-one term, so that
         children that cancel leave a rank-0 node, not rounding noise; see
         :func:`~lowrank_tree.factor.recompress`).  Default ``max(m, n) * eps``:
@@ -103,8 +104,9 @@ class LowRankSegmentTree:
     ----------
     shape : tuple of int
         ``(m, n)``.
-    num_orders : int
-        ``K``, the number of corrections.
+    max_order : int
+        ``K``: the orders are ``0..K`` (``K + 1`` of them) and there are ``K``
+        corrections.
     dtype
         Common floating dtype of the base and the factors.
     nbytes : int
@@ -159,7 +161,7 @@ class LowRankSegmentTree:
     (5, 6, 3)
     """
 
-    def __init__(self, base, corrections=(), tol=None, *, backend=None, cache_bytes=2**28):
+    def __init__(self, base, corrections=(), *, rtol=None, backend=None, cache_bytes=2**28):
         corrections = check_sequence(corrections, "corrections",
                                      "corrections (LowRank, (U, V) pairs or (m, n) arrays)")
         arrays, names = [base], ["base"]
@@ -183,7 +185,7 @@ class LowRankSegmentTree:
         self._xp = xp
         self._backend = backend if backend is not None else backend_name(xp)
         self._m, self._n = m, n
-        self._tol = check_tol(tol)
+        self._tol = check_tol(rtol, "rtol")
         self._cache_limit = check_int(cache_bytes, "cache_bytes", 0)
         factors = [self._leaf_factors(c, f"corrections[{i}]", dtype=None)
                    for i, c in enumerate(corrections)]
@@ -224,7 +226,8 @@ class LowRankSegmentTree:
         return (self._m, self._n)
 
     @property
-    def num_orders(self):
+    def max_order(self):
+        """``K``, the highest order: orders are ``0..K``, corrections ``Δ_1..Δ_K``."""
         return self._K
 
     @property
@@ -237,8 +240,8 @@ class LowRankSegmentTree:
         return self._backend
 
     @property
-    def tol(self):
-        """Relative recompression tolerance in use."""
+    def rtol(self):
+        """Relative singular-value cutoff of the recompression in use (see :doc:`/glossary`)."""
         return self._effective_tol()
 
     @property
@@ -297,7 +300,7 @@ class LowRankSegmentTree:
 
     def __repr__(self):
         m, n = self.shape
-        return (f"LowRankSegmentTree(shape=({m}, {n}), num_orders={self._K}, "
+        return (f"LowRankSegmentTree(shape=({m}, {n}), max_order={self._K}, "
                 f"dtype={self._dtype}, backend={self.backend!r})")
 
     # ------------------------------------------------------------------
@@ -417,13 +420,14 @@ class LowRankSegmentTree:
             Y = self._mixed_query(k, X)
         return Y[:, 0] if vector else Y
 
-    def range_query(self, l, r, X):
-        """Apply ``Δ_l + ... + Δ_r`` (no base) to ``X``.
+    def range_query(self, first, last, X):
+        """Apply ``Δ_first + ... + Δ_last`` (no base) to ``X``.
 
         Parameters
         ----------
-        l, r : int
-            ``1 <= l <= r <= K``.
+        first, last : int
+            Orders of the first and last corrections summed (inclusive),
+            ``1 <= first <= last <= K``.
         X : array_like, shape (n,) or (n, b)
 
         Returns
@@ -438,11 +442,11 @@ class LowRankSegmentTree:
         >>> tree.range_query(2, 3, np.array([1.0, 0.0]))
         array([6., 6.])
         """
-        l = check_int(l, "l", 1, self._K)
-        r = check_int(r, "r", l, self._K)
+        first = check_int(first, "first", 1, self._K)
+        last = check_int(last, "last", first, self._K)
         X, vector = self._check_X(X)
         with self._lock:
-            nodes = [self._levels[h][j] for h, j in _range_index(l - 1, r)]
+            nodes = [self._levels[h][j] for h, j in _range_index(first - 1, last)]
         Y = self._apply(self._assemble(nodes, None), X, None)
         return Y[:, 0] if vector else Y
 
@@ -451,13 +455,13 @@ class LowRankSegmentTree:
 
         ``Z = V_allᵀ X`` and ``U_i Z_i`` are batched GEMMs over the leaves
         (factors padded to the largest rank), followed by a running sum over
-        the orders (the backend's ``prefix_sum``).  With a lossy ``tol``
+        the orders (the backend's ``prefix_sum``).  With a lossy ``rtol``
         (above ``max(m, n) * eps``) the leaves would give other answers than
         :meth:`query`, which reads the recompressed internal nodes; the orders
         are then built from those same canonical nodes instead,
         ``W_k X = W_{k - 2^h} X + N X`` with ``2^h`` the lowest set bit of ``k``
         (one GEMM pair per order), so that ``all_orders(X)[k]`` and
-        ``query(k, X)`` agree to rounding for every ``tol``.
+        ``query(k, X)`` agree to rounding for every ``rtol``.
 
         Parameters
         ----------
@@ -592,7 +596,7 @@ class LowRankSegmentTree:
         >>> import numpy as np
         >>> tree = LowRankSegmentTree(np.eye(2))
         >>> tree.append((np.ones((2, 1)), np.ones((2, 1))))
-        >>> tree.num_orders, tree.query(1, np.array([1.0, 0.0]))
+        >>> tree.max_order, tree.query(1, np.array([1.0, 0.0]))
         (1, array([2., 1.]))
         """
         leaf = self._make_leaf(*self._leaf_factors(delta, "delta", dtype=self._dtype))

@@ -52,7 +52,7 @@ def reference_cascade(mats, ranks):
 
 def true_errors(c, mats, to_numpy=np.asarray):
     out = []
-    for k in range(c.num_orders + 1):
+    for k in range(c.max_order + 1):
         W = np.asarray(to_numpy(c.matrix(k)), dtype=np.complex128 if np.iscomplexobj(mats) else np.float64)
         M = np.asarray(mats[k], dtype=W.dtype)
         nm = np.linalg.norm(M)
@@ -71,7 +71,7 @@ def test_full_ranks_and_default_reproduce_inputs(args):
     K, m, n, seed = args
     mats = family(np.random.default_rng(seed), K, m, n)
     for c in (cascade_fit(mats, ranks=min(m, n)), cascade_fit(mats)):
-        assert c.num_orders == K and len(c.ranks) == K and len(c.errors) == K + 1
+        assert c.max_order == K and len(c.ranks) == K and len(c.errors) == K + 1
         assert c.shape == (m, n) and c.errors[0] == 0.0
         np.testing.assert_array_equal(c.base, mats[0])
         for k in range(K + 1):
@@ -132,7 +132,7 @@ def test_k_zero_single_matrix():
     M = np.arange(12.0).reshape(3, 4)
     for mats in ([M], M[None], (x for x in [M])):
         c = cascade_fit(mats, ranks=2)
-        assert c.num_orders == 0 and c.corrections == [] and c.ranks == [] and c.errors == [0.0]
+        assert c.max_order == 0 and c.corrections == [] and c.ranks == [] and c.errors == [0.0]
         np.testing.assert_array_equal(c.matrix(0), M)
         assert c.n_params == 12 and c.dense_params == 12
     assert cascade_fit([M], budget=100).ranks == []
@@ -195,7 +195,7 @@ def test_generator_is_consumed_lazily():
     c = cascade_fit(gen(), ranks=3)
     # When M_k is produced, no earlier target is still held (the base is a copy).
     assert alive == [0] * 7
-    assert c.num_orders == 6
+    assert c.max_order == 6
     np.testing.assert_allclose(c.errors, reference_cascade(mats, [3] * 6)[1], rtol=1e-10)
 
 
