@@ -490,7 +490,7 @@ def test_cascade_object_reporting_and_tree():
     mats = family(np.random.default_rng(14), 3, 6, 5)
     c = cascade_fit(mats, ranks=[1, 2, 3])
     r = repr(c)
-    assert "K=3" in r and "(6, 5)" in r and "ranks=[1, 2, 3]" in r and "exact" in r
+    assert "max_order=3" in r and "(6, 5)" in r and "ranks=[1, 2, 3]" in r and "exact" in r
     table = c.summary().splitlines()
     assert table[1].split() == ["order", "rank", "rel.", "error"]
     assert [row.split()[1] for row in table[2:6]] == ["base", "1", "2", "3"]
@@ -503,9 +503,11 @@ def test_cascade_object_reporting_and_tree():
         c.matrix(4)
     with pytest.raises(ValueError, match=r"k must be in \[0, 3\]"):
         c.matrix(-1)
-    tree_mod = pytest.importorskip("lowrank_tree.tree")
+    # a plain import: a broken tree module must fail this test, not skip it
+    from lowrank_tree.tree import LowRankSegmentTree
+
     t = c.tree()
-    assert isinstance(t, tree_mod.LowRankSegmentTree)
+    assert isinstance(t, LowRankSegmentTree)
     X = np.random.default_rng(0).standard_normal((5, 3))
     for k in range(4):
         np.testing.assert_allclose(t.query(k, X), c.matrix(k) @ X, atol=1e-12)
@@ -525,60 +527,73 @@ def test_cascade_constructor():
 # --------------------------------------------------------------------------
 # bad input
 # --------------------------------------------------------------------------
-def test_bad_inputs():
-    rng = np.random.default_rng(0)
-    mats = [rng.standard_normal((3, 4)) for _ in range(3)]
-    with pytest.raises(ValueError, match=r"mats\[1\] must have shape \(3, 4\)"):
-        cascade_fit([mats[0], np.ones((4, 3)), mats[2]])
-    with pytest.raises(ValueError, match=r"mats\[2\] must have shape \(3, 4\)"):
-        cascade_fit(iter([mats[0], mats[1], np.ones((3, 5))]))
-    with pytest.raises(ValueError, match=r"mats\[1\] must be a 2-D array"):
-        cascade_fit([mats[0], np.ones(12)])
-    bad = mats[2].copy()
-    bad[1, 1] = np.nan
-    with pytest.raises(ValueError, match=r"mats\[2\] contains NaN or Inf"):
-        cascade_fit([mats[0], mats[1], bad])
-    bad[1, 1] = np.inf
-    with pytest.raises(ValueError, match=r"mats\[2\] contains NaN or Inf"):
-        cascade_fit(np.stack([mats[0], mats[1], bad]), budget=10)
-    with pytest.raises(ValueError, match=r"ranks must be in \[0, 3\], got 4"):
-        cascade_fit(mats, ranks=4)
-    with pytest.raises(ValueError, match=r"ranks\[1\] must be in \[0, 3\], got 5"):
-        cascade_fit(mats, ranks=[1, 5])
-    with pytest.raises(ValueError, match=r"ranks\[0\] must be in \[0, 3\], got -1"):
-        cascade_fit(mats, ranks=[-1, 1])
-    with pytest.raises(ValueError, match=r"ranks must have length K = 2"):
-        cascade_fit(mats, ranks=[1, 1, 1])
-    with pytest.raises(ValueError, match=r"ranks must have length K"):
-        cascade_fit(iter(mats), ranks=[1])
-    with pytest.raises(ValueError, match=r"ranks must have length K = 2"):
-        cascade_fit(iter(mats), ranks=[1, 1, 1])
-    with pytest.raises(TypeError, match="ranks"):
-        cascade_fit(mats, ranks=[1.5, 1])
-    with pytest.raises(ValueError, match="at most one of ranks, tol, budget; got ranks and tol"):
-        cascade_fit(mats, ranks=1, tol=0.1)
-    with pytest.raises(ValueError, match="got tol and budget"):
-        cascade_fit(mats, tol=0.1, budget=10)
-    with pytest.raises(ValueError, match=r"tol must be in \[0, 1\)"):
-        cascade_fit(mats, tol=1.5)
-    with pytest.raises(ValueError, match=r"budget must be in \[0, inf\]"):
-        cascade_fit(mats, budget=-1)
-    with pytest.raises(ValueError, match="method must be one of 'auto', 'exact', 'randomized'"):
-        cascade_fit(mats, method="svd")
-    with pytest.raises(ValueError, match="oversample"):
-        cascade_fit(mats, oversample=-1)
-    with pytest.raises(ValueError, match="3-D array"):
-        cascade_fit(mats[0])
-    with pytest.raises(ValueError, match="at least one matrix"):
-        cascade_fit([])
-    with pytest.raises(ValueError, match="at least one matrix"):
-        cascade_fit(iter([]))
-    with pytest.raises(ValueError, match="at least one matrix"):
-        cascade_fit(np.zeros((0, 3, 4)))
-    with pytest.raises(TypeError, match="mats must be"):
-        cascade_fit(5)
-    with pytest.raises(TypeError, match=r"mats\[1\].*floating"):
-        cascade_fit([mats[0], np.ones((3, 4), dtype=bool)])
+_RNG = np.random.default_rng(0)
+_MATS = [_RNG.standard_normal((3, 4)) for _ in range(3)]
+
+
+def _with(k, value):
+    """``_MATS`` with entry ``k`` replaced by ``value``."""
+    return [value if j == k else M for j, M in enumerate(_MATS)]
+
+
+def _nonfinite(value):
+    bad = _MATS[2].copy()
+    bad[1, 1] = value
+    return bad
+
+
+# One case per bad input, each its own test: a regression in one message
+# does not hide the others.
+BAD_INPUTS = {
+    "shape mismatch, list": (lambda: cascade_fit(_with(1, np.ones((4, 3)))),
+                             ValueError, r"mats\[1\] must have shape \(3, 4\)"),
+    "shape mismatch, iterator": (lambda: cascade_fit(iter(_with(2, np.ones((3, 5))))),
+                                 ValueError, r"mats\[2\] must have shape \(3, 4\)"),
+    "1-D item": (lambda: cascade_fit(_MATS[:1] + [np.ones(12)]), ValueError, r"mats\[1\] must be a 2-D array"),
+    "NaN": (lambda: cascade_fit(_with(2, _nonfinite(np.nan))), ValueError, r"mats\[2\] contains NaN or Inf"),
+    "Inf, budget": (lambda: cascade_fit(np.stack(_with(2, _nonfinite(np.inf))), budget=10),
+                    ValueError, r"mats\[2\] contains NaN or Inf"),
+    "rank too large": (lambda: cascade_fit(_MATS, ranks=4), ValueError, r"ranks must be in \[0, 3\], got 4"),
+    "ranks[1] too large": (lambda: cascade_fit(_MATS, ranks=[1, 5]),
+                           ValueError, r"ranks\[1\] must be in \[0, 3\], got 5"),
+    "negative rank": (lambda: cascade_fit(_MATS, ranks=[-1, 1]),
+                      ValueError, r"ranks\[0\] must be in \[0, 3\], got -1"),
+    "ranks too long": (lambda: cascade_fit(_MATS, ranks=[1, 1, 1]), ValueError, r"ranks must have length K = 2"),
+    "ranks too short, iterator": (lambda: cascade_fit(iter(_MATS), ranks=[1]),
+                                  ValueError, r"ranks must have length K"),
+    "ranks too long, iterator": (lambda: cascade_fit(iter(_MATS), ranks=[1, 1, 1]),
+                                 ValueError, r"ranks must have length K = 2"),
+    "float rank": (lambda: cascade_fit(_MATS, ranks=[1.5, 1]), TypeError, "ranks"),
+    "ranks and tol": (lambda: cascade_fit(_MATS, ranks=1, tol=0.1),
+                      ValueError, "at most one of ranks, tol, budget; got ranks and tol"),
+    "tol and budget": (lambda: cascade_fit(_MATS, tol=0.1, budget=10), ValueError, "got tol and budget"),
+    "tol >= 1": (lambda: cascade_fit(_MATS, tol=1.5), ValueError, r"tol must be in \[0, 1\)"),
+    "negative budget": (lambda: cascade_fit(_MATS, budget=-1), ValueError, r"budget must be in \[0, inf\]"),
+    "unknown method": (lambda: cascade_fit(_MATS, method="svd"),
+                       ValueError, "method must be one of 'auto', 'exact', 'randomized'"),
+    "negative oversample": (lambda: cascade_fit(_MATS, oversample=-1), ValueError, "oversample"),
+    "2-D mats": (lambda: cascade_fit(_MATS[0]), ValueError, "3-D array"),
+    "empty list": (lambda: cascade_fit([]), ValueError, "at least one matrix"),
+    "empty iterator": (lambda: cascade_fit(iter([])), ValueError, "at least one matrix"),
+    "empty stack": (lambda: cascade_fit(np.zeros((0, 3, 4))), ValueError, "at least one matrix"),
+    "scalar mats": (lambda: cascade_fit(5), TypeError, "mats must be"),
+    "bool item": (lambda: cascade_fit(_with(1, np.ones((3, 4), dtype=bool))), TypeError, r"mats\[1\].*floating"),
+    "positional ranks": (lambda: cascade_fit(_MATS, [1, 1]), TypeError, "positional argument"),
+}
+
+
+@pytest.mark.parametrize("call, exc, match", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
+def test_bad_inputs(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_cascade_is_read_only():
+    c = cascade_fit(np.stack(_MATS), ranks=1)
+    for name in ("base", "corrections", "errors", "ranks", "method", "max_order", "shape", "dtype"):
+        with pytest.raises(AttributeError):
+            setattr(c, name, None)
+    assert c.max_order == 2 and c.method == "exact" and len(c.errors) == c.max_order + 1
 
 
 def test_mixed_array_libraries():

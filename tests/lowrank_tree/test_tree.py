@@ -15,9 +15,9 @@ NUMPY_BACKENDS = ["numpy", "numba"]
 
 
 @st.composite
-def families(draw, max_K=9, max_dim=7, max_rank=3):
-    """A random base, corrections and batch; ranks may be 0, K may be 0."""
-    K = draw(st.integers(0, max_K))
+def families(draw, max_K=9, max_dim=7, max_rank=3, min_K=0):
+    """A random base, corrections and batch; ranks may be 0, K may be 0 (unless ``min_K > 0``)."""
+    K = draw(st.integers(min_K, max_K))
     m = draw(st.integers(1, max_dim))
     n = draw(st.integers(1, max_dim))
     ranks = draw(st.lists(st.integers(0, max_rank), min_size=K, max_size=K))
@@ -96,12 +96,13 @@ def test_mixed_order_batch(lib, rel_err, fam, data):
     assert rel_err(lib.to_numpy(tree.query(ks.tolist(), lib.asarray(X))), ref) <= TOL64
 
 
-@given(families(), st.data())
+@given(families(min_K=1), st.data())
 def test_update_then_query(lib, rel_err, fam, data):
+    # K >= 1 in every example (there is nothing to update at K = 0; that
+    # refusal is tested with the other bad inputs)
     base, deltas, X, rng = fam
     K = len(deltas)
-    if K == 0:
-        return
+    assert K >= 1
     tree = build(lib, base, deltas)
     tree.all_orders(lib.asarray(X))  # fill the caches that update must invalidate
     for _ in range(3):
@@ -397,6 +398,8 @@ def test_empty_tree_and_growth_from_zero(rel_err):
     assert tree.max_order == 0
     assert rel_err(tree.query(0, X), base @ X) <= TOL64
     assert tree.all_orders(X).shape == (1, 3)
+    with pytest.raises(ValueError, match=r"i must be in \[1, 0\]"):  # nothing to update yet
+        tree.update(1, (np.ones((3, 1)), np.ones((4, 1))))
     W = base.copy()
     for k in range(1, 18):
         U, V = rng.standard_normal((3, 1)), rng.standard_normal((4, 1))
