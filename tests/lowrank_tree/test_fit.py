@@ -238,13 +238,25 @@ def test_budget_materialises_generator():
 # --------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def big():
-    return family(np.random.default_rng(7), 2, 600, 300, decay=0.8, scale=5.0)
+    # large enough that the ranks these tests need stay under the min(m, n) / 2
+    # at which the randomized path falls back to the full SVD
+    return family(np.random.default_rng(7), 2, 320, 160, decay=0.8, scale=5.0)
 
 
 @pytest.mark.parametrize("tol", [1e-2, 1e-6])
-def test_tol_randomized_true_errors(big, tol):
+def test_tol_randomized_true_errors(big, tol, monkeypatch):
+    import lowrank_tree.fit as fit_mod
+
+    found = []  # the adaptive range finder's results (None: it gave up, full SVD instead)
+
+    def spy(*args, **kwargs):
+        found.append(adaptive_qb(*args, **kwargs))
+        return found[-1]
+
+    monkeypatch.setattr(fit_mod, "adaptive_qb", spy)
     c = cascade_fit(big, tol=tol, method="randomized", seed=0)
     assert c.method == "randomized"
+    assert len(found) == 2 and all(qb is not None for qb in found)  # the sketch path, every order
     truth = true_errors(c, big)
     np.testing.assert_allclose(c.errors, truth, rtol=1e-8, atol=1e-15)
     assert max(c.errors) <= tol
@@ -351,7 +363,7 @@ def test_fixed_rank_qb_complex():
 @pytest.mark.parametrize("method", ["exact", "randomized"])
 def test_float32_stays_float32(method):
     rng = np.random.default_rng(9)
-    m, n = (120, 90) if method == "exact" else (600, 300)
+    m, n = (120, 90) if method == "exact" else (320, 160)
     mats = family(rng, 2, m, n, decay=0.5, scale=2.0, dtype=np.float32)
     c = cascade_fit(mats, tol=1e-3, method=method, seed=0)
     assert c.dtype == np.float32 and c.base.dtype == np.float32
