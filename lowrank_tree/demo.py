@@ -4,8 +4,12 @@
 ``lowrank-tree fit FILE`` runs the same comparison on a user's stack.
 """
 
+from __future__ import annotations
+
 import os
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +22,8 @@ from .synthetic import synthetic_evolution
 __all__ = ["compare", "format_report", "run_demo", "plot_report"]
 
 
-def run_demo(*, K=128, m=384, n=384, b=32, tol=1e-6, seed=0, repeat=5):
+def run_demo(*, K: int = 128, m: int = 384, n: int = 384, b: int = 32, tol: float = 1e-6, seed: int = 0,
+             repeat: int = 5) -> dict[str, Any]:
     """Fit and query a built-in synthetic evolution; see :func:`compare`.
 
     Parameters
@@ -49,7 +54,9 @@ def run_demo(*, K=128, m=384, n=384, b=32, tol=1e-6, seed=0, repeat=5):
     return report
 
 
-def compare(mats, *, tol=1e-6, ranks=None, budget=None, b=32, seed=0, repeat=5, method="auto"):
+def compare(mats: Any, *, tol: float | None = 1e-6, ranks: int | Sequence[int] | None = None,
+            budget: int | None = None, b: int = 32, seed: int = 0, repeat: int = 5,
+            method: str = "auto") -> dict[str, Any]:
     """Fit a cascade to ``mats`` and compare its tree with the baselines.
 
     Parameters
@@ -157,7 +164,7 @@ def _mb(x):
     return f"{x / 2**20:9.2f} MiB"
 
 
-def format_report(rep):
+def format_report(rep: dict[str, Any]) -> str:
     """The demo's plain-text table (fit, memory, query-time ratios)."""
     m, n = rep["shape"]
     K, ranks, errors = rep["K"], rep["ranks"], rep["errors"]
@@ -191,7 +198,7 @@ def format_report(rep):
     lines += ["", f"All orders W_0 X .. W_K X: tree {1e3 * a['tree']:.2f} ms, "
                   f"{K + 1} dense GEMMs {1e3 * a['dense_per_order']:.2f} ms "
                   f"({a['dense_per_order'] / a['tree']:.1f}x), rel. error {a['error']:.1e}"]
-    levels = {}
+    levels: dict[int, list[Any]] = {}
     for node in rep["nodes"]:
         levels.setdefault(node.level, []).append(node)
     lines += ["", "Tree nodes by level: level (count): max rank, dense nodes"]
@@ -203,7 +210,7 @@ def format_report(rep):
     return "\n".join(lines)
 
 
-def plot_report(rep, path):
+def plot_report(rep: dict[str, Any], path: str) -> str:
     """Write a 2x2 PNG summary of :func:`compare`'s report to ``path``.
 
     Needs matplotlib (``pip install "lowrank-tree[plot]"``).

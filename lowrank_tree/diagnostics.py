@@ -12,9 +12,12 @@ Everything here is written against an array-API namespace, so NumPy, CuPy and
 array_api_strict stacks run through the same lines.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import math
 from collections import namedtuple
+from collections.abc import Sequence
 
 from ._norms import comfortable, max_abs, pow2_exponent, scale_pow2
 from ._validation import (
@@ -26,6 +29,7 @@ from ._validation import (
     default_tol,
     resolve_namespace,
 )
+from ._typing import ArrayLike
 from .backends import backend_name, get_func, is_array
 from .factor import LowRank
 
@@ -95,21 +99,21 @@ class DifferenceProfile:
     row_direct_sum: DirectSumCheck
 
     @property
-    def max_order(self):
+    def max_order(self) -> int:
         """Highest difference order computed."""
         return len(self.ranks) - 1
 
     @property
-    def nonincreasing(self):
+    def nonincreasing(self) -> bool:
         """Whether ``ρ(0) >= ρ(1) >= ... >= ρ(max_order)``."""
         return all(b <= a for a, b in zip(self.ranks, self.ranks[1:]))
 
     @property
-    def increases(self):
+    def increases(self) -> list[int]:
         """Orders ``k`` with ``ρ(k) > ρ(k−1)`` (empty when non-increasing)."""
         return [k for k in range(1, len(self.ranks)) if self.ranks[k] > self.ranks[k - 1]]
 
-    def summary(self, max_columns=12):
+    def summary(self, max_columns: int = 12) -> str:
         """Plain-text table for the command line.
 
         Parameters
@@ -146,7 +150,8 @@ class DifferenceProfile:
         return self.summary()
 
 
-def numerical_difference_profile(mats, *, rtol=None, max_order=None):
+def numerical_difference_profile(mats: ArrayLike | Sequence[ArrayLike], *, rtol: float | None = None,
+                                 max_order: int | None = None) -> DifferenceProfile:
     """Numerical ranks of the forward differences of a matrix sequence.
 
     The ``k``-th forward difference of ``A(0), ..., A(L-1)`` is
@@ -303,7 +308,8 @@ def numerical_difference_profile(mats, *, rtol=None, max_order=None):
     )
 
 
-def direct_sum_check(mats, *, side="column", rtol=None):
+def direct_sum_check(mats: ArrayLike | Sequence[ArrayLike], *, side: str = "column",
+                     rtol: float | None = None) -> DirectSumCheck:
     """Whether the column (or row) spaces of matrices ``B_0..B_{p-1}`` form a direct sum.
 
     The spaces form a direct sum iff ``Σ_j rank B_j`` equals the dimension of

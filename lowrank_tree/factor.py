@@ -5,6 +5,10 @@ and ``V`` (n×r).  Note the plain transpose: for complex data this is *not*
 ``U @ V^H``, so a factorisation of a complex matrix never needs a conjugate.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from ._norms import largest_term
 from ._ownership import exposed, take
 from ._validation import (
@@ -18,6 +22,7 @@ from ._validation import (
     nbytes,
     resolve_namespace,
 )
+from ._typing import Array, ArrayLike
 from .backends import backend_name
 
 __all__ = ["LowRank", "correction_factors", "recompress"]
@@ -192,7 +197,7 @@ class LowRank:
     # broadcasting over the object, so Python calls __rmul__ / __rmatmul__.
     __array_ufunc__ = None
 
-    def __init__(self, U, V, *, backend=None):
+    def __init__(self, U: ArrayLike, V: ArrayLike, *, backend: str | None = None) -> None:
         U_in, V_in = U, V
         xp = resolve_namespace(U, V, names=("U", "V"), backend=backend)
         U = as_array(U, xp, "U", ndim=2)
@@ -219,40 +224,40 @@ class LowRank:
         return obj
 
     @property
-    def U(self):
+    def U(self) -> Array:
         """Left factor, shape (m, r): read-only view (NumPy) or copy (other libraries)."""
         return exposed(self._U, self._xp)
 
     @property
-    def V(self):
+    def V(self) -> Array:
         """Right factor, shape (n, r): read-only view (NumPy) or copy (other libraries)."""
         return exposed(self._V, self._xp)
 
     # -- basic properties -------------------------------------------------
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, int]:
         return (self._U.shape[0], self._V.shape[0])
 
     @property
-    def rank(self):
+    def rank(self) -> int:
         return self._U.shape[1]
 
     @property
-    def dtype(self):
+    def dtype(self) -> Any:
         return self._U.dtype
 
     @property
-    def xp(self):
+    def xp(self) -> Any:
         """Array namespace of the factors."""
         return self._xp
 
     @property
-    def nbytes(self):
+    def nbytes(self) -> int:
         """Bytes held by the two factors."""
         return nbytes(self._U, self._xp) + nbytes(self._V, self._xp)
 
     @property
-    def T(self):
+    def T(self) -> LowRank:
         """The transpose ``V @ U.T`` (swaps the factors, no copy)."""
         return LowRank._from_factors(self._V, self._U, self._xp)
 
@@ -261,7 +266,7 @@ class LowRank:
         return f"LowRank(shape=({m}, {n}), rank={self.rank}, dtype={self.dtype})"
 
     # -- conversion -------------------------------------------------------
-    def to_dense(self):
+    def to_dense(self) -> Array:
         """The m×n matrix ``U @ V.T``.
 
         Returns
@@ -271,7 +276,8 @@ class LowRank:
         return self._U @ self._xp.matrix_transpose(self._V)
 
     @classmethod
-    def from_dense(cls, M, *, rank=None, rtol=None, backend=None):
+    def from_dense(cls, M: ArrayLike, *, rank: int | None = None, rtol: float | None = None,
+                   backend: str | None = None) -> LowRank:
         """Best low-rank factorisation of a dense matrix by truncated SVD.
 
         Parameters
@@ -324,7 +330,7 @@ class LowRank:
         V = xp.matrix_transpose(Wh[:k, :])
         return cls._from_factors(U, V, xp)
 
-    def compress(self, *, rtol=None, max_rank=None):
+    def compress(self, *, rtol: float | None = None, max_rank: int | None = None) -> LowRank:
         """Recompressed copy with the numerical rank (or at most ``max_rank``).
 
         Parameters
@@ -355,7 +361,7 @@ class LowRank:
         U, V, _ = recompress(self._U, self._V, self._xp, tol=tol, max_rank=max_rank)
         return LowRank._from_factors(U, V, self._xp)
 
-    def singular_values(self):
+    def singular_values(self) -> Array:
         """Singular values of ``U @ V.T``, descending, length ``min(m, n, r)`` (no truncation)."""
         return recompress(self._U, self._V, self._xp, tol=0.0)[2]
 

@@ -10,8 +10,12 @@ All array code is written against an array-API namespace ``xp``; NumPy, CuPy
 and array_api_strict inputs run through the same lines.
 """
 
+from __future__ import annotations
+
 import math
 import warnings
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ._norms import comfortable, fro_norm, max_abs, pow2_exponent, scale_pow2, tail_rank
 from ._randomized import adaptive_qb, fixed_rank_qb
@@ -32,7 +36,11 @@ from ._validation import (
 )
 from .backends import backend_name, get_func, is_array
 from ._ownership import adopting, exposed, take
+from ._typing import Array, ArrayLike, Seed
 from .factor import LowRank, correction_factors
+
+if TYPE_CHECKING:
+    from .tree import LowRankSegmentTree
 
 __all__ = ["Cascade", "PrecisionFloorWarning", "cascade_fit"]
 
@@ -123,7 +131,8 @@ class Cascade:
            [1., 1., 2.]])
     """
 
-    def __init__(self, base, corrections, errors=None, *, method="exact", backend=None):
+    def __init__(self, base: ArrayLike, corrections: Sequence[Any], errors: Sequence[float | None] | None = None, *,
+                 method: str = "exact", backend: str | None = None) -> None:
         base_in = base
         xp = resolve_namespace(base, names=("base",), backend=backend)
         base = as_array(base, xp, "base", ndim=2)
@@ -169,70 +178,70 @@ class Cascade:
 
     # -- contents (never writable views of the cascade's own arrays) ----
     @property
-    def base(self):
+    def base(self) -> Array:
         """``W_0``, shape (m, n): a read-only view (NumPy) or a copy."""
         return exposed(self._base, self._xp)
 
     @property
-    def corrections(self):
+    def corrections(self) -> list[LowRank]:
         """``Δ_1..Δ_K``, a new list of (immutable) :class:`LowRank`."""
         return list(self._corrections)
 
     @property
-    def errors(self):
+    def errors(self) -> list[float]:
         """Relative Frobenius errors of the fitted orders, a new list of K + 1 floats."""
         return list(self._errors)
 
     # -- sizes ------------------------------------------------------------
     @property
-    def xp(self):
+    def xp(self) -> Any:
         """Array namespace of the base and factors."""
         return self._xp
 
     @property
-    def backend(self):
+    def backend(self) -> str:
         """Backend name (``'numba'`` keeps NumPy arrays; :meth:`tree` builds on it)."""
         return self._backend
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, int]:
         return tuple(self._base.shape)
 
     @property
-    def dtype(self):
+    def dtype(self) -> Any:
         return self._base.dtype
 
     @property
-    def max_order(self):
+    def max_order(self) -> int:
         """``K``, the highest order: orders are ``0..K``, corrections ``Δ_1..Δ_K``."""
         return len(self._corrections)
 
     @property
-    def method(self):
+    def method(self) -> str:
         """The SVD method that produced the fit: ``'exact'`` or ``'randomized'`` (informative)."""
         return self._method
 
     @property
-    def ranks(self):
+    def ranks(self) -> list[int]:
         return [c.rank for c in self._corrections]
 
     @property
-    def n_params(self):
+    def n_params(self) -> int:
         m, n = self.shape
         return m * n + sum(self.ranks) * (m + n)
 
     @property
-    def dense_params(self):
+    def dense_params(self) -> int:
         m, n = self.shape
         return (self.max_order + 1) * m * n
 
     @property
-    def nbytes(self):
+    def nbytes(self) -> int:
         """Bytes held by the base and all factors."""
         return nbytes(self._base, self._xp) + sum(c.nbytes for c in self._corrections)
 
     # -- access -----------------------------------------------------------
-    def matrix(self, k):
+    def matrix(self, k: int) -> Array:
         """The fitted order ``Ŵ_k = W_0 + Σ_{i<=k} Δ_i`` as a dense array.
 
         Parameters
@@ -260,7 +269,7 @@ class Cascade:
         V = xp.concat([c._V for c in used], axis=1)
         return self._base + U @ xp.matrix_transpose(V)
 
-    def tree(self, **opts):
+    def tree(self, **opts: Any) -> LowRankSegmentTree:
         """A :class:`~lowrank_tree.tree.LowRankSegmentTree` over the corrections.
 
         Parameters
@@ -292,7 +301,7 @@ class Cascade:
                 f"method={self.method!r}, ranks={shown}, max_error={max_err:.2e}, "
                 f"params={self.n_params}/{self.dense_params})")
 
-    def summary(self):
+    def summary(self) -> str:
         """Plain-text table of the fit: order, rank and relative error.
 
         Returns
@@ -329,8 +338,9 @@ class Cascade:
 # --------------------------------------------------------------------------
 # The fit
 # --------------------------------------------------------------------------
-def cascade_fit(mats, *, ranks=None, tol=None, budget=None, method="auto", seed=None,
-                oversample=10, power_iters=2, backend=None):
+def cascade_fit(mats: ArrayLike | Iterable[ArrayLike], *, ranks: int | Sequence[int] | None = None,
+                tol: float | None = None, budget: int | None = None, method: str = "auto", seed: Seed = None,
+                oversample: int = 10, power_iters: int = 2, backend: str | None = None) -> Cascade:
     """Fit a base and cascaded low-rank corrections to ``M_0..M_K``.
 
     ``W_0 = M_0`` exactly; for ``k = 1..K`` the residual against the fitted
@@ -512,7 +522,7 @@ def cascade_fit(mats, *, ranks=None, tol=None, budget=None, method="auto", seed=
     opts = dict(oversample=oversample, power_iters=power_iters, seed=seed)
     if budget is not None:
         # The allocation compares gains across orders, so it needs them all.
-        shaped = []
+        shaped: list[Array] = []
         for k, M in enumerate(stream):
             shaped.append(_check_matrix(M, xp, k, shaped[0].shape if k else None))
         ranks = _allocate_budget(shaped, budget, xp, method, opts)

@@ -45,6 +45,8 @@ NumPy is imported inside the functions: ``lowrank_tree`` itself must import
 without any array library (see ``tests/test_package.py``).
 """
 
+from __future__ import annotations
+
 import errno
 import hashlib
 import json
@@ -55,9 +57,15 @@ import threading
 import warnings
 import zipfile
 import zlib
+from typing import TYPE_CHECKING
 
 from ._ownership import adopting
+from ._typing import PathLike
 from .backends import get_func, namespace_for
+
+if TYPE_CHECKING:
+    from .fit import Cascade
+    from .tree import LowRankSegmentTree
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "check_writable", "load", "save"]
 
@@ -78,7 +86,7 @@ _DEFLATE_SLACK = 1024
 _CHUNK = 2**20
 
 
-def save(obj, path):
+def save(obj: LowRankSegmentTree | Cascade, path: PathLike) -> pathlib.Path:
     """Write a tree or a cascade to a ``.npz`` file.
 
     Parameters
@@ -147,6 +155,8 @@ def save(obj, path):
     import numpy as np
 
     from . import __version__
+    from .fit import Cascade
+    from .tree import LowRankSegmentTree
 
     kind, backend = _kind_of(obj)
     target = check_writable(path)
@@ -177,8 +187,10 @@ def save(obj, path):
         "saved_from_backend": backend,
     }
     if kind == "tree":
-        meta["tol"] = obj._tol  # None keeps "the default of the loading library's dtype"
+        assert isinstance(obj, LowRankSegmentTree)
+        meta["tol"] = obj._tol  # the tree's rtol; None keeps "the default of the loading library's dtype"
     else:
+        assert isinstance(obj, Cascade)
         errors = [float(e) for e in obj.errors]
         meta["errors"] = [None if e != e else e for e in errors]  # JSON has no NaN
         meta["method"] = str(obj.method)
@@ -192,7 +204,7 @@ def save(obj, path):
     return target
 
 
-def check_writable(path):
+def check_writable(path: PathLike) -> pathlib.Path:
     """Check that :func:`save` could write to ``path``, without writing anything.
 
     Useful before a long computation whose result will be saved: it raises
@@ -259,7 +271,7 @@ def check_writable(path):
     return pathlib.Path(name)
 
 
-def load(path, *, backend=None):
+def load(path: PathLike, *, backend: str | None = None) -> LowRankSegmentTree | Cascade:
     """Read a tree or a cascade written by :func:`save`.
 
     Safe on files from untrusted sources: nothing is unpickled, and the zip

@@ -14,8 +14,12 @@ with it returns the other child unchanged, so padding costs nothing.  Growing
 the capacity puts the old root under a new root: append never rebuilds.
 """
 
+from __future__ import annotations
+
 import threading
 from collections import OrderedDict, namedtuple
+from collections.abc import Sequence
+from typing import Any
 
 from ._ownership import exposed, take
 from ._validation import (
@@ -30,6 +34,7 @@ from ._validation import (
     nbytes,
     resolve_namespace,
 )
+from ._typing import Array, ArrayLike, CorrectionLike
 from .backends import backend_name, get_func
 from .factor import LowRank, correction_factors, recompress
 
@@ -161,7 +166,8 @@ class LowRankSegmentTree:
     (5, 6, 3)
     """
 
-    def __init__(self, base, corrections=(), *, rtol=None, backend=None, cache_bytes=2**28):
+    def __init__(self, base: ArrayLike, corrections: Sequence[CorrectionLike] = (), *, rtol: float | None = None,
+                 backend: str | None = None, cache_bytes: int = 2**28) -> None:
         corrections = check_sequence(corrections, "corrections",
                                      "corrections (LowRank, (U, V) pairs or (m, n) arrays)")
         arrays, names = [base], ["base"]
@@ -215,48 +221,48 @@ class LowRankSegmentTree:
         self._lock = threading.Lock()
         self._writer = threading.Lock()
         self._version = 0  # bumped by every change of the represented family
-        self._cache = OrderedDict()
+        self._cache: OrderedDict[int, _Assembled] = OrderedDict()
         self.clear_cache()
 
     # ------------------------------------------------------------------
     # properties
     # ------------------------------------------------------------------
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, int]:
         return (self._m, self._n)
 
     @property
-    def max_order(self):
+    def max_order(self) -> int:
         """``K``, the highest order: orders are ``0..K``, corrections ``Δ_1..Δ_K``."""
         return self._K
 
     @property
-    def dtype(self):
+    def dtype(self) -> Any:
         return self._dtype
 
     @property
-    def backend(self):
+    def backend(self) -> str:
         """Name of the backend: ``'numpy'``, ``'numba'``, ``'cupy'`` or ``'array_api_strict'``."""
         return self._backend
 
     @property
-    def rtol(self):
+    def rtol(self) -> float:
         """Relative singular-value cutoff of the recompression in use (see :doc:`/glossary`)."""
         return self._effective_tol()
 
     @property
-    def base(self):
+    def base(self) -> Array:
         """``W_0``, shape (m, n): a read-only view (NumPy) or a copy."""
         return exposed(self._base, self._xp)
 
     @property
-    def corrections(self):
+    def corrections(self) -> list[LowRank]:
         """The leaves ``Δ_1..Δ_K`` as a list of :class:`LowRank` (all from one state of the tree)."""
         with self._lock:
             leaves = self._levels[0][:self._K]
         return [LowRank._from_factors(leaf.U, leaf.V, self._xp) for leaf in leaves]
 
-    def correction(self, i):
+    def correction(self, i: int) -> LowRank:
         """Leaf ``Δ_i`` (1 <= i <= K) as a :class:`LowRank`."""
         i = check_int(i, "i", 1, self._K)
         with self._lock:
@@ -265,13 +271,13 @@ class LowRankSegmentTree:
         return LowRank._from_factors(leaf.U, leaf.V, self._xp)
 
     @property
-    def ranks(self):
+    def ranks(self) -> list[int]:
         """Factor widths ``r_1..r_K`` of the leaves."""
         with self._lock:
             return [self._levels[0][i].rank for i in range(self._K)]
 
     @property
-    def nbytes(self):
+    def nbytes(self) -> int:
         seen, total = set(), nbytes(self._base, self._xp)
         with self._lock:
             levels = [list(level) for level in self._levels]
@@ -283,7 +289,7 @@ class LowRankSegmentTree:
         return total
 
     @property
-    def cache_nbytes(self):
+    def cache_nbytes(self) -> int:
         """Bytes held by the query caches (per-order factors, all-orders stacks)."""
         with self._lock:
             extra = 0
@@ -291,7 +297,7 @@ class LowRankSegmentTree:
                 extra = nbytes(self._stacks[0], self._xp) + nbytes(self._stacks[1], self._xp)
             return self._cache_used + extra
 
-    def clear_cache(self):
+    def clear_cache(self) -> None:
         """Drop the per-order and all-orders caches (the next queries rebuild them)."""
         with self._lock:
             self._cache.clear()
@@ -306,7 +312,7 @@ class LowRankSegmentTree:
     # ------------------------------------------------------------------
     # inspection
     # ------------------------------------------------------------------
-    def nodes(self):
+    def nodes(self) -> list[NodeInfo]:
         """Every node that covers at least one correction.
 
         Returns
@@ -332,7 +338,7 @@ class LowRankSegmentTree:
                     out.append(self._info(h, j))
         return out
 
-    def canonical_nodes(self, k):
+    def canonical_nodes(self, k: int) -> list[NodeInfo]:
         """The nodes whose sum is ``Δ_1 + ... + Δ_k`` (at most ``⌈log2 K⌉ + 1``).
 
         Parameters
@@ -348,7 +354,7 @@ class LowRankSegmentTree:
         with self._lock:
             return [self._info(h, j) for h, j in _prefix_index(k)]
 
-    def query_cost(self, k):
+    def query_cost(self, k: int) -> dict[str, int]:
         """Shape of the work a query at order ``k`` does.
 
         Returns
@@ -374,7 +380,7 @@ class LowRankSegmentTree:
     # ------------------------------------------------------------------
     # queries
     # ------------------------------------------------------------------
-    def query(self, k, X):
+    def query(self, k: int | Sequence[int] | ArrayLike, X: ArrayLike) -> Array:
         """Apply ``W_k`` to a vector or a column batch.
 
         Parameters
@@ -420,7 +426,7 @@ class LowRankSegmentTree:
             Y = self._mixed_query(k, X)
         return Y[:, 0] if vector else Y
 
-    def range_query(self, first, last, X):
+    def range_query(self, first: int, last: int, X: ArrayLike) -> Array:
         """Apply ``Δ_first + ... + Δ_last`` (no base) to ``X``.
 
         Parameters
@@ -450,7 +456,7 @@ class LowRankSegmentTree:
         Y = self._apply(self._assemble(nodes, None), X, None)
         return Y[:, 0] if vector else Y
 
-    def all_orders(self, X):
+    def all_orders(self, X: ArrayLike) -> Array:
         """``W_0 X, W_1 X, ..., W_K X`` in one pass.
 
         ``Z = V_allᵀ X`` and ``U_i Z_i`` are batched GEMMs over the leaves
@@ -506,14 +512,14 @@ class LowRankSegmentTree:
             out = accumulate(Y0, Ust, xp.matrix_transpose(Vst) @ X, xp)
         return out[..., 0] if vector else out
 
-    def matrix(self, k):
+    def matrix(self, k: int) -> Array:
         """Dense ``W_k``, shape (m, n) (for checks; costs ``m n`` memory)."""
         k = check_int(k, "k", 0, self._K)
         entry = self._prefix(k)
         W = entry.dense if entry.dense is not None else self._base
         return W + entry.U @ self._xp.matrix_transpose(entry.V)
 
-    def operator(self, k):
+    def operator(self, k: int) -> Any:
         """``W_k`` as a SciPy ``LinearOperator`` (CuPy: ``cupyx`` operator).
 
         Parameters
@@ -554,7 +560,7 @@ class LowRankSegmentTree:
     # ------------------------------------------------------------------
     # modification
     # ------------------------------------------------------------------
-    def update(self, i, delta):
+    def update(self, i: int, delta: CorrectionLike) -> None:
         """Replace ``Δ_i`` and re-merge its ``O(log K)`` ancestors.
 
         Parameters
@@ -584,7 +590,7 @@ class LowRankSegmentTree:
                     self._cache_used -= self._cache.pop(k).nbytes
                 self._stacks = None
 
-    def append(self, delta):
+    def append(self, delta: CorrectionLike) -> None:
         """Add ``Δ_{K+1}`` (``O(log K)`` merges; the capacity doubles when full).
 
         Parameters
