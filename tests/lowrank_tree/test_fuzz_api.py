@@ -400,6 +400,7 @@ def tree_state(tree, n):
     return np.asarray(tree.all_orders(X))
 
 
+@pytest.mark.slow
 @FUZZ
 @given(data=st.data())
 def test_fuzz_tree(data):
@@ -468,9 +469,9 @@ def test_fuzz_tree(data):
                 out = np.stack(cols, axis=1) if cols else np.zeros((m, 0))
                 return out if Xr.ndim == 2 else out[:, 0]
         elif op == "range":
-            lo, hi = draw(orders(K), label="l"), draw(orders(K), label="r")
-            bad = ([] if order_ok(lo, 1, K) else ["l"])
-            bad += [] if order_ok(hi, int(lo) if "l" not in bad else 1, K) else ["r"]
+            lo, hi = draw(orders(K), label="first"), draw(orders(K), label="last")
+            bad = ([] if order_ok(lo, 1, K) else ["first"])
+            bad += [] if order_ok(hi, int(lo) if "first" not in bad else 1, K) else ["last"]
             bad += [] if x_ok else ["X"]
             Y, exc = outcome(lambda: tree.range_query(lo, hi, X))
             want = (lambda: (prefix(int(hi)) - prefix(int(lo) - 1)) @ Xr)
