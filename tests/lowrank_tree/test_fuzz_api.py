@@ -28,7 +28,6 @@ import math
 import re
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -401,7 +400,6 @@ def tree_state(tree, n):
     return np.asarray(tree.all_orders(X))
 
 
-@pytest.mark.slow
 @FUZZ
 @given(data=st.data())
 def test_fuzz_tree(data):
