@@ -145,7 +145,7 @@ def compare(mats: Any, *, tol: float | None = 1e-6, ranks: int | Sequence[int] |
     }
 
 
-def ratio_text(stored, dense, digits=1):
+def ratio_text(stored: int, dense: int, *, digits: int = 1) -> str:
     """``'3.0x fewer'``, ``'1.7x more'`` or ``'as many'``: ``stored`` numbers against ``dense``.
 
     Examples

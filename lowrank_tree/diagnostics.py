@@ -113,7 +113,7 @@ class DifferenceProfile:
         """Orders ``k`` with ``ρ(k) > ρ(k−1)`` (empty when non-increasing)."""
         return [k for k in range(1, len(self.ranks)) if self.ranks[k] > self.ranks[k - 1]]
 
-    def summary(self, max_columns: int = 12) -> str:
+    def summary(self, *, max_columns: int = 12) -> str:
         """Plain-text table for the command line.
 
         Parameters

@@ -36,6 +36,8 @@ SIGNATURES = [
     (benchmark.median_time, ["fn"]),
     (demo.run_demo, []),
     (demo.compare, ["mats"]),
+    (demo.ratio_text, ["stored", "dense"]),
+    (lrt.DifferenceProfile.summary, ["self"]),
 ]
 
 
