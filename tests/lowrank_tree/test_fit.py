@@ -283,7 +283,6 @@ def test_fixed_rank_randomized_near_optimal_and_reproducible(big):
     assert t1.errors == t2.errors
 
 
-@pytest.mark.slow
 def test_auto_method_switches_at_512():
     rng = np.random.default_rng(0)
     small = np.stack([np.eye(6), np.eye(6) + np.outer(np.ones(6), np.arange(6.0))])
