@@ -8,7 +8,7 @@ cascade_fit, Cascade
     Fit ``W_0`` and corrections ``Δ_1..Δ_K`` to a matrix family ``M_0..M_K``.
 LowRankSegmentTree
     Query, range-query, update and append on the corrections in ``O(log K)``.
-difference_profile, direct_sum_check
+numerical_difference_profile, direct_sum_check
     Numerical rank profile of finite differences of a matrix sequence, and the
     direct-sum test of the first differences' column or row spaces.
 save, load
@@ -17,7 +17,7 @@ synthetic_evolution
     A built-in evolving family with known structure.
 """
 
-from .diagnostics import DifferenceProfile, difference_profile, direct_sum_check
+from .diagnostics import DifferenceProfile, direct_sum_check, numerical_difference_profile
 from .factor import LowRank
 from .fit import Cascade, cascade_fit
 from .io import load, save
@@ -34,9 +34,9 @@ __all__ = [
     "NodeInfo",
     "__version__",
     "cascade_fit",
-    "difference_profile",
     "direct_sum_check",
     "load",
+    "numerical_difference_profile",
     "save",
     "synthetic_evolution",
 ]

@@ -22,6 +22,8 @@ paper_bound
     Σ Tmat(n, r_i, b)``, next to the tree's own flop count.
 """
 
+from __future__ import annotations
+
 import json
 import math
 import os
@@ -29,6 +31,8 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +44,7 @@ __all__ = ["loop_all_orders", "loop_query", "machine_info", "median_time", "quer
            "worst_order", "write_json"]
 
 
-def machine_info():
+def machine_info() -> dict[str, Any]:
     """Machine, library versions and the command line, for benchmark JSON."""
     import scipy
 
@@ -68,7 +72,7 @@ def machine_info():
     return info
 
 
-def median_time(fn, repeat=7, min_time=0.05):
+def median_time(fn: Callable[[], object], *, repeat: int = 7, min_time: float = 0.05) -> float:
     """Median wall time of ``fn()`` in seconds over ``repeat`` runs.
 
     Each run loops ``fn`` enough times to last ``min_time`` (calibrated once)
@@ -98,7 +102,7 @@ def worst_order(tree):
         cost = tree.query_cost(k)
         return cost["inner_dim"], cost["dense_nodes"], k
 
-    return max(range(tree.num_orders + 1), key=work)
+    return max(range(tree.max_order + 1), key=work)
 
 
 def loop_query(base, factors, k, X):
@@ -159,8 +163,8 @@ def relative_error(a, b):
     return fro_norm(a - b, xp) / (nb if nb else 1.0)
 
 
-def query_benchmark(n=1024, b=64, r=4, K=64, m=None, seed=0, repeat=7, per_order_limit=2**31,
-                    dtype=np.float64):
+def query_benchmark(*, n: int = 1024, b: int = 64, r: int = 4, K: int = 64, m: int | None = None, seed: int = 0,
+                    repeat: int = 7, per_order_limit: int = 2**31, dtype: Any = np.float64) -> dict[str, Any]:
     """Time one worst-case prefix query of the tree against the baselines.
 
     Parameters
@@ -220,11 +224,11 @@ def query_benchmark(n=1024, b=64, r=4, K=64, m=None, seed=0, repeat=7, per_order
         return tree.query(k, X)
 
     times = {
-        "tree_query": median_time(lambda: tree.query(k, X), repeat),
-        "tree_query_uncached": median_time(cold, repeat),
-        "dense": median_time(lambda: W_k @ X, repeat),
-        "per_order": median_time((lambda: stack[k] @ X) if stack is not None else (lambda: W_k @ X), repeat),
-        "loop": median_time(lambda: loop_query(base, factors, k, X), repeat),
+        "tree_query": median_time(lambda: tree.query(k, X), repeat=repeat),
+        "tree_query_uncached": median_time(cold, repeat=repeat),
+        "dense": median_time(lambda: W_k @ X, repeat=repeat),
+        "per_order": median_time((lambda: stack[k] @ X) if stack is not None else (lambda: W_k @ X), repeat=repeat),
+        "loop": median_time(lambda: loop_query(base, factors, k, X), repeat=repeat),
     }
     raw = sum(U.nbytes + V.nbytes for U, V in factors)
     memory = {
@@ -264,7 +268,7 @@ def query_benchmark(n=1024, b=64, r=4, K=64, m=None, seed=0, repeat=7, per_order
     }
 
 
-def write_json(path, payload):
+def write_json(path: str | os.PathLike[str], payload: dict[str, Any]) -> str | os.PathLike[str]:
     """Write ``payload`` (plus machine info) as indented JSON; returns the path."""
     payload = {"machine": machine_info(), **payload}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -4,21 +4,28 @@
 ``lowrank-tree fit FILE`` runs the same comparison on a user's stack.
 """
 
+from __future__ import annotations
+
+import operator
 import os
 import time
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
 
 import numpy as np
 
 from ._validation import check_int
 from .benchmark import loop_query, median_time, relative_error
-from .diagnostics import difference_profile
+from .diagnostics import numerical_difference_profile
 from .fit import cascade_fit
 from .synthetic import synthetic_evolution
 
 __all__ = ["compare", "format_report", "run_demo", "plot_report"]
 
 
-def run_demo(K=128, m=384, n=384, b=32, tol=1e-6, seed=0, repeat=5):
+def run_demo(*, K: int = 128, m: int = 384, n: int = 384, b: int = 32, tol: float = 1e-6, seed: int = 0,
+             repeat: int = 5) -> dict[str, Any]:
     """Fit and query a built-in synthetic evolution; see :func:`compare`.
 
     Parameters
@@ -49,7 +56,9 @@ def run_demo(K=128, m=384, n=384, b=32, tol=1e-6, seed=0, repeat=5):
     return report
 
 
-def compare(mats, tol=1e-6, ranks=None, budget=None, b=32, seed=0, repeat=5, method="auto"):
+def compare(mats: Any, *, tol: float | None = 1e-6, ranks: int | Sequence[int] | None = None,
+            budget: int | None = None, b: int = 32, seed: int = 0, repeat: int = 5,
+            method: str = "auto") -> dict[str, Any]:
     """Fit a cascade to ``mats`` and compare its tree with the baselines.
 
     Parameters
@@ -110,20 +119,20 @@ def compare(mats, tol=1e-6, ranks=None, budget=None, b=32, seed=0, repeat=5, met
             "inner_dim": tree.query_cost(k)["inner_dim"],
             "error_vs_fit": relative_error(Y, W_k @ X),
             "error_vs_target": relative_error(Y, mats[k] @ X),
-            # the timed closures bind this iteration's k and W_k explicitly
-            "tree": median_time(lambda k=k: tree.query(k, X), repeat),
-            "dense": median_time(lambda W_k=W_k: W_k @ X, repeat),
-            "per_order": median_time(lambda k=k: mats[k] @ X, repeat),
-            "loop": median_time(lambda k=k: loop_query(base, factors, k, X), repeat),
+            # partial binds this iteration's k and W_k (a lambda would read them late)
+            "tree": median_time(partial(tree.query, k, X), repeat=repeat),
+            "dense": median_time(partial(operator.matmul, W_k, X), repeat=repeat),
+            "per_order": median_time(partial(operator.matmul, mats[k], X), repeat=repeat),
+            "loop": median_time(partial(loop_query, base, factors, k, X), repeat=repeat),
         })
-    all_tree = median_time(lambda: tree.all_orders(X), max(3, repeat // 2))
-    all_dense = median_time(lambda: [mats[k] @ X for k in range(K + 1)], max(3, repeat // 2))
+    all_tree = median_time(lambda: tree.all_orders(X), repeat=max(3, repeat // 2))
+    all_dense = median_time(lambda: [mats[k] @ X for k in range(K + 1)], repeat=max(3, repeat // 2))
     all_err = relative_error(tree.all_orders(X), np.stack([cascade.matrix(k) @ X for k in range(K + 1)]))
 
     itemsize = mats.dtype.itemsize
     raw = sum(U.nbytes + V.nbytes for U, V in factors)
     # noise below the fit tolerance is not structure: count ranks at the same tolerance
-    profile = difference_profile(mats[: min(K + 1, 8)], tol=tol, max_order=min(K, 4))
+    profile = numerical_difference_profile(mats[: min(K + 1, 8)], rtol=tol, max_order=min(K, 4))
     return {
         "shape": (m, n), "K": K, "b": b,
         "cascade": cascade, "tree": tree,
@@ -139,7 +148,7 @@ def compare(mats, tol=1e-6, ranks=None, budget=None, b=32, seed=0, repeat=5, met
     }
 
 
-def ratio_text(stored, dense, digits=1):
+def ratio_text(stored: int, dense: int, *, digits: int = 1) -> str:
     """``'3.0x fewer'``, ``'1.7x more'`` or ``'as many'``: ``stored`` numbers against ``dense``.
 
     Examples
@@ -158,7 +167,7 @@ def _mb(x):
     return f"{x / 2**20:9.2f} MiB"
 
 
-def format_report(rep):
+def format_report(rep: dict[str, Any]) -> str:
     """The demo's plain-text table (fit, memory, query-time ratios)."""
     m, n = rep["shape"]
     K, ranks, errors = rep["K"], rep["ranks"], rep["errors"]
@@ -192,7 +201,7 @@ def format_report(rep):
     lines += ["", f"All orders W_0 X .. W_K X: tree {1e3 * a['tree']:.2f} ms, "
                   f"{K + 1} dense GEMMs {1e3 * a['dense_per_order']:.2f} ms "
                   f"({a['dense_per_order'] / a['tree']:.1f}x), rel. error {a['error']:.1e}"]
-    levels = {}
+    levels: dict[int, list[Any]] = {}
     for node in rep["nodes"]:
         levels.setdefault(node.level, []).append(node)
     lines += ["", "Tree nodes by level: level (count): max rank, dense nodes"]
@@ -204,7 +213,7 @@ def format_report(rep):
     return "\n".join(lines)
 
 
-def plot_report(rep, path):
+def plot_report(rep: dict[str, Any], path: str) -> str:
     """Write a 2x2 PNG summary of :func:`compare`'s report to ``path``.
 
     Needs matplotlib (``pip install "lowrank-tree[plot]"``).

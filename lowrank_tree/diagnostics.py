@@ -12,11 +12,15 @@ Everything here is written against an array-API namespace, so NumPy, CuPy and
 array_api_strict stacks run through the same lines.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import math
 from collections import namedtuple
+from collections.abc import Sequence
 
 from ._norms import comfortable, max_abs, pow2_exponent, scale_pow2
+from ._typing import ArrayLike
 from ._validation import (
     as_array,
     check_finite,
@@ -29,7 +33,7 @@ from ._validation import (
 from .backends import backend_name, get_func, is_array
 from .factor import LowRank
 
-__all__ = ["DifferenceProfile", "DirectSumCheck", "difference_profile", "direct_sum_check"]
+__all__ = ["DifferenceProfile", "DirectSumCheck", "direct_sum_check", "numerical_difference_profile"]
 
 _SIDES = ("column", "row")
 
@@ -62,7 +66,7 @@ class DirectSumCheck(namedtuple("DirectSumCheck", "is_direct sum_of_ranks rank_o
 class DifferenceProfile:
     """Numerical rank profile of the forward differences of a matrix sequence.
 
-    Returned by :func:`difference_profile`; see there for the definitions.
+    Returned by :func:`numerical_difference_profile`; see there for the definitions.
 
     Attributes
     ----------
@@ -70,11 +74,12 @@ class DifferenceProfile:
         ``ρ(k) = max_j rank Δ^k A(j)``.
     rank_table : list of list of int
         ``rank_table[k][j] = rank Δ^k A(j)`` for ``j = 0..L-1-k``.
-    tol : float
-        Relative accuracy assumed for the samples (see :func:`difference_profile`).
+    rtol : float
+        Relative accuracy assumed for the samples (see
+        :func:`numerical_difference_profile` and :doc:`/glossary`).
     thresholds : list of float
         Absolute singular-value threshold used at each order,
-        ``tol · 2^k · scale``.
+        ``rtol · 2^k · scale``.
     scale : float
         ``max_j ‖A(j)‖_2``.
     shape : tuple of int
@@ -85,13 +90,13 @@ class DifferenceProfile:
 
     See Also
     --------
-    difference_profile : Computes it.
+    numerical_difference_profile : Computes it.
     direct_sum_check : The direct-sum test on its own.
     """
 
     ranks: list
     rank_table: list
-    tol: float
+    rtol: float
     thresholds: list
     scale: float
     shape: tuple
@@ -99,21 +104,21 @@ class DifferenceProfile:
     row_direct_sum: DirectSumCheck
 
     @property
-    def max_order(self):
+    def max_order(self) -> int:
         """Highest difference order computed."""
         return len(self.ranks) - 1
 
     @property
-    def nonincreasing(self):
+    def nonincreasing(self) -> bool:
         """Whether ``ρ(0) >= ρ(1) >= ... >= ρ(max_order)``."""
         return all(b <= a for a, b in zip(self.ranks, self.ranks[1:]))
 
     @property
-    def increases(self):
+    def increases(self) -> list[int]:
         """Orders ``k`` with ``ρ(k) > ρ(k−1)`` (empty when non-increasing)."""
         return [k for k in range(1, len(self.ranks)) if self.ranks[k] > self.ranks[k - 1]]
 
-    def summary(self, max_columns=12):
+    def summary(self, *, max_columns: int = 12) -> str:
         """Plain-text table for the command line.
 
         Parameters
@@ -126,7 +131,7 @@ class DifferenceProfile:
         str
         """
         L, m, n = self.shape
-        lines = [f"Difference profile: L = {L} samples of {m} x {n}, tol = {self.tol:.3g} "
+        lines = [f"Difference profile: L = {L} samples of {m} x {n}, rtol = {self.rtol:.3g} "
                  f"(relative to max_j ||A(j)||_2 = {self.scale:.3g})",
                  f"{'order':>5}  {'rank':>4}  {'threshold':>9}  ranks at j = 0, 1, ..."]
         for k, (r, thr, row) in enumerate(zip(self.ranks, self.thresholds, self.rank_table)):
@@ -150,7 +155,8 @@ class DifferenceProfile:
         return self.summary()
 
 
-def difference_profile(mats, tol=None, max_order=None):
+def numerical_difference_profile(mats: ArrayLike | Sequence[ArrayLike], *, rtol: float | None = None,
+                                 max_order: int | None = None) -> DifferenceProfile:
     """Numerical ranks of the forward differences of a matrix sequence.
 
     The ``k``-th forward difference of ``A(0), ..., A(L-1)`` is
@@ -164,20 +170,20 @@ def difference_profile(mats, tol=None, max_order=None):
     mats : array_like, shape (L, m, n), or sequence of L arrays of shape (m, n)
         The samples ``A(0..L-1)``, ``L >= 1``; one array library.  Integer
         input is converted to float64.
-    tol : float, optional
-        Relative accuracy of the samples, in ``[0, 1)``: each ``A(j)`` is
-        assumed known up to a perturbation of 2-norm at most
-        ``tol · max_j ‖A(j)‖_2``.  Default ``max(m, n) · eps`` of the dtype
+    rtol : float, optional, keyword-only
+        Relative accuracy of the samples, in ``[0, 1)`` (see
+        :doc:`/glossary`): each ``A(j)`` is assumed known up to a
+        perturbation of 2-norm at most ``rtol · max_j ‖A(j)‖_2``.  Default ``max(m, n) · eps`` of the dtype
         (the samples are exact up to rounding), as in
         ``numpy.linalg.matrix_rank``.
-    max_order : int, optional
+    max_order : int, optional, keyword-only
         Highest order ``k``, in ``[0, L-1]``; default ``L - 1``.
 
     Returns
     -------
     DifferenceProfile
         ``.ranks`` (``ρ(0..max_order)``), ``.rank_table`` (per order, the rank
-        at every ``j``), ``.tol``, ``.thresholds``, ``.nonincreasing`` and the
+        at every ``j``), ``.rtol``, ``.thresholds``, ``.nonincreasing`` and the
         direct-sum checks ``.column_direct_sum`` / ``.row_direct_sum`` of the
         first differences (see :func:`direct_sum_check`).  ``str()`` of it
         is a table.
@@ -187,7 +193,7 @@ def difference_profile(mats, tol=None, max_order=None):
     ValueError
         If ``mats`` is empty, a sample is not 2-D or has zero rows/columns,
         ``mats[j]`` differs in shape from ``mats[0]``, a sample holds NaN/Inf,
-        ``tol`` is outside ``[0, 1)`` or ``max_order`` outside ``[0, L-1]``.
+        ``rtol`` is outside ``[0, 1)`` or ``max_order`` outside ``[0, L-1]``.
     TypeError
         If ``mats`` is not an array or a sequence, a sample is not numeric,
         samples come from different array libraries, or ``max_order`` is not
@@ -202,7 +208,7 @@ def difference_profile(mats, tol=None, max_order=None):
     Notes
     -----
     **Tolerance.**  Order ``k`` counts the singular values of ``Δ^k A(j)``
-    above ``tol · 2^k · max_j ‖A(j)‖_2``.  The threshold is tied to the scale
+    above ``rtol · 2^k · max_j ‖A(j)‖_2``.  The threshold is tied to the scale
     of the *data*, not to ``σ_max`` of each difference: once the sequence is
     exhausted (``Δ^k A ≡ 0`` in exact arithmetic) the computed difference is
     pure rounding noise, and a threshold relative to its own ``σ_max`` would
@@ -214,7 +220,7 @@ def difference_profile(mats, tol=None, max_order=None):
     model each reported rank is a *lower bound* of the exact rank.  It can
     undercount when genuine singular values of a difference are below the
     threshold (differences far smaller than the data itself cannot be told
-    apart from its rounding), and once ``2^k · tol`` approaches 1 the order
+    apart from its rounding), and once ``2^k · rtol`` approaches 1 the order
     carries no information (``k >~ 45`` in float64, ``k >~ 20`` in float32).
 
     **Cost.**  ``Σ_{k<=max_order} (L − k)`` batched SVDs of m×n matrices
@@ -232,9 +238,9 @@ def difference_profile(mats, tol=None, max_order=None):
     A family whose profile increases, ``A(j) = [[1, j], [j, j²]]``:
 
     >>> import numpy as np
-    >>> from lowrank_tree.diagnostics import difference_profile
+    >>> from lowrank_tree import numerical_difference_profile
     >>> A = np.array([[[1.0, j], [j, j * j]] for j in range(6)])
-    >>> p = difference_profile(A)
+    >>> p = numerical_difference_profile(A)
     >>> p.ranks
     [1, 2, 1, 0, 0, 0]
     >>> p.nonincreasing, p.increases
@@ -246,7 +252,7 @@ def difference_profile(mats, tol=None, max_order=None):
     """
     xp, X = _stack(mats, "mats")
     L, m, n = X.shape
-    tol = check_tol(tol)
+    tol = check_tol(rtol, "rtol")
     if tol is None:
         tol = default_tol(xp, X.dtype, (m, n))
     max_order = L - 1 if max_order is None else check_int(max_order, "max_order", 0, L - 1)
@@ -275,7 +281,7 @@ def difference_profile(mats, tol=None, max_order=None):
     return DifferenceProfile(
         ranks=[max(row) for row in table],
         rank_table=table,
-        tol=tol,
+        rtol=tol,
         thresholds=[_ldexp(t, e) for t in thresholds],
         scale=_ldexp(scale, e),
         shape=(L, m, n),
@@ -284,7 +290,8 @@ def difference_profile(mats, tol=None, max_order=None):
     )
 
 
-def direct_sum_check(mats, side="column", tol=None):
+def direct_sum_check(mats: ArrayLike | Sequence[ArrayLike], *, side: str = "column",
+                     rtol: float | None = None) -> DirectSumCheck:
     """Whether the column (or row) spaces of matrices ``B_0..B_{p-1}`` form a direct sum.
 
     The spaces form a direct sum iff ``Σ_j rank B_j`` equals the dimension of
@@ -295,15 +302,16 @@ def direct_sum_check(mats, side="column", tol=None):
     ----------
     mats : array_like, shape (p, m, n), or sequence of p matrices (m, n)
         The matrices themselves (not a sequence to be differenced: pass
-        ``M[1:] - M[:-1]``, or use :func:`difference_profile`, to test first
+        ``M[1:] - M[:-1]``, or use :func:`numerical_difference_profile`, to test first
         differences).  Items may also be :class:`~lowrank_tree.LowRank`
         (e.g. ``cascade.corrections``); they are densified.
-    side : {'column', 'row'}
+    side : {'column', 'row'}, keyword-only
         Which spaces to test.
-    tol : float, optional
-        Relative accuracy of the matrices, in ``[0, 1)``: singular values
-        ``<= tol · max_j ‖B_j‖_2`` are treated as zero in each ``B_j``, and
-        ``<= sqrt(p) · tol · max_j ‖B_j‖_2`` in the concatenation (the bound
+    rtol : float, optional, keyword-only
+        Relative accuracy of the matrices, in ``[0, 1)``, as in
+        :func:`numerical_difference_profile` (see :doc:`/glossary`): singular
+        values ``<= rtol · max_j ‖B_j‖_2`` are treated as zero in each
+        ``B_j``, and ``<= sqrt(p) · rtol · max_j ‖B_j‖_2`` in the concatenation (the bound
         on the 2-norm of the concatenated perturbations).  Default
         ``max(m, n) · eps``.
 
@@ -317,7 +325,7 @@ def direct_sum_check(mats, side="column", tol=None):
     ------
     ValueError
         If ``side`` is not ``'column'`` or ``'row'``, ``mats`` is empty, the
-        shapes differ (naming ``mats[j]``), a matrix holds NaN/Inf, or ``tol``
+        shapes differ (naming ``mats[j]``), a matrix holds NaN/Inf, or ``rtol``
         is outside ``[0, 1)``.
     TypeError
         If an item is not numeric or items come from different array
@@ -325,7 +333,7 @@ def direct_sum_check(mats, side="column", tol=None):
 
     See Also
     --------
-    difference_profile : Runs this test on the first differences of a sequence.
+    numerical_difference_profile : Runs this test on the first differences of a sequence.
     lowrank_tree.diagnostics.DirectSumCheck : The result.
 
     Notes
@@ -354,7 +362,7 @@ def direct_sum_check(mats, side="column", tol=None):
         raise ValueError(f"side must be 'column' or 'row', got {side!r}")
     xp, X = _stack(mats, "mats")
     _, m, n = X.shape
-    tol = check_tol(tol)
+    tol = check_tol(rtol, "rtol")
     if tol is None:
         tol = default_tol(xp, X.dtype, (m, n))
     to_host = get_func("to_numpy", backend_name(xp))

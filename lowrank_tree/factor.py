@@ -5,8 +5,13 @@ and ``V`` (n×r).  Note the plain transpose: for complex data this is *not*
 ``U @ V^H``, so a factorisation of a complex matrix never needs a conjugate.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from ._norms import largest_term
 from ._ownership import exposed, take
+from ._typing import Array, ArrayLike
 from ._validation import (
     as_array,
     check_finite,
@@ -197,7 +202,7 @@ class LowRank:
     # broadcasting over the object, so Python calls __rmul__ / __rmatmul__.
     __array_ufunc__ = None
 
-    def __init__(self, U, V, *, backend=None):
+    def __init__(self, U: ArrayLike, V: ArrayLike, *, backend: str | None = None) -> None:
         U_in, V_in = U, V
         xp = resolve_namespace(U, V, names=("U", "V"), backend=backend)
         U = as_array(U, xp, "U", ndim=2)
@@ -224,43 +229,43 @@ class LowRank:
         return obj
 
     @property
-    def U(self):
+    def U(self) -> Array:
         """Left factor, shape (m, r): read-only view (NumPy) or copy (other libraries)."""
         return exposed(self._U, self._xp)
 
     @property
-    def V(self):
+    def V(self) -> Array:
         """Right factor, shape (n, r): read-only view (NumPy) or copy (other libraries)."""
         return exposed(self._V, self._xp)
 
     # -- basic properties -------------------------------------------------
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, int]:
         """``(m, n)``, the shape of ``U @ V.T``."""
         return (self._U.shape[0], self._V.shape[0])
 
     @property
-    def rank(self):
+    def rank(self) -> int:
         """``r``, the number of factor columns (an upper bound of the true rank)."""
         return self._U.shape[1]
 
     @property
-    def dtype(self):
+    def dtype(self) -> Any:
         """Dtype of the factors."""
         return self._U.dtype
 
     @property
-    def xp(self):
+    def xp(self) -> Any:
         """Array namespace of the factors."""
         return self._xp
 
     @property
-    def nbytes(self):
+    def nbytes(self) -> int:
         """Bytes held by the two factors."""
         return nbytes(self._U, self._xp) + nbytes(self._V, self._xp)
 
     @property
-    def T(self):
+    def T(self) -> LowRank:
         """The transpose ``V @ U.T`` (swaps the factors, no copy)."""
         return LowRank._from_factors(self._V, self._U, self._xp)
 
@@ -269,7 +274,7 @@ class LowRank:
         return f"LowRank(shape=({m}, {n}), rank={self.rank}, dtype={self.dtype})"
 
     # -- conversion -------------------------------------------------------
-    def to_dense(self):
+    def to_dense(self) -> Array:
         """The m×n matrix ``U @ V.T``.
 
         Returns
@@ -279,19 +284,23 @@ class LowRank:
         return self._U @ self._xp.matrix_transpose(self._V)
 
     @classmethod
-    def from_dense(cls, M, rank=None, tol=None, *, backend=None):
+    def from_dense(cls, M: ArrayLike, *, rank: int | None = None, rtol: float | None = None,
+                   backend: str | None = None) -> LowRank:
         """Best low-rank factorisation of a dense matrix by truncated SVD.
 
         Parameters
         ----------
         M : array_like, shape (m, n)
-        rank : int, optional
+        rank : int, optional, keyword-only
             Keep exactly ``min(rank, numerical rank)`` singular triplets; ``rank``
             must not exceed ``min(m, n)``.
-        tol : float, optional
-            Drop singular values ``<= tol * sigma_max``.  With neither ``rank``
-            nor ``tol`` the lossless default ``max(m, n) * eps`` is used, so the
-            result has the numerical rank of ``M``.
+        rtol : float, optional, keyword-only
+            Relative singular-value cutoff (see :doc:`/glossary`): drop
+            singular values ``<= rtol * sigma_max``.  Default
+            ``max(m, n) * eps`` (lossless), as in ``numpy.linalg.matrix_rank``,
+            so that the result has the numerical rank of ``M``.
+        backend : {'numpy', 'numba', 'cupy', 'array_api_strict'}, optional, keyword-only
+            Array library; by default that of ``M``.
 
         Returns
         -------
@@ -318,7 +327,7 @@ class LowRank:
         m, n = M.shape
         if rank is not None:
             rank = check_int(rank, "rank", 0, min(m, n))
-        tol = check_tol(tol)
+        tol = check_tol(rtol, "rtol")
         if tol is None:
             tol = default_tol(xp, M.dtype, M.shape)
         if min(m, n) == 0:
@@ -329,16 +338,17 @@ class LowRank:
         V = xp.matrix_transpose(Wh[:k, :])
         return cls._from_factors(U, V, xp)
 
-    def compress(self, tol=None, max_rank=None):
+    def compress(self, *, rtol: float | None = None, max_rank: int | None = None) -> LowRank:
         """Recompressed copy with the numerical rank (or at most ``max_rank``).
 
         Parameters
         ----------
-        tol : float, optional
-            Drop singular values ``<= tol * max(sigma_max, t_max)``, with
+        rtol : float, optional, keyword-only
+            Relative singular-value cutoff (see :doc:`/glossary`): drop
+            singular values ``<= rtol * max(sigma_max, t_max)``, with
             ``t_max`` the largest ``‖U[:, j]‖ ‖V[:, j]‖`` (see
             :func:`recompress`); default ``max(m, n) * eps`` (lossless).
-        max_rank : int, optional
+        max_rank : int, optional, keyword-only
             Upper bound on the rank of the result.
 
         Returns
@@ -353,13 +363,13 @@ class LowRank:
         >>> A.rank, A.compress().rank
         (2, 1)
         """
-        tol = check_tol(tol)
+        tol = check_tol(rtol, "rtol")
         if max_rank is not None:
             max_rank = check_int(max_rank, "max_rank", 0)
         U, V, _ = recompress(self._U, self._V, self._xp, tol=tol, max_rank=max_rank)
         return LowRank._from_factors(U, V, self._xp)
 
-    def singular_values(self):
+    def singular_values(self) -> Array:
         """Singular values of ``U @ V.T``, descending, length ``min(m, n, r)`` (no truncation)."""
         return recompress(self._U, self._V, self._xp, tol=0.0)[2]
 

@@ -10,13 +10,18 @@ All array code is written against an array-API namespace ``xp``; NumPy, CuPy
 and array_api_strict inputs run through the same lines.
 """
 
+from __future__ import annotations
+
 import math
 import warnings
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ._norms import comfortable, fro_norm, max_abs, pow2_exponent, scale_pow2, tail_rank
 from ._ownership import adopting, exposed, take
 from ._randomized import adaptive_qb, fixed_rank_qb
 from ._threads import small_blas
+from ._typing import Array, ArrayLike, Seed
 from ._validation import (
     as_array,
     check_finite,
@@ -33,6 +38,9 @@ from ._validation import (
 )
 from .backends import backend_name, get_func, is_array
 from .factor import LowRank, correction_factors
+
+if TYPE_CHECKING:
+    from .tree import LowRankSegmentTree
 
 __all__ = ["Cascade", "PrecisionFloorWarning", "cascade_fit"]
 
@@ -69,9 +77,9 @@ class Cascade:
     errors : sequence of float, length K + 1, optional
         Relative Frobenius errors of the fitted orders (``None``/``nan`` when
         unknown; by default all unknown except ``errors[0] = 0``).
-    method : str, optional
+    method : str, optional, keyword-only
         The SVD method that produced the fit (informative only).
-    backend : {'numpy', 'numba', 'cupy', 'array_api_strict'}, optional
+    backend : {'numpy', 'numba', 'cupy', 'array_api_strict'}, optional, keyword-only
         Array library; by default that of ``base``.
 
     Attributes
@@ -88,8 +96,9 @@ class Cascade:
         ``m·n + Σ r_k (m + n)``: numbers stored (base included).
     dense_params : int
         ``(K + 1)·m·n``: numbers in one dense matrix per order.
-    num_orders : int
-        ``K``.
+    max_order : int
+        ``K``: the orders are ``0..K`` (``K + 1`` of them), the corrections
+        ``Δ_1..Δ_K``.
     shape : tuple of int
         ``(m, n)``.
     dtype
@@ -128,7 +137,8 @@ class Cascade:
            [1., 1., 2.]])
     """
 
-    def __init__(self, base, corrections, errors=None, method="exact", *, backend=None):
+    def __init__(self, base: ArrayLike, corrections: Sequence[Any], errors: Sequence[float | None] | None = None, *,
+                 method: str = "exact", backend: str | None = None) -> None:
         base_in = base
         xp = resolve_namespace(base, names=("base",), backend=backend)
         base = as_array(base, xp, "base", ndim=2)
@@ -168,76 +178,81 @@ class Cascade:
         self._base = base
         self._corrections = tuple(corrections)
         self._errors = tuple(errors)
-        self.method = method
+        self._method = method
         self._xp = xp
         self._backend = backend if backend is not None else backend_name(xp)
 
     # -- contents (never writable views of the cascade's own arrays) ----
     @property
-    def base(self):
+    def base(self) -> Array:
         """``W_0``, shape (m, n): a read-only view (NumPy) or a copy."""
         return exposed(self._base, self._xp)
 
     @property
-    def corrections(self):
+    def corrections(self) -> list[LowRank]:
         """``Δ_1..Δ_K``, a new list of (immutable) :class:`LowRank`."""
         return list(self._corrections)
 
     @property
-    def errors(self):
+    def errors(self) -> list[float]:
         """Relative Frobenius errors of the fitted orders, a new list of K + 1 floats."""
         return list(self._errors)
 
     # -- sizes ------------------------------------------------------------
     @property
-    def xp(self):
+    def xp(self) -> Any:
         """Array namespace of the base and factors."""
         return self._xp
 
     @property
-    def backend(self):
+    def backend(self) -> str:
         """Backend name (``'numba'`` keeps NumPy arrays; :meth:`tree` builds on it)."""
         return self._backend
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, int]:
         """``(m, n)``, the shape of every order's matrix."""
         return tuple(self._base.shape)
 
     @property
-    def dtype(self):
+    def dtype(self) -> Any:
         """Dtype of the base and the factors."""
         return self._base.dtype
 
     @property
-    def num_orders(self):
-        """``K``, the number of corrections (the orders are ``0..K``)."""
+    def max_order(self) -> int:
+        """``K``, the highest order: orders are ``0..K``, corrections ``Δ_1..Δ_K``."""
         return len(self._corrections)
 
     @property
-    def ranks(self):
+    def method(self) -> str:
+        """The SVD method that produced the fit: ``'exact'`` or ``'randomized'`` (informative)."""
+        return self._method
+
+    @property
+    def ranks(self) -> list[int]:
         """Ranks ``r_1..r_K`` of the corrections (a new list)."""
         return [c.rank for c in self._corrections]
 
     @property
-    def n_params(self):
+    def n_params(self) -> int:
         """Numbers stored: ``m n + Σ_i r_i (m + n)``."""
         m, n = self.shape
         return m * n + sum(self.ranks) * (m + n)
 
     @property
-    def dense_params(self):
+    def dense_params(self) -> int:
         """Numbers one dense matrix per order would store: ``(K + 1) m n``."""
         m, n = self.shape
-        return (self.num_orders + 1) * m * n
+        return (self.max_order + 1) * m * n
 
     @property
-    def nbytes(self):
+    def nbytes(self) -> int:
         """Bytes held by the base and all factors."""
         return nbytes(self._base, self._xp) + sum(c.nbytes for c in self._corrections)
 
     # -- access -----------------------------------------------------------
-    def matrix(self, k):
+    def matrix(self, k: int) -> Array:
         """The fitted order ``Ŵ_k = W_0 + Σ_{i<=k} Δ_i`` as a dense array.
 
         Parameters
@@ -255,7 +270,7 @@ class Cascade:
         ValueError
             If ``k`` is outside ``[0, K]``.
         """
-        k = check_int(k, "k", 0, self.num_orders)
+        k = check_int(k, "k", 0, self.max_order)
         xp = self._xp
         used = [c for c in self._corrections[:k] if c.rank > 0]
         if not used:
@@ -265,7 +280,7 @@ class Cascade:
         V = xp.concat([c._V for c in used], axis=1)
         return self._base + U @ xp.matrix_transpose(V)
 
-    def tree(self, **opts):
+    def tree(self, **opts: Any) -> LowRankSegmentTree:
         """A :class:`~lowrank_tree.tree.LowRankSegmentTree` over the corrections.
 
         Parameters
@@ -293,11 +308,11 @@ class Cascade:
         shown = ranks if len(ranks) <= 8 else ranks[:4] + ["..."] + ranks[-3:]
         shown = "[" + ", ".join(str(r) for r in shown) + "]"
         max_err = max(self.errors)
-        return (f"Cascade(K={self.num_orders}, shape=({m}, {n}), dtype={self.dtype}, "
+        return (f"Cascade(max_order={self.max_order}, shape=({m}, {n}), dtype={self.dtype}, "
                 f"method={self.method!r}, ranks={shown}, max_error={max_err:.2e}, "
                 f"params={self.n_params}/{self.dense_params})")
 
-    def summary(self):
+    def summary(self) -> str:
         """Plain-text table of the fit: order, rank and relative error.
 
         Returns
@@ -317,7 +332,7 @@ class Cascade:
         parameters: 24 of 32 dense (1.33x fewer)
         """
         m, n = self.shape
-        lines = [f"Cascade: K = {self.num_orders}, {m} x {n}, {self.dtype}, method {self.method!r}",
+        lines = [f"Cascade: K = {self.max_order}, {m} x {n}, {self.dtype}, method {self.method!r}",
                  f"{'order':>5}  {'rank':>4}  {'rel. error':>10}",
                  f"{0:>5}  {'base':>4}  {self.errors[0]:>10.3e}"]
         for k, (r, e) in enumerate(zip(self.ranks, self.errors[1:]), start=1):
@@ -334,8 +349,9 @@ class Cascade:
 # --------------------------------------------------------------------------
 # The fit
 # --------------------------------------------------------------------------
-def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=None, *,
-                oversample=10, power_iters=2, backend=None):
+def cascade_fit(mats: ArrayLike | Iterable[ArrayLike], *, ranks: int | Sequence[int] | None = None,
+                tol: float | None = None, budget: int | None = None, method: str = "auto", seed: Seed = None,
+                oversample: int = 10, power_iters: int = 2, backend: str | None = None) -> Cascade:
     """Fit a base and cascaded low-rank corrections to ``M_0..M_K``.
 
     ``W_0 = M_0`` exactly; for ``k = 1..K`` the residual against the fitted
@@ -353,7 +369,8 @@ def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=Non
         consumed lazily: besides the base and the fitted factors only the
         running fitted matrix ``Ŵ_{k−1}``, the current ``M_k`` and the residual
         are held, never the whole stack (except in ``budget`` mode, see below).
-        ``K = 0`` (a single matrix) gives no corrections.
+        ``K = 0`` (a single matrix) gives no corrections.  Every argument
+        after ``mats`` is keyword-only.
     ranks : int or sequence of int, optional
         Target rank of every correction (an int, NumPy integers included) or
         of each (length K).  Each
@@ -363,7 +380,8 @@ def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=Non
         dropped), so ``ranks=min(m, n)`` is lossless and stores no zero
         directions.
     tol : float, optional
-        Relative Frobenius tolerance per order, in ``[0, 1)``: ``r_k`` is the
+        Relative Frobenius error per order, in ``[0, 1)`` (see
+        :doc:`/glossary`): ``r_k`` is the
         smallest rank with ``‖Ŵ_k − M_k‖_F <= tol·‖M_k‖_F`` (absolute
         ``<= tol`` when ``M_k = 0``).  Tolerances below the lossless level
         ``ε = max(m, n, 32)·eps`` of the working dtype are raised to it, with a
@@ -421,7 +439,7 @@ def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=Non
     --------
     Cascade : The fitted family it returns.
     LowRankSegmentTree : Fast queries, updates and appends on the fit (``Cascade.tree()``).
-    difference_profile : Whether a family has low-rank differences before fitting it.
+    numerical_difference_profile : Whether a family has low-rank differences before fitting it.
 
     Notes
     -----
@@ -521,7 +539,7 @@ def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=Non
     opts = dict(oversample=oversample, power_iters=power_iters, seed=seed)
     if budget is not None:
         # The allocation compares gains across orders, so it needs them all.
-        shaped = []
+        shaped: list[Array] = []
         for k, M in enumerate(stream):
             shaped.append(_check_matrix(M, xp, k, shaped[0].shape if k else None))
         ranks = _allocate_budget(shaped, budget, xp, method, opts)

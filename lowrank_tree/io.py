@@ -14,8 +14,9 @@ File layout (``format_version`` 2).  A plain NumPy ``.npz`` (a zip of
     UTF-8 JSON as a uint8 array: ``format`` (``"lowrank-tree"``),
     ``format_version`` (2), ``kind`` (``"tree"`` or ``"cascade"``),
     ``library_version``, ``dtype``, ``shape``, ``num_orders``, ``ranks``,
-    ``saved_from_backend``; for trees ``tol`` (``null`` = the lossless
-    default); for cascades ``errors`` (``null`` where unknown) and ``method``;
+    ``saved_from_backend`` (``num_orders`` is ``K``, the object's
+    ``max_order``); for trees ``tol``, the tree's ``rtol`` (``null`` = the
+    lossless default); for cascades ``errors`` (``null`` where unknown) and ``method``;
     ``arrays_sha256``; and ``checksum``, ``{"algorithm": "sha256", "value": ...}``.
 
 ``arrays_sha256`` is the SHA-256 of, for each array in name order, the UTF-8
@@ -44,6 +45,8 @@ NumPy is imported inside the functions: ``lowrank_tree`` itself must import
 without any array library (see ``tests/test_package.py``).
 """
 
+from __future__ import annotations
+
 import errno
 import hashlib
 import json
@@ -54,9 +57,15 @@ import threading
 import warnings
 import zipfile
 import zlib
+from typing import TYPE_CHECKING
 
 from ._ownership import adopting
+from ._typing import PathLike
 from .backends import get_func, namespace_for
+
+if TYPE_CHECKING:
+    from .fit import Cascade
+    from .tree import LowRankSegmentTree
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "check_writable", "load", "save"]
 
@@ -77,7 +86,7 @@ _DEFLATE_SLACK = 1024
 _CHUNK = 2**20
 
 
-def save(obj, path):
+def save(obj: LowRankSegmentTree | Cascade, path: PathLike) -> pathlib.Path:
     """Write a tree or a cascade to a ``.npz`` file.
 
     Parameters
@@ -151,6 +160,8 @@ def save(obj, path):
     import numpy as np
 
     from . import __version__
+    from .fit import Cascade
+    from .tree import LowRankSegmentTree
 
     kind, backend = _kind_of(obj)
     target = check_writable(path)
@@ -181,8 +192,10 @@ def save(obj, path):
         "saved_from_backend": backend,
     }
     if kind == "tree":
-        meta["tol"] = obj._tol  # None keeps "the default of the loading library's dtype"
+        assert isinstance(obj, LowRankSegmentTree)
+        meta["tol"] = obj._tol  # the tree's rtol; None keeps "the default of the loading library's dtype"
     else:
+        assert isinstance(obj, Cascade)
         errors = [float(e) for e in obj.errors]
         meta["errors"] = [None if e != e else e for e in errors]  # JSON has no NaN
         meta["method"] = str(obj.method)
@@ -196,7 +209,7 @@ def save(obj, path):
     return target
 
 
-def check_writable(path):
+def check_writable(path: PathLike) -> pathlib.Path:
     """Check that :func:`save` could write to ``path``, without writing anything.
 
     Useful before a long computation whose result will be saved: it raises
@@ -267,7 +280,7 @@ def check_writable(path):
     return pathlib.Path(name)
 
 
-def load(path, backend=None):
+def load(path: PathLike, *, backend: str | None = None) -> LowRankSegmentTree | Cascade:
     """Read a tree or a cascade written by :func:`save`.
 
     Safe on files from untrusted sources: nothing is unpickled, and the zip
@@ -318,7 +331,7 @@ def load(path, backend=None):
     -----
     UserWarning
         For a version 1 file: its checksum covers the arrays but not the
-        metadata (the tree's ``tol``, the cascade's ``method``), so an edit
+        metadata (the tree's ``rtol``, stored as ``tol``, the cascade's ``method``), so an edit
         to those cannot be detected.  Save the loaded object to upgrade it.
 
     See Also
@@ -330,10 +343,10 @@ def load(path, backend=None):
     >>> import os, tempfile
     >>> import numpy as np
     >>> from lowrank_tree import LowRankSegmentTree, save, load
-    >>> tree = LowRankSegmentTree(np.eye(3), [(np.ones((3, 1)), np.ones((3, 1)))], tol=1e-8)
+    >>> tree = LowRankSegmentTree(np.eye(3), [(np.ones((3, 1)), np.ones((3, 1)))], rtol=1e-8)
     >>> with tempfile.TemporaryDirectory() as d:
     ...     t = load(save(tree, os.path.join(d, "t.npz")), backend="array_api_strict")
-    >>> t.backend, t.num_orders, t.tol
+    >>> t.backend, t.max_order, t.rtol
     ('array_api_strict', 1, 1e-08)
     """
     import numpy as np
@@ -362,7 +375,7 @@ def load(path, backend=None):
             if meta["kind"] == "tree":
                 from .tree import LowRankSegmentTree
 
-                return LowRankSegmentTree(base, factors, tol=meta["tol"], backend=backend)
+                return LowRankSegmentTree(base, factors, rtol=meta["tol"], backend=backend)
             from .fit import Cascade
 
             errors = [float("nan") if e is None else float(e) for e in meta["errors"]]

@@ -1,14 +1,22 @@
 """Synthetic evolving matrix families with known structure (demo, tests, benchmarks)."""
 
-import math
+from __future__ import annotations
 
+import math
+from typing import TYPE_CHECKING, Any
+
+from ._typing import Seed
 from ._validation import check_int, check_real, check_seed
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["synthetic_evolution"]
 
 
-def synthetic_evolution(K=64, m=256, n=256, terms=3, rank=2, drift_rank=1, noise=1e-9, seed=0,
-                        dtype="float64"):
+def synthetic_evolution(*, K: int = 64, m: int = 256, n: int = 256, terms: int = 3, rank: int = 2,
+                        drift_rank: int = 1, noise: float = 1e-9, seed: Seed = 0,
+                        dtype: Any = "float64") -> np.ndarray:
     """A family ``M_0..M_K`` that moves along a polynomial path plus a slow drift.
 
     ``M_k = W(t_k) + Σ_{i<=k} a_i b_iᵀ + ε_k`` with
@@ -55,7 +63,7 @@ def synthetic_evolution(K=64, m=256, n=256, terms=3, rank=2, drift_rank=1, noise
     See Also
     --------
     cascade_fit : Fits a cascade to the family.
-    difference_profile : Shows the rank structure built into it.
+    numerical_difference_profile : Shows the rank structure built into it.
 
     Examples
     --------

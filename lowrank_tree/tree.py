@@ -14,10 +14,15 @@ with it returns the other child unchanged, so padding costs nothing.  Growing
 the capacity puts the old root under a new root: append never rebuilds.
 """
 
+from __future__ import annotations
+
 import threading
 from collections import OrderedDict, namedtuple
+from collections.abc import Sequence
+from typing import Any
 
 from ._ownership import exposed, take
+from ._typing import Array, ArrayLike, CorrectionLike
 from ._validation import (
     as_array,
     check_finite,
@@ -105,9 +110,10 @@ class LowRankSegmentTree:
         ``Δ_1..Δ_K``, each a :class:`~lowrank_tree.LowRank`, a ``(U, V)`` pair
         with ``U`` of shape (m, r) and ``V`` of shape (n, r), or a dense
         (m, n) array (factorised losslessly).  ``r`` may be 0.
-    tol : float, optional
-        Relative tolerance of the recompression of internal nodes (singular
-        values ``<= tol * max(sigma_max, t_max)`` of a node are dropped, with
+    rtol : float, optional, keyword-only
+        Relative singular-value cutoff of the recompression of internal nodes
+        (see :doc:`/glossary`): singular values
+        ``<= rtol * max(sigma_max, t_max)`` of a node are dropped, with
         ``t_max`` the size of the children's largest rank-one term, so that
         children that cancel leave a rank-0 node, not rounding noise; see
         :func:`~lowrank_tree.factor.recompress`).  Default ``max(m, n) * eps``:
@@ -125,8 +131,9 @@ class LowRankSegmentTree:
     ----------
     shape : tuple of int
         ``(m, n)``.
-    num_orders : int
-        ``K``, the number of corrections.
+    max_order : int
+        ``K``: the orders are ``0..K`` (``K + 1`` of them) and there are ``K``
+        corrections.
     dtype
         Common floating dtype of the base and the factors.
     nbytes : int
@@ -188,7 +195,8 @@ class LowRankSegmentTree:
     (5, 6, 3)
     """
 
-    def __init__(self, base, corrections=(), tol=None, *, backend=None, cache_bytes=2**28):
+    def __init__(self, base: ArrayLike, corrections: Sequence[CorrectionLike] = (), *, rtol: float | None = None,
+                 backend: str | None = None, cache_bytes: int = 2**28) -> None:
         corrections = check_sequence(corrections, "corrections",
                                      "corrections (LowRank, (U, V) pairs or (m, n) arrays)")
         arrays, names = [base], ["base"]
@@ -212,7 +220,7 @@ class LowRankSegmentTree:
         self._xp = xp
         self._backend = backend if backend is not None else backend_name(xp)
         self._m, self._n = m, n
-        self._tol = check_tol(tol)
+        self._tol = check_tol(rtol, "rtol")
         self._cache_limit = check_int(cache_bytes, "cache_bytes", 0)
         factors = [self._leaf_factors(c, f"corrections[{i}]", dtype=None)
                    for i, c in enumerate(corrections)]
@@ -242,50 +250,50 @@ class LowRankSegmentTree:
         self._lock = threading.Lock()
         self._writer = threading.Lock()
         self._version = 0  # bumped by every change of the represented family
-        self._cache = OrderedDict()
+        self._cache: OrderedDict[int, _Assembled] = OrderedDict()
         self.clear_cache()
 
     # ------------------------------------------------------------------
     # properties
     # ------------------------------------------------------------------
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, int]:
         """``(m, n)``, the shape of every order's matrix."""
         return (self._m, self._n)
 
     @property
-    def num_orders(self):
-        """``K``, the number of corrections (the orders are ``0..K``)."""
+    def max_order(self) -> int:
+        """``K``, the highest order: orders are ``0..K``, corrections ``Δ_1..Δ_K``."""
         return self._K
 
     @property
-    def dtype(self):
+    def dtype(self) -> Any:
         """Common floating dtype of the base and the factors."""
         return self._dtype
 
     @property
-    def backend(self):
+    def backend(self) -> str:
         """Name of the backend: ``'numpy'``, ``'numba'``, ``'cupy'`` or ``'array_api_strict'``."""
         return self._backend
 
     @property
-    def tol(self):
-        """Relative recompression tolerance in use."""
+    def rtol(self) -> float:
+        """Relative singular-value cutoff of the recompression in use (see :doc:`/glossary`)."""
         return self._effective_tol()
 
     @property
-    def base(self):
+    def base(self) -> Array:
         """``W_0``, shape (m, n): a read-only view (NumPy) or a copy."""
         return exposed(self._base, self._xp)
 
     @property
-    def corrections(self):
+    def corrections(self) -> list[LowRank]:
         """The leaves ``Δ_1..Δ_K`` as a list of :class:`LowRank` (all from one state of the tree)."""
         with self._lock:
             leaves = self._levels[0][:self._K]
         return [LowRank._from_factors(leaf.U, leaf.V, self._xp) for leaf in leaves]
 
-    def correction(self, i):
+    def correction(self, i: int) -> LowRank:
         """Leaf ``Δ_i`` (1 <= i <= K) as a :class:`LowRank`."""
         i = check_int(i, "i", 1, self._K)
         with self._lock:
@@ -294,13 +302,13 @@ class LowRankSegmentTree:
         return LowRank._from_factors(leaf.U, leaf.V, self._xp)
 
     @property
-    def ranks(self):
+    def ranks(self) -> list[int]:
         """Factor widths ``r_1..r_K`` of the leaves."""
         with self._lock:
             return [self._levels[0][i].rank for i in range(self._K)]
 
     @property
-    def nbytes(self):
+    def nbytes(self) -> int:
         """Bytes held by the base and all stored nodes (caches excluded; see ``cache_nbytes``)."""
         seen, total = set(), nbytes(self._base, self._xp)
         with self._lock:
@@ -313,7 +321,7 @@ class LowRankSegmentTree:
         return total
 
     @property
-    def cache_nbytes(self):
+    def cache_nbytes(self) -> int:
         """Bytes held by the query caches (per-order factors, all-orders stacks)."""
         with self._lock:
             extra = 0
@@ -321,7 +329,7 @@ class LowRankSegmentTree:
                 extra = nbytes(self._stacks[0], self._xp) + nbytes(self._stacks[1], self._xp)
             return self._cache_used + extra
 
-    def clear_cache(self):
+    def clear_cache(self) -> None:
         """Drop the per-order and all-orders caches (the next queries rebuild them)."""
         with self._lock:
             self._cache.clear()
@@ -330,13 +338,13 @@ class LowRankSegmentTree:
 
     def __repr__(self):
         m, n = self.shape
-        return (f"LowRankSegmentTree(shape=({m}, {n}), num_orders={self._K}, "
+        return (f"LowRankSegmentTree(shape=({m}, {n}), max_order={self._K}, "
                 f"dtype={self._dtype}, backend={self.backend!r})")
 
     # ------------------------------------------------------------------
     # inspection
     # ------------------------------------------------------------------
-    def nodes(self):
+    def nodes(self) -> list[NodeInfo]:
         """Every node that covers at least one correction.
 
         Returns
@@ -362,7 +370,7 @@ class LowRankSegmentTree:
                     out.append(self._info(h, j))
         return out
 
-    def canonical_nodes(self, k):
+    def canonical_nodes(self, k: int) -> list[NodeInfo]:
         """The nodes whose sum is ``Δ_1 + ... + Δ_k`` (at most ``⌈log2 K⌉ + 1``).
 
         Parameters
@@ -378,7 +386,7 @@ class LowRankSegmentTree:
         with self._lock:
             return [self._info(h, j) for h, j in _prefix_index(k)]
 
-    def query_cost(self, k):
+    def query_cost(self, k: int) -> dict[str, int]:
         """Shape of the work a query at order ``k`` does.
 
         Returns
@@ -404,7 +412,7 @@ class LowRankSegmentTree:
     # ------------------------------------------------------------------
     # queries
     # ------------------------------------------------------------------
-    def query(self, k, X):
+    def query(self, k: int | Sequence[int] | ArrayLike, X: ArrayLike) -> Array:
         """Apply ``W_k`` to a vector or a column batch.
 
         Parameters
@@ -450,13 +458,14 @@ class LowRankSegmentTree:
             Y = self._mixed_query(k, X)
         return Y[:, 0] if vector else Y
 
-    def range_query(self, l, r, X):
-        """Apply ``Δ_l + ... + Δ_r`` (no base) to ``X``.
+    def range_query(self, first: int, last: int, X: ArrayLike) -> Array:
+        """Apply ``Δ_first + ... + Δ_last`` (no base) to ``X``.
 
         Parameters
         ----------
-        l, r : int
-            ``1 <= l <= r <= K``.
+        first, last : int
+            Orders of the first and last corrections summed (inclusive),
+            ``1 <= first <= last <= K``.
         X : array_like, shape (n,) or (n, b)
 
         Returns
@@ -471,26 +480,26 @@ class LowRankSegmentTree:
         >>> tree.range_query(2, 3, np.array([1.0, 0.0]))
         array([6., 6.])
         """
-        l = check_int(l, "l", 1, self._K)
-        r = check_int(r, "r", l, self._K)
+        first = check_int(first, "first", 1, self._K)
+        last = check_int(last, "last", first, self._K)
         X, vector = self._check_X(X)
         with self._lock:
-            nodes = [self._levels[h][j] for h, j in _range_index(l - 1, r)]
+            nodes = [self._levels[h][j] for h, j in _range_index(first - 1, last)]
         Y = self._apply(self._assemble(nodes, None), X, None)
         return Y[:, 0] if vector else Y
 
-    def all_orders(self, X):
+    def all_orders(self, X: ArrayLike) -> Array:
         """``W_0 X, W_1 X, ..., W_K X`` in one pass.
 
         ``Z = V_allᵀ X`` and ``U_i Z_i`` are batched GEMMs over the leaves
         (factors padded to the largest rank), followed by a running sum over
-        the orders (the backend's ``prefix_sum``).  With a lossy ``tol``
+        the orders (the backend's ``prefix_sum``).  With a lossy ``rtol``
         (above ``max(m, n) * eps``) the leaves would give other answers than
         :meth:`query`, which reads the recompressed internal nodes; the orders
         are then built from those same canonical nodes instead,
         ``W_k X = W_{k - 2^h} X + N X`` with ``2^h`` the lowest set bit of ``k``
         (one GEMM pair per order), so that ``all_orders(X)[k]`` and
-        ``query(k, X)`` agree to rounding for every ``tol``.
+        ``query(k, X)`` agree to rounding for every ``rtol``.
 
         Parameters
         ----------
@@ -535,14 +544,14 @@ class LowRankSegmentTree:
             out = accumulate(Y0, Ust, xp.matrix_transpose(Vst) @ X, xp)
         return out[..., 0] if vector else out
 
-    def matrix(self, k):
+    def matrix(self, k: int) -> Array:
         """Dense ``W_k``, shape (m, n) (for checks; costs ``m n`` memory)."""
         k = check_int(k, "k", 0, self._K)
         entry = self._prefix(k)
         W = entry.dense if entry.dense is not None else self._base
         return W + entry.U @ self._xp.matrix_transpose(entry.V)
 
-    def operator(self, k):
+    def operator(self, k: int) -> Any:
         """``W_k`` as a SciPy ``LinearOperator`` (CuPy: ``cupyx`` operator).
 
         Parameters
@@ -583,7 +592,7 @@ class LowRankSegmentTree:
     # ------------------------------------------------------------------
     # modification
     # ------------------------------------------------------------------
-    def update(self, i, delta):
+    def update(self, i: int, delta: CorrectionLike) -> None:
         """Replace ``Δ_i`` and re-merge its ``O(log K)`` ancestors.
 
         Parameters
@@ -613,7 +622,7 @@ class LowRankSegmentTree:
                     self._cache_used -= self._cache.pop(k).nbytes
                 self._stacks = None
 
-    def append(self, delta):
+    def append(self, delta: CorrectionLike) -> None:
         """Add ``Δ_{K+1}`` (``O(log K)`` merges; the capacity doubles when full).
 
         Parameters
@@ -625,7 +634,7 @@ class LowRankSegmentTree:
         >>> import numpy as np
         >>> tree = LowRankSegmentTree(np.eye(2))
         >>> tree.append((np.ones((2, 1)), np.ones((2, 1))))
-        >>> tree.num_orders, tree.query(1, np.array([1.0, 0.0]))
+        >>> tree.max_order, tree.query(1, np.array([1.0, 0.0]))
         (1, array([2., 1.]))
         """
         leaf = self._make_leaf(*self._leaf_factors(delta, "delta", dtype=self._dtype))

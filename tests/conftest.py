@@ -1,4 +1,6 @@
-"""Shared fixtures: the array libraries the behavioural suite runs on."""
+"""Shared fixtures: the array libraries the behavioural suite runs on, and the hypothesis profiles."""
+
+import os
 
 import numpy as np
 import pytest
@@ -7,8 +9,10 @@ from hypothesis import settings
 from lowrank_tree.backends import get_func, namespace_for, unavailable_reason
 
 settings.register_profile("ci", deadline=None, max_examples=40, print_blob=True)
-settings.register_profile("dev", deadline=None, max_examples=25)
-settings.load_profile("ci")
+settings.register_profile("dev", deadline=None, max_examples=10)
+settings.register_profile("thorough", deadline=None, max_examples=400, print_blob=True)
+#: Pick one with HYPOTHESIS_PROFILE=dev (fast local loop) or =thorough (a long hunt); CI uses "ci".
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 #: Why the CuPy backend cannot run here (None on a machine with CuPy and a CUDA GPU).

@@ -46,6 +46,6 @@ def test_core_imports_with_numpy_blocked():
 
 
 def test_public_api():
-    for name in ["LowRank", "LowRankSegmentTree", "cascade_fit", "Cascade", "difference_profile",
+    for name in ["LowRank", "LowRankSegmentTree", "cascade_fit", "Cascade", "numerical_difference_profile",
                  "save", "load"]:
         assert hasattr(lowrank_tree, name), name

@@ -9,6 +9,7 @@ import lowrank_tree as lrt
 from lowrank_tree.cli import main
 
 
+@pytest.mark.slow
 def test_demo_prints_table_and_writes_plot(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     assert main(["demo", "--K", "12", "--n", "40", "--b", "4", "--repeat", "1", "--out", str(tmp_path)]) == 0
@@ -83,6 +84,7 @@ def test_bench_writes_json(tmp_path, capsys):
     assert "numpy" in data["machine"]
 
 
+@pytest.mark.slow
 def test_check_runs_theory(capsys):
     pytest.importorskip("sympy")
     assert main(["check"]) == 0

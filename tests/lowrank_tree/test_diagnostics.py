@@ -1,4 +1,4 @@
-"""difference_profile and direct_sum_check against independent references.
+"""numerical_difference_profile and direct_sum_check against independent references.
 
 References: differences formed explicitly by the binomial formula (not the
 recursive differencing of the implementation), ranks from
@@ -16,7 +16,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from lowrank_tree import LowRank
-from lowrank_tree.diagnostics import DifferenceProfile, DirectSumCheck, difference_profile, direct_sum_check
+from lowrank_tree.diagnostics import DifferenceProfile, DirectSumCheck, direct_sum_check, numerical_difference_profile
 
 
 def binomial_difference(A, k, j):
@@ -48,7 +48,7 @@ def integer_sequences(draw, max_L=6, max_dim=5):
 def test_ranks_match_matrix_rank_of_explicit_differences(array_lib, A, data):
     L = A.shape[0]
     max_order = data.draw(st.one_of(st.none(), st.integers(0, L - 1)))
-    p = difference_profile(array_lib.asarray(A), max_order=max_order)
+    p = numerical_difference_profile(array_lib.asarray(A), max_order=max_order)
     K = L - 1 if max_order is None else max_order
     ref = reference_table(A, K)
     assert p.rank_table == ref
@@ -60,8 +60,8 @@ def test_ranks_match_matrix_rank_of_explicit_differences(array_lib, A, data):
 
 @given(integer_sequences())
 def test_list_input_equals_stacked_input(array_lib, A):
-    p_stack = difference_profile(array_lib.asarray(A))
-    p_list = difference_profile([array_lib.asarray(M) for M in A])
+    p_stack = numerical_difference_profile(array_lib.asarray(A))
+    p_list = numerical_difference_profile([array_lib.asarray(M) for M in A])
     assert p_list == p_stack
 
 
@@ -117,7 +117,7 @@ def test_closed_form_profile_of_direct_sum_family(array_lib, fam):
     # and generically (over Q(j)) of those with deg p_i >= k: non-increasing.
     A, Qs, degrees, coeffs = fam
     L = A.shape[0]
-    p = difference_profile(array_lib.asarray(A))
+    p = numerical_difference_profile(array_lib.asarray(A))
     expected = [row_sum_dim([Q for Q, d in zip(Qs, degrees) if d >= k]) for k in range(L)]
     assert p.ranks == expected
     assert p.nonincreasing and p.increases == []
@@ -132,14 +132,14 @@ def test_closed_form_sum_of_ranks_when_both_sides_direct(fam):
     # with the row spaces also independent the profile is Σ_{d_i >= k} rank M_i
     A, Qs, degrees, _ = fam
     assume(row_sum_dim(Qs) == sum(Q.shape[1] for Q in Qs))
-    p = difference_profile(A)
+    p = numerical_difference_profile(A)
     assert p.ranks == [sum(Q.shape[1] for Q, d in zip(Qs, degrees) if d >= k) for k in range(len(A))]
 
 
 def test_c1_prime_boundary_example(array_lib):
     for L in (4, 7):
         A = np.array([[[1.0, j], [j, j * j]] for j in range(L)])
-        p = difference_profile(array_lib.asarray(A))
+        p = numerical_difference_profile(array_lib.asarray(A))
         assert p.ranks == [1, 2, 1, 0] + [0] * (L - 4)
         assert p.rank_table[0] == [1] * L
         assert p.rank_table[1] == [2] * (L - 1)
@@ -156,7 +156,7 @@ def test_exhausted_differences_are_zero_under_data_scaled_tolerance():
     rng = np.random.default_rng(7)
     M = rng.standard_normal((3, 5, 4))
     A = np.stack([M[0] + j * M[1] + j * j * M[2] for j in np.linspace(0.0, 3.0, 9)])
-    p = difference_profile(A)
+    p = numerical_difference_profile(A)
     assert p.ranks[:3] == [4, 4, 4]
     assert p.ranks[3:] == [0] * 6
     noise = binomial_difference(A, 3, 0)
@@ -168,9 +168,9 @@ def test_float32_exhausted_differences(array_lib):
     rng = np.random.default_rng(3)
     M = rng.standard_normal((2, 4, 4)).astype(np.float32)
     A = np.stack([M[0] + np.float32(j) * M[1] for j in range(6)])
-    p = difference_profile(array_lib.asarray(A))
+    p = numerical_difference_profile(array_lib.asarray(A))
     assert p.ranks[:2] == [4, 4] and p.ranks[2:] == [0] * 4
-    assert p.tol == pytest.approx(4 * np.finfo(np.float32).eps)
+    assert p.rtol == pytest.approx(4 * np.finfo(np.float32).eps)
 
 
 def test_user_tol_is_relative_accuracy_of_the_samples(array_lib):
@@ -178,8 +178,8 @@ def test_user_tol_is_relative_accuracy_of_the_samples(array_lib):
     u, v = rng.standard_normal((6, 1)), rng.standard_normal((5, 1))
     clean = np.stack([(j + 1.0) * (u @ v.T) for j in range(4)])
     noisy = clean + 1e-9 * rng.standard_normal(clean.shape)
-    assert difference_profile(array_lib.asarray(noisy)).ranks[0] == 5
-    p = difference_profile(array_lib.asarray(noisy), tol=1e-6)
+    assert numerical_difference_profile(array_lib.asarray(noisy)).ranks[0] == 5
+    p = numerical_difference_profile(array_lib.asarray(noisy), rtol=1e-6)
     assert p.ranks == [1, 1, 0, 0]
     scale = max(np.linalg.norm(M, 2) for M in noisy)
     assert p.scale == pytest.approx(scale)
@@ -188,16 +188,16 @@ def test_user_tol_is_relative_accuracy_of_the_samples(array_lib):
 
 def test_complex_and_integer_input(array_lib):
     A = np.array([[[1 + 1j, 2], [0, 1j * j]] for j in range(3)])
-    p = difference_profile(array_lib.asarray(A))
+    p = numerical_difference_profile(array_lib.asarray(A))
     assert p.rank_table == reference_table(A, 2)
     ints = np.arange(12).reshape(3, 2, 2)
-    assert difference_profile(array_lib.asarray(ints)).ranks == [2, 1, 0]  # ΔA = 4·ones
+    assert numerical_difference_profile(array_lib.asarray(ints)).ranks == [2, 1, 0]  # ΔA = 4·ones
 
 
 # -- edge cases ---------------------------------------------------------------
 def test_single_sample(array_lib):
     A = np.array([[[1.0, 2.0, 3.0], [2.0, 4.0, 6.0]]])
-    p = difference_profile(array_lib.asarray(A))
+    p = numerical_difference_profile(array_lib.asarray(A))
     assert p.ranks == [1] and p.rank_table == [[1]] and p.nonincreasing
     assert p.column_direct_sum == (True, 0, 0) and p.row_direct_sum == (True, 0, 0)
 
@@ -205,24 +205,24 @@ def test_single_sample(array_lib):
 def test_max_order_zero_keeps_direct_sum_of_first_differences(array_lib):
     e = np.eye(3)
     A = np.stack([np.zeros((3, 3)), np.outer(e[0], e[0]), np.outer(e[0], e[0]) + np.outer(e[1], e[2])])
-    p = difference_profile(array_lib.asarray(A), max_order=0)
+    p = numerical_difference_profile(array_lib.asarray(A), max_order=0)
     assert p.rank_table == [[0, 1, 2]] and p.ranks == [2]
     assert p.column_direct_sum == (True, 2, 2)
     assert p.row_direct_sum == (True, 2, 2)
 
 
 def test_zero_sequence(array_lib):
-    p = difference_profile(array_lib.asarray(np.zeros((3, 2, 4))))
+    p = numerical_difference_profile(array_lib.asarray(np.zeros((3, 2, 4))))
     assert p.ranks == [0, 0, 0] and p.scale == 0.0
     assert p.column_direct_sum == (True, 0, 0)
 
 
 def test_result_is_frozen_and_prints_a_table():
     A = np.array([[[1.0, j], [j, j * j]] for j in range(4)])
-    p = difference_profile(A)
+    p = numerical_difference_profile(A)
     assert isinstance(p, DifferenceProfile)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        p.tol = 1.0
+        p.rtol = 1.0
     text = str(p)
     assert text == p.summary()
     assert "L = 4 samples of 2 x 2" in text
@@ -231,7 +231,7 @@ def test_result_is_frozen_and_prints_a_table():
     lines = text.splitlines()
     assert lines[2].split()[:2] == ["0", "1"]
     assert lines[3].split()[:2] == ["1", "2"]
-    long = difference_profile(np.zeros((30, 1, 1)))
+    long = numerical_difference_profile(np.zeros((30, 1, 1)))
     assert "..." in long.summary(max_columns=5)
 
 
@@ -293,7 +293,7 @@ def test_nearly_parallel_subspaces_count_as_shared():
     w = np.array([1.0, 1e-16, 0.0])
     B = [np.outer(u, [1.0, 2.0]), np.outer(w, [3.0, 1.0])]
     assert direct_sum_check(B) == (False, 2, 1)
-    assert direct_sum_check(B, tol=0.0) == (True, 2, 2)
+    assert direct_sum_check(B, rtol=0.0) == (True, 2, 2)
 
 
 def test_profile_direct_sum_uses_first_differences(array_lib):
@@ -301,50 +301,50 @@ def test_profile_direct_sum_uses_first_differences(array_lib):
     e = np.eye(4)
     E = [np.outer(e[i], e[(i + 1) % 4]) for i in range(4)]
     A = np.stack([sum(E[:j], np.zeros((4, 4))) for j in range(5)])
-    p = difference_profile(array_lib.asarray(A))
+    p = numerical_difference_profile(array_lib.asarray(A))
     assert p.column_direct_sum == (True, 4, 4)
     assert p.row_direct_sum == (True, 4, 4)
-    assert p.column_direct_sum == direct_sum_check(array_lib.asarray(A[1:] - A[:-1]), tol=2 * p.tol)
+    assert p.column_direct_sum == direct_sum_check(array_lib.asarray(A[1:] - A[:-1]), rtol=2 * p.rtol)
 
 
 # -- bad input -------------------------------------------------------------------
 def test_bad_inputs(array_lib):
     ok = array_lib.asarray(np.ones((3, 2, 2)))
     with pytest.raises(ValueError, match="mats must hold at least one matrix"):
-        difference_profile([])
+        numerical_difference_profile([])
     with pytest.raises(ValueError, match="mats must hold at least one matrix"):
-        difference_profile(array_lib.asarray(np.ones((0, 2, 2))))
+        numerical_difference_profile(array_lib.asarray(np.ones((0, 2, 2))))
     with pytest.raises(ValueError, match="mats must be a 3-D array"):
-        difference_profile(array_lib.asarray(np.ones((2, 2))))
+        numerical_difference_profile(array_lib.asarray(np.ones((2, 2))))
     with pytest.raises(ValueError, match=r"mats\[2\] must have shape \(2, 2\)"):
-        difference_profile([np.ones((2, 2)), np.ones((2, 2)), np.ones((2, 3))])
+        numerical_difference_profile([np.ones((2, 2)), np.ones((2, 2)), np.ones((2, 3))])
     with pytest.raises(ValueError, match=r"mats\[0\] must be a 2-D"):
-        difference_profile([np.ones(3)])
+        numerical_difference_profile([np.ones(3)])
     with pytest.raises(ValueError, match="at least one row and one column"):
-        difference_profile(array_lib.asarray(np.ones((2, 0, 3))))
+        numerical_difference_profile(array_lib.asarray(np.ones((2, 0, 3))))
     bad = np.ones((3, 2, 2))
     bad[1, 0, 1] = np.nan
     with pytest.raises(ValueError, match=r"mats\[1\] contains NaN or Inf"):
-        difference_profile(array_lib.asarray(bad))
+        numerical_difference_profile(array_lib.asarray(bad))
     bad[1, 0, 1] = np.inf
     with pytest.raises(ValueError, match=r"mats\[1\] contains NaN or Inf"):
-        difference_profile([array_lib.asarray(M) for M in bad])
+        numerical_difference_profile([array_lib.asarray(M) for M in bad])
     with pytest.raises(ValueError, match=r"max_order must be in \[0, 2\], got 3"):
-        difference_profile(ok, max_order=3)
+        numerical_difference_profile(ok, max_order=3)
     with pytest.raises(ValueError, match="max_order"):
-        difference_profile(ok, max_order=-1)
+        numerical_difference_profile(ok, max_order=-1)
     with pytest.raises(TypeError, match="max_order must be an integer"):
-        difference_profile(ok, max_order=1.5)
-    with pytest.raises(ValueError, match=r"tol must be in \[0, 1\)"):
-        difference_profile(ok, tol=-1e-3)
-    with pytest.raises(TypeError, match="tol must be a real number"):
-        difference_profile(ok, tol="small")
+        numerical_difference_profile(ok, max_order=1.5)
+    with pytest.raises(ValueError, match=r"rtol must be in \[0, 1\)"):
+        numerical_difference_profile(ok, rtol=-1e-3)
+    with pytest.raises(TypeError, match="rtol must be a real number"):
+        numerical_difference_profile(ok, rtol="small")
     with pytest.raises(TypeError, match="mats must have a real or complex floating dtype"):
-        difference_profile(array_lib.asarray(np.ones((2, 2, 2), dtype=bool)))
+        numerical_difference_profile(array_lib.asarray(np.ones((2, 2, 2), dtype=bool)))
     with pytest.raises(TypeError, match="mats must be a 3-D array"):
-        difference_profile(None)
+        numerical_difference_profile(None)
     with pytest.raises(TypeError, match="mats must be a 3-D array"):
-        difference_profile(3.0)
+        numerical_difference_profile(3.0)
     with pytest.raises(ValueError, match="side must be 'column' or 'row'"):
         direct_sum_check(ok, side="diagonal")
     with pytest.raises(ValueError, match=r"mats\[1\] must have shape"):
@@ -356,4 +356,4 @@ def test_mixed_libraries_rejected():
 
     strict = get_func("asarray", "array_api_strict")(np.ones((2, 2)))
     with pytest.raises(TypeError, match=r"mixed array libraries.*mats\[1\]"):
-        difference_profile([np.ones((2, 2)), strict])
+        numerical_difference_profile([np.ones((2, 2)), strict])

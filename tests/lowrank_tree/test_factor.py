@@ -109,7 +109,7 @@ def test_nbytes_and_repr():
     (lambda: LowRank(np.ones((3, 1)), np.full((4, 1), np.nan)), ValueError, "V contains NaN"),
     (lambda: LowRank(np.ones((3, 1), dtype=bool), np.ones((4, 1))), TypeError, "U must have a real or complex"),
     (lambda: LowRank.from_dense(np.ones((3, 4)), rank=4), ValueError, r"rank must be in \[0, 3\]"),
-    (lambda: LowRank.from_dense(np.ones((3, 4)), tol=2.0), ValueError, r"tol must be in \[0, 1\)"),
+    (lambda: LowRank.from_dense(np.ones((3, 4)), rtol=2.0), ValueError, r"rtol must be in \[0, 1\)"),
     (lambda: LowRank(np.ones((3, 1)), np.ones((4, 1))) @ np.ones(3), ValueError, "X must have 4 rows"),
     (lambda: LowRank(np.ones((3, 1)), np.ones((4, 1))) + LowRank(np.ones((4, 1)), np.ones((4, 1))),
      ValueError, "cannot add"),

@@ -52,7 +52,7 @@ def reference_cascade(mats, ranks):
 
 def true_errors(c, mats, to_numpy=np.asarray):
     out = []
-    for k in range(c.num_orders + 1):
+    for k in range(c.max_order + 1):
         W = np.asarray(to_numpy(c.matrix(k)), dtype=np.complex128 if np.iscomplexobj(mats) else np.float64)
         M = np.asarray(mats[k], dtype=W.dtype)
         nm = np.linalg.norm(M)
@@ -71,7 +71,7 @@ def test_full_ranks_and_default_reproduce_inputs(args):
     K, m, n, seed = args
     mats = family(np.random.default_rng(seed), K, m, n)
     for c in (cascade_fit(mats, ranks=min(m, n)), cascade_fit(mats)):
-        assert c.num_orders == K and len(c.ranks) == K and len(c.errors) == K + 1
+        assert c.max_order == K and len(c.ranks) == K and len(c.errors) == K + 1
         assert c.shape == (m, n) and c.errors[0] == 0.0
         np.testing.assert_array_equal(c.base, mats[0])
         for k in range(K + 1):
@@ -132,7 +132,7 @@ def test_k_zero_single_matrix():
     M = np.arange(12.0).reshape(3, 4)
     for mats in ([M], M[None], (x for x in [M])):
         c = cascade_fit(mats, ranks=2)
-        assert c.num_orders == 0 and c.corrections == [] and c.ranks == [] and c.errors == [0.0]
+        assert c.max_order == 0 and c.corrections == [] and c.ranks == [] and c.errors == [0.0]
         np.testing.assert_array_equal(c.matrix(0), M)
         assert c.n_params == 12 and c.dense_params == 12
     assert cascade_fit([M], budget=100).ranks == []
@@ -195,7 +195,7 @@ def test_generator_is_consumed_lazily():
     c = cascade_fit(gen(), ranks=3)
     # When M_k is produced, no earlier target is still held (the base is a copy).
     assert alive == [0] * 7
-    assert c.num_orders == 6
+    assert c.max_order == 6
     np.testing.assert_allclose(c.errors, reference_cascade(mats, [3] * 6)[1], rtol=1e-10)
 
 
@@ -238,13 +238,25 @@ def test_budget_materialises_generator():
 # --------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def big():
-    return family(np.random.default_rng(7), 2, 600, 300, decay=0.8, scale=5.0)
+    # large enough that the ranks these tests need stay under the min(m, n) / 2
+    # at which the randomized path falls back to the full SVD
+    return family(np.random.default_rng(7), 2, 320, 160, decay=0.8, scale=5.0)
 
 
 @pytest.mark.parametrize("tol", [1e-2, 1e-6])
-def test_tol_randomized_true_errors(big, tol):
+def test_tol_randomized_true_errors(big, tol, monkeypatch):
+    import lowrank_tree.fit as fit_mod
+
+    found = []  # the adaptive range finder's results (None: it gave up, full SVD instead)
+
+    def spy(*args, **kwargs):
+        found.append(adaptive_qb(*args, **kwargs))
+        return found[-1]
+
+    monkeypatch.setattr(fit_mod, "adaptive_qb", spy)
     c = cascade_fit(big, tol=tol, method="randomized", seed=0)
     assert c.method == "randomized"
+    assert len(found) == 2 and all(qb is not None for qb in found)  # the sketch path, every order
     truth = true_errors(c, big)
     np.testing.assert_allclose(c.errors, truth, rtol=1e-8, atol=1e-15)
     assert max(c.errors) <= tol
@@ -351,7 +363,7 @@ def test_fixed_rank_qb_complex():
 @pytest.mark.parametrize("method", ["exact", "randomized"])
 def test_float32_stays_float32(method):
     rng = np.random.default_rng(9)
-    m, n = (120, 90) if method == "exact" else (600, 300)
+    m, n = (120, 90) if method == "exact" else (320, 160)
     mats = family(rng, 2, m, n, decay=0.5, scale=2.0, dtype=np.float32)
     c = cascade_fit(mats, tol=1e-3, method=method, seed=0)
     assert c.dtype == np.float32 and c.base.dtype == np.float32
@@ -490,7 +502,7 @@ def test_cascade_object_reporting_and_tree():
     mats = family(np.random.default_rng(14), 3, 6, 5)
     c = cascade_fit(mats, ranks=[1, 2, 3])
     r = repr(c)
-    assert "K=3" in r and "(6, 5)" in r and "ranks=[1, 2, 3]" in r and "exact" in r
+    assert "max_order=3" in r and "(6, 5)" in r and "ranks=[1, 2, 3]" in r and "exact" in r
     table = c.summary().splitlines()
     assert table[1].split() == ["order", "rank", "rel.", "error"]
     assert [row.split()[1] for row in table[2:6]] == ["base", "1", "2", "3"]
@@ -503,9 +515,11 @@ def test_cascade_object_reporting_and_tree():
         c.matrix(4)
     with pytest.raises(ValueError, match=r"k must be in \[0, 3\]"):
         c.matrix(-1)
-    tree_mod = pytest.importorskip("lowrank_tree.tree")
+    # a plain import: a broken tree module must fail this test, not skip it
+    from lowrank_tree.tree import LowRankSegmentTree
+
     t = c.tree()
-    assert isinstance(t, tree_mod.LowRankSegmentTree)
+    assert isinstance(t, LowRankSegmentTree)
     X = np.random.default_rng(0).standard_normal((5, 3))
     for k in range(4):
         np.testing.assert_allclose(t.query(k, X), c.matrix(k) @ X, atol=1e-12)
@@ -525,60 +539,73 @@ def test_cascade_constructor():
 # --------------------------------------------------------------------------
 # bad input
 # --------------------------------------------------------------------------
-def test_bad_inputs():
-    rng = np.random.default_rng(0)
-    mats = [rng.standard_normal((3, 4)) for _ in range(3)]
-    with pytest.raises(ValueError, match=r"mats\[1\] must have shape \(3, 4\)"):
-        cascade_fit([mats[0], np.ones((4, 3)), mats[2]])
-    with pytest.raises(ValueError, match=r"mats\[2\] must have shape \(3, 4\)"):
-        cascade_fit(iter([mats[0], mats[1], np.ones((3, 5))]))
-    with pytest.raises(ValueError, match=r"mats\[1\] must be a 2-D array"):
-        cascade_fit([mats[0], np.ones(12)])
-    bad = mats[2].copy()
-    bad[1, 1] = np.nan
-    with pytest.raises(ValueError, match=r"mats\[2\] contains NaN or Inf"):
-        cascade_fit([mats[0], mats[1], bad])
-    bad[1, 1] = np.inf
-    with pytest.raises(ValueError, match=r"mats\[2\] contains NaN or Inf"):
-        cascade_fit(np.stack([mats[0], mats[1], bad]), budget=10)
-    with pytest.raises(ValueError, match=r"ranks must be in \[0, 3\], got 4"):
-        cascade_fit(mats, ranks=4)
-    with pytest.raises(ValueError, match=r"ranks\[1\] must be in \[0, 3\], got 5"):
-        cascade_fit(mats, ranks=[1, 5])
-    with pytest.raises(ValueError, match=r"ranks\[0\] must be in \[0, 3\], got -1"):
-        cascade_fit(mats, ranks=[-1, 1])
-    with pytest.raises(ValueError, match=r"ranks must have length K = 2"):
-        cascade_fit(mats, ranks=[1, 1, 1])
-    with pytest.raises(ValueError, match=r"ranks must have length K"):
-        cascade_fit(iter(mats), ranks=[1])
-    with pytest.raises(ValueError, match=r"ranks must have length K = 2"):
-        cascade_fit(iter(mats), ranks=[1, 1, 1])
-    with pytest.raises(TypeError, match="ranks"):
-        cascade_fit(mats, ranks=[1.5, 1])
-    with pytest.raises(ValueError, match="at most one of ranks, tol, budget; got ranks and tol"):
-        cascade_fit(mats, ranks=1, tol=0.1)
-    with pytest.raises(ValueError, match="got tol and budget"):
-        cascade_fit(mats, tol=0.1, budget=10)
-    with pytest.raises(ValueError, match=r"tol must be in \[0, 1\)"):
-        cascade_fit(mats, tol=1.5)
-    with pytest.raises(ValueError, match=r"budget must be in \[0, inf\]"):
-        cascade_fit(mats, budget=-1)
-    with pytest.raises(ValueError, match="method must be one of 'auto', 'exact', 'randomized'"):
-        cascade_fit(mats, method="svd")
-    with pytest.raises(ValueError, match="oversample"):
-        cascade_fit(mats, oversample=-1)
-    with pytest.raises(ValueError, match="3-D array"):
-        cascade_fit(mats[0])
-    with pytest.raises(ValueError, match="at least one matrix"):
-        cascade_fit([])
-    with pytest.raises(ValueError, match="at least one matrix"):
-        cascade_fit(iter([]))
-    with pytest.raises(ValueError, match="at least one matrix"):
-        cascade_fit(np.zeros((0, 3, 4)))
-    with pytest.raises(TypeError, match="mats must be"):
-        cascade_fit(5)
-    with pytest.raises(TypeError, match=r"mats\[1\].*floating"):
-        cascade_fit([mats[0], np.ones((3, 4), dtype=bool)])
+_RNG = np.random.default_rng(0)
+_MATS = [_RNG.standard_normal((3, 4)) for _ in range(3)]
+
+
+def _with(k, value):
+    """``_MATS`` with entry ``k`` replaced by ``value``."""
+    return [value if j == k else M for j, M in enumerate(_MATS)]
+
+
+def _nonfinite(value):
+    bad = _MATS[2].copy()
+    bad[1, 1] = value
+    return bad
+
+
+# One case per bad input, each its own test: a regression in one message
+# does not hide the others.
+BAD_INPUTS = {
+    "shape mismatch, list": (lambda: cascade_fit(_with(1, np.ones((4, 3)))),
+                             ValueError, r"mats\[1\] must have shape \(3, 4\)"),
+    "shape mismatch, iterator": (lambda: cascade_fit(iter(_with(2, np.ones((3, 5))))),
+                                 ValueError, r"mats\[2\] must have shape \(3, 4\)"),
+    "1-D item": (lambda: cascade_fit(_MATS[:1] + [np.ones(12)]), ValueError, r"mats\[1\] must be a 2-D array"),
+    "NaN": (lambda: cascade_fit(_with(2, _nonfinite(np.nan))), ValueError, r"mats\[2\] contains NaN or Inf"),
+    "Inf, budget": (lambda: cascade_fit(np.stack(_with(2, _nonfinite(np.inf))), budget=10),
+                    ValueError, r"mats\[2\] contains NaN or Inf"),
+    "rank too large": (lambda: cascade_fit(_MATS, ranks=4), ValueError, r"ranks must be in \[0, 3\], got 4"),
+    "ranks[1] too large": (lambda: cascade_fit(_MATS, ranks=[1, 5]),
+                           ValueError, r"ranks\[1\] must be in \[0, 3\], got 5"),
+    "negative rank": (lambda: cascade_fit(_MATS, ranks=[-1, 1]),
+                      ValueError, r"ranks\[0\] must be in \[0, 3\], got -1"),
+    "ranks too long": (lambda: cascade_fit(_MATS, ranks=[1, 1, 1]), ValueError, r"ranks must have length K = 2"),
+    "ranks too short, iterator": (lambda: cascade_fit(iter(_MATS), ranks=[1]),
+                                  ValueError, r"ranks must have length K"),
+    "ranks too long, iterator": (lambda: cascade_fit(iter(_MATS), ranks=[1, 1, 1]),
+                                 ValueError, r"ranks must have length K = 2"),
+    "float rank": (lambda: cascade_fit(_MATS, ranks=[1.5, 1]), TypeError, "ranks"),
+    "ranks and tol": (lambda: cascade_fit(_MATS, ranks=1, tol=0.1),
+                      ValueError, "at most one of ranks, tol, budget; got ranks and tol"),
+    "tol and budget": (lambda: cascade_fit(_MATS, tol=0.1, budget=10), ValueError, "got tol and budget"),
+    "tol >= 1": (lambda: cascade_fit(_MATS, tol=1.5), ValueError, r"tol must be in \[0, 1\)"),
+    "negative budget": (lambda: cascade_fit(_MATS, budget=-1), ValueError, r"budget must be in \[0, inf\]"),
+    "unknown method": (lambda: cascade_fit(_MATS, method="svd"),
+                       ValueError, "method must be one of 'auto', 'exact', 'randomized'"),
+    "negative oversample": (lambda: cascade_fit(_MATS, oversample=-1), ValueError, "oversample"),
+    "2-D mats": (lambda: cascade_fit(_MATS[0]), ValueError, "3-D array"),
+    "empty list": (lambda: cascade_fit([]), ValueError, "at least one matrix"),
+    "empty iterator": (lambda: cascade_fit(iter([])), ValueError, "at least one matrix"),
+    "empty stack": (lambda: cascade_fit(np.zeros((0, 3, 4))), ValueError, "at least one matrix"),
+    "scalar mats": (lambda: cascade_fit(5), TypeError, "mats must be"),
+    "bool item": (lambda: cascade_fit(_with(1, np.ones((3, 4), dtype=bool))), TypeError, r"mats\[1\].*floating"),
+    "positional ranks": (lambda: cascade_fit(_MATS, [1, 1]), TypeError, "positional argument"),
+}
+
+
+@pytest.mark.parametrize("call, exc, match", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
+def test_bad_inputs(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_cascade_is_read_only():
+    c = cascade_fit(np.stack(_MATS), ranks=1)
+    for name in ("base", "corrections", "errors", "ranks", "method", "max_order", "shape", "dtype"):
+        with pytest.raises(AttributeError):
+            setattr(c, name, None)
+    assert c.max_order == 2 and c.method == "exact" and len(c.errors) == c.max_order + 1
 
 
 def test_mixed_array_libraries():

@@ -4,7 +4,7 @@ Odd dtypes (float16 .. object), shapes (0-sized, 1-D, 3-D, m != n), orders
 (negative, > K, huge, float, bool, NumPy integers, arrays) and scales go into
 ``cascade_fit``, ``LowRank``, ``LowRank.from_dense``, ``LowRankSegmentTree``
 (``query``, ``range_query``, ``all_orders``, ``update``, ``append``),
-``Cascade``, ``difference_profile`` and ``synthetic_evolution``.  An oracle
+``Cascade``, ``numerical_difference_profile`` and ``synthetic_evolution``.  An oracle
 written here from the documented rules (dtype rule, finiteness, shapes,
 integer orders in range) says whether each call is valid:
 
@@ -254,7 +254,7 @@ def test_fuzz_cascade_fit(data):
     assert not bad, f"accepted bad {bad}"
     ref = to_ref(stack)
     work = working_dtype(stack.dtype)
-    assert c.dtype == work and c.num_orders == K and c.shape == (m, n)
+    assert c.dtype == work and c.max_order == K and c.shape == (m, n)
     eps = eps_of(work)
     scale = max(fnorm(M) for M in ref)
     fitted = [to_ref(c.matrix(k)) for k in range(K + 1)]
@@ -469,9 +469,9 @@ def test_fuzz_tree(data):
                 out = np.stack(cols, axis=1) if cols else np.zeros((m, 0))
                 return out if Xr.ndim == 2 else out[:, 0]
         elif op == "range":
-            lo, hi = draw(orders(K), label="l"), draw(orders(K), label="r")
-            bad = ([] if order_ok(lo, 1, K) else ["l"])
-            bad += [] if order_ok(hi, int(lo) if "l" not in bad else 1, K) else ["r"]
+            lo, hi = draw(orders(K), label="first"), draw(orders(K), label="last")
+            bad = ([] if order_ok(lo, 1, K) else ["first"])
+            bad += [] if order_ok(hi, int(lo) if "first" not in bad else 1, K) else ["last"]
             bad += [] if x_ok else ["X"]
             Y, exc = outcome(lambda: tree.range_query(lo, hi, X))
             want = (lambda: (prefix(int(hi)) - prefix(int(lo) - 1)) @ Xr)
@@ -507,7 +507,7 @@ def test_fuzz_tree(data):
             eps = max(eps, eps_of(*[working_dtype(np.asarray(a).dtype) for a in
                                     ([first, delta[1]] if isinstance(delta, tuple) else [first])]))
             scale = max(fnorm(x) for x in model)
-            assert tree.num_orders == len(model) - 1
+            assert tree.max_order == len(model) - 1
             got = tree_state(tree, n)
             for k in range(len(model)):
                 close(got[k], prefix(k), scale * (len(model)), eps)
@@ -521,7 +521,7 @@ def test_fuzz_tree(data):
 
 
 # --------------------------------------------------------------------------
-# Cascade, difference_profile
+# Cascade, numerical_difference_profile
 # --------------------------------------------------------------------------
 @FUZZ
 @given(data=st.data())
@@ -557,7 +557,7 @@ def test_fuzz_cascade_and_difference_profile(data):
 
     stack = draw(arrays(draw(st.sampled_from([(K + 1, m, n)] * 6 + [(m, n)]))), label="mats")
     bad = [] if array_ok(stack, 3) and m > 0 and n > 0 and K + 1 >= 1 else ["mats"]
-    prof, exc = outcome(lambda: lrt.difference_profile(stack))
+    prof, exc = outcome(lambda: lrt.numerical_difference_profile(stack))
     if exc is not None:
         check_refusal(exc, bad)
         return

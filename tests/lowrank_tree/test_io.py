@@ -43,9 +43,9 @@ def host(lib, a):
 
 def assert_same_tree(lib, a, b):
     assert type(a) is type(b)
-    assert a.shape == b.shape and a.num_orders == b.num_orders
+    assert a.shape == b.shape and a.max_order == b.max_order
     assert a.dtype == b.dtype and a.backend == b.backend
-    assert a._tol == b._tol and a.tol == b.tol
+    assert a._tol == b._tol and a.rtol == b.rtol
     assert np.array_equal(host(lib, a.base), host(lib, b.base))
     for ca, cb in zip(a.corrections, b.corrections, strict=True):
         assert np.array_equal(host(lib, ca.U), host(lib, cb.U))
@@ -59,14 +59,14 @@ def assert_same_tree(lib, a, b):
 def test_tree_round_trip(lib, tmp_path, fam):
     base, deltas, tol, rng = fam
     tree = LowRankSegmentTree(lib.asarray(base), [(lib.asarray(U), lib.asarray(V)) for U, V in deltas],
-                              tol=tol, **lib.kw)
+                              rtol=tol, **lib.kw)
     path = save(tree, tmp_path / "tree.npz")
     assert path == tmp_path / "tree.npz"
     again = load(path, backend=lib.name)
     assert_same_tree(lib, tree, again)
     assert again.dtype == tree.dtype  # float32 stays float32, complex stays complex
     X = lib.asarray(random(rng, (base.shape[1], 3), base.dtype))
-    for k in range(tree.num_orders + 1):
+    for k in range(tree.max_order + 1):
         assert np.array_equal(host(lib, again.query(k, X)), host(lib, tree.query(k, X)))
     assert np.array_equal(host(lib, again.all_orders(X)), host(lib, tree.all_orders(X)))
 
@@ -107,7 +107,7 @@ def test_cascade_round_trip(lib, tmp_path, dtype):
     again = load(path, backend=lib.name)
     assert isinstance(again, Cascade)
     assert again.dtype == casc.dtype and again.shape == casc.shape
-    assert again.ranks == casc.ranks and again.num_orders == casc.num_orders == 3
+    assert again.ranks == casc.ranks and again.max_order == casc.max_order == 3
     assert again.errors == casc.errors and again.method == casc.method
     assert again.n_params == casc.n_params and again.dense_params == casc.dense_params
     assert np.array_equal(host(lib, again.base), host(lib, casc.base))
@@ -150,7 +150,7 @@ def test_path_suffix_and_no_leftovers(tmp_path):
     tree = LowRankSegmentTree(np.eye(2))
     path = save(tree, str(tmp_path / "model"))
     assert path == tmp_path / "model.npz" and path.exists()
-    assert load(tmp_path / "model").num_orders == 0  # the suffix is tried on load too
+    assert load(tmp_path / "model").max_order == 0  # the suffix is tried on load too
     save(tree, path)  # overwrite in place
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
 
@@ -313,4 +313,4 @@ def test_bad_arguments(tmp_path, saved):
     with pytest.raises(ValueError, match="backend must be one of"):
         load(saved, backend="tensorflow")
     assert zipfile.is_zipfile(saved)  # nothing above touched the good file
-    assert load(saved).num_orders == 4
+    assert load(saved).max_order == 4

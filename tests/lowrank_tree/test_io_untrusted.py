@@ -121,7 +121,7 @@ def tree_file(tmp_path):
     rng = np.random.default_rng(3)
     tree = LowRankSegmentTree(rng.standard_normal((40, 30)),
                               [(rng.standard_normal((40, r)), rng.standard_normal((30, r))) for r in (3, 2, 3)],
-                              tol=1e-8)
+                              rtol=1e-8)
     return save(tree, tmp_path / "tree.npz")
 
 
@@ -151,7 +151,7 @@ def test_respaced_json_still_loads(tree_file):
     meta = meta_of(entries)
     entries[META] = npy(np.frombuffer(json.dumps(meta, indent=3).encode(), np.uint8))
     write_zip(tree_file, entries)
-    assert load(tree_file).tol == 1e-8
+    assert load(tree_file).rtol == 1e-8
 
 
 # -- edited metadata ---------------------------------------------------------------------
@@ -258,7 +258,7 @@ def as_version_1(path, edit=None):
 
 
 def test_version_1_loads_with_a_warning_and_resaves_as_version_2(tree_file, cascade_file, tmp_path):
-    for path, check in ((tree_file, lambda o: o.tol == 1e-8), (cascade_file, lambda o: o.method == "randomized")):
+    for path, check in ((tree_file, lambda o: o.rtol == 1e-8), (cascade_file, lambda o: o.method == "randomized")):
         reference = load(path)
         as_version_1(path)
         with pytest.warns(UserWarning, match=r"format_version 1 file, whose checksum covers the arrays "
@@ -339,7 +339,7 @@ def test_metadata_header_and_zip_agreeing_on_a_huge_array(tree_file):
 def test_deflated_entry_claiming_more_than_deflate_can_produce(tree_file):
     entries = entries_of(tree_file)
     write_zip(tree_file, entries, compression=zipfile.ZIP_DEFLATED)
-    assert load(tree_file).num_orders == 3  # savez_compressed-style files are read
+    assert load(tree_file).max_order == 3  # savez_compressed-style files are read
     info = zipfile.ZipFile(tree_file).getinfo("base.npy")
     patch_central_sizes(tree_file, "base.npy", file_size=2000 * info.compress_size)
     refused(tree_file, r"entry 'base' declares \d+ bytes from \d+ compressed, more than deflate can produce")
@@ -506,7 +506,7 @@ def test_damaged_bytes_never_load_silently(tree_file, data):
     except ValueError as exc:
         assert str(tree_file) in str(exc)
     else:  # bytes the format ignores (e.g. zip timestamps or comments) may change
-        assert again.tol == reference.tol and np.array_equal(again.base, reference.base)
+        assert again.rtol == reference.rtol and np.array_equal(again.base, reference.base)
         for a, b in zip(again.corrections, reference.corrections, strict=True):
             assert np.array_equal(a.U, b.U) and np.array_equal(a.V, b.V)
     finally:
@@ -656,7 +656,7 @@ def test_save_fsyncs_the_data_before_the_rename(tmp_path, small_tree, monkeypatc
     assert events[1] == ("replace", str(target))
     if os.name == "posix":
         assert events[2][0] == "fsync" and events[2][1] in (True, None)  # then its directory
-    assert load(target).num_orders == 1
+    assert load(target).max_order == 1
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/zero") or not hasattr(os, "mkfifo"), reason="needs /dev/zero and FIFOs")

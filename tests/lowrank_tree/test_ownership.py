@@ -58,7 +58,7 @@ def dense_orders(base, deltas):
 
 def tree_answers(lib, tree, X):
     """Every query kind at every order, as host arrays."""
-    K = tree.num_orders
+    K = tree.max_order
     Xl = given_to(lib, X)
     out = [lib.to_numpy(tree.query(k, Xl)) for k in range(K + 1)]
     out.append(lib.to_numpy(tree.all_orders(Xl)))
@@ -191,7 +191,7 @@ def test_cascade_owns_its_arrays(lib):
     # the lists handed out are new lists: changing them leaves the cascade alone
     c.corrections.clear()
     c.errors.append(9.0)
-    assert c.num_orders == 4 and c.errors == [0.0, 0.1, 0.2, 0.3, 0.4]
+    assert c.max_order == 4 and c.errors == [0.0, 0.1, 0.2, 0.3, 0.4]
     tree = c.tree()
     X = rng.standard_normal((n, 2))
     for k, Wk in enumerate(ref):

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from lowrank_tree import (
     LowRankSegmentTree,
     cascade_fit,
-    difference_profile,
     direct_sum_check,
+    numerical_difference_profile,
 )
 from lowrank_tree._norms import fro_norm, largest_term, tail_rank
 from lowrank_tree._randomized import adaptive_qb
@@ -318,8 +318,8 @@ def test_diagnostics_of_scaled_sequence_give_same_answers(array_lib, dtype, data
     lo, hi = exponent_range(np.concatenate([A.ravel(), B.ravel()]), dtype, headroom=8)
     e = data.draw(st.integers(lo, hi), label="e")
     for X in (A, B):
-        ref = difference_profile(array_lib.asarray(X))
-        p = difference_profile(array_lib.asarray(scaled(X, e)))
+        ref = numerical_difference_profile(array_lib.asarray(X))
+        p = numerical_difference_profile(array_lib.asarray(scaled(X, e)))
         assert p.rank_table == ref.rank_table
         assert tuple(p.column_direct_sum) == tuple(ref.column_direct_sum)
         assert tuple(p.row_direct_sum) == tuple(ref.row_direct_sum)
@@ -327,7 +327,7 @@ def test_diagnostics_of_scaled_sequence_give_same_answers(array_lib, dtype, data
         for side in ("column", "row"):
             assert tuple(direct_sum_check(array_lib.asarray(scaled(X, e)), side=side)) == \
                 tuple(direct_sum_check(array_lib.asarray(X), side=side))
-    assert difference_profile(array_lib.asarray(scaled(A, e))).ranks == [1, 2, 1, 0, 0, 0]
+    assert numerical_difference_profile(array_lib.asarray(scaled(A, e))).ranks == [1, 2, 1, 0, 0, 0]
 
 
 # --------------------------------------------------------------------------

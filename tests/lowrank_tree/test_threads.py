@@ -210,7 +210,7 @@ def test_readers_and_a_writer(backend, cache_bytes, monkeypatch):
         X = np.random.default_rng(seed).standard_normal((n, 3))
         try:
             while not done.is_set():
-                K = tree.num_orders
+                K = tree.max_order
                 kind = rr.randrange(5)
                 if kind == 4:
                     tree.clear_cache()  # more cache misses: more entries built beside changes

@@ -15,9 +15,9 @@ NUMPY_BACKENDS = ["numpy", "numba"]
 
 
 @st.composite
-def families(draw, max_K=9, max_dim=7, max_rank=3):
-    """A random base, corrections and batch; ranks may be 0, K may be 0."""
-    K = draw(st.integers(0, max_K))
+def families(draw, max_K=9, max_dim=7, max_rank=3, min_K=0):
+    """A random base, corrections and batch; ranks may be 0, K may be 0 (unless ``min_K > 0``)."""
+    K = draw(st.integers(min_K, max_K))
     m = draw(st.integers(1, max_dim))
     n = draw(st.integers(1, max_dim))
     ranks = draw(st.lists(st.integers(0, max_rank), min_size=K, max_size=K))
@@ -65,7 +65,8 @@ def test_range_query_every_interval(lib, rel_err, fam):
     for first in range(1, K + 1):
         for last in range(first, K + 1):
             ref = sum(U @ V.T for U, V in deltas[first - 1:last]) @ X
-            assert rel_err(lib.to_numpy(tree.range_query(first, last, Xl)), ref) <= TOL64
+            got = tree.range_query(first=first, last=last, X=Xl)
+            assert rel_err(lib.to_numpy(got), ref) <= TOL64
 
 
 @given(families())
@@ -95,12 +96,13 @@ def test_mixed_order_batch(lib, rel_err, fam, data):
     assert rel_err(lib.to_numpy(tree.query(ks.tolist(), lib.asarray(X))), ref) <= TOL64
 
 
-@given(families(), st.data())
+@given(families(min_K=1), st.data())
 def test_update_then_query(lib, rel_err, fam, data):
+    # K >= 1 in every example (there is nothing to update at K = 0; that
+    # refusal is tested with the other bad inputs)
     base, deltas, X, rng = fam
     K = len(deltas)
-    if K == 0:
-        return
+    assert K >= 1
     tree = build(lib, base, deltas)
     tree.all_orders(lib.asarray(X))  # fill the caches that update must invalidate
     for _ in range(3):
@@ -124,10 +126,10 @@ def test_append_then_query(lib, rel_err, fam, extra):
     for _ in range(extra):
         r = int(rng.integers(0, 3))
         new = (rng.standard_normal((m, r)), rng.standard_normal((n, r)))
-        tree.query(tree.num_orders, lib.asarray(X))  # cached prefix must stay valid
+        tree.query(tree.max_order, lib.asarray(X))  # cached prefix must stay valid
         tree.append((lib.asarray(new[0]), lib.asarray(new[1])))
         deltas.append(new)
-    assert tree.num_orders == len(deltas)
+    assert tree.max_order == len(deltas)
     W = dense_orders(base, deltas)
     for k in range(len(deltas) + 1):
         assert rel_err(lib.to_numpy(tree.query(k, lib.asarray(X))), W[k] @ X) <= TOL64
@@ -290,7 +292,7 @@ def test_lossy_tolerance_bounds_error(rel_err):
     A = rng.standard_normal((m, 3))
     deltas = [(A + 1e-9 * rng.standard_normal((m, 3)), rng.standard_normal((n, 3))) for _ in range(8)]
     lossless = LowRankSegmentTree(np.zeros((m, n)), deltas)
-    lossy = LowRankSegmentTree(np.zeros((m, n)), deltas, tol=1e-6)
+    lossy = LowRankSegmentTree(np.zeros((m, n)), deltas, rtol=1e-6)
     assert max(nd.rank for nd in lossy.nodes()) < max(nd.rank for nd in lossless.nodes())
     W = dense_orders(np.zeros((m, n)), deltas)
     assert rel_err(lossy.matrix(8), W[8]) <= 1e-5
@@ -300,7 +302,7 @@ def test_lossy_tolerance_bounds_error(rel_err):
 # bad input, and failed modifications leave the tree unchanged
 # ----------------------------------------------------------------------------
 def snapshot(tree, X):
-    return (tree.num_orders, tree.nodes(), [(c.U.copy(), c.V.copy()) for c in tree.corrections],
+    return (tree.max_order, tree.nodes(), [(c.U.copy(), c.V.copy()) for c in tree.corrections],
             tree.all_orders(X).copy())
 
 
@@ -366,8 +368,8 @@ def test_mixed_libraries_rejected(small_tree):
     (lambda t, X: t.query([0, 1, 2], X), ValueError, r"k must be an int or have shape \(2,\)"),
     (lambda t, X: t.query([0, 9], X), ValueError, r"k must be in \[0, 5\]"),
     (lambda t, X: t.query(np.array([0.5, 1.0]), X), TypeError, "integers"),
-    (lambda t, X: t.range_query(0, 2, X), ValueError, r"l must be in \[1, 5\]"),
-    (lambda t, X: t.range_query(3, 2, X), ValueError, r"r must be in \[3, 5\]"),
+    (lambda t, X: t.range_query(0, 2, X), ValueError, r"first must be in \[1, 5\]"),
+    (lambda t, X: t.range_query(3, 2, X), ValueError, r"last must be in \[3, 5\]"),
     (lambda t, X: t.update(0, (np.ones((4, 1)), np.ones((3, 1)))), ValueError, r"i must be in \[1, 5\]"),
     (lambda t, X: t.operator(7), ValueError, "k must be in"),
 ])
@@ -393,9 +395,11 @@ def test_empty_tree_and_growth_from_zero(rel_err):
     base = rng.standard_normal((3, 4))
     tree = LowRankSegmentTree(base)
     X = rng.standard_normal(4)
-    assert tree.num_orders == 0
+    assert tree.max_order == 0
     assert rel_err(tree.query(0, X), base @ X) <= TOL64
     assert tree.all_orders(X).shape == (1, 3)
+    with pytest.raises(ValueError, match=r"i must be in \[1, 0\]"):  # nothing to update yet
+        tree.update(1, (np.ones((3, 1)), np.ones((4, 1))))
     W = base.copy()
     for k in range(1, 18):
         U, V = rng.standard_normal((3, 1)), rng.standard_normal((4, 1))

@@ -92,9 +92,9 @@ class TreeMachine(RuleBasedStateMachine):
         self.base = rng.standard_normal((m, n))
         pairs = [self.correction(int(rng.integers(2**32))) for _ in range(K)]
         self.deltas = [D for _, D in pairs]
-        self.tree = LowRankSegmentTree(self.to_lib(self.base), [c for c, _ in pairs], tol=tol,
+        self.tree = LowRankSegmentTree(self.to_lib(self.base), [c for c, _ in pairs], rtol=tol,
                                        backend=self.backend, cache_bytes=cache)
-        assert self.tree.num_orders == K and self.tree.shape == (m, n)
+        assert self.tree.max_order == K and self.tree.shape == (m, n)
 
     @rule(k=st.integers(0, 100), seed=SEEDS, vector=st.booleans())
     def query(self, k, seed, vector):
@@ -144,15 +144,15 @@ class TreeMachine(RuleBasedStateMachine):
         delta, D = self.correction(seed)
         self.tree.append(delta)
         self.deltas.append(D)
-        assert self.tree.num_orders == self.K
+        assert self.tree.max_order == self.K
 
     @rule(cache=CACHES)
     def rebuild(self, cache):
         """Construction from what a tree hands out (read-only views or copies, shared LowRanks)."""
         old = self.tree
-        self.tree = LowRankSegmentTree(old.base, old.corrections, tol=old._tol, backend=self.backend,
+        self.tree = LowRankSegmentTree(old.base, old.corrections, rtol=old._tol, backend=self.backend,
                                        cache_bytes=cache)
-        assert self.tree.ranks == old.ranks and self.tree.num_orders == self.K
+        assert self.tree.ranks == old.ranks and self.tree.max_order == self.K
 
     @rule()
     def clear_cache(self):
@@ -165,7 +165,7 @@ class TreeMachine(RuleBasedStateMachine):
         self.dirs.append(directory)
         path = save(self.tree, os.path.join(directory, "tree.npz"))
         again = load(path, backend=self.backend)
-        assert again.num_orders == self.K and again.ranks == self.tree.ranks and again.tol == self.tree.tol
+        assert again.max_order == self.K and again.ranks == self.tree.ranks and again.rtol == self.tree.rtol
         self.tree = again
 
     # -- invariants ------------------------------------------------------
@@ -197,7 +197,7 @@ def test_tree_state_machine(backend):
 @settings(max_examples=15, deadline=None)
 @given(K=st.integers(2, 9), seed=SEEDS, tol=st.sampled_from([1e-3, 1e-2, 0.1]))
 def test_lossy_tol_query_and_all_orders_agree(lib, K, seed, tol):
-    """A lossy ``tol`` drops directions in merged nodes; ``all_orders`` must drop the same ones."""
+    """A lossy ``rtol`` drops directions in merged nodes; ``all_orders`` must drop the same ones."""
     rng = np.random.default_rng(seed)
     m, n = 8, 6
     base = rng.standard_normal((m, n))
@@ -205,7 +205,7 @@ def test_lossy_tol_query_and_all_orders_agree(lib, K, seed, tol):
     deltas = [(rng.standard_normal((m, 2)) * np.array([1.0, 1e-5]), rng.standard_normal((n, 2)))
               for _ in range(K)]
     tree = LowRankSegmentTree(lib.asarray(base), [(lib.asarray(U), lib.asarray(V)) for U, V in deltas],
-                              tol=tol, **lib.kw)
+                              rtol=tol, **lib.kw)
     X = rng.standard_normal((n, 3))
     A = lib.to_numpy(tree.all_orders(lib.asarray(X)))
     exact = base.copy()

@@ -19,7 +19,7 @@ from lowrank_tree import (
     LowRank,
     LowRankSegmentTree,
     cascade_fit,
-    difference_profile,
+    numerical_difference_profile,
 )
 from lowrank_tree.demo import compare
 
@@ -205,7 +205,7 @@ def entry_points(backend, A, stack):
         "base": lambda: LowRankSegmentTree(A(base), factors, backend=backend),
         "corrections[0]": lambda: LowRankSegmentTree(base, [(U, V)], backend=backend),
         "Cascade base": lambda: Cascade(A(base), factors, backend=backend),
-        "difference mats": lambda: difference_profile(A(stack)),
+        "difference mats": lambda: numerical_difference_profile(A(stack)),
         "X": lambda: tree.query(1, A(rng.standard_normal((N, 2)))),
         "range X": lambda: tree.range_query(1, 2, A(rng.standard_normal((N, 2)))),
         "all X": lambda: tree.all_orders(A(rng.standard_normal((N, 2)))),
@@ -257,7 +257,7 @@ def test_float16_becomes_float32_and_integers_float64(backend, rel_err):
     assert Y.dtype == np.float32
     W1 = half[0].astype(np.float64) + step.astype(np.float64)
     assert rel_err(Y, W1 @ X.astype(np.float64)) <= 1e-5
-    assert difference_profile(half).ranks == difference_profile(half.astype(np.float32)).ranks
+    assert numerical_difference_profile(half).ranks == numerical_difference_profile(half.astype(np.float32)).ranks
     ints = np.rint(10 * stack).astype(np.int32)
     c = cascade_fit(ints, backend=backend)
     assert c.dtype == np.float64

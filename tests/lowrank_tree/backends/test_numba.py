@@ -168,11 +168,47 @@ def test_numba_tree_equals_numpy_tree(dtype, rel_err):
         assert rel_err(b.query(k, X), dense[k] @ X) <= tol_of(dtype)
 
 
-def test_kernels_are_cached_on_disk():
-    # cache=True: a new process loads the machine code instead of compiling again
+# Run in a fresh interpreter: call two kernels, report their dispatchers' cache statistics.
+_CACHE_PROBE = """
+import json
+import numpy as np
+from lowrank_tree.backends import _numba_kernels as k
+x = np.array([3.0, 4.0])
+values = [float(k._nrm2(x)), bool(k._all_finite(np.ones((2, 2)))), bool(k._all_finite(np.array([[np.inf]])))]
+stats = {name: [sum(getattr(k, name).stats.cache_hits.values()), sum(getattr(k, name).stats.cache_misses.values())]
+         for name in ("_nrm2", "_all_finite")}
+print(json.dumps({"values": values, "stats": stats}))
+"""
+
+
+@pytest.mark.slow
+def test_kernels_are_loaded_from_the_disk_cache(tmp_path):
+    # cache=True: a second process loads the machine code the first one wrote
+    # instead of compiling again (the first call in a new session is then fast)
+    import json
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
     for name in ("merge_pairs", "merge_pair_serial", "all_orders", "_qr", "_stacked_basis"):
-        kernel = getattr(_numba_kernels, name)
-        assert type(kernel._cache).__name__ == "FunctionCache", name
+        assert type(getattr(_numba_kernels, name)._cache).__name__ == "FunctionCache", name
+    root = pathlib.Path(__file__).resolve().parents[3]
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path),
+           "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+
+    def probe():
+        out = subprocess.run([sys.executable, "-c", _CACHE_PROBE], env=env, capture_output=True, text=True,
+                             check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    first, second = probe(), probe()
+    assert first["values"] == second["values"] == [5.0, True, False]
+    # the empty cache directory: every signature compiled (and written)
+    assert all(hits == 0 and misses >= 1 for hits, misses in first["stats"].values()), first
+    assert any(tmp_path.rglob("*.nbi")), "no index file written to the cache directory"
+    # the same signatures, now read back: hits, no compilation
+    assert all(hits >= 1 and misses == 0 for hits, misses in second["stats"].values()), second
 
 
 @pytest.mark.parametrize("scale", [1e-150, 1e150])
