@@ -30,7 +30,7 @@ from ._validation import (
     nbytes,
     resolve_namespace,
 )
-from .backends import backend_name, get_func
+from .backends import NodePair, backend_name, operations
 from .factor import LowRank, correction_factors, recompress
 
 __all__ = ["LowRankSegmentTree", "NodeInfo"]
@@ -182,6 +182,7 @@ class LowRankSegmentTree:
         check_finite(base, xp, "base")
         self._xp = xp
         self._backend = backend if backend is not None else backend_name(xp)
+        self._ops = operations(self._backend)  # resolved once: no lookups on the hot paths
         self._m, self._n = m, n
         self._tol = check_tol(tol)
         self._cache_limit = check_int(cache_bytes, "cache_bytes", 0)
@@ -498,8 +499,7 @@ class LowRankSegmentTree:
                     if self._version == version:  # else built from a state that has changed since
                         self._stacks = stacks
             Ust, Vst = stacks
-            accumulate = get_func("accumulate_orders", self._backend, default=accumulate_orders)
-            out = accumulate(Y0, Ust, xp.matrix_transpose(Vst) @ X, xp)
+            out = self._ops.accumulate_orders(Y0, Ust, xp.matrix_transpose(Vst) @ X, xp)
         return out[..., 0] if vector else out
 
     def matrix(self, k):
@@ -543,7 +543,9 @@ class LowRankSegmentTree:
             Y = xp.conj(xp.matrix_transpose(W)) @ y
             return Y + xp.conj(entry.V) @ (xp.conj(xp.matrix_transpose(entry.U)) @ y)
 
-        make = get_func("linear_operator", self.backend)
+        make = self._ops.linear_operator
+        if make is None:
+            raise NotImplementedError(f"operation 'linear_operator' is not available for backend {self.backend!r}")
         return make(self.shape, self._dtype, matvec=lambda x: self.query(k, x),
                     rmatvec=adjoint, matmat=lambda X: self.query(k, X))
 
@@ -677,7 +679,7 @@ class LowRankSegmentTree:
 
         Empty children and dense sums are handled here; the low-rank pairs go
         to the backend's ``merge_pairs`` in one call (one parallel kernel on
-        Numba, :func:`recompress_pairs` elsewhere).
+        Numba, the portable ``recompress_pairs`` elsewhere).
         """
         out, todo = [], []
         m, n = self.shape
@@ -690,12 +692,12 @@ class LowRankSegmentTree:
                 out.append(_Node(D=self._dense_of(a) + self._dense_of(b), rank=min(m, n, a.rank + b.rank)))
             else:
                 todo.append(len(out))
-                out.append((a.U, a.V, a.orth, b.U, b.V, b.orth))
+                out.append(NodePair(a.U, a.V, a.orth, b.U, b.V, b.orth))
         if todo:
-            merge = get_func("merge_pairs", self._backend, default=recompress_pairs)
-            merged = merge([out[i] for i in todo], self._effective_tol(), self._xp)
-            for i, (U, V, D, r) in zip(todo, merged):
-                out[i] = _Node(D=D, rank=r) if D is not None else _Node(U, V, rank=r, orth=True)
+            merged = self._ops.merge_pairs([out[i] for i in todo], self._effective_tol(), self._xp)
+            for i, node in zip(todo, merged):
+                out[i] = (_Node(D=node.D, rank=node.rank) if node.D is not None
+                          else _Node(node.U, node.V, rank=node.rank, orth=True))
         return out
 
     def _path(self, pos, leaf, grow):
@@ -786,7 +788,7 @@ class LowRankSegmentTree:
 
     def _apply(self, entry, X, base):
         W = entry.dense if entry.dense is not None else base
-        return get_func("apply_factors", self._backend, default=apply_factors)(W, entry.U, entry.V, X, self._xp)
+        return self._ops.apply_factors(W, entry.U, entry.V, X, self._xp)
 
     def _mixed_query(self, k, X):
         """Columns with their own orders: one masked GEMM pair over all needed nodes."""
@@ -849,56 +851,6 @@ class LowRankSegmentTree:
             else:
                 out.append(prev)
         return xp.stack(out)
-
-
-def recompress_pairs(pairs, tol, xp):
-    """Portable ``merge_pairs``: one :func:`~lowrank_tree.factor.recompress` per pair.
-
-    Parameters
-    ----------
-    pairs : list of tuple
-        ``(Ua, Va, orth_a, Ub, Vb, orth_b)``, factors of two nodes (the
-        ``orth`` flags are not used here).
-    tol : float
-        Relative drop tolerance.
-    xp : module
-        Array namespace.
-
-    Returns
-    -------
-    list of tuple
-        ``(U, V, None, rank)``, or ``(None, None, D, rank)`` once factors of
-        that rank would cost more than the dense ``D`` (``rank (m + n) >= m n``).
-    """
-    out = []
-    for Ua, Va, _, Ub, Vb, _ in pairs:
-        U, V, _ = recompress(xp.concat([Ua, Ub], axis=1), xp.concat([Va, Vb], axis=1), xp, tol=tol)
-        (m, r), n = U.shape, V.shape[0]
-        if r * (m + n) >= m * n:
-            out.append((None, None, U @ xp.matrix_transpose(V), r))
-        else:
-            out.append((U, V, None, r))
-    return out
-
-
-def apply_factors(W, U, V, X, xp):
-    """Portable ``apply_factors``: ``W @ X + U @ (V.T @ X)``; ``W`` may be None."""
-    Y = W @ X if W is not None else None
-    if U.shape[1]:
-        low = U @ (xp.matrix_transpose(V) @ X)
-        Y = low if Y is None else Y + low
-    if Y is None:
-        Y = xp.zeros((U.shape[0], X.shape[1]), dtype=xp.result_type(U.dtype, X.dtype))
-    return Y
-
-
-def accumulate_orders(Y0, U, Z, xp):
-    """Portable ``accumulate_orders``: ``out[0] = Y0``, ``out[k + 1] = out[k] + U[k] @ Z[k]``.
-
-    One batched GEMM, then the backend's ``prefix_sum``; shapes ``Y0`` (m, b),
-    ``U`` (K, m, r), ``Z`` (K, r, b) -> (K + 1, m, b).
-    """
-    return get_func("prefix_sum", backend_name(xp))(Y0, U @ Z)
 
 
 def _float_dtypes(xp):
