@@ -33,6 +33,7 @@ import time
 import numpy as np
 
 from ._norms import fro_norm
+from ._version import __version__
 from .backends import namespace_for
 from .tree import LowRankSegmentTree
 
@@ -55,11 +56,7 @@ def machine_info():
         "threads": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
                     if k in os.environ},
     }
-    try:
-        from lowrank_tree import __version__
-        info["lowrank_tree"] = __version__
-    except ImportError:  # pragma: no cover
-        pass
+    info["lowrank_tree"] = __version__
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         info["blas"] = f"{blas.get('name')} {blas.get('version')}"

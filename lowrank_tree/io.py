@@ -145,7 +145,7 @@ def save(obj, path):
     """
     import numpy as np
 
-    from . import __version__
+    from ._version import __version__
 
     kind, backend = _kind_of(obj)
     target = check_writable(path)
