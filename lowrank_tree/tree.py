@@ -113,6 +113,61 @@ class LowRankSegmentTree:
 
     Notes
     -----
+    **Methods and their cost.**  ``m × n`` is the shape, ``b`` the number of
+    columns of ``X``, ``K`` the number of corrections, ``r`` their largest
+    rank, ``c_k`` the canonical inner dimension of order ``k`` (the summed
+    rank of the low-rank canonical nodes of ``[1, k]``, at most
+    ``min(Σ_{i≤k} r_i, min(m, n)·⌈log2 K⌉)``; :meth:`query_cost` reports it),
+    and ``d_k <= ⌈log2 K⌉ + 1`` the number of dense canonical nodes.  A merge
+    of two nodes of combined rank ``w <= 2 min(m, n)`` costs
+    ``O((m + n) w² + w³)`` (two QRs of the stacked factors and the SVD of the
+    ``w × w`` core), or ``O(m n)`` when a child is dense.
+
+    =========================================  ========================================================
+    method                                     cost
+    =========================================  ========================================================
+    constructor                                ``K - 1`` merges (one per internal node), level by level
+    :meth:`query` (order ``k``)                ``O(m n b + (m + n) c_k b)``; the first call for ``k``
+                                               after a change also assembles ``k``'s cache entry,
+                                               ``O((m + n) c_k + d_k m n)``
+    :meth:`query` (one order per column)       ``O(m n b + (m + n) C b + D m n b)``, ``C`` and ``D``:
+                                               the summed rank and the number of dense nodes among
+                                               the canonical nodes of all the orders asked for
+    :meth:`range_query`                        ``O((m + n) c b)`` over the ``O(log K)`` nodes of the
+                                               range, plus ``O(m n b + d m n)`` if ``d > 0`` are dense
+    :meth:`all_orders`                         ``O(m n b + K (m + n) r b + K m b)``; with a lossy
+                                               ``tol``, one canonical node per order instead of a leaf
+    :meth:`matrix` (order ``k``)               ``O(m n c_k)``, plus the cache entry as for a query
+    :meth:`operator`                           ``O(1)``; each product costs a :meth:`query`
+    :meth:`update`                             ``⌈log2 K⌉`` merges (the leaf's ancestors)
+    :meth:`append`                             ``⌈log2 K⌉`` merges; the capacity doubles when full
+                                               (one more level, no rebuild)
+    :meth:`canonical_nodes`, ``query_cost``    ``O(log K)``
+    :meth:`nodes`, ``nbytes``                  ``O(K)``
+    :meth:`correction`, ``base``               ``O(1)`` (``base`` copies ``m n`` entries where the
+                                               library has no read-only views)
+    ``corrections``, ``ranks``                 ``O(K)``
+    ``shape``, ``num_orders``, ``dtype``       ``O(1)``
+    ``backend``, ``tol``, ``cache_nbytes``     ``O(1)``
+    :meth:`clear_cache`                        ``O(1)``
+    =========================================  ========================================================
+
+    **Layout.**  Leaf ``i`` (1-based order) is position ``i - 1`` of level 0;
+    node ``(h, j)`` of level ``h`` sums the leaves ``j 2^h + 1 .. (j + 1) 2^h``.
+    The capacity is the next power of two, and positions past ``K`` hold a
+    shared rank-0 padding node.  For ``K = 13`` (capacity 16)::
+
+        level 4  [1 ............................................ 16]
+        level 3  [1 ................... 8]  [9 ................... 16]
+        level 2  [1 ...... 4] [5 ...... 8]  [9 ..... 12] [13 .... 16]
+        level 1  [1 2] [3 4] [5 6] [7 8]    [9 10] [11 12] [13 14] [15 16]
+        level 0  1 2 3 4 5 6 7 8            9 10 11 12 13  (14 15 16: padding)
+
+    The prefix ``[1, k]`` is covered by one node per set bit of ``k``, the
+    *canonical nodes*: ``k = 13 = 8 + 4 + 1`` gives ``[1..8]``, ``[9..12]``
+    and ``[13]`` (see the example below), and ``W_13 X`` is the base product
+    plus one GEMM pair over their concatenated factors.
+
     Leaves with factor width ``r > min(m, n)`` are recompressed losslessly on
     insertion.  A failed :meth:`update` or :meth:`append` leaves the tree
     unchanged: every new node is computed before any is stored.
@@ -157,6 +212,15 @@ class LowRankSegmentTree:
     True
     >>> tree.all_orders(X).shape
     (5, 6, 3)
+
+    The canonical nodes of the layout above, as ``(level, index, first, last)``:
+
+    >>> u = np.ones((4, 1))
+    >>> tree13 = LowRankSegmentTree(np.eye(4), [(u, u)] * 13)
+    >>> [(nd.level, nd.index, nd.first, nd.last) for nd in tree13.canonical_nodes(13)]
+    [(3, 0, 1, 8), (2, 2, 9, 12), (0, 12, 13, 13)]
+    >>> tree13.query_cost(13)
+    {'inner_dim': 3, 'dense_nodes': 0}
     """
 
     def __init__(self, base, corrections=(), tol=None, *, backend=None, cache_bytes=2**28):
