@@ -274,6 +274,13 @@ def default_tol(xp, dtype, shape):
     return max(shape) * float(xp.finfo(dtype).eps)
 
 
+def lossless_fit_tol(xp, dtype, shape):
+    """Relative level below which a fit treats singular values and tails as rounding noise."""
+    # default_tol (max(m, n)·eps) is too tight for tiny matrices: forming
+    # W + U V^T alone costs a few eps, which would then be refitted as "signal".
+    return max(default_tol(xp, dtype, shape), 32 * float(xp.finfo(dtype).eps))
+
+
 def count_above(s, threshold, xp):
     """Number of entries of the 1-D array ``s`` strictly above ``threshold`` (a host int)."""
     return int(xp.sum(xp.astype(s > threshold, xp.int64)))
