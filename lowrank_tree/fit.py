@@ -28,9 +28,10 @@ from ._validation import (
     is_single_order,
     lossless_fit_tol,
     nbytes,
+    open_matrices,
     resolve_namespace,
 )
-from .backends import backend_name, is_array
+from .backends import backend_name
 from ._ownership import adopting, exposed, take
 from .factor import LowRank, correction_factors
 
@@ -499,7 +500,8 @@ def cascade_fit(mats, ranks=None, tol=None, budget=None, method="auto", seed=Non
     ranks = _parse_ranks(ranks)
     seed = check_seed(seed)
 
-    xp, stream, K = _open(mats, backend)
+    xp, _, stream, count = open_matrices(mats, "mats", "(K + 1, m, n)", backend)
+    K = None if count is None else count - 1
     opts = dict(oversample=oversample, power_iters=power_iters, seed=seed)
     if budget is not None:
         # The allocation compares gains across orders, so it needs them all.
@@ -523,46 +525,6 @@ def _parse_ranks(ranks):
     if is_single_order(ranks):  # Python/NumPy integers and 0-d arrays; bool, float refused
         return check_int(ranks, "ranks")
     return check_sequence(ranks, "ranks", "ints (one rank per correction) or an int")
-
-
-def _open(mats, backend):
-    """Namespace, an iterator over the raw matrices, and K (None if unknown)."""
-    if is_array(mats):
-        xp = resolve_namespace(mats, names=("mats",), backend=backend)
-        mats = as_array(mats, xp, "mats")
-        if mats.ndim != 3:
-            raise ValueError(f"mats must be a 3-D array (K + 1, m, n) or a sequence of 2-D "
-                             f"arrays, got an array of shape {tuple(mats.shape)}"
-                             + ("; pass [M] for a single matrix" if mats.ndim == 2 else ""))
-        if mats.shape[0] == 0:
-            raise ValueError("mats must hold at least one matrix (the base), got shape "
-                             f"{tuple(mats.shape)}")
-        return xp, (mats[k, ...] for k in range(mats.shape[0])), mats.shape[0] - 1
-    if isinstance(mats, (list, tuple)):
-        if not mats:
-            raise ValueError("mats must hold at least one matrix (the base), got an empty "
-                             f"{type(mats).__name__}")
-        names = [f"mats[{k}]" for k in range(len(mats))]
-        xp = resolve_namespace(*mats, names=names, backend=backend)
-        return xp, iter(mats), len(mats) - 1
-    try:
-        it = iter(mats)
-    except TypeError:
-        raise TypeError("mats must be a 3-D array, a sequence of 2-D arrays or an iterator "
-                        f"of 2-D arrays, got {type(mats).__name__}") from None
-    try:
-        first = next(it)
-    except StopIteration:
-        raise ValueError("mats must hold at least one matrix (the base), got an empty "
-                         "iterator") from None
-    xp = resolve_namespace(first, names=("mats[0]",), backend=backend)
-    return xp, _chain(first, it), None
-
-
-def _chain(first, it):
-    yield first
-    del first  # the caller keeps a copy as the base; do not pin the original
-    yield from it
 
 
 def _check_matrix(M, xp, k, shape):

@@ -88,3 +88,41 @@ def test_budget_module_imports_no_array_library():
         elif isinstance(node, ast.ImportFrom) and node.level == 0:
             roots.add(node.module.split(".")[0])
     assert not roots & {"numpy", "scipy", "cupy", "numba", "array_api_compat", "array_api_strict", "torch"}
+
+
+BAD_FAMILIES = [
+    (None, TypeError, r"mats must be a 3-D array .*, a sequence of 2-D arrays or an iterator of 2-D arrays, "
+                      r"got NoneType"),
+    ("abc", TypeError, "mats must be a 3-D array .* got str"),
+    (3.0, TypeError, "mats must be a 3-D array .* got float"),
+    ([], ValueError, "mats must hold at least one matrix, got an empty list"),
+    ((), ValueError, "mats must hold at least one matrix, got an empty tuple"),
+    (np.zeros((0, 2, 2)), ValueError, r"mats must hold at least one matrix, got shape \(0, 2, 2\)"),
+    (np.eye(2), ValueError, r"mats must be a 3-D array .* got an array of shape \(2, 2\); pass \[M\]"),
+]
+
+
+@pytest.mark.parametrize("mats, error, match", BAD_FAMILIES)
+def test_fit_and_diagnostics_refuse_bad_families_alike(mats, error, match):
+    with pytest.raises(error, match=match):
+        cascade_fit(mats)
+    with pytest.raises(error, match=match):
+        lowrank_tree.difference_profile(mats)
+    with pytest.raises(ValueError, match="mats must hold at least one matrix"):
+        cascade_fit(iter([]))
+    with pytest.raises(ValueError, match="mats must hold at least one matrix"):
+        lowrank_tree.difference_profile(iter([]))
+
+
+@settings(max_examples=15, deadline=None)
+@given(L=st.integers(1, 4), m=st.integers(1, 5), n=st.integers(1, 5), kind=st.sampled_from(["array", "list", "iter"]),
+       seed=st.integers(0, 2**16))
+def test_fit_and_diagnostics_read_every_kind_of_family(L, m, n, kind, seed):
+    rng = np.random.default_rng(seed)
+    stack = rng.standard_normal((L, m, n)) @ np.diag(rng.integers(0, 2, n).astype(float))
+    family = {"array": lambda: stack, "list": lambda: list(stack), "iter": lambda: iter(list(stack))}[kind]
+    fitted = cascade_fit(family())
+    for k in range(L):
+        np.testing.assert_allclose(fitted.matrix(k), stack[k], atol=1e-12 * max(1.0, np.abs(stack).max()))
+    ranks = lowrank_tree.difference_profile(family()).ranks
+    assert ranks[0] == max(np.linalg.matrix_rank(M) for M in stack)
