@@ -183,7 +183,9 @@ class Operations:
         self.backend = backend
         for op in OPERATIONS:
             fn = getattr(module, op.name, None)
-            setattr(self, op.name, fn if fn is not None or op.required else portable(op.name))
+            if fn is None and op.required:
+                raise NotImplementedError(f"backend {backend!r} lacks the required operation {op.signature}")
+            setattr(self, op.name, fn if fn is not None else portable(op.name))
 
     def __repr__(self):
         return f"Operations(backend={self.backend!r})"

@@ -95,6 +95,18 @@ def test_resolution_prefers_the_backend_and_falls_back_to_the_declared_portable_
     assert get_func("merge_pairs", "numpy", default=portable("merge_pairs")) is numpy_ops.merge_pairs
 
 
+def test_resolution_refuses_a_backend_without_a_required_operation():
+    import types
+
+    from lowrank_tree.backends.dispatch import Operations
+
+    module = types.SimpleNamespace(**{name: len for name in required() - {"prefix_sum"}})
+    with pytest.raises(NotImplementedError, match=r"backend 'toy' lacks the required operation prefix_sum\(first, C\)"):
+        Operations("toy", module)
+    ops = Operations("toy", types.SimpleNamespace(**{name: len for name in required()}))
+    assert ops.prefix_sum is len and ops.merge_pairs is portable("merge_pairs") and ops.linear_operator is None
+
+
 def test_tree_resolves_its_operations_at_construction_and_never_looks_up_on_hot_paths():
     u = np.ones((3, 1))
     tree = LowRankSegmentTree(np.eye(3), [(u, u)], backend="numba")
