@@ -126,7 +126,7 @@ class LowRankSegmentTree:
     =========================================  ========================================================
     method                                     cost
     =========================================  ========================================================
-    constructor                                ``K - 1`` merges (one per internal node), level by level
+    constructor                                at most ``K - 1`` merges (one per internal node)
     :meth:`query` (order ``k``)                ``O(m n b + (m + n) c_k b)``; the first call for ``k``
                                                after a change also assembles ``k``'s cache entry,
                                                ``O((m + n) c_k + d_k m n)``
@@ -135,13 +135,14 @@ class LowRankSegmentTree:
                                                the canonical nodes of all the orders asked for
     :meth:`range_query`                        ``O((m + n) c b)`` over the ``O(log K)`` nodes of the
                                                range, plus ``O(m n b + d m n)`` if ``d > 0`` are dense
-    :meth:`all_orders`                         ``O(m n b + K (m + n) r b + K m b)``; with a lossy
+    :meth:`all_orders`                         ``O(m n b + K (m + n) r b + K m b)``, plus stacking the
+                                               leaves, ``O(K (m + n) r)``, after a change; with a lossy
                                                ``tol``, one canonical node per order instead of a leaf
     :meth:`matrix` (order ``k``)               ``O(m n c_k)``, plus the cache entry as for a query
     :meth:`operator`                           ``O(1)``; each product costs a :meth:`query`
     :meth:`update`                             ``⌈log2 K⌉`` merges (the leaf's ancestors)
-    :meth:`append`                             ``⌈log2 K⌉`` merges; the capacity doubles when full
-                                               (one more level, no rebuild)
+    :meth:`append`                             ``⌈log2 (K + 1)⌉`` merges; the capacity doubles when
+                                               full (one more level, no rebuild)
     :meth:`canonical_nodes`, ``query_cost``    ``O(log K)``
     :meth:`nodes`, ``nbytes``                  ``O(K)``
     :meth:`correction`, ``base``               ``O(1)`` (``base`` copies ``m n`` entries where the
