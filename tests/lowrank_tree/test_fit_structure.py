@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 import lowrank_tree
 from lowrank_tree import cascade_fit
 from lowrank_tree._budget import allocate_budget
-from lowrank_tree.backends import namespace_for
 from lowrank_tree.fit import AUTO_EXACT_MAX, _resolve_method
 
 
@@ -68,15 +67,15 @@ def reference_allocation(mats, budget):
 @settings(max_examples=25, deadline=None)
 @given(K=st.integers(0, 4), m=st.integers(1, 6), n=st.integers(1, 6), units=st.integers(0, 12),
        scale=st.integers(-40, 40), seed=st.integers(0, 2**16))
-def test_budget_allocation_matches_the_greedy_reference(K, m, n, units, scale, seed):
+def test_budget_allocation_matches_the_greedy_reference(lib, K, m, n, units, scale, seed):
     rng = np.random.default_rng(seed)
     mats = [rng.standard_normal((m, n)) * 2.0**scale for _ in range(K + 1)]
     budget = units * (m + n) + int(rng.integers(0, m + n))  # leftovers below one rank unit are unused
     expected = reference_allocation(mats, budget)
-    xp = namespace_for("numpy")
     opts = {"oversample": 10, "power_iters": 2, "seed": 0}
-    assert allocate_budget(mats, budget, xp, "exact", opts, one_blas_thread=True) == expected
-    assert cascade_fit(np.stack(mats), budget=budget).ranks == expected
+    on_lib = [lib.asarray(M) for M in mats]
+    assert allocate_budget(on_lib, budget, lib.xp, "exact", opts, one_blas_thread=True) == expected
+    assert cascade_fit(lib.asarray(np.stack(mats)), budget=budget, **lib.kw).ranks == expected
 
 
 def test_budget_module_imports_no_array_library():
@@ -108,21 +107,27 @@ def test_fit_and_diagnostics_refuse_bad_families_alike(mats, error, match):
         cascade_fit(mats)
     with pytest.raises(error, match=match):
         lowrank_tree.difference_profile(mats)
-    with pytest.raises(ValueError, match="mats must hold at least one matrix"):
-        cascade_fit(iter([]))
-    with pytest.raises(ValueError, match="mats must hold at least one matrix"):
-        lowrank_tree.difference_profile(iter([]))
+
+
+def test_fit_and_diagnostics_refuse_an_empty_iterator_alike():
+    for reader in (cascade_fit, lowrank_tree.difference_profile):
+        with pytest.raises(ValueError, match="mats must hold at least one matrix, got an empty iterator"):
+            reader(iter([]))
+        with pytest.raises(ValueError, match="mats must hold at least one matrix, got an empty iterator"):
+            reader(M for M in ())
 
 
 @settings(max_examples=15, deadline=None)
 @given(L=st.integers(1, 4), m=st.integers(1, 5), n=st.integers(1, 5), kind=st.sampled_from(["array", "list", "iter"]),
        seed=st.integers(0, 2**16))
-def test_fit_and_diagnostics_read_every_kind_of_family(L, m, n, kind, seed):
+def test_fit_and_diagnostics_read_every_kind_of_family(lib, L, m, n, kind, seed):
     rng = np.random.default_rng(seed)
     stack = rng.standard_normal((L, m, n)) @ np.diag(rng.integers(0, 2, n).astype(float))
-    family = {"array": lambda: stack, "list": lambda: list(stack), "iter": lambda: iter(list(stack))}[kind]
-    fitted = cascade_fit(family())
+    items = [lib.asarray(M) for M in stack]
+    family = {"array": lambda: lib.asarray(stack), "list": lambda: list(items), "iter": lambda: iter(items)}[kind]
+    fitted = cascade_fit(family(), **lib.kw)
     for k in range(L):
-        np.testing.assert_allclose(fitted.matrix(k), stack[k], atol=1e-12 * max(1.0, np.abs(stack).max()))
+        np.testing.assert_allclose(lib.to_numpy(fitted.matrix(k)), stack[k],
+                                   atol=1e-12 * max(1.0, np.abs(stack).max()))
     ranks = lowrank_tree.difference_profile(family()).ranks
     assert ranks[0] == max(np.linalg.matrix_rank(M) for M in stack)
