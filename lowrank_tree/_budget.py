@@ -96,7 +96,7 @@ def allocate_budget(mats, budget, xp, method, opts, *, one_blas_thread):
                 break
             t = _ldexp_or_inf(sv, shift)
             gain = t * t * w
-            if gain != gain:  # 0 · inf: a direction too small for float64 of an order weighted infinitely
+            if math.isnan(gain):  # 0 · inf: a direction too small for float64 of an order weighted infinitely
                 gain = math.inf
             # Sort key: gain descending, then earlier order first on ties.
             gains.append((-gain, k, j))

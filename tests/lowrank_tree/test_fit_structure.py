@@ -90,8 +90,8 @@ def test_budget_module_imports_no_array_library():
 
 
 BAD_FAMILIES = [
-    (None, TypeError, r"mats must be a 3-D array .*, a sequence of 2-D arrays or an iterator of 2-D arrays, "
-                      r"got NoneType"),
+    (None, TypeError, (r"mats must be a 3-D array .*, a sequence of 2-D arrays or an iterator of 2-D arrays, "
+                       r"got NoneType")),
     ("abc", TypeError, "mats must be a 3-D array .* got str"),
     (3.0, TypeError, "mats must be a 3-D array .* got float"),
     ([], ValueError, "mats must hold at least one matrix, got an empty list"),
