@@ -17,14 +17,13 @@ synthetic_evolution
     A built-in evolving family with known structure.
 """
 
+from ._version import __version__
 from .diagnostics import DifferenceProfile, direct_sum_check, numerical_difference_profile
 from .factor import LowRank
 from .fit import Cascade, cascade_fit
 from .io import load, save
 from .synthetic import synthetic_evolution
 from .tree import LowRankSegmentTree, NodeInfo
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Cascade",

@@ -30,9 +30,24 @@ References
 """
 
 from ._norms import fro_norm
-from .backends import get_func
+from .backends import backend_name, get_func
 
-__all__ = ["adaptive_qb", "fixed_rank_qb", "conj_transpose", "fro_norm"]
+__all__ = ["Sketcher", "adaptive_qb", "fixed_rank_qb", "conj_transpose", "fro_norm"]
+
+
+class Sketcher:
+    """Lazily created random generator shared by all orders of a fit (one seed, one stream)."""
+
+    def __init__(self, xp, seed):
+        self.backend = backend_name(xp)
+        self.seed = seed
+        self._rng = None
+
+    @property
+    def rng(self):
+        if self._rng is None:
+            self._rng = get_func("make_rng", self.backend)(self.seed)
+        return self._rng
 
 
 def conj_transpose(x, xp):

@@ -26,6 +26,81 @@ def resolve_namespace(*arrays, names=None, backend=None):
     return namespace_of(*arrays, names=names)
 
 
+def open_matrices(mats, name, layout, backend=None):
+    """Read a matrix-family argument: a 3-D array, a sequence or an iterator of 2-D arrays.
+
+    Shared by the fit and the diagnostics, so that both accept the same inputs
+    and refuse bad ones with the same words.  The items themselves (their
+    shapes, dtypes, finiteness) are the caller's to check: an iterator is read
+    lazily, one matrix at a time.
+
+    Parameters
+    ----------
+    mats : array, sequence or iterable
+        A 3-D array of shape ``layout``, a list or tuple of 2-D arrays, or any
+        other iterable of them.
+    name : str
+        The argument's name, for error messages.
+    layout : str
+        The 3-D shape in the caller's words, e.g. ``'(K + 1, m, n)'``.
+    backend : str, optional
+        Backend to use instead of the inputs' library.
+
+    Returns
+    -------
+    xp : module
+        The namespace: of all items of a sequence, of the first item of an iterator.
+    stack : array or None
+        ``mats`` as a 3-D array of at least one matrix, when it is an array.
+    items : iterator of array
+        The matrices (slices of ``stack``, or the raw items).
+    count : int or None
+        The number of matrices; None for an iterator.
+
+    Raises
+    ------
+    TypeError
+        If ``mats`` is not an array, a sequence or an iterable (``None``, a string).
+    ValueError
+        If ``mats`` holds no matrix, or is an array that is not 3-D.
+    """
+    expected = (f"{name} must be a 3-D array {layout}, a sequence of 2-D arrays or an iterator "
+                f"of 2-D arrays")
+    if is_array(mats):
+        xp = resolve_namespace(mats, names=(name,), backend=backend)
+        stack = as_array(mats, xp, name)
+        if stack.ndim != 3:
+            raise ValueError(f"{name} must be a 3-D array {layout} or a sequence of 2-D arrays, got an "
+                             f"array of shape {tuple(stack.shape)}"
+                             + ("; pass [M] for a single matrix" if stack.ndim == 2 else ""))
+        if stack.shape[0] == 0:
+            raise ValueError(f"{name} must hold at least one matrix, got shape {tuple(stack.shape)}")
+        return xp, stack, (stack[k, ...] for k in range(stack.shape[0])), stack.shape[0]
+    if isinstance(mats, (list, tuple)):
+        if not mats:
+            raise ValueError(f"{name} must hold at least one matrix, got an empty {type(mats).__name__}")
+        names = [f"{name}[{k}]" for k in range(len(mats))]
+        return resolve_namespace(*mats, names=names, backend=backend), None, iter(mats), len(mats)
+    if mats is None or isinstance(mats, (str, bytes)):
+        raise TypeError(f"{expected}, got {type(mats).__name__}")
+    try:
+        it = iter(mats)
+    except TypeError:
+        raise TypeError(f"{expected}, got {type(mats).__name__}") from None
+    try:
+        first = next(it)
+    except StopIteration:
+        raise ValueError(f"{name} must hold at least one matrix, got an empty iterator") from None
+    xp = resolve_namespace(first, names=(f"{name}[0]",), backend=backend)
+    return xp, None, _chain(first, it), None
+
+
+def _chain(first, it):
+    yield first
+    del first  # the caller keeps what it needs of the first matrix; do not pin the original
+    yield from it
+
+
 #: Dtypes every backend computes in; anything else is converted or refused (see ``as_array``).
 _NATIVE_DTYPES = ("float32", "float64", "complex64", "complex128")
 
@@ -272,6 +347,13 @@ def check_tol(tol, name="tol"):
 def default_tol(xp, dtype, shape):
     """Lossless relative tolerance: ``max(m, n) * eps``, as ``numpy.linalg.matrix_rank``."""
     return max(shape) * float(xp.finfo(dtype).eps)
+
+
+def lossless_fit_tol(xp, dtype, shape):
+    """Relative level below which a fit treats singular values and tails as rounding noise."""
+    # default_tol (max(m, n)·eps) is too tight for tiny matrices: forming
+    # W + U V^T alone costs a few eps, which would then be refitted as "signal".
+    return max(default_tol(xp, dtype, shape), 32 * float(xp.finfo(dtype).eps))
 
 
 def count_above(s, threshold, xp):

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from ._norms import fro_norm
+from ._version import __version__
 from .backends import namespace_for, namespace_of
 from .tree import LowRankSegmentTree
 
@@ -59,11 +60,7 @@ def machine_info() -> dict[str, Any]:
         "threads": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
                     if k in os.environ},
     }
-    try:
-        from lowrank_tree import __version__
-        info["lowrank_tree"] = __version__
-    except ImportError:  # pragma: no cover
-        pass
+    info["lowrank_tree"] = __version__
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         info["blas"] = f"{blas.get('name')} {blas.get('version')}"

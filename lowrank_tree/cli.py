@@ -11,7 +11,7 @@ import os
 import sys
 import zipfile
 
-from . import __version__
+from ._version import __version__
 
 __all__ = ["main"]
 

@@ -28,7 +28,7 @@ from ._validation import (
     check_tol,
     count_above,
     default_tol,
-    resolve_namespace,
+    open_matrices,
 )
 from .backends import backend_name, get_func, is_array
 from .factor import LowRank
@@ -424,35 +424,34 @@ def _direct_sum(D, piece_ranks, thr, side, xp):
 
 def _stack(mats, name):
     """Validated ``(xp, X)`` with ``X`` of shape (L, m, n), L >= 1, m, n >= 1."""
-    if is_array(mats):
-        xp = resolve_namespace(mats, names=(name,))
-        X = as_array(mats, xp, name, ndim=3)
-        if X.shape[0] == 0:
-            raise ValueError(f"{name} must hold at least one matrix, got shape {tuple(X.shape)}")
+    if not is_array(mats) and not isinstance(mats, (str, bytes)) and mats is not None:
+        try:
+            it = iter(mats)
+        except TypeError:
+            it = None  # not iterable: open_matrices says what was expected
+        if it is not None:
+            # LowRank members are compared densely; an iterator is read whole
+            # (every order is needed), so the namespace covers all its items
+            dense = [a.to_dense() if isinstance(a, LowRank) else a for a in it]
+            if isinstance(mats, tuple):
+                mats = tuple(dense)
+            elif isinstance(mats, list) or dense:
+                mats = dense
+            else:
+                mats = iter(())  # an empty iterator, reported as one
+    xp, X, items, _ = open_matrices(mats, name, "(L, m, n)")
+    if X is not None:
         if not bool(xp.all(xp.isfinite(X))):
             for j in range(X.shape[0]):
                 check_finite(X[j, ...], xp, f"{name}[{j}]")
     else:
-        if isinstance(mats, (str, bytes)) or mats is None:
-            raise TypeError(f"{name} must be a 3-D array (L, m, n) or a sequence of 2-D arrays, "
-                            f"got {type(mats).__name__}")
-        try:
-            items = list(mats)
-        except TypeError:
-            raise TypeError(f"{name} must be a 3-D array (L, m, n) or a sequence of 2-D arrays, "
-                            f"got {type(mats).__name__}") from None
-        if not items:
-            raise ValueError(f"{name} must hold at least one matrix, got an empty sequence")
-        items = [a.to_dense() if isinstance(a, LowRank) else a for a in items]
-        names = [f"{name}[{j}]" for j in range(len(items))]
-        xp = resolve_namespace(*items, names=names)
         arrays = []
         for j, a in enumerate(items):
-            a = as_array(a, xp, names[j], ndim=2)
+            a = as_array(a, xp, f"{name}[{j}]", ndim=2)
             if arrays and tuple(a.shape) != tuple(arrays[0].shape):
-                raise ValueError(f"{names[j]} must have shape {tuple(arrays[0].shape)} "
+                raise ValueError(f"{name}[{j}] must have shape {tuple(arrays[0].shape)} "
                                  f"(the shape of {name}[0]), got {tuple(a.shape)}")
-            check_finite(a, xp, names[j])
+            check_finite(a, xp, f"{name}[{j}]")
             arrays.append(a)
         dtype = xp.result_type(*[a.dtype for a in arrays])
         X = xp.stack([xp.astype(a, dtype, copy=False) for a in arrays])

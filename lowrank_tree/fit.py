@@ -12,14 +12,14 @@ and array_api_strict inputs run through the same lines.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._budget import allocate_budget
 from ._norms import comfortable, fro_norm, max_abs, pow2_exponent, scale_pow2, tail_rank
 from ._ownership import adopting, exposed, take
-from ._randomized import adaptive_qb, fixed_rank_qb
+from ._randomized import Sketcher, adaptive_qb, fixed_rank_qb
 from ._threads import small_blas
 from ._typing import Array, ArrayLike, Seed
 from ._validation import (
@@ -31,12 +31,13 @@ from ._validation import (
     check_sequence,
     check_tol,
     count_above,
-    default_tol,
     is_single_order,
+    lossless_fit_tol,
     nbytes,
+    open_matrices,
     resolve_namespace,
 )
-from .backends import backend_name, get_func, is_array
+from .backends import backend_name
 from .factor import LowRank, correction_factors
 
 if TYPE_CHECKING:
@@ -535,14 +536,17 @@ def cascade_fit(mats: ArrayLike | Iterable[ArrayLike], *, ranks: int | Sequence[
     ranks = _parse_ranks(ranks)
     seed = check_seed(seed)
 
-    xp, stream, K = _open(mats, backend)
+    xp, _, stream, count = open_matrices(mats, "mats", "(K + 1, m, n)", backend)
+    K = None if count is None else count - 1
     opts = dict(oversample=oversample, power_iters=power_iters, seed=seed)
     if budget is not None:
         # The allocation compares gains across orders, so it needs them all.
         shaped: list[Array] = []
         for k, M in enumerate(stream):
             shaped.append(_check_matrix(M, xp, k, shaped[0].shape if k else None))
-        ranks = _allocate_budget(shaped, budget, xp, method, opts)
+        method = _resolve_method(method, shaped[0].shape)
+        ranks = allocate_budget(shaped, budget, xp, method, opts,
+                                one_blas_thread=min(shaped[0].shape) <= SMALL_BLAS_MAX)
         return _run(iter(shaped), xp, len(shaped) - 1, ranks, None, method, opts, backend)
     return _run(stream, xp, K, ranks, tol, method, opts, backend)
 
@@ -559,46 +563,6 @@ def _parse_ranks(ranks):
     return check_sequence(ranks, "ranks", "ints (one rank per correction) or an int")
 
 
-def _open(mats, backend):
-    """Namespace, an iterator over the raw matrices, and K (None if unknown)."""
-    if is_array(mats):
-        xp = resolve_namespace(mats, names=("mats",), backend=backend)
-        mats = as_array(mats, xp, "mats")
-        if mats.ndim != 3:
-            raise ValueError(f"mats must be a 3-D array (K + 1, m, n) or a sequence of 2-D "
-                             f"arrays, got an array of shape {tuple(mats.shape)}"
-                             + ("; pass [M] for a single matrix" if mats.ndim == 2 else ""))
-        if mats.shape[0] == 0:
-            raise ValueError("mats must hold at least one matrix (the base), got shape "
-                             f"{tuple(mats.shape)}")
-        return xp, (mats[k, ...] for k in range(mats.shape[0])), mats.shape[0] - 1
-    if isinstance(mats, (list, tuple)):
-        if not mats:
-            raise ValueError("mats must hold at least one matrix (the base), got an empty "
-                             f"{type(mats).__name__}")
-        names = [f"mats[{k}]" for k in range(len(mats))]
-        xp = resolve_namespace(*mats, names=names, backend=backend)
-        return xp, iter(mats), len(mats) - 1
-    try:
-        it = iter(mats)
-    except TypeError:
-        raise TypeError("mats must be a 3-D array, a sequence of 2-D arrays or an iterator "
-                        f"of 2-D arrays, got {type(mats).__name__}") from None
-    try:
-        first = next(it)
-    except StopIteration:
-        raise ValueError("mats must hold at least one matrix (the base), got an empty "
-                         "iterator") from None
-    xp = resolve_namespace(first, names=("mats[0]",), backend=backend)
-    return xp, _chain(first, it), None
-
-
-def _chain(first, it):
-    yield first
-    del first  # the caller keeps a copy as the base; do not pin the original
-    yield from it
-
-
 def _check_matrix(M, xp, k, shape):
     name = f"mats[{k}]"
     M = as_array(M, xp, name, ndim=2)
@@ -609,80 +573,79 @@ def _check_matrix(M, xp, k, shape):
     return M
 
 
-def _rank_for(ranks, k, K, bound):
-    """Validated target rank of order k (1-based), or None in tolerance mode."""
-    if ranks is None:
-        return None
-    if isinstance(ranks, int):
-        return check_int(ranks, "ranks", 0, bound)
-    if k > len(ranks):
-        raise ValueError(f"ranks must have length K (one rank per correction), got "
-                         f"{len(ranks)} ranks for at least {k} corrections")
-    return check_int(ranks[k - 1], f"ranks[{k - 1}]", 0, bound)
+def _resolve_method(method, shape):
+    """The SVD method a fit of ``shape`` matrices runs: ``'auto'`` picks by size."""
+    if method != "auto":
+        return method
+    return "exact" if min(shape) <= AUTO_EXACT_MAX else "randomized"
+
+
+class _TargetRanks:
+    """The ``ranks`` argument checked against the shape, in one place.
+
+    Tolerance mode (``ranks=None``), one rank for every order, or one rank per
+    order.  Everything known once ``M_0`` is read (bounds, and the length when
+    K is known) is checked at construction, before any order is fitted; a
+    stream of unknown length is checked as it goes and at its end.
+    """
+
+    def __init__(self, ranks, K, bound):
+        self._same = self._each = None
+        if isinstance(ranks, int):
+            self._same = check_int(ranks, "ranks", 0, bound)
+        elif ranks is not None:
+            if K is not None and len(ranks) != K:
+                raise ValueError(f"ranks must have length K = {K} (one rank per "
+                                 f"correction), got {len(ranks)}")
+            self._each = [check_int(r, f"ranks[{i}]", 0, bound) for i, r in enumerate(ranks)]
+
+    def order(self, k):
+        """Target rank of order ``k`` (1-based), or None in tolerance mode."""
+        if self._each is None:
+            return self._same
+        if k > len(self._each):
+            raise ValueError(f"ranks must have length K (one rank per correction), got "
+                             f"{len(self._each)} ranks for at least {k} corrections")
+        return self._each[k - 1]
+
+    def check_count(self, K):
+        """Refuse a per-order list whose length is not the number ``K`` of corrections fitted."""
+        if self._each is not None and len(self._each) != K:
+            raise ValueError(f"ranks must have length K = {K} (one rank per correction), "
+                             f"got {len(self._each)}")
 
 
 # --------------------------------------------------------------------------
 # The cascade
 # --------------------------------------------------------------------------
-class _Sketcher:
-    """Lazily created random generator shared by all orders (one seed, one stream)."""
-
-    def __init__(self, xp, seed):
-        self.backend = backend_name(xp)
-        self.seed = seed
-        self._rng = None
-
-    @property
-    def rng(self):
-        if self._rng is None:
-            self._rng = get_func("make_rng", self.backend)(self.seed)
-        return self._rng
-
-
 def _run(stream, xp, K, ranks, tol, method, opts, backend=None):
-    sketch = _Sketcher(xp, opts["seed"])
-    base = W = None
+    # The base M_0 fixes the shape, the rank bound and the SVD method of every order.
+    M = _check_matrix(next(stream), xp, 0, None)
+    m, n = M.shape
+    bound = min(m, n)
+    targets = _TargetRanks(ranks, K, bound)
+    used = _resolve_method(method, (m, n))
+    # A copy, so that a view into a 3-D stack does not pin the stack.
+    base = W = xp.asarray(M, copy=True)
+    del M
+    sketch = Sketcher(xp, opts["seed"])
     corrections, errors = [], [0.0]
     used_tol = 0.0  # largest relative tolerance actually applied where tol was raised
     k = 0
-    while True:
-        try:
-            M = next(stream)
-        except StopIteration:
-            break
-        if k == 0:
-            M = _check_matrix(M, xp, 0, None)
-            m, n = M.shape
-            bound = min(m, n)
-            if isinstance(ranks, int):
-                ranks = check_int(ranks, "ranks", 0, bound)
-            elif ranks is not None:
-                if K is not None and len(ranks) != K:
-                    raise ValueError(f"ranks must have length K = {K} (one rank per "
-                                     f"correction), got {len(ranks)}")
-                for i, r in enumerate(ranks):
-                    check_int(r, f"ranks[{i}]", 0, bound)
-            used = method
-            if used == "auto":
-                used = "exact" if bound <= AUTO_EXACT_MAX else "randomized"
-            # A copy, so that a view into a 3-D stack does not pin the stack.
-            base = W = xp.asarray(M, copy=True)
-        else:
-            M = _check_matrix(M, xp, k, (m, n))
-            r_req = _rank_for(ranks, k, K, bound)
-            dt = xp.result_type(W.dtype, M.dtype)
-            M = xp.astype(M, dt, copy=False)
-            W = xp.astype(W, dt, copy=False)
-            with small_blas(bound <= SMALL_BLAS_MAX):
-                delta, W, err, raised = _fit_order(M, W, r_req, tol, used, sketch, opts, xp)
-            used_tol = max(used_tol, raised)
-            corrections.append(delta)
-            errors.append(err)
-        del M  # do not hold M_k while the iterator produces M_{k+1}
+    for M in stream:  # not enumerate(): its cached result tuple would keep M_k alive
         k += 1
-    if ranks is not None and not isinstance(ranks, int) and len(ranks) != k - 1:
-        raise ValueError(f"ranks must have length K = {k - 1} (one rank per correction), "
-                         f"got {len(ranks)}")
+        M = _check_matrix(M, xp, k, (m, n))
+        r_req = targets.order(k)
+        dt = xp.result_type(W.dtype, M.dtype)
+        M = xp.astype(M, dt, copy=False)
+        W = xp.astype(W, dt, copy=False)
+        with small_blas(bound <= SMALL_BLAS_MAX):
+            delta, W, err, raised = _fit_order(M, W, r_req, tol, used, sketch, opts, xp)
+        used_tol = max(used_tol, raised)
+        corrections.append(delta)
+        errors.append(err)
+        del M  # do not hold M_k while the iterator produces M_{k+1}
+    targets.check_count(k)
     dtype = W.dtype
     if used_tol > 0.0:
         warnings.warn(f"tol={tol:.3g} is below the lossless level of {dtype} for these "
@@ -712,7 +675,7 @@ def _fit_order(M, W, r_req, tol, method, sketch, opts, xp, rescaled=False):
     norm_r = fro_norm(R, xp)
     # Below this, singular values / tails are rounding noise of the subtraction
     # (relative to M_k, not to R_k: a noise-only R_k must give rank 0).
-    floor = _lossless(xp, dt, (m, n)) * max(norm_m, norm_r, norm_w)
+    floor = lossless_fit_tol(xp, dt, (m, n)) * max(norm_m, norm_r, norm_w)
     raised = 0.0
     if r_req is not None:
         thr = floor
@@ -777,12 +740,6 @@ def _fit_order_rescaled(M, W, r_req, tol, method, sketch, opts, xp, norm_m, norm
     return delta, scale_pow2(W_new, e, xp), err, raised
 
 
-def _lossless(xp, dtype, shape):
-    # default_tol (max(m, n)·eps) is too tight for tiny matrices: forming
-    # W + U V^T alone costs a few eps, which would then be refitted as "signal".
-    return max(default_tol(xp, dtype, shape), 32 * float(xp.finfo(dtype).eps))
-
-
 def _rel(err, norm_m):
     return err / norm_m if norm_m > 0 else err
 
@@ -821,83 +778,3 @@ def _randomized_tol(R, thr, norm_r, xp, sketch, opts):
         return None
     P, s, Wh = xp.linalg.svd(B, full_matrices=False)
     return Q, P, s, Wh, res
-
-
-# --------------------------------------------------------------------------
-# Budget allocation
-# --------------------------------------------------------------------------
-def _allocate_budget(mats, budget, xp, method, opts):
-    """Ranks ``r_1..r_K`` with ``Σ r_k (m + n) <= budget`` by weighted marginal gain."""
-    K = len(mats) - 1
-    m, n = mats[0].shape
-    units = budget // (m + n) if m + n else 0
-    if K == 0 or units == 0 or min(m, n) == 0:
-        return [0] * K
-    used = method if method != "auto" else (
-        "exact" if min(m, n) <= AUTO_EXACT_MAX else "randomized")
-    sketch = _Sketcher(xp, opts["seed"])
-    to_host = get_func("to_numpy", sketch.backend)
-    # Gains σ² w are compared with each other only, so they are formed
-    # relative to ref = 2**e_ref, the scale of the largest ‖M_k‖: no square
-    # of a raw norm or singular value (they under/overflow at extreme scales).
-    norms = [fro_norm(M, xp) for M in mats[1:]]
-    top = max(norms)
-    e_ref = pow2_exponent(top) if 0.0 < top < float("inf") else 0
-    inv2 = []
-    for nm in norms:
-        if nm > 0:
-            ratio = math.ldexp(nm, -e_ref)  # ‖M_k‖ / ref, 0 only when below the float64 range
-            q = 1.0 / ratio if ratio > 0 else math.inf
-            inv2.append(q * q)
-        else:
-            inv2.append(_ldexp_or_inf(1.0, 2 * e_ref))  # absolute error when M_k = 0
-    weights = [sum(inv2[k:]) for k in range(K)]  # w_k = ref² Σ_{i>=k} 1/‖M_i‖²
-    gains = []
-    for k in range(1, K + 1):
-        dt = xp.result_type(mats[k].dtype, mats[k - 1].dtype)
-        Mk, Mp = xp.astype(mats[k], dt, copy=False), xp.astype(mats[k - 1], dt, copy=False)
-        D = Mk - Mp
-        norm_d = fro_norm(D, xp)
-        e = 0
-        if not comfortable(max(norms[k - 1], norm_d), xp, dt, m * n):
-            # rare: work on 2**-e (M_k, M_{k-1}), exactly as at unit scale
-            big = max(norms[k - 1], norm_d)
-            if not big < float("inf"):
-                big = max(max_abs(Mk, xp), max_abs(Mp, xp))
-            e = pow2_exponent(big)
-            D = scale_pow2(Mk, -e, xp) - scale_pow2(Mp, -e, xp)
-            norm_d = fro_norm(D, xp)
-        if norm_d == 0.0:
-            continue
-        take = min(units, min(m, n))
-        with small_blas(min(m, n) <= SMALL_BLAS_MAX):
-            if used == "randomized" and take + opts["oversample"] <= min(m, n) // 2:
-                _, B = fixed_rank_qb(D, take, xp, sketch.rng, sketch.backend,
-                                     oversample=opts["oversample"], power_iters=opts["power_iters"])
-                s = xp.linalg.svdvals(B)
-            else:
-                s = xp.linalg.svdvals(D)
-        floor = _lossless(xp, dt, (m, n)) * max(math.ldexp(norms[k - 1], -e), norm_d)
-        w = weights[k - 1]
-        shift = e - e_ref  # σ_true / ref = σ · 2**shift
-        for j, sv in enumerate(to_host(s[:take]).tolist()):
-            if sv <= floor:
-                break
-            t = _ldexp_or_inf(sv, shift)
-            gain = t * t * w
-            if gain != gain:  # 0 · inf: a direction too small for float64 of an order weighted infinitely
-                gain = math.inf
-            # Sort key: gain descending, then earlier order first on ties.
-            gains.append((-gain, k, j))
-    gains.sort()
-    ranks = [0] * K
-    for _, k, _ in gains[:units]:
-        ranks[k - 1] += 1
-    return ranks
-
-
-def _ldexp_or_inf(x, e):
-    try:
-        return math.ldexp(x, e)
-    except OverflowError:
-        return float("inf")

@@ -159,7 +159,7 @@ def save(obj: LowRankSegmentTree | Cascade, path: PathLike) -> pathlib.Path:
     """
     import numpy as np
 
-    from . import __version__
+    from ._version import __version__
     from .fit import Cascade
     from .tree import LowRankSegmentTree
 

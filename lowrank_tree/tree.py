@@ -35,7 +35,7 @@ from ._validation import (
     nbytes,
     resolve_namespace,
 )
-from .backends import backend_name, get_func
+from .backends import NodePair, backend_name, operations
 from .factor import LowRank, correction_factors, recompress
 
 __all__ = ["LowRankSegmentTree", "NodeInfo"]
@@ -149,6 +149,62 @@ class LowRankSegmentTree:
 
     Notes
     -----
+    **Methods and their cost.**  ``m × n`` is the shape, ``b`` the number of
+    columns of ``X``, ``K`` the number of corrections, ``r`` their largest
+    rank, ``c_k`` the canonical inner dimension of order ``k`` (the summed
+    rank of the low-rank canonical nodes of ``[1, k]``, at most
+    ``min(Σ_{i≤k} r_i, min(m, n)·⌈log2 K⌉)``; :meth:`query_cost` reports it),
+    and ``d_k <= ⌈log2 K⌉ + 1`` the number of dense canonical nodes.  A merge
+    of two nodes of combined rank ``w <= 2 min(m, n)`` costs
+    ``O((m + n) w² + w³)`` (two QRs of the stacked factors and the SVD of the
+    ``w × w`` core), or ``O(m n)`` when a child is dense.
+
+    =========================================  ========================================================
+    method                                     cost
+    =========================================  ========================================================
+    constructor                                at most ``K - 1`` merges (one per internal node)
+    :meth:`query` (order ``k``)                ``O(m n b + (m + n) c_k b)``; the first call for ``k``
+                                               after a change also assembles ``k``'s cache entry,
+                                               ``O((m + n) c_k + d_k m n)``
+    :meth:`query` (one order per column)       ``O(m n b + (m + n) C b + D m n b)``, ``C`` and ``D``:
+                                               the summed rank and the number of dense nodes among
+                                               the canonical nodes of all the orders asked for
+    :meth:`range_query`                        ``O((m + n) c b)`` over the ``O(log K)`` nodes of the
+                                               range, plus ``O(m n b + d m n)`` if ``d > 0`` are dense
+    :meth:`all_orders`                         ``O(m n b + K (m + n) r b + K m b)``, plus stacking the
+                                               leaves, ``O(K (m + n) r)``, after a change; with a lossy
+                                               ``tol``, one canonical node per order instead of a leaf
+    :meth:`matrix` (order ``k``)               ``O(m n c_k)``, plus the cache entry as for a query
+    :meth:`operator`                           ``O(1)``; each product costs a :meth:`query`
+    :meth:`update`                             ``⌈log2 K⌉`` merges (the leaf's ancestors)
+    :meth:`append`                             ``⌈log2 (K + 1)⌉`` merges; the capacity doubles when
+                                               full (one more level, no rebuild)
+    :meth:`canonical_nodes`, ``query_cost``    ``O(log K)``
+    :meth:`nodes`, ``nbytes``                  ``O(K)``
+    :meth:`correction`, ``base``               ``O(1)`` (``base`` copies ``m n`` entries where the
+                                               library has no read-only views)
+    ``corrections``, ``ranks``                 ``O(K)``
+    ``shape``, ``max_order``, ``dtype``        ``O(1)``
+    ``backend``, ``rtol``, ``cache_nbytes``    ``O(1)``
+    :meth:`clear_cache`                        ``O(1)``
+    =========================================  ========================================================
+
+    **Layout.**  Leaf ``i`` (1-based order) is position ``i - 1`` of level 0;
+    node ``(h, j)`` of level ``h`` sums the leaves ``j 2^h + 1 .. (j + 1) 2^h``.
+    The capacity is the next power of two, and positions past ``K`` hold a
+    shared rank-0 padding node.  For ``K = 13`` (capacity 16)::
+
+        level 4  [1 ............................................ 16]
+        level 3  [1 ................... 8]  [9 ................... 16]
+        level 2  [1 ...... 4] [5 ...... 8]  [9 ..... 12] [13 .... 16]
+        level 1  [1 2] [3 4] [5 6] [7 8]    [9 10] [11 12] [13 14] [15 16]
+        level 0  1 2 3 4 5 6 7 8            9 10 11 12 13  (14 15 16: padding)
+
+    The prefix ``[1, k]`` is covered by one node per set bit of ``k``, the
+    *canonical nodes*: ``k = 13 = 8 + 4 + 1`` gives ``[1..8]``, ``[9..12]``
+    and ``[13]`` (see the example below), and ``W_13 X`` is the base product
+    plus one GEMM pair over their concatenated factors.
+
     Leaves with factor width ``r > min(m, n)`` are recompressed losslessly on
     insertion.  A failed :meth:`update` or :meth:`append` leaves the tree
     unchanged: every new node is computed before any is stored.
@@ -193,6 +249,15 @@ class LowRankSegmentTree:
     True
     >>> tree.all_orders(X).shape
     (5, 6, 3)
+
+    The canonical nodes of the layout above, as ``(level, index, first, last)``:
+
+    >>> u = np.ones((4, 1))
+    >>> tree13 = LowRankSegmentTree(np.eye(4), [(u, u)] * 13)
+    >>> [(nd.level, nd.index, nd.first, nd.last) for nd in tree13.canonical_nodes(13)]
+    [(3, 0, 1, 8), (2, 2, 9, 12), (0, 12, 13, 13)]
+    >>> tree13.query_cost(13)
+    {'inner_dim': 3, 'dense_nodes': 0}
     """
 
     def __init__(self, base: ArrayLike, corrections: Sequence[CorrectionLike] = (), *, rtol: float | None = None,
@@ -219,6 +284,7 @@ class LowRankSegmentTree:
         check_finite(base, xp, "base")
         self._xp = xp
         self._backend = backend if backend is not None else backend_name(xp)
+        self._ops = operations(self._backend)  # resolved once: no lookups on the hot paths
         self._m, self._n = m, n
         self._tol = check_tol(rtol, "rtol")
         self._cache_limit = check_int(cache_bytes, "cache_bytes", 0)
@@ -540,8 +606,7 @@ class LowRankSegmentTree:
                     if self._version == version:  # else built from a state that has changed since
                         self._stacks = stacks
             Ust, Vst = stacks
-            accumulate = get_func("accumulate_orders", self._backend, default=accumulate_orders)
-            out = accumulate(Y0, Ust, xp.matrix_transpose(Vst) @ X, xp)
+            out = self._ops.accumulate_orders(Y0, Ust, xp.matrix_transpose(Vst) @ X, xp)
         return out[..., 0] if vector else out
 
     def matrix(self, k: int) -> Array:
@@ -585,7 +650,9 @@ class LowRankSegmentTree:
             Y = xp.conj(xp.matrix_transpose(W)) @ y
             return Y + xp.conj(entry.V) @ (xp.conj(xp.matrix_transpose(entry.U)) @ y)
 
-        make = get_func("linear_operator", self.backend)
+        make = self._ops.linear_operator
+        if make is None:
+            raise NotImplementedError(f"operation 'linear_operator' is not available for backend {self.backend!r}")
         return make(self.shape, self._dtype, matvec=lambda x: self.query(k, x),
                     rmatvec=adjoint, matmat=lambda X: self.query(k, X))
 
@@ -719,7 +786,7 @@ class LowRankSegmentTree:
 
         Empty children and dense sums are handled here; the low-rank pairs go
         to the backend's ``merge_pairs`` in one call (one parallel kernel on
-        Numba, :func:`recompress_pairs` elsewhere).
+        Numba, the portable ``recompress_pairs`` elsewhere).
         """
         out, todo = [], []
         m, n = self.shape
@@ -732,12 +799,12 @@ class LowRankSegmentTree:
                 out.append(_Node(D=self._dense_of(a) + self._dense_of(b), rank=min(m, n, a.rank + b.rank)))
             else:
                 todo.append(len(out))
-                out.append((a.U, a.V, a.orth, b.U, b.V, b.orth))
+                out.append(NodePair(a.U, a.V, a.orth, b.U, b.V, b.orth))
         if todo:
-            merge = get_func("merge_pairs", self._backend, default=recompress_pairs)
-            merged = merge([out[i] for i in todo], self._effective_tol(), self._xp)
-            for i, (U, V, D, r) in zip(todo, merged):
-                out[i] = _Node(D=D, rank=r) if D is not None else _Node(U, V, rank=r, orth=True)
+            merged = self._ops.merge_pairs([out[i] for i in todo], self._effective_tol(), self._xp)
+            for i, node in zip(todo, merged):
+                out[i] = (_Node(D=node.D, rank=node.rank) if node.D is not None
+                          else _Node(node.U, node.V, rank=node.rank, orth=True))
         return out
 
     def _path(self, pos, leaf, grow):
@@ -828,7 +895,7 @@ class LowRankSegmentTree:
 
     def _apply(self, entry, X, base):
         W = entry.dense if entry.dense is not None else base
-        return get_func("apply_factors", self._backend, default=apply_factors)(W, entry.U, entry.V, X, self._xp)
+        return self._ops.apply_factors(W, entry.U, entry.V, X, self._xp)
 
     def _mixed_query(self, k, X):
         """Columns with their own orders: one masked GEMM pair over all needed nodes."""
@@ -891,56 +958,6 @@ class LowRankSegmentTree:
             else:
                 out.append(prev)
         return xp.stack(out)
-
-
-def recompress_pairs(pairs, tol, xp):
-    """Portable ``merge_pairs``: one :func:`~lowrank_tree.factor.recompress` per pair.
-
-    Parameters
-    ----------
-    pairs : list of tuple
-        ``(Ua, Va, orth_a, Ub, Vb, orth_b)``, factors of two nodes (the
-        ``orth`` flags are not used here).
-    tol : float
-        Relative drop tolerance.
-    xp : module
-        Array namespace.
-
-    Returns
-    -------
-    list of tuple
-        ``(U, V, None, rank)``, or ``(None, None, D, rank)`` once factors of
-        that rank would cost more than the dense ``D`` (``rank (m + n) >= m n``).
-    """
-    out = []
-    for Ua, Va, _, Ub, Vb, _ in pairs:
-        U, V, _ = recompress(xp.concat([Ua, Ub], axis=1), xp.concat([Va, Vb], axis=1), xp, tol=tol)
-        (m, r), n = U.shape, V.shape[0]
-        if r * (m + n) >= m * n:
-            out.append((None, None, U @ xp.matrix_transpose(V), r))
-        else:
-            out.append((U, V, None, r))
-    return out
-
-
-def apply_factors(W, U, V, X, xp):
-    """Portable ``apply_factors``: ``W @ X + U @ (V.T @ X)``; ``W`` may be None."""
-    Y = W @ X if W is not None else None
-    if U.shape[1]:
-        low = U @ (xp.matrix_transpose(V) @ X)
-        Y = low if Y is None else Y + low
-    if Y is None:
-        Y = xp.zeros((U.shape[0], X.shape[1]), dtype=xp.result_type(U.dtype, X.dtype))
-    return Y
-
-
-def accumulate_orders(Y0, U, Z, xp):
-    """Portable ``accumulate_orders``: ``out[0] = Y0``, ``out[k + 1] = out[k] + U[k] @ Z[k]``.
-
-    One batched GEMM, then the backend's ``prefix_sum``; shapes ``Y0`` (m, b),
-    ``U`` (K, m, r), ``Z`` (K, r, b) -> (K + 1, m, b).
-    """
-    return get_func("prefix_sum", backend_name(xp))(Y0, U @ Z)
 
 
 def _float_dtypes(xp):

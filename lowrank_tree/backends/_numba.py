@@ -21,16 +21,18 @@ import threading
 
 import numpy as np
 
-from . import _numpy
-from ._numpy import (  # noqa: F401
+from . import _numpy, contract
+from ._numpy import (  # noqa: F401  (the same arrays: NumPy's operations, re-exported)
     asarray,
     linear_operator,
     make_rng,
+    prefix_sum,
     read_only,
     standard_normal,
     sum_of_squares,
     to_numpy,
 )
+from .contract import MergedNode
 
 #: Held around every parallel kernel call.  Threads may call the kernels at
 #: once (queries beside an update), but Numba's fallback "workqueue" threading
@@ -81,37 +83,35 @@ def merge_pairs(pairs, tol, xp=None):
 
     Parameters
     ----------
-    pairs : list of tuple
-        ``(Ua, Va, orth_a, Ub, Vb, orth_b)``: the factors of two nodes with
-        ``U`` of shape (m, r) and ``V`` of shape (n, r), ``r >= 1``, and whether
-        each node's factors have orthogonal columns (recompressed nodes do).
+    pairs : list of NodePair
+        The factors of two nodes each, ``U`` of shape (m, r) and ``V`` of
+        shape (n, r), ``r >= 1``, and whether each node's factors have
+        orthogonal columns (recompressed nodes do).
     tol : float
         Relative drop tolerance of the singular values.
     xp : module, optional
-        Unused (the arrays are NumPy's); kept for the portable signature.
+        Unused (the arrays are NumPy's); kept for the contract's signature.
 
     Returns
     -------
-    list of tuple
+    list of MergedNode
         ``(U, V, None, rank)`` for a low-rank result, ``(None, None, D, rank)``
         when factors of that rank would cost more than the dense (m, n) ``D``.
     """
-    if len(pairs) == 1 and pairs[0][0].shape[1] + pairs[0][3].shape[1] < SERIAL_KERNEL_MIN_WIDTH:
+    if len(pairs) == 1 and pairs[0].Ua.shape[1] + pairs[0].Ub.shape[1] < SERIAL_KERNEL_MIN_WIDTH:
         # one small pair: a kernel call (and its packing) costs more than the portable path
-        from ..tree import recompress_pairs
-
-        return recompress_pairs(pairs, tol, _numpy.namespace())
-    return merge_pairs_kernel(pairs, tol)
+        return contract.portable("merge_pairs")(pairs, tol, _numpy.namespace())
+    return _merge_pairs_kernel(pairs, tol)
 
 
-def merge_pairs_kernel(pairs, tol):
+def _merge_pairs_kernel(pairs, tol):
     """:func:`merge_pairs` through the kernels whatever the sizes (same parameters and result)."""
-    Ua0, Va0 = pairs[0][0], pairs[0][1]
+    Ua0, Va0 = pairs[0].Ua, pairs[0].Va
     m, n = Ua0.shape[0], Va0.shape[0]
     dtype = Ua0.dtype
     P = len(pairs)
-    wa = max(p[0].shape[1] for p in pairs)
-    wb = max(p[3].shape[1] for p in pairs)
+    wa = max(p.Ua.shape[1] for p in pairs)
+    wb = max(p.Ub.shape[1] for p in pairs)
     UA, VA = np.zeros((P, m, wa), dtype), np.zeros((P, n, wa), dtype)
     UB, VB = np.zeros((P, m, wb), dtype), np.zeros((P, n, wb), dtype)
     ra, rb = np.empty(P, np.int64), np.empty(P, np.int64)
@@ -135,14 +135,12 @@ def merge_pairs_kernel(pairs, tol):
         k = int(rout[p])
         if k < 0:
             # the kernel met an overflow: the portable path raises (or not) as NumPy does
-            from ..tree import recompress_pairs
-
-            out.extend(recompress_pairs([pairs[p]], tol, _numpy.namespace()))
+            out.extend(contract.portable("merge_pairs")([pairs[p]], tol, _numpy.namespace()))
         elif dense[p]:
-            out.append((None, None, ua @ va.T + ub @ vb.T, k))
+            out.append(MergedNode(None, None, ua @ va.T + ub @ vb.T, k))
         else:
             # copies, so that a node does not keep the whole padded batch alive
-            out.append((Uout[p, :, :k].copy(), Vout[p, :, :k].copy(), None, k))
+            out.append(MergedNode(Uout[p, :, :k].copy(), Vout[p, :, :k].copy(), None, k))
     return out
 
 

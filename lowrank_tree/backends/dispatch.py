@@ -2,9 +2,10 @@
 
 ``namespace_of(*arrays)`` returns the array-API namespace shared by the inputs
 (through :mod:`array_api_compat`) and refuses to mix libraries.
-``get_func(name, backend)`` returns the backend module's implementation of one
-of the operations the array API standard leaves out, cached like
-``opt_einsum.backends.dispatch.get_func``.
+``operations(backend)`` resolves every operation of the backend contract
+(:mod:`lowrank_tree.backends.contract`) once: what the backend module
+provides, else the declared portable version.  ``get_func(name, backend)``
+looks up a single operation, cached like ``opt_einsum.backends.dispatch.get_func``.
 """
 
 import functools
@@ -12,13 +13,7 @@ import importlib
 
 import array_api_compat
 
-#: Backend name -> module (relative to this package) implementing the extras.
-BACKENDS = {
-    "numpy": "._numpy",
-    "numba": "._numba",
-    "array_api_strict": "._strict",
-    "cupy": "._cupy",
-}
+from .contract import BACKENDS, OPERATIONS, portable
 
 
 def backend_name(xp):
@@ -40,12 +35,11 @@ def backend_name(xp):
     >>> backend_name(namespace_of(np.ones(2)))
     'numpy'
     """
-    if array_api_compat.is_numpy_namespace(xp):
-        return "numpy"
-    if array_api_compat.is_cupy_namespace(xp):
-        return "cupy"
-    if array_api_compat.is_array_api_strict_namespace(xp):
-        return "array_api_strict"
+    for name in BACKENDS:
+        # the first backend whose library owns xp ('numba' shares NumPy's and has no test)
+        is_namespace = getattr(array_api_compat, f"is_{name}_namespace", None)
+        if is_namespace is not None and is_namespace(xp):
+            return name
     raise TypeError(f"unsupported array namespace {getattr(xp, '__name__', xp)!r}; "
                     f"expected one of {sorted(BACKENDS)}")
 
@@ -167,6 +161,65 @@ def get_func(name, backend="numpy", default=None):
         if default is not None:
             return default
         raise NotImplementedError(f"operation {name!r} is not available for backend {backend!r}") from None
+
+
+class Operations:
+    """The contract's operations resolved for one backend (see :func:`operations`).
+
+    One attribute per operation of :data:`~lowrank_tree.backends.contract.OPERATIONS`:
+    the backend module's function, else the declared portable version, else
+    None (an optional operation with no portable version, such as
+    ``linear_operator`` on ``array_api_strict``: the feature is unavailable).
+
+    Attributes
+    ----------
+    backend : str
+        The backend name.
+    """
+
+    __slots__ = ("backend",) + tuple(op.name for op in OPERATIONS)
+
+    def __init__(self, backend, module):
+        self.backend = backend
+        for op in OPERATIONS:
+            fn = getattr(module, op.name, None)
+            if fn is None and op.required:
+                raise NotImplementedError(f"backend {backend!r} lacks the required operation {op.signature}")
+            setattr(self, op.name, fn if fn is not None else portable(op.name))
+
+    def __repr__(self):
+        return f"Operations(backend={self.backend!r})"
+
+
+@functools.lru_cache(maxsize=None)
+def operations(backend):
+    """Every contract operation of ``backend``, resolved once (cached).
+
+    Parameters
+    ----------
+    backend : str
+        Backend name (see :data:`BACKENDS`).
+
+    Returns
+    -------
+    Operations
+        The backend module's functions, the portable versions where it
+        provides none.
+
+    Raises
+    ------
+    ValueError
+        If ``backend`` is not a known name.
+
+    Examples
+    --------
+    >>> ops = operations("numpy")
+    >>> ops.merge_pairs.__name__, ops.to_numpy([1.0, 2.0])
+    ('recompress_pairs', array([1., 2.]))
+    >>> operations("numba").merge_pairs.__module__
+    'lowrank_tree.backends._numba'
+    """
+    return Operations(backend, _backend_module(backend))
 
 
 def unavailable_reason(backend):

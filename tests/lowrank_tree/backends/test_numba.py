@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 pytest.importorskip("numba", reason="the numba backend needs Numba (pip install 'lowrank-tree[numba]')")
 
 from lowrank_tree import LowRankSegmentTree  # noqa: E402
-from lowrank_tree.backends import _numba, _numba_kernels, namespace_for  # noqa: E402
+from lowrank_tree._portable import recompress_pairs  # noqa: E402
+from lowrank_tree.backends import NodePair, _numba, _numba_kernels, namespace_for  # noqa: E402
 from lowrank_tree.factor import recompress  # noqa: E402
-from lowrank_tree.tree import recompress_pairs  # noqa: E402
 
 XP = namespace_for("numpy")
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
@@ -84,7 +84,7 @@ def node_pairs(draw):
                 if U.shape[1] == 0:
                     U, V, orth = randn(rng, (m, 1), dtype), randn(rng, (n, 1), dtype), False
             pair += [U, V, orth]
-        pairs.append(tuple(pair))
+        pairs.append(NodePair(*pair))
     return pairs, m, n, dtype
 
 
@@ -92,7 +92,7 @@ def node_pairs(draw):
 def test_merge_pairs_matches_dense_sum_and_rank(case):
     pairs, m, n, dtype = case
     tol = max(m, n) * np.finfo(dtype).eps
-    got = _numba.merge_pairs_kernel(pairs, tol)
+    got = _numba._merge_pairs_kernel(pairs, tol)
     portable = recompress_pairs(pairs, tol, XP)
     for (Ua, Va, _, Ub, Vb, _), (U, V, D, r), (_, _, Dp, rp) in zip(pairs, got, portable, strict=True):
         S = Ua.astype(np.complex128) @ Va.T + Ub.astype(np.complex128) @ Vb.T
@@ -118,8 +118,8 @@ def test_merge_pairs_matches_dense_sum_and_rank(case):
 
 def test_small_single_pairs_take_the_portable_path():
     rng = np.random.default_rng(2)
-    pair = (rng.standard_normal((20, 2)), rng.standard_normal((16, 2)), False,
-            rng.standard_normal((20, 3)), rng.standard_normal((16, 3)), False)
+    pair = NodePair(rng.standard_normal((20, 2)), rng.standard_normal((16, 2)), False,
+                    rng.standard_normal((20, 3)), rng.standard_normal((16, 3)), False)
     (U, V, D, r), = _numba.merge_pairs([pair], 1e-12)
     (Up, Vp, Dp, rp), = recompress_pairs([pair], 1e-12, XP)
     assert D is None and Dp is None and r == rp == 5

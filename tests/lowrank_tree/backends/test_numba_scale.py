@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 pytest.importorskip("numba")
 
 from lowrank_tree import LowRankSegmentTree
-from lowrank_tree.backends import _numba, _numba_kernels, namespace_for
-from lowrank_tree.tree import recompress_pairs
+from lowrank_tree._portable import recompress_pairs
+from lowrank_tree.backends import NodePair, _numba, _numba_kernels, namespace_for
 
 XP = namespace_for("numpy")
 DTYPES = [np.float32, np.float64]
@@ -57,9 +57,9 @@ def test_merge_kernel_is_scale_free(dtype, orth_a, data):
     ua, va, ub, vb = make_pair(rng, dtype, m, n, ra, rb, orth_a)
     lo, hi = exponents(dtype, 0.05, 2.0, headroom=12)
     e = data.draw(st.integers(lo, hi), label="e")
-    pairs = [(np.ldexp(ua, e).astype(dtype), va, orth_a, np.ldexp(ub, e).astype(dtype), vb, False)] * 2
+    pairs = [NodePair(np.ldexp(ua, e).astype(dtype), va, orth_a, np.ldexp(ub, e).astype(dtype), vb, False)] * 2
     tol = 40 * float(np.finfo(dtype).eps)
-    got = _numba.merge_pairs_kernel(pairs, tol)
+    got = _numba._merge_pairs_kernel(pairs, tol)
     portable = recompress_pairs(pairs, tol, XP)
     dense = dense_of(ua, va, ub, vb)
     for (U, V, D, r), (_, _, _, rp) in zip(got, portable):
@@ -97,8 +97,9 @@ def test_merge_kernel_cancelling_pair_has_rank_zero(dtype, e_frac):
     ua, va, _, _ = make_pair(rng, dtype, 30, 20, 6, 1, False)
     e = int(e_frac * (np.finfo(dtype).maxexp - 8))
     u = np.ldexp(ua, e).astype(dtype)
-    pairs = [(u, va, False, -u, va, False), (u, va, False, ((-u * dtype(3)) / dtype(3)).astype(dtype), va, False)]
-    for U, _V, D, r in _numba.merge_pairs_kernel(pairs, 30 * float(np.finfo(dtype).eps)):
+    pairs = [NodePair(u, va, False, -u, va, False),
+             NodePair(u, va, False, ((-u * dtype(3)) / dtype(3)).astype(dtype), va, False)]
+    for U, _V, D, r in _numba._merge_pairs_kernel(pairs, 30 * float(np.finfo(dtype).eps)):
         assert r == 0 and D is None and U.shape == (30, 0)
 
 
@@ -122,6 +123,6 @@ def test_overflowing_sum_raises_a_linalg_error_not_a_system_error():
     v = np.ones((10, 2))
     v[:, 1] = -1
     v[0, 1] = 1
-    pairs = [(u, v, False, u, v, False)] * 2
+    pairs = [NodePair(u, v, False, u, v, False)] * 2
     with pytest.raises(np.linalg.LinAlgError):
-        _numba.merge_pairs_kernel(pairs, 1e-14)
+        _numba._merge_pairs_kernel(pairs, 1e-14)
