@@ -774,18 +774,134 @@ def generic_rank(A, var=None, *, certify=True, numeric=False, seed=None, backend
     raise CertificationError("could not certify the rank after 8 random points; please report")
 
 
-def _numeric_rank(M, var, rng, t_start):
-    """Floating-point rank at random points (uncertified)."""
+def _numeric_rank(M, var, rng, t_start, points=3):
+    """Floating-point rank at random points (uncertified), scale-safe.
+
+    Each point is evaluated in multiple-precision arithmetic (mpmath, 200
+    bits, whose exponent range is unbounded, so ``exp(800 t)`` neither
+    overflows nor underflows).  Two scale-invariant rank estimates follow:
+
+    * rows and columns equilibrated by powers of two (exact, and
+      rank-preserving: a nonsingular diagonal scaling), then rounded to
+      float64 for an SVD with a relative tolerance;
+    * Gaussian elimination in the same 200-bit arithmetic with a running
+      error bound on every entry, pivoting on the entry known to the best
+      *relative* accuracy, stopping when every remaining entry is within
+      its error bound of zero (this sees exact cancellations, such as two
+      rows that differ only in a tiny entry, which no scaling separates).
+
+    The rank is the largest estimate over both methods and all points.
+    """
+    import mpmath
+
     m, n = M.shape
-    f = sp.lambdify(var, M, modules="numpy")
     best = 0
-    for _ in range(3):
-        x = rng.uniform(0.3, 1.7)
-        V = np.array(f(x), dtype=complex).reshape(m, n)
-        if not np.all(np.isfinite(V)):
-            continue
-        s = np.linalg.svd(V, compute_uv=False)
-        tol = max(m, n) * np.finfo(float).eps * (s[0] if s.size else 0.0) * 1e3
-        best = max(best, int(np.sum(s > tol)))
+    if m and n:
+        f = sp.lambdify(var, M, modules="mpmath")
+        with mpmath.workprec(200):
+            for _ in range(points):
+                x = mpmath.mpf(rng.uniform(0.3, 1.7))
+                try:
+                    V = f(x)
+                    vals = [[mpmath.mpmathify(V[i, j]) for j in range(n)] for i in range(m)]
+                except (ArithmeticError, ValueError, TypeError):
+                    continue  # a pole or a domain error at this point
+                if not all(mpmath.isfinite(v) for row in vals for v in row):
+                    continue
+                best = max(best, _equilibrated_rank(vals, mpmath), _tracked_elimination_rank(vals, mpmath))
     return Certificate(best, (m, n), var, False, "numeric", seconds=time.perf_counter() - t_start,
                        _source=M)
+
+
+def _equilibrated_rank(vals, mpmath):
+    """Numerical rank of an mpmath matrix after power-of-two row/column scaling.
+
+    Max-norm equilibration has several fixed points, and the one reached
+    depends on whether rows or columns are scaled first (rows first can
+    leave two rows nearly equal where columns first separates them).  Both
+    orders are tried and the larger rank is kept: a diagonal scaling never
+    changes the rank, and it keeps each entry's relative rounding error at
+    one ulp, so neither order can push a rank-deficient matrix above the
+    tolerance.
+    """
+    m, n = len(vals), len(vals[0])
+    mag = [[mpmath.mag(v) if v else None for v in row] for row in vals]
+    best = 0
+    for rows_first in (True, False):
+        row_shift, col_shift = _scaling(mag, m, n, rows_first)
+        two = mpmath.mpf(2)
+        E = np.array(
+            [[complex(vals[i][j] * two ** (row_shift[i] + col_shift[j])) if vals[i][j] else 0j for j in range(n)]
+             for i in range(m)]
+        )
+        s = np.linalg.svd(E, compute_uv=False)
+        if s.size and s[0] > 0:
+            tol = max(m, n) * np.finfo(float).eps * s[0] * 1e3
+            best = max(best, int(np.sum(s > tol)))
+    return best
+
+
+def _scaling(mag, m, n, rows_first):
+    """Power-of-two exponents making every row and column maximum about 1."""
+    row_shift = [0] * m
+    col_shift = [0] * n
+
+    def rows():
+        for i in range(m):
+            e = [mag[i][j] + col_shift[j] for j in range(n) if mag[i][j] is not None]
+            row_shift[i] = -max(e) if e else 0
+
+    def cols():
+        for j in range(n):
+            e = [mag[i][j] + row_shift[i] for i in range(m) if mag[i][j] is not None]
+            col_shift[j] = -max(e) if e else 0
+
+    for _ in range(8):  # alternate until the scaling is stable
+        before = (list(row_shift), list(col_shift))
+        for step in ((rows, cols) if rows_first else (cols, rows)):
+            step()
+        if (row_shift, col_shift) == before:
+            break
+    return row_shift, col_shift
+
+
+def _tracked_elimination_rank(vals, mpmath):
+    """Rank by elimination with first-order error bounds (scale-invariant pivoting)."""
+    m, n = len(vals), len(vals[0])
+    prec = mpmath.mp.prec
+    u = mpmath.ldexp(mpmath.mpf(1), -(prec - 20))  # assumed relative error of each evaluated entry
+    ulp = mpmath.ldexp(mpmath.mpf(1), -prec + 1)
+    a = [list(row) for row in vals]
+    err = [[abs(v) * u for v in row] for row in a]
+    rows, cols = set(range(m)), set(range(n))
+    rank = 0
+    while rows and cols:
+        best, piv = 0, None
+        for i in rows:
+            for j in cols:
+                v, e = abs(a[i][j]), err[i][j]
+                if v > 8 * e and v:
+                    q = v / e if e else mpmath.inf
+                    if piv is None or q > best:
+                        best, piv = q, (i, j)
+        if piv is None:
+            break
+        k, l = piv
+        pv, pe = a[k][l], err[k][l]
+        rows.discard(k)
+        cols.discard(l)
+        rank += 1
+        for i in rows:
+            if not a[i][l]:
+                continue
+            f = a[i][l] / pv
+            fe = abs(f) * (err[i][l] / abs(a[i][l]) + pe / abs(pv) + ulp) * (1 + ulp * 8)
+            for j in cols:
+                if not a[k][j] and not err[k][j]:
+                    continue
+                prod = f * a[k][j]
+                new = a[i][j] - prod
+                err[i][j] = (err[i][j] + abs(f) * err[k][j] + fe * abs(a[k][j])
+                             + ulp * (abs(a[i][j]) + abs(prod)))
+                a[i][j] = new
+    return rank
