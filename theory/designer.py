@@ -10,14 +10,14 @@ Necessary conditions (each a theorem, see :mod:`theory.leibniz`)
     * the C2 bound ``r_{k+j} <= (j+1) r_k``;
     * rank-one persistence: ``r_k = 1`` and ``r_{k+1} <= 1`` imply
       ``r_{k+i} <= 1``;
-    * doubling rigidity (proved here, not in DESIGN.md): ``r_{k+1} = 2 r_k``
-      implies ``r_{k+2} >= r_k``.  Proof: write ``A^{(k)} = U V`` with ``U``
-      of size ``m x r`` and ``V`` of size ``r x n``; ``A^{(k+1)} = [U' U][V; V']``
-      has rank ``2r`` only if ``[U U']`` has full column rank and ``[V; V']``
-      full row rank, so there are ``L`` (``2r x m``) and ``R`` (``n x 2r``)
-      over ℚ(t) with ``L [U U'] = I`` and ``[V; V'] R = I``.  Then
-      ``L A^{(k+2)} R = L (U''V + 2U'V' + UV'') R = [[*, *], [*, 2 I_r]]``,
-      whose rank is at least ``r``.
+    * generalised rigidity: ``r_{k+j} = (j+1) r_k > 0`` implies
+      ``r_{k+j+1} >= j r_k`` (``j = 1``: doubling rigidity).  Proof sketch:
+      write ``A^{(k)} = U V`` (inner size ``r``); equality forces
+      ``[U U' ... U^{(j)}]`` to have full column rank and
+      ``[V; V'; ...; V^{(j)}]`` full row rank; with a left inverse ``L`` and
+      a right inverse ``R``, ``L A^{(k+j+1)} R`` contains an invertible block
+      anti-diagonal of size ``j r``.  The same holds for differences (full
+      proof in the theory documentation).
 
 Constructions.  Block-diagonal sums add profiles (rank of a block-diagonal
 matrix is the sum of the ranks of its blocks, and derivatives act blockwise).
@@ -119,7 +119,8 @@ def necessary_violations(target):
     Returns
     -------
     list of str
-        Empty if all three conditions hold.
+        Empty if every condition holds (zero absorption, the C2 bound,
+        doubling and generalised rigidity, rank-one persistence).
 
     Raises
     ------
@@ -156,6 +157,13 @@ def necessary_violations(target):
                 f"doubling rigidity: r_{k + 1} = 2*r_{k} = {r[k + 1]} forces r_{k + 2} >= {r[k]}, "
                 f"but r_{k + 2} = {r[k + 2]}"
             )
+    for k in range(K):
+        for j in range(2, K - k - 1):
+            if r[k] and r[k + j] == (j + 1) * r[k] and r[k + j + 1] < j * r[k]:
+                out.append(
+                    f"generalised rigidity: r_{k + j} = {j + 1}*r_{k} = {r[k + j]} forces "
+                    f"r_{k + j + 1} >= {j * r[k]}, but r_{k + j + 1} = {r[k + j + 1]}"
+                )
     for k in range(K - 1):
         if r[k] == 1 and r[k + 1] <= 1:
             bad = [k + i for i in range(2, K - k) if r[k + i] > 1]
