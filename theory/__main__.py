@@ -116,9 +116,7 @@ def main(argv=None):
         out.write(f"{len(data['constructions'])} constructed, {len(data['open'])} still open\n")
         return 0
     if args.command == "table":
-        from .designer import format_table, permutation_table
-
-        from .designer import discrete_status
+        from .designer import discrete_status, format_table, permutation_table
 
         rows = permutation_table(args.K, library_kind=args.library)
         for r in rows:

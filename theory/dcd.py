@@ -41,7 +41,7 @@ import sympy as sp
 
 from . import _modular as mod
 
-__all__ = ["dcd_matrix", "dcd_profile", "library_to_dcd", "block_sum_dcd", "border_search"]
+__all__ = ["block_sum_dcd", "border_search", "dcd_matrix", "dcd_profile", "library_to_dcd"]
 
 _PRIME = 2147483629  # a prime below 2**31, for the quick modular screen
 
@@ -205,7 +205,7 @@ def _integrate(block, m):
 
 
 def border_search(target, tail_designs, *, budget=4000, seed=0, max_border=3, exp_range=(-2, 4),
-                  entries=(-2, -1, 1, 1, 2, 3)):
+                  entries=(-2, -1, 1, 1, 2, 3), p_low=0.7, p_high=0.15):
     """Search a ``D_a C D_b`` realisation of ``target`` by lifting a tail design and adding a border.
 
     Parameters
@@ -225,8 +225,10 @@ def border_search(target, tail_designs, *, budget=4000, seed=0, max_border=3, ex
         Border exponents are drawn from ``range(*exp_range)`` shifted by ``m``
         (so entries of degree below ``m`` dominate, Laurent entries allowed).
     entries : tuple of int
-        Nonzero values drawn for border entries (each entry is zero with
-        probability 1/2).
+        Nonzero values drawn for border entries.
+    p_low, p_high : float
+        Probability that a border entry is nonzero when its exponent sum is
+        in ``[0, m)`` (it vanishes from order ``m`` on), resp. outside.
 
     Returns
     -------
@@ -237,7 +239,8 @@ def border_search(target, tail_designs, *, budget=4000, seed=0, max_border=3, ex
     Examples
     --------
     >>> from theory.designer import design_profile
-    >>> blk = border_search((3, 4, 1, 2), lambda tail: design_profile(tail).blocks or None, seed=0)
+    >>> tails = lambda tail: design_profile(tail, use_data=False).blocks or None
+    >>> blk = border_search((3, 4, 1, 2), tails, budget=600, seed=6)
     >>> dcd_profile(*blk[1:], 4)
     (3, 4, 1, 2)
     """
@@ -269,7 +272,7 @@ def border_search(target, tail_designs, *, budget=4000, seed=0, max_border=3, ex
                         continue
                     # entries of degree in [0, m) vanish from order m on and leave the tail alone
                     low = 0 <= a[i] + b[j] < m
-                    if rng.random() < (0.7 if low else 0.15):
+                    if rng.random() < (p_low if low else p_high):
                         C[i][j] = rng.choice(entries)
             if rng.random() < 0.6 and M > 2:
                 # make one border row (or column) a combination of two others: rank drops at
@@ -287,7 +290,7 @@ def border_search(target, tail_designs, *, budget=4000, seed=0, max_border=3, ex
                         C[i][j] = c1 * C[i][j1] + c2 * C[i][j2]
             prof = _quick_profile(a, b, C, K)
             excess = [x - y for x, y in zip(prof, target)]
-            if 0 < sum(excess) <= 2 and min(excess) >= 0:
+            if 0 < sum(excess) <= 3 and min(excess) >= 0:
                 C = _repair(a, b, C, target, rng)
                 if C is None:
                     continue
@@ -303,20 +306,66 @@ def border_search(target, tail_designs, *, budget=4000, seed=0, max_border=3, ex
     return None
 
 
+def _transpose(C):
+    return [list(col) for col in zip(*C)]
+
+
+def _make_row_dependent(a, b, C, H, k, spots, rng, C_out=None):
+    """Change the entries with exponent sum k of one row so that it joins the span of the others.
+
+    ``H = C ∘ F_k``; only entries with ``a_i + b_j == k`` may change (they
+    are invisible at every order above ``k``).  Solves ``H[i, fixed] = λ
+    H[others, fixed]`` for ``λ`` and sets ``H[i, free] = λ H[others, free]``;
+    the row of ``C`` is then rescaled to integers.  ``C_out`` receives the
+    change transposed back when working on columns.  Returns True on success.
+    """
+    rows_with_spots = sorted({i for i, _ in spots})
+    rng.shuffle(rows_with_spots)
+    fk = math.factorial(k)
+    for i in rows_with_spots:
+        free = [j for (ii, j) in spots if ii == i]
+        fixed = [j for j in range(len(b)) if j not in free]
+        others = [r for r in range(len(a)) if r != i]
+        if not others:
+            continue
+        lam = sp.symbols(f"l0:{len(others)}")
+        eqs = [sum(lam[n] * H[r, j] for n, r in enumerate(others)) - H[i, j] for j in fixed]
+        sol = sp.linsolve(eqs, lam) if eqs else sp.FiniteSet(tuple(0 for _ in lam))
+        if not sol:
+            continue
+        vals = list(next(iter(sol)))
+        vals = [v.subs({x: 0 for x in lam}) for v in vals]  # a particular solution
+        new = {j: sum(vals[n] * H[r, j] for n, r in enumerate(others)) / fk for j in free}
+        if all(v == C[i][j] for j, v in new.items()):
+            continue
+        row = [sp.Rational(c) for c in C[i]]
+        for j, v in new.items():
+            row[j] = sp.Rational(v)
+        q = math.lcm(*[int(v.q) for v in row])
+        row = [int(v * q) for v in row]
+        if not any(row):
+            continue
+        C[i] = row
+        if C_out is not None:
+            for j in range(len(row)):
+                C_out[j][i] = row[j]
+        return True
+    return False
+
+
 def _repair(a, b, C, target, rng):
-    """Lower too-high ranks order by order, from the top, by solving for single entries.
+    """Lower too-high ranks order by order, from the top, by solving linear equations.
 
     An entry with exponent sum ``s = a_i + b_j`` in ``[0, K)`` appears in
     ``C ∘ F_k`` only for ``k <= s`` (``(s)_k = 0`` for ``k > s``).  So the
     rank at order ``k`` can be lowered by changing entries with ``s = k``
-    without touching any higher order: on a nonsingular block through such
-    an entry the determinant is affine in it, and its root makes the block
-    singular.  Orders are repaired from ``K - 1`` down to 0; a rank below its
-    target cannot be raised this way, and gives None.
+    without touching any higher order: the free entries of one row (or
+    column) are set so that it lies in the span of the others, when the
+    fixed entries allow it.  Orders are repaired from ``K - 1`` down to 0; a
+    rank below its target cannot be raised this way, and gives None.
     """
     K = len(target)
     C = [list(row) for row in C]
-    x = sp.Symbol("x")
     for k in range(K - 1, -1, -1):
         spots = [(i, j) for i in range(len(a)) for j in range(len(b)) if a[i] + b[j] == k]
         rng.shuffle(spots)
@@ -327,24 +376,8 @@ def _repair(a, b, C, target, rng):
                 break
             if r < target[k]:
                 return None
-            done = False
-            rows = list(H.T.rref()[1])
-            cols = list(H.rref()[1])
-            for i, j in spots:
-                if i not in rows or j not in cols:
-                    continue
-                B = H.extract(rows, cols)
-                B[rows.index(i), cols.index(j)] = x
-                det = sp.expand(B.det())
-                alpha = det.coeff(x, 1)
-                if alpha == 0:
-                    continue
-                val = sp.Rational(-det.coeff(x, 0), alpha) / math.factorial(k)  # the entry of C
-                q = val.q
-                C[i] = [c * q for c in C[i]]
-                C[i][j] = int(val * q)
-                done = True
-                break
+            done = _make_row_dependent(a, b, C, H, k, spots, rng) or _make_row_dependent(
+                b, a, _transpose(C), H.T, k, [(j, i) for i, j in spots], rng, C_out=C)
             if not done:
                 return None
         else:
