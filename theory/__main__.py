@@ -93,6 +93,8 @@ def main(argv=None):
     parser.add_argument("--K", type=int, default=5, help="table/search: permutations of 1..K (default 5)")
     parser.add_argument("--budget", type=int, default=3000, help="search: candidates per order and seed")
     parser.add_argument("--out", default=None, help="search: output JSON (default: print)")
+    parser.add_argument("--format", default="markdown", choices=["markdown", "latex"],
+                        help="table: output format (default: markdown)")
     parser.add_argument("--library", default="extended", choices=["standard", "extended"])
     args = parser.parse_args(argv)
     out = sys.stdout
@@ -121,7 +123,7 @@ def main(argv=None):
         rows = permutation_table(args.K, library_kind=args.library)
         for r in rows:
             r.discrete = discrete_status(r)
-        out.write(format_table(rows, discrete=True) + "\n")
+        out.write(format_table(rows, discrete=True, fmt=args.format) + "\n")
         counts = {s: sum(r.status == s for r in rows) for s in ("constructed", "impossible", "open")}
         disc = sum(r.discrete.startswith("constructed") for r in rows)
         out.write(f"\n{len(rows)} targets: {counts['constructed']} constructed, {counts['impossible']} impossible, "

@@ -97,9 +97,24 @@ class DesignResult:
     reason: str = ""
     discrete: str = ""
 
+    def _repr_latex_(self):
+        """LaTeX summary for Jupyter."""
+        tgt = "(" + ", ".join(map(str, self.target)) + ")"
+        what = self.construction() if self.status == "constructed" else self.reason
+        return rf"${tgt}$: \textbf{{{self.status}}} — {_latex_escape(what)}"
+
     def construction(self):
         """Human-readable block list, e.g. ``'hankel_anti(1,1) ⊕ monomial(0)'``."""
         return " ⊕ ".join(_block_name(b) for b in self.blocks)
+
+
+_LATEX = {"\\": r"\textbackslash{}", "_": r"\_", "^": r"\^{}", "&": r"\&", "%": r"\%", "#": r"\#",
+          "{": r"\{", "}": r"\}", "$": r"\$", "~": r"\~{}"}
+
+
+def _latex_escape(text):
+    """Escape LaTeX's special characters, one character at a time."""
+    return "".join(_LATEX.get(c, c) for c in text)
 
 
 def _block_name(b):
@@ -485,8 +500,21 @@ def discrete_status(result):
     return f"open (same matrix in j has {prof.ranks})"
 
 
-def format_table(results, discrete=False):
-    """Markdown table: target | status | construction or reason [| discrete].
+def format_table(results, discrete=False, fmt="markdown"):
+    """Table: target | status | construction or reason [| discrete].
+
+    Parameters
+    ----------
+    results : list of DesignResult
+    discrete : bool
+        Add the differences column (:func:`discrete_status`).
+    fmt : {"markdown", "latex"}
+        Markdown (the page in the documentation) or a LaTeX ``longtable``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``fmt``.
 
     Examples
     --------
@@ -495,6 +523,21 @@ def format_table(results, discrete=False):
     |---|---|---|
     | (1) | constructed | t^0 |
     """
+    if fmt not in ("markdown", "latex"):
+        raise ValueError(f"fmt must be 'markdown' or 'latex', got {fmt!r}")
+    if fmt == "latex":
+        cols = "llp{0.45\\linewidth}" + ("l" if discrete else "")
+        head = "target & status & construction / violated condition" + (" & differences" if discrete else "")
+        lines = [rf"\begin{{longtable}}{{{cols}}}", head + r" \\", r"\hline"]
+        for r in results:
+            tgt = "$(" + ", ".join(map(str, r.target)) + ")$"
+            what = r.construction() if r.status == "constructed" else r.reason
+            cells = [tgt, r.status, _latex_escape(what)]
+            if discrete:
+                cells.append(_latex_escape(r.discrete or discrete_status(r)))
+            lines.append(" & ".join(cells) + r" \\")
+        lines.append(r"\end{longtable}")
+        return "\n".join(lines)
     head = "| target | status | construction / violated condition |"
     rule = "|---|---|---|"
     if discrete:

@@ -231,6 +231,18 @@ class Certificate:
             f"point={self.point}, prime={self.prime}, upper bound: {ub})"
         )
 
+    def _repr_latex_(self):
+        """LaTeX summary for Jupyter, e.g. ``$\\operatorname{grank} A = 1$ (certified ...)``."""
+        v = sp.latex(self.var)
+        head = rf"$\operatorname{{rank}}_{{\mathbb{{Q}}({v})}} A = {self.rank}$"
+        if self.method == "numeric":
+            return head + r" (numeric estimate, \textbf{uncertified})"
+        if not self.certified:
+            return head + rf" (Monte-Carlo lower bound, error $\le {self.error_bound:.1e}$)"
+        ub = (r"$\operatorname{rank} \le \min(m, n)$" if self.kernel_side is None
+              else f"{self.kernel_side} kernel of {len(self._kernel)} vectors")
+        return head + rf" (certified: $t_0 = {self.point}$, $p = {self.prime}$; upper bound: {ub})"
+
     @property
     def kernel(self):
         """The kernel basis ``N`` as a SymPy matrix (None if not needed).

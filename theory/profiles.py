@@ -110,6 +110,12 @@ class Profile:
         state = "certified" if self.certified else "UNCERTIFIED"
         return f"Profile({self.kind}, ranks={self.ranks}, {state})"
 
+    def _repr_latex_(self):
+        """LaTeX summary for Jupyter: ``$\\rho = (1, 2, 1, 0)$ (derivatives, certified)``."""
+        state = "certified" if self.certified else r"\textbf{uncertified}"
+        op = "derivatives" if self.kind == "derivative" else "forward differences"
+        return rf"$\rho = ({', '.join(map(str, self.ranks))})$ ({op}, {state})"
+
 
 def _check_K(K):
     if isinstance(K, bool) or not isinstance(K, int) or K < 0:
