@@ -7,6 +7,8 @@ Public API
 ----------
 generic_rank(A, var=None, *, certify=True, numeric=False, seed=None, backend="auto")
     Certified rank over ℚ(t) (:class:`Certificate`, ``.verify()``).
+rank_factorization(A, var=None, *, seed=None)
+    ``A = U V`` over ℚ(t) with ``grank A`` inner columns, checked exactly.
 rank_profile(A, K, var=None, *, certify=True, seed=None)
     Generic ranks of ``A, A', ..., A^{(K)}`` (:class:`Profile`).
 difference_profile(seq, K, var=None, *, certify=True, seed=None)
@@ -28,7 +30,7 @@ Examples
 from ._convert import RationalMatrix
 from .design import newton_design, pointwise_ranks, taylor_design
 from .designer import DesignResult, design_profile, necessary_violations, permutation_table
-from .engine import Certificate, CertificationError, generic_rank
+from .engine import Certificate, CertificationError, generic_rank, rank_factorization
 from .leibniz import antiderivative_hankel, hankel, hankel_formula
 from .profiles import Profile, difference_profile, rank_profile
 
@@ -48,6 +50,7 @@ __all__ = [
     "newton_design",
     "permutation_table",
     "pointwise_ranks",
+    "rank_factorization",
     "rank_profile",
     "taylor_design",
 ]

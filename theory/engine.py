@@ -70,7 +70,7 @@ import sympy as sp
 from . import _modular as mod
 from ._convert import RationalMatrix, as_sympy_matrix, infer_var
 
-__all__ = ["Certificate", "generic_rank", "CertificationError"]
+__all__ = ["Certificate", "CertificationError", "generic_rank", "rank_factorization"]
 
 
 class CertificationError(RuntimeError):
@@ -917,3 +917,58 @@ def _tracked_elimination_rank(vals, mpmath):
                              + ulp * (abs(a[i][j]) + abs(prod)))
                 a[i][j] = new
     return rank
+
+
+def rank_factorization(A, var=None, *, seed=None):
+    """Rank factorisation ``A = U V`` over ℚ(t), with ``r = grank A`` inner columns.
+
+    With the certified rank ``r`` and the certificate's pivot block
+    ``A[I, J]`` (nonsingular over ℚ(t), since it is nonsingular at a point),
+    ``U = A[:, J]`` and ``V = A[I, J]^{-1} A[I, :]``.  The identity holds
+    because every column of ``A`` is a combination of the columns ``J``
+    (they span the column space, having rank ``r``), and the coefficients are
+    read off in the rows ``I``.  It is checked exactly before returning.
+
+    Parameters
+    ----------
+    A : matrix with entries in ℚ(var)
+        Anything :func:`generic_rank` accepts.
+    var : sympy.Symbol, optional
+    seed : int, optional
+
+    Returns
+    -------
+    U : sympy.ImmutableMatrix, shape (m, r)
+    V : sympy.ImmutableMatrix, shape (r, n)
+    certificate : Certificate
+        The certified rank ``r``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`generic_rank` (entries outside ℚ(var)).
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> t = sp.Symbol("t")
+    >>> U, V, c = rank_factorization(sp.Matrix([[1, t], [t, t**2], [2, 2*t]]))
+    >>> U.shape, V.shape, (U * V - sp.Matrix([[1, t], [t, t**2], [2, 2*t]])).expand() == sp.zeros(3, 2)
+    ((3, 1), (1, 2), True)
+    """
+    from sympy.polys.matrices import DomainMatrix
+
+    c = generic_rank(A, var, seed=seed)
+    R = RationalMatrix.from_sympy(A, c.var) if not isinstance(A, RationalMatrix) else A
+    M = R.to_sympy()
+    m, n = M.shape
+    I, J = list(c.pivot_rows), list(c.pivot_cols)
+    K = sp.QQ.frac_field(c.var)
+    dM = DomainMatrix.from_Matrix(sp.Matrix(M)).convert_to(K)
+    if c.rank == 0:
+        return sp.ImmutableMatrix.zeros(m, 0), sp.ImmutableMatrix.zeros(0, n), c
+    dU = dM.extract(list(range(m)), J)
+    dV = dM.extract(I, J).inv() * dM.extract(I, list(range(n)))
+    if dU * dV != dM:  # pragma: no cover - would contradict the certificate
+        raise CertificationError("rank factorisation failed its exact check; please report")
+    return sp.ImmutableMatrix(dU.to_Matrix()), sp.ImmutableMatrix(dV.to_Matrix()), c
