@@ -7,6 +7,8 @@ Public API
 ----------
 generic_rank(A, var=None, *, certify=True, numeric=False, seed=None, backend="auto")
     Certified rank over ℚ(t) (:class:`Certificate`, ``.verify()``).
+kernels(A, var=None, *, seed=None)
+    Right and left kernel bases over ℚ(t), checked exactly.
 rank_factorization(A, var=None, *, seed=None)
     ``A = U V`` over ℚ(t) with ``grank A`` inner columns, checked exactly.
 rank_profile(A, K, var=None, *, certify=True, seed=None)
@@ -30,7 +32,7 @@ Examples
 from ._convert import RationalMatrix
 from .design import newton_design, pointwise_ranks, taylor_design
 from .designer import DesignResult, design_profile, necessary_violations, permutation_table
-from .engine import Certificate, CertificationError, generic_rank, rank_factorization
+from .engine import Certificate, CertificationError, generic_rank, kernels, rank_factorization
 from .leibniz import antiderivative_hankel, hankel, hankel_formula
 from .profiles import Profile, difference_profile, rank_profile
 
@@ -46,6 +48,7 @@ __all__ = [
     "generic_rank",
     "hankel",
     "hankel_formula",
+    "kernels",
     "necessary_violations",
     "newton_design",
     "permutation_table",

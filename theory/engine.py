@@ -70,7 +70,7 @@ import sympy as sp
 from . import _modular as mod
 from ._convert import RationalMatrix, as_sympy_matrix, infer_var
 
-__all__ = ["Certificate", "CertificationError", "generic_rank", "rank_factorization"]
+__all__ = ["Certificate", "CertificationError", "generic_rank", "kernels", "rank_factorization"]
 
 
 class CertificationError(RuntimeError):
@@ -972,3 +972,63 @@ def rank_factorization(A, var=None, *, seed=None):
     if dU * dV != dM:  # pragma: no cover - would contradict the certificate
         raise CertificationError("rank factorisation failed its exact check; please report")
     return sp.ImmutableMatrix(dU.to_Matrix()), sp.ImmutableMatrix(dV.to_Matrix()), c
+
+
+def _right_kernel_from_factor(V, J):
+    """Basis of {x : V x = 0} for V (r x n) with V[:, J] = I_r (the shape rank_factorization gives)."""
+    r, n = V.shape
+    free = [f for f in range(n) if f not in set(J)]
+    cols = []
+    for f in free:
+        x = [sp.S.Zero] * n
+        x[f] = sp.S.One
+        for a, j in enumerate(J):
+            x[j] = -V[a, f]
+        cols.append(x)
+    return sp.ImmutableMatrix(n, len(cols), lambda i, c: cols[c][i])
+
+
+def kernels(A, var=None, *, seed=None):
+    """Bases of the right and left kernels of ``A`` over ℚ(t), checked exactly.
+
+    From :func:`rank_factorization`: ``V`` has the identity in the pivot
+    columns ``J``, so for each other column ``f`` the vector with 1 at ``f``
+    and ``-V[:, f]`` at ``J`` spans ``ker V = ker A`` (``U`` has full column
+    rank); the left kernel is the right kernel of ``Aᵀ``.
+
+    Parameters
+    ----------
+    A : matrix with entries in ℚ(var)
+    var : sympy.Symbol, optional
+    seed : int, optional
+
+    Returns
+    -------
+    right : sympy.ImmutableMatrix, shape (n, n - r)
+        ``A * right == 0``, full column rank.
+    left : sympy.ImmutableMatrix, shape (m, m - r)
+        ``left.T * A == 0``, full column rank.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> t = sp.Symbol("t")
+    >>> R, L = kernels(sp.Matrix([[1, t], [t, t**2], [2, 2*t]]))
+    >>> R.T, L.shape
+    (Matrix([[-t, 1]]), (3, 2))
+    """
+    from sympy.polys.matrices import DomainMatrix
+
+    out = []
+    for M in (A, None):
+        if M is None:
+            M = as_sympy_matrix(A).T if not isinstance(A, RationalMatrix) else A.transpose()
+        U, V, c = rank_factorization(M, var, seed=seed)
+        N = _right_kernel_from_factor(V, list(c.pivot_cols)) if c.rank else sp.ImmutableMatrix.eye(V.shape[1])
+        K = sp.QQ.frac_field(c.var)
+        S = M.to_sympy() if isinstance(M, RationalMatrix) else as_sympy_matrix(M)
+        if N.shape[1] and not (DomainMatrix.from_Matrix(sp.Matrix(S)).convert_to(K)
+                               * DomainMatrix.from_Matrix(sp.Matrix(N)).convert_to(K)).is_zero_matrix:
+            raise CertificationError("kernel failed its exact check; please report")  # pragma: no cover
+        out.append(N)
+    return out[0], out[1]

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sympy.polys.matrices import DomainMatrix
 
-from theory import rank_factorization
+from theory import kernels, rank_factorization
 
 t = sp.Symbol("t")
 QT = sp.QQ.frac_field(t)
@@ -38,3 +38,15 @@ def test_factorization_is_exact_and_minimal(A, seed):
     assert dm(U * V) == dm(A) if r else A.is_zero_matrix
     if r:
         assert dm(U).rank() == r and dm(V).rank() == r
+
+
+@settings(max_examples=25, deadline=None)
+@given(products(), st.integers(0, 1000))
+def test_both_kernels(A, seed):
+    R, L = kernels(A, t, seed=seed)
+    r = dm(A).rank() if A.rows and A.cols else 0
+    assert R.shape == (A.cols, A.cols - r) and L.shape == (A.rows, A.rows - r)
+    if R.shape[1]:
+        assert (dm(A) * dm(R)).is_zero_matrix and dm(R).rank() == R.shape[1]
+    if L.shape[1]:
+        assert (dm(L.T) * dm(A)).is_zero_matrix and dm(L).rank() == L.shape[1]
