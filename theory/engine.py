@@ -60,6 +60,7 @@ SymPy only) checks that JSON against a matrix without this engine.
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from dataclasses import dataclass, field
@@ -70,7 +71,7 @@ import sympy as sp
 from . import _modular as mod
 from ._convert import RationalMatrix, as_sympy_matrix, infer_var
 
-__all__ = ["Certificate", "CertificationError", "generic_rank", "kernels", "rank_factorization"]
+__all__ = ["Certificate", "CertificationError", "exceptional_set", "generic_rank", "kernels", "rank_factorization"]
 
 
 class CertificationError(RuntimeError):
@@ -1032,3 +1033,78 @@ def kernels(A, var=None, *, seed=None):
             raise CertificationError("kernel failed its exact check; please report")  # pragma: no cover
         out.append(N)
     return out[0], out[1]
+
+
+def exceptional_set(A, var=None, *, max_minors=2000, seed=None):
+    """The points where ``A(t0)`` is defined but has rank below ``grank A``.
+
+    They are the zeros of the gcd ``g`` of the ``r x r`` minors of the
+    row-cleared matrix ``P = D A`` (``D`` diagonal, ``D(t0)`` invertible
+    wherever ``A`` is defined), with the poles of ``A`` removed:
+    ``rank A(t0) = rank P(t0)`` there, and ``rank P(t0) < r`` iff every
+    ``r x r`` minor vanishes at ``t0``.  Computed only where it is cheap:
+    all minors are enumerated.
+
+    Parameters
+    ----------
+    A : matrix with entries in ℚ(var)
+    var : sympy.Symbol, optional
+    max_minors : int
+        Refuse (``ValueError``) when there are more ``r x r`` minors than this.
+    seed : int, optional
+
+    Returns
+    -------
+    sympy.Poly
+        Square-free, monic, coprime to every denominator of ``A``; its
+        complex zeros are exactly the exceptional points (constant 1: none).
+
+    Raises
+    ------
+    ValueError
+        If there are more than ``max_minors`` minors.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> t = sp.Symbol("t")
+    >>> exceptional_set(sp.Matrix([[t, 1 / (t - 1)], [0, t + 2]])).as_expr()
+    t**2 + 2*t
+    """
+    from math import comb
+
+    from sympy.polys.matrices import DomainMatrix
+
+    c = generic_rank(A, var, seed=seed)
+    R = RationalMatrix.from_sympy(A, c.var) if not isinstance(A, RationalMatrix) else A
+    t = c.var
+    m, n = R.shape
+    r = c.rank
+    one = sp.Poly(1, t, domain="QQ")
+    if r == 0:
+        return one  # rank 0 everywhere it is defined
+    count = comb(m, r) * comb(n, r)
+    if count > max_minors:
+        raise ValueError(f"A has {count} minors of size {r} (more than max_minors={max_minors}); not computed")
+    P, _ = R.cleared_rows()
+    ring = sp.ZZ[t]
+    rows = [[ring.ring.from_list(e) if e else ring.zero for e in row] for row in P]
+    dP = DomainMatrix(rows, (m, n), ring)
+    g = ring.zero
+    for I in itertools.combinations(range(m), r):
+        for J in itertools.combinations(range(n), r):
+            g = ring.gcd(g, dP.extract(list(I), list(J)).det())
+            if g != ring.zero and ring.to_sympy(g).is_number:
+                return one
+    G = sp.Poly(ring.to_sympy(g), t, domain="QQ")
+    G = sp.Poly(sp.quo(G, sp.gcd(G, G.diff(t))), t, domain="QQ")  # square-free part
+    for row in R.den:
+        for d in row:
+            if len(d) > 1:
+                D = sp.Poly(d, t, domain="QQ")
+                while True:
+                    h = sp.gcd(G, D)
+                    if h.degree() <= 0:
+                        break
+                    G = sp.Poly(sp.quo(G, h), t, domain="QQ")
+    return G.monic() if G.degree() > 0 else one
