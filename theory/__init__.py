@@ -7,6 +7,12 @@ Public API
 ----------
 generic_rank(A, var=None, *, certify=True, numeric=False, seed=None, backend="auto")
     Certified rank over ℚ(t) (:class:`Certificate`, ``.verify()``).
+exceptional_set(A, var=None, *, max_minors=2000, seed=None)
+    The points where ``rank A(t0) < grank A`` (zeros of a polynomial).
+kernels(A, var=None, *, seed=None)
+    Right and left kernel bases over ℚ(t), checked exactly.
+rank_factorization(A, var=None, *, seed=None)
+    ``A = U V`` over ℚ(t) with ``grank A`` inner columns, checked exactly.
 rank_profile(A, K, var=None, *, certify=True, seed=None)
     Generic ranks of ``A, A', ..., A^{(K)}`` (:class:`Profile`).
 difference_profile(seq, K, var=None, *, certify=True, seed=None)
@@ -28,7 +34,7 @@ Examples
 from ._convert import RationalMatrix
 from .design import newton_design, pointwise_ranks, taylor_design
 from .designer import DesignResult, design_profile, necessary_violations, permutation_table
-from .engine import Certificate, CertificationError, generic_rank
+from .engine import Certificate, CertificationError, exceptional_set, generic_rank, kernels, rank_factorization
 from .leibniz import antiderivative_hankel, hankel, hankel_formula
 from .profiles import Profile, difference_profile, rank_profile
 
@@ -40,14 +46,17 @@ __all__ = [
     "RationalMatrix",
     "antiderivative_hankel",
     "design_profile",
+    "exceptional_set",
     "difference_profile",
     "generic_rank",
     "hankel",
     "hankel_formula",
+    "kernels",
     "necessary_violations",
     "newton_design",
     "permutation_table",
     "pointwise_ranks",
+    "rank_factorization",
     "rank_profile",
     "taylor_design",
 ]

@@ -3,12 +3,15 @@
 Usage::
 
     python -m theory [check] [--verbose] [--seed N]
-    python -m theory table [--K 4] [--library standard|extended]
+    python -m theory table [--K 5] [--library standard|extended]
+    python -m theory search [--K 5] [--budget 3000] [--out theory/_constructions.py]
 
 ``check`` (the default) prints one row per claim — claim | instances |
 result | time — and exits with status 1 if any check fails.  ``table``
 prints the designer's Markdown table for every permutation of ``{1..K}``
-(the table pasted in ``docs/theory.md``).
+(the table pasted in ``docs/theory.md``).  ``search`` reruns the
+``D_a C D_b`` border search on every open target and writes the
+constructions that the table uses (each is re-certified whenever used).
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ def run_checks(seed=0):
             C = sp.Matrix(r, n, lambda *_: sum(rng.randint(-3, 3) * t**e for e in range(3)))
             A = (B * C).applyfunc(sp.expand) if r else sp.zeros(m, n)
             c = generic_rank(A, seed=seed + i)
-            ok = c.certified and c.verify() and c.verify("sympy")
+            ok = c.certified and c.verify(A) and c.verify(A, "sympy")
             eng.record(ok, f"{m}x{n} product of inner size {r}: rank {c.rank}")
     results.append(eng)
     results += monotonicity.check(seed)
@@ -84,21 +87,49 @@ def main(argv=None):
         0 if every check passed, 1 otherwise.
     """
     parser = argparse.ArgumentParser(prog="python -m theory", description=__doc__.splitlines()[0])
-    parser.add_argument("command", nargs="?", default="check", choices=["check", "table"])
+    parser.add_argument("command", nargs="?", default="check", choices=["check", "table", "search"])
     parser.add_argument("--verbose", "-v", action="store_true", help="print every instance")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--K", type=int, default=4, help="table: permutations of 1..K")
+    parser.add_argument("--K", type=int, default=5, help="table/search: permutations of 1..K (default 5)")
+    parser.add_argument("--budget", type=int, default=3000, help="search: candidates per order and seed")
+    parser.add_argument("--out", default=None, help="search: output JSON (default: print)")
+    parser.add_argument("--format", default="markdown", choices=["markdown", "latex"],
+                        help="table: output format (default: markdown)")
     parser.add_argument("--library", default="extended", choices=["standard", "extended"])
     args = parser.parse_args(argv)
     out = sys.stdout
+    if args.command == "search":
+        import json
+
+        from .designer import search_constructions
+
+        data = search_constructions(args.K, args.library, args.budget)
+        rows = [json.dumps(c, separators=(", ", ": ")) for c in data["constructions"]]
+        text = ('{"constructions": [\n  ' + ",\n  ".join(rows) + '\n ],\n "open": '
+                + json.dumps(data["open"]) + "}\n")
+        if args.out and args.out.endswith(".py"):  # the module the designer imports
+            text = ('"""D_a C D_b constructions found by ``python -m theory search`` (re-certified on use)."""\n\n'
+                    f"DATA = {text}")
+        if args.out:
+            with open(args.out, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        else:
+            out.write(text)
+        out.write(f"{len(data['constructions'])} constructed, {len(data['open'])} still open\n")
+        return 0
     if args.command == "table":
-        from .designer import format_table, permutation_table
+        from .designer import discrete_status, format_table, permutation_table
 
         rows = permutation_table(args.K, library_kind=args.library)
-        out.write(format_table(rows) + "\n")
+        for r in rows:
+            r.discrete = discrete_status(r)
+        out.write(format_table(rows, discrete=True, fmt=args.format) + "\n")
         counts = {s: sum(r.status == s for r in rows) for s in ("constructed", "impossible", "open")}
-        out.write(f"\n{counts['constructed']} constructed, {counts['impossible']} impossible, "
-                  f"{counts['open']} open ({args.library} library)\n")
+        disc = sum(r.discrete.startswith("constructed") for r in rows)
+        out.write(f"\n{len(rows)} targets: {counts['constructed']} constructed, {counts['impossible']} impossible, "
+                  f"{counts['open']} open ({args.library} library); as difference profiles: "
+                  f"{disc} constructed, {counts['impossible']} impossible, "
+                  f"{len(rows) - disc - counts['impossible']} open\n")
         return 0
     t0 = time.perf_counter()
     results = run_checks(args.seed)

@@ -45,8 +45,9 @@ def as_sympy_matrix(A, name="A"):
 
     Parameters
     ----------
-    A : Matrix, array_like or nested sequence
-        Anything ``sympy.Matrix`` accepts.
+    A : Matrix, array_like, nested sequence, 2-D sympy Array or DomainMatrix
+        Anything ``sympy.Matrix`` accepts; ``Poly`` entries become
+        expressions.
     name : str
         Argument name used in error messages.
 
@@ -66,8 +67,22 @@ def as_sympy_matrix(A, name="A"):
     """
     if isinstance(A, RationalMatrix):
         return A.to_sympy()
+    from sympy.polys.matrices import DomainMatrix
+
+    if isinstance(A, DomainMatrix):
+        return sp.ImmutableMatrix(A.to_Matrix())
+    if isinstance(A, sp.NDimArray):
+        if A.rank() != 2:
+            raise TypeError(f"{name} must be 2-D; got a SymPy array of shape {A.shape}")
+        A = A.tolist()
     if isinstance(A, sp.MatrixBase):
+        if any(isinstance(e, sp.Poly) for e in A.values()):
+            A = A.applyfunc(lambda e: e.as_expr() if isinstance(e, sp.Poly) else e)
         return sp.ImmutableMatrix(A)
+    if isinstance(A, sp.Poly):
+        A = [[A]]
+    if isinstance(A, (list, tuple)):
+        A = _polys_to_exprs(A)
     try:
         M = sp.ImmutableMatrix(A)
     except Exception as exc:  # SymPy raises a zoo of exception types here
@@ -76,6 +91,15 @@ def as_sympy_matrix(A, name="A"):
             f"(nested lists of numbers/expressions); got {type(A).__name__}: {exc}"
         ) from None
     return M
+
+
+def _polys_to_exprs(obj):
+    """Nested lists with ``Poly`` leaves -> the same with expressions."""
+    if isinstance(obj, sp.Poly):
+        return obj.as_expr()
+    if isinstance(obj, (list, tuple)):
+        return [_polys_to_exprs(x) for x in obj]
+    return obj
 
 
 def infer_var(M, var=None, name="A"):
@@ -394,8 +418,15 @@ def _fast_poly(e, var):
     return _strip(out), [L]
 
 
+def _assumptions(s):
+    a = {k: v for k, v in s.assumptions0.items() if k != "commutative"}
+    return "{" + ", ".join(f"{k}={v}" for k, v in sorted(a.items())) + "}" if a else "{}"
+
+
 def _entry(e, var, label):
     """(num, den) integer coefficient lists of one entry, or a clear error."""
+    if isinstance(e, sp.Poly):
+        e = e.as_expr()
     e = sp.sympify(e)
     if e.is_Integer:
         return ([int(e)] if e else []), [1]
@@ -410,6 +441,14 @@ def _entry(e, var, label):
     if e.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
         raise ValueError(f"{label} = {e} is not finite")
     extra = e.free_symbols - {var}
+    twins = [s for s in extra if s.name == var.name]
+    if twins:
+        raise ValueError(
+            f"{label} = {e} contains a symbol {var.name} with assumptions "
+            f"{_assumptions(twins[0])} but the variable {var.name} has assumptions "
+            f"{_assumptions(var)}: SymPy treats them as different symbols; build the "
+            f"matrix and var from the same Symbol"
+        )
     if extra:
         names = ", ".join(sorted(str(s) for s in extra))
         raise ValueError(
@@ -421,6 +460,8 @@ def _entry(e, var, label):
     attempts = [e]
     if e.has(*_COMBINATORIAL):
         attempts.append(sp.expand_func(e))
+        # factorial(t + 2)/factorial(t) expands only in terms of gamma
+        attempts.append(sp.expand_func(e.rewrite(sp.gamma)))
     for expr in attempts:
         try:
             P = sp.Poly(expr, var)

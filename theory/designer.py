@@ -10,14 +10,14 @@ Necessary conditions (each a theorem, see :mod:`theory.leibniz`)
     * the C2 bound ``r_{k+j} <= (j+1) r_k``;
     * rank-one persistence: ``r_k = 1`` and ``r_{k+1} <= 1`` imply
       ``r_{k+i} <= 1``;
-    * doubling rigidity (proved here, not in DESIGN.md): ``r_{k+1} = 2 r_k``
-      implies ``r_{k+2} >= r_k``.  Proof: write ``A^{(k)} = U V`` with ``U``
-      of size ``m x r`` and ``V`` of size ``r x n``; ``A^{(k+1)} = [U' U][V; V']``
-      has rank ``2r`` only if ``[U U']`` has full column rank and ``[V; V']``
-      full row rank, so there are ``L`` (``2r x m``) and ``R`` (``n x 2r``)
-      over ℚ(t) with ``L [U U'] = I`` and ``[V; V'] R = I``.  Then
-      ``L A^{(k+2)} R = L (U''V + 2U'V' + UV'') R = [[*, *], [*, 2 I_r]]``,
-      whose rank is at least ``r``.
+    * generalised rigidity: ``r_{k+j} = (j+1) r_k > 0`` implies
+      ``r_{k+j+1} >= j r_k`` (``j = 1``: doubling rigidity).  Proof sketch:
+      write ``A^{(k)} = U V`` (inner size ``r``); equality forces
+      ``[U U' ... U^{(j)}]`` to have full column rank and
+      ``[V; V'; ...; V^{(j)}]`` full row rank; with a left inverse ``L`` and
+      a right inverse ``R``, ``L A^{(k+j+1)} R`` contains an invertible block
+      anti-diagonal of size ``j r``.  The same holds for differences (full
+      proof in the theory documentation).
 
 Constructions.  Block-diagonal sums add profiles (rank of a block-diagonal
 matrix is the sum of the ranks of its blocks, and derivatives act blockwise).
@@ -84,6 +84,9 @@ class DesignResult:
         Its certified profile at orders ``0..K-1`` (equal to ``target``).
     reason : str
         The violated condition ("impossible") or why it is open.
+    discrete : str
+        What is known for the same target as a *difference* profile (filled
+        by :func:`discrete_status`; empty until then).
     """
 
     target: tuple
@@ -92,14 +95,33 @@ class DesignResult:
     matrix: object = None
     profile: object = None
     reason: str = ""
+    discrete: str = ""
+
+    def _repr_latex_(self):
+        """LaTeX summary for Jupyter."""
+        tgt = "(" + ", ".join(map(str, self.target)) + ")"
+        what = self.construction() if self.status == "constructed" else self.reason
+        return rf"${tgt}$: \textbf{{{self.status}}} — {_latex_escape(what)}"
 
     def construction(self):
         """Human-readable block list, e.g. ``'hankel_anti(1,1) ⊕ monomial(0)'``."""
         return " ⊕ ".join(_block_name(b) for b in self.blocks)
 
 
+_LATEX = {"\\": r"\textbackslash{}", "_": r"\_", "^": r"\^{}", "&": r"\&", "%": r"\%", "#": r"\#",
+          "{": r"\{", "}": r"\}", "$": r"\$", "~": r"\~{}"}
+
+
+def _latex_escape(text):
+    """Escape LaTeX's special characters, one character at a time."""
+    return "".join(_LATEX.get(c, c) for c in text)
+
+
 def _block_name(b):
     kind, *params = b
+    if kind == "dcd":
+        a, bb, _ = params
+        return f"D_a C D_b[{len(a)}x{len(bb)}, a={tuple(a)}, b={tuple(bb)}]"
     if kind == "monomial":
         return f"t^{params[0]}"
     if kind == "hankel_anti":
@@ -119,7 +141,8 @@ def necessary_violations(target):
     Returns
     -------
     list of str
-        Empty if all three conditions hold.
+        Empty if every condition holds (zero absorption, the C2 bound,
+        doubling and generalised rigidity, rank-one persistence).
 
     Raises
     ------
@@ -156,6 +179,13 @@ def necessary_violations(target):
                 f"doubling rigidity: r_{k + 1} = 2*r_{k} = {r[k + 1]} forces r_{k + 2} >= {r[k]}, "
                 f"but r_{k + 2} = {r[k + 2]}"
             )
+    for k in range(K):
+        for j in range(2, K - k - 1):
+            if r[k] and r[k + j] == (j + 1) * r[k] and r[k + j + 1] < j * r[k]:
+                out.append(
+                    f"generalised rigidity: r_{k + j} = {j + 1}*r_{k} = {r[k + j]} forces "
+                    f"r_{k + j + 1} >= {j * r[k]}, but r_{k + j + 1} = {r[k + j + 1]}"
+                )
     for k in range(K - 1):
         if r[k] == 1 and r[k + 1] <= 1:
             bad = [k + i for i in range(2, K - k) if r[k + i] > 1]
@@ -172,8 +202,9 @@ def block_matrix(block, var=T):
     Parameters
     ----------
     block : tuple
-        ``("monomial", e)``, ``("hankel_anti", d, m)`` or
-        ``("rect_anti", a, b, m)``.
+        ``("monomial", e)``, ``("hankel_anti", d, m)``,
+        ``("rect_anti", a, b, m)`` or ``("dcd", a, b, C)`` (the matrix
+        ``C_ij var^(a_i + b_j)``, see :mod:`theory.dcd`).
     var : sympy.Symbol
 
     Returns
@@ -191,6 +222,10 @@ def block_matrix(block, var=T):
     Matrix([[t**2]])
     """
     kind = block[0]
+    if kind == "dcd":
+        from .dcd import dcd_matrix
+
+        return sp.Matrix(dcd_matrix(block[1], block[2], block[3], var))
     if kind == "monomial":
         return sp.Matrix([[var ** block[1]]])
     if kind == "hankel_anti":
@@ -277,7 +312,28 @@ def _search(target, lib):
     return None
 
 
-def design_profile(target, *, library_kind="standard", var=T):
+def _known_constructions():
+    """Constructions found by :func:`theory.dcd.border_search`, shipped as data.
+
+    They are never trusted: :func:`design_profile` certifies the assembled
+    matrix with the engine before answering, and the tests re-check each with
+    SymPy's DomainMatrix.
+    """
+    from ._constructions import DATA
+
+    out = {}
+    for row in DATA["constructions"]:
+        out[tuple(row["target"])] = [
+            ("dcd", tuple(b["a"]), tuple(b["b"]), tuple(tuple(r) for r in b["C"])) if b["kind"] == "dcd"
+            else tuple(b["block"]) for b in row["blocks"]
+        ]
+    return out
+
+
+_KNOWN = None
+
+
+def design_profile(target, *, library_kind="standard", var=T, use_data=True, search_budget=0, seed=0):
     """Construct a matrix with generic profile ``target`` — or prove impossible.
 
     Parameters
@@ -286,6 +342,16 @@ def design_profile(target, *, library_kind="standard", var=T):
         ``(r_0, ..., r_{K-1})``.
     library_kind : {"standard", "extended"}
     var : sympy.Symbol
+    use_data : bool, default True
+        Also try the shipped constructions (``theory/_constructions.py``,
+        found by :func:`theory.dcd.border_search` and regenerated by
+        ``python -m theory search --out theory/_constructions.py``) when no
+        library sum fits.
+    search_budget : int, default 0
+        If positive, run :func:`theory.dcd.border_search` with this many
+        candidates per lifting order when nothing else fits.
+    seed : int
+        Seed of that search.
 
     Returns
     -------
@@ -304,7 +370,10 @@ def design_profile(target, *, library_kind="standard", var=T):
     >>> r = design_profile((3, 1, 2))
     >>> r.construction(), r.profile.ranks
     ('∫^1 H_2', (3, 1, 2))
+    >>> design_profile((3, 4, 1, 2), library_kind="extended").status
+    'constructed'
     """
+    global _KNOWN
     viol = necessary_violations(target)
     target = tuple(target)
     if viol:
@@ -313,19 +382,36 @@ def design_profile(target, *, library_kind="standard", var=T):
         A = sp.zeros(1, 1)
         return DesignResult(target, "constructed", [], A, rank_profile(A, len(target) - 1, var), "zero matrix")
     blocks = _search(target, library(len(target), max(target), library_kind))
+    how = "block-diagonal sum, profile certified"
+    if blocks is None and use_data:
+        if _KNOWN is None:
+            _KNOWN = _known_constructions()
+        blocks = _KNOWN.get(target)
+        how = "shipped D_a C D_b construction, profile certified"
+    if blocks is None and search_budget > 0:
+        from .dcd import border_search
+
+        def tails(tail):
+            r = design_profile(tail, library_kind=library_kind, var=var, use_data=False)
+            return r.blocks if r.status == "constructed" else None
+
+        found = border_search(target, tails, budget=search_budget, seed=seed)
+        blocks = None if found is None else [found]
+        how = "D_a C D_b found by search, profile certified"
     if blocks is None:
         return DesignResult(
             target, "open",
-            reason=f"passes the necessary conditions; not a sum of {library_kind}-library profiles",
+            reason=f"passes the necessary conditions; not a sum of {library_kind}-library profiles"
+                   + (" and no D_a C D_b construction known" if use_data or search_budget else ""),
         )
     A = block_diag(*[block_matrix(b, var) for b in blocks])
     prof = rank_profile(A, len(target) - 1, var, seed=1)
     if not (prof.certified and prof.ranks == target):  # pragma: no cover - would be a bug
         return DesignResult(target, "open", reason=f"construction gave {prof.ranks}: not verified")
-    return DesignResult(target, "constructed", blocks, A, prof, "block-diagonal sum, profile certified")
+    return DesignResult(target, "constructed", blocks, A, prof, how)
 
 
-def permutation_table(K_max=4, library_kind="standard"):
+def permutation_table(K_max=4, library_kind="standard", use_data=True):
     """Designer outcome for every permutation of ``{1..K}``, ``K <= K_max``.
 
     Returns
@@ -338,14 +424,97 @@ def permutation_table(K_max=4, library_kind="standard"):
     [((1,), 'constructed'), ((1, 2), 'constructed'), ((2, 1), 'constructed')]
     """
     return [
-        design_profile(p, library_kind=library_kind)
+        design_profile(p, library_kind=library_kind, use_data=use_data)
         for K in range(1, K_max + 1)
         for p in itertools.permutations(range(1, K + 1))
     ]
 
 
-def format_table(results):
-    """Markdown table: target | status | construction or reason.
+def search_constructions(K_max=5, library_kind="extended", budget=3000, seeds=range(4)):
+    """Run :func:`theory.dcd.border_search` on every open permutation target.
+
+    Parameters
+    ----------
+    K_max : int
+    library_kind : {"standard", "extended"}
+    budget : int
+        Candidates per lifting order and seed.
+    seeds : iterable of int
+
+    Returns
+    -------
+    dict
+        JSON-compatible ``{"constructions": [{"target": [...], "blocks": [...]}, ...],
+        "open": [[...], ...]}``; every construction's profile is exact
+        (:func:`theory.dcd.dcd_profile`).
+    """
+    found, still_open = [], []
+    for K in range(1, K_max + 1):
+        for p in itertools.permutations(range(1, K + 1)):
+            r = design_profile(p, library_kind=library_kind, use_data=False)
+            if r.status != "open":
+                continue
+            for seed in seeds:
+                r = design_profile(p, library_kind=library_kind, use_data=False, search_budget=budget, seed=seed)
+                if r.status == "constructed":
+                    found.append({"target": list(p), "blocks": [
+                        {"kind": "dcd", "a": list(b[1]), "b": list(b[2]), "C": [list(row) for row in b[3]]}
+                        for b in r.blocks]})
+                    break
+            else:
+                still_open.append(list(p))
+    return {"constructions": found, "open": still_open}
+
+
+def discrete_status(result):
+    """What is known about ``result.target`` as a generic *difference* profile.
+
+    * impossible: every necessary condition the designer uses is proved for
+      forward differences too, so the target is impossible there as well;
+    * constructed: the same matrix, read as a sequence in an integer
+      variable ``j``, is checked with the engine; if its difference profile
+      equals the target the row says so, otherwise "open" (the derivative
+      construction does not transfer, and no discrete designer is claimed);
+    * open: open.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> discrete_status(design_profile((1, 2)))
+    'constructed (same matrix in j)'
+    """
+    if result.status == "impossible":
+        return "impossible (same condition)"
+    if result.status == "open":
+        return "open"
+    from .profiles import difference_profile
+
+    j = sp.Symbol("j", integer=True)
+    A = result.matrix.subs(T, j) if result.matrix is not None else None
+    prof = difference_profile(A, len(result.target) - 1, j, seed=2)
+    if prof.certified and prof.ranks == result.target:
+        return "constructed (same matrix in j)"
+    return f"open (same matrix in j has {prof.ranks})"
+
+
+def format_table(results, discrete=False, fmt="markdown"):
+    """Table: target | status | construction or reason [| discrete].
+
+    Parameters
+    ----------
+    results : list of DesignResult
+    discrete : bool
+        Add the differences column (:func:`discrete_status`).
+    fmt : {"markdown", "latex"}
+        Markdown (the page in the documentation) or a LaTeX ``longtable``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``fmt``.
 
     Examples
     --------
@@ -354,11 +523,34 @@ def format_table(results):
     |---|---|---|
     | (1) | constructed | t^0 |
     """
-    lines = ["| target | status | construction / violated condition |", "|---|---|---|"]
+    if fmt not in ("markdown", "latex"):
+        raise ValueError(f"fmt must be 'markdown' or 'latex', got {fmt!r}")
+    if fmt == "latex":
+        cols = "llp{0.45\\linewidth}" + ("l" if discrete else "")
+        head = "target & status & construction / violated condition" + (" & differences" if discrete else "")
+        lines = [rf"\begin{{longtable}}{{{cols}}}", head + r" \\", r"\hline"]
+        for r in results:
+            tgt = "$(" + ", ".join(map(str, r.target)) + ")$"
+            what = r.construction() if r.status == "constructed" else r.reason
+            cells = [tgt, r.status, _latex_escape(what)]
+            if discrete:
+                cells.append(_latex_escape(r.discrete or discrete_status(r)))
+            lines.append(" & ".join(cells) + r" \\")
+        lines.append(r"\end{longtable}")
+        return "\n".join(lines)
+    head = "| target | status | construction / violated condition |"
+    rule = "|---|---|---|"
+    if discrete:
+        head += " differences |"
+        rule += "---|"
+    lines = [head, rule]
     for r in results:
         tgt = "(" + ", ".join(map(str, r.target)) + ")"
         what = r.construction() if r.status == "constructed" else r.reason
-        lines.append(f"| {tgt} | {r.status} | {what} |")
+        line = f"| {tgt} | {r.status} | {what} |"
+        if discrete:
+            line += f" {r.discrete or discrete_status(r)} |"
+        lines.append(line)
     return "\n".join(lines)
 
 

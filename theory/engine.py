@@ -35,7 +35,13 @@ How it is computed (all exact integer arithmetic):
    value has no root of absolute value ``> 1 + H``).  If the check fails,
    more primes are added; if it still fails beyond the Hadamard-type bound
    on the minors, ``r`` was too small and the computation restarts at a new
-   random point (Las Vegas: the returned certificate is always correct).
+   random point.  What holds: a returned certified result is always correct
+   (both bounds were checked exactly); the randomness affects only the
+   running time and, after 8 unlucky points in a row (each has probability
+   at most ``error_bound``-sized, see :func:`generic_rank`), the engine gives
+   up with :class:`CertificationError` instead of answering.  It is a Las
+   Vegas algorithm with a bounded number of retries: never wrong, rarely
+   (not never) without an answer.
 
 Examples
 --------
@@ -44,12 +50,17 @@ Examples
 >>> c = generic_rank(sp.Matrix([[1, t], [t, t**2]]))
 >>> c.rank, c.certified, c.kernel.T
 (1, True, Matrix([[-t, 1]]))
->>> c.verify()
+>>> c.verify(sp.Matrix([[1, t], [t, t**2]]))
 True
+
+``verify(A)`` checks the certificate against the matrix ``A`` it is given;
+``to_json()`` writes every witness, and :mod:`theory.checker` (one file,
+SymPy only) checks that JSON against a matrix without this engine.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from dataclasses import dataclass, field
@@ -60,11 +71,16 @@ import sympy as sp
 from . import _modular as mod
 from ._convert import RationalMatrix, as_sympy_matrix, infer_var
 
-__all__ = ["Certificate", "generic_rank", "CertificationError"]
+__all__ = ["Certificate", "CertificationError", "exceptional_set", "generic_rank", "kernels", "rank_factorization"]
 
 
 class CertificationError(RuntimeError):
-    """Raised when no certificate could be produced (should never happen)."""
+    """Raised when 8 random points in a row failed to give a certificate.
+
+    Each point fails only if it is a zero of a nonzero minor modulo the
+    prime (probability about ``Certificate.error_bound``), so this is
+    astronomically rare; it is never a wrong answer.
+    """
 
 
 # ---------------------------------------------------------------------------
@@ -120,9 +136,25 @@ def _reduce(arr, p):
 # ---------------------------------------------------------------------------
 # the certificate
 # ---------------------------------------------------------------------------
-@dataclass(eq=False)
+def _freeze_kernel(N):
+    """List of sparse columns {row: coeffs} -> tuple of ((row, coeffs), ...) tuples."""
+    if N is None:
+        return None
+    return tuple(tuple(sorted((int(i), tuple(int(c) for c in f)) for i, f in col.items() if f)) for col in N)
+
+
+def _thaw_kernel(N):
+    return [{i: list(f) for i, f in col} for col in N]
+
+
+@dataclass(frozen=True, eq=False)
 class Certificate:
     """Result of :func:`generic_rank`: the rank and its witnesses.
+
+    Certificates are immutable.  :meth:`verify` with the matrix checks that
+    the certificate proves *that matrix's* rank; :meth:`to_json` /
+    :meth:`from_json` serialise it, and :func:`theory.checker.check_certificate`
+    checks the JSON form with SymPy alone.
 
     Attributes
     ----------
@@ -139,7 +171,8 @@ class Certificate:
         probability at least ``1 - error_bound``) or ``"numeric"``
         (floating point, uncertified, for non-rational entries).
     point, prime : int or None
-        Lower-bound witness: ``rank(A(point) mod prime) == rank``.
+        Lower-bound witness: ``A[pivot_rows, pivot_cols]`` at ``point`` is
+        nonsingular modulo ``prime``.
     pivot_rows, pivot_cols : tuple of int
         A nonsingular ``rank x rank`` block of ``A(point) mod prime``.
     kernel_side : {"right", "left", None}
@@ -167,9 +200,16 @@ class Certificate:
     kernel_rows: tuple = ()
     error_bound: float | None = None
     seconds: float = 0.0
-    _kernel: list | None = field(default=None, repr=False)
+    _kernel: tuple | None = field(default=None, repr=False)
     _matrix: RationalMatrix | None = field(default=None, repr=False)
     _source: object = field(default=None, repr=False)
+
+    def __post_init__(self):
+        # accept the engine's list-of-dicts kernel and store it immutably
+        if self._kernel is not None and not isinstance(self._kernel, tuple):
+            object.__setattr__(self, "_kernel", _freeze_kernel(self._kernel))
+        for name in ("shape", "pivot_rows", "pivot_cols", "kernel_rows"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
 
     def __int__(self):
         return self.rank
@@ -185,12 +225,24 @@ class Certificate:
             if self.kernel_side is None:
                 ub = f"rank <= min(m, n) = {min(m, n)}"
             else:
-                deg = max((len(f) - 1 for col in self._kernel for f in col.values()), default=0)
+                deg = max((len(f) - 1 for col in self._kernel for _, f in col), default=0)
                 ub = f"{self.kernel_side} kernel of {len(self._kernel)} vectors, degree <= {deg}"
         return (
             f"Certificate(rank={self.rank}, {m}x{n}, certified={self.certified}, "
             f"point={self.point}, prime={self.prime}, upper bound: {ub})"
         )
+
+    def _repr_latex_(self):
+        """LaTeX summary for Jupyter, e.g. ``$\\operatorname{grank} A = 1$ (certified ...)``."""
+        v = sp.latex(self.var)
+        head = rf"$\operatorname{{rank}}_{{\mathbb{{Q}}({v})}} A = {self.rank}$"
+        if self.method == "numeric":
+            return head + r" (numeric estimate, \textbf{uncertified})"
+        if not self.certified:
+            return head + rf" (Monte-Carlo lower bound, error $\le {self.error_bound:.1e}$)"
+        ub = (r"$\operatorname{rank} \le \min(m, n)$" if self.kernel_side is None
+              else f"{self.kernel_side} kernel of {len(self._kernel)} vectors")
+        return head + rf" (certified: $t_0 = {self.point}$, $p = {self.prime}$; upper bound: {ub})"
 
     @property
     def kernel(self):
@@ -204,7 +256,7 @@ class Certificate:
             return None
         t = self.var
         size = self.shape[1] if self.kernel_side == "right" else self.shape[0]
-        cols = self._kernel
+        cols = [dict(col) for col in self._kernel]
 
         def entry(i, c):
             f = cols[c].get(i)
@@ -212,47 +264,162 @@ class Certificate:
 
         return sp.ImmutableMatrix(size, len(cols), entry)
 
-    # ------------------------------------------------------------- checking
-    def verify_lower(self):
-        """Re-check ``rank(A(point) mod prime) >= rank`` from the SymPy entries.
+    # ---------------------------------------------------------- serialising
+    def to_json(self):
+        """The certificate as a JSON-compatible dict.
 
-        The entries are evaluated exactly at ``point`` (``xreplace``, exact
-        rationals), reduced modulo ``prime`` and eliminated with the
-        pure-Python kernel.
+        Every witness is included (point, prime, pivots, kernel as integer
+        coefficient lists, highest degree first, per column as
+        ``[row, coeffs]`` pairs).  The matrix itself is not: the checker
+        takes it separately, from whoever claims its rank.
+
+        Returns
+        -------
+        dict
+            Serialise with ``json.dumps``; read back with :meth:`from_json`
+            or check with :func:`theory.checker.check_certificate`.
+
+        Examples
+        --------
+        >>> import json, sympy as sp
+        >>> t = sp.Symbol("t")
+        >>> A = sp.Matrix([[1, t], [t, t**2]])
+        >>> text = json.dumps(generic_rank(A, seed=0).to_json())
+        >>> Certificate.from_json(text).verify(A)
+        True
+        """
+        from .checker import FORMAT, VERSION
+
+        v = self.var
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "rank": int(self.rank),
+            "shape": [int(s) for s in self.shape],
+            "var": {"name": v.name, "assumptions": {k: bool(b) for k, b in v.assumptions0.items()},
+                    "dummy": isinstance(v, sp.Dummy)},
+            "certified": bool(self.certified),
+            "method": self.method,
+            "point": self.point,
+            "prime": self.prime,
+            "pivot_rows": list(self.pivot_rows),
+            "pivot_cols": list(self.pivot_cols),
+            "kernel_side": self.kernel_side,
+            "kernel_rows": list(self.kernel_rows),
+            "kernel": None if self._kernel is None else [[[i, list(f)] for i, f in col] for col in self._kernel],
+            "error_bound": self.error_bound,
+            "seconds": float(self.seconds),
+        }
+
+    @classmethod
+    def from_json(cls, data):
+        """Rebuild a certificate from :meth:`to_json` output (dict or JSON text).
+
+        The result carries no matrix: check it with ``verify(A)``.
+
+        Raises
+        ------
+        ValueError
+            If ``data`` is not a certificate of the supported format.
+        """
+        import json
+
+        from .checker import FORMAT, VERSION, certificate_var
+
+        if isinstance(data, (str, bytes)):
+            data = json.loads(data)
+        if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") != VERSION:
+            raise ValueError(f"data must be a {FORMAT!r} certificate of version {VERSION} (Certificate.to_json())")
+        try:
+            kernel = data.get("kernel")
+            if kernel is not None:
+                kernel = tuple(tuple((int(i), tuple(int(c) for c in f)) for i, f in col) for col in kernel)
+            return cls(
+                rank=int(data["rank"]), shape=tuple(int(s) for s in data["shape"]), var=certificate_var(data),
+                certified=bool(data["certified"]), method=str(data["method"]),
+                point=data.get("point"), prime=data.get("prime"),
+                pivot_rows=tuple(data.get("pivot_rows", ())), pivot_cols=tuple(data.get("pivot_cols", ())),
+                kernel_side=data.get("kernel_side"), kernel_rows=tuple(data.get("kernel_rows", ())),
+                error_bound=data.get("error_bound"), seconds=float(data.get("seconds", 0.0)), _kernel=kernel,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"malformed certificate: {exc}") from None
+
+    # ------------------------------------------------------------- checking
+    def _target(self, A):
+        """The RationalMatrix to check: ``A`` converted, or the stored one."""
+        if A is None:
+            if self._matrix is None:
+                raise ValueError("this certificate carries no matrix (it was read from JSON): pass A to verify")
+            return self._matrix
+        if isinstance(A, RationalMatrix):
+            return A if A.var == self.var else None
+        M = as_sympy_matrix(A)
+        other = M.free_symbols - {self.var}
+        if other and not any(s.name == self.var.name for s in other):
+            return None  # a matrix in another variable: this certificate is not about it
+        return RationalMatrix.from_sympy(M, self.var)
+
+    def verify_lower(self, A=None):
+        """Re-check the lower bound ``rank A >= rank``.
+
+        The pivot block ``A[pivot_rows, pivot_cols]`` is evaluated at
+        ``point`` modulo ``prime`` from the exact rational form of ``A``
+        (numerators and denominators as integer polynomials) and eliminated
+        by the pure-Python kernel.
+
+        Parameters
+        ----------
+        A : sympy Matrix, array_like or RationalMatrix, optional
+            The matrix whose rank is claimed.  Without it the matrix stored
+            when the certificate was computed is used (a self-consistency
+            check, which says nothing about any other matrix).
 
         Returns
         -------
         bool
         """
+        R = self._target(A)
+        if R is None:
+            return False
+        m, n = R.shape
+        if tuple(self.shape) != (m, n) or not 0 <= self.rank <= min(m, n):
+            return False
         if self.rank == 0:
             return True  # nothing to prove
-        if self.point is None:
+        p, x = self.prime, self.point
+        if not (isinstance(p, int) and isinstance(x, int) and p > 1 and sp.isprime(p)):
             return False
-        M = self._source if self._source is not None else self._matrix.to_sympy()
-        p, x = self.prime, sp.Integer(self.point)
-        m, n = self.shape
+        I, J = list(self.pivot_rows), list(self.pivot_cols)
+        if not (len(I) == len(set(I)) == self.rank == len(J) == len(set(J))):
+            return False
+        if not all(isinstance(i, int) and 0 <= i < m for i in I) or not all(
+            isinstance(j, int) and 0 <= j < n for j in J
+        ):
+            return False
         rows = []
-        for i in range(m):
+        for i in I:
             row = []
-            for j in range(n):
-                v = sp.Rational(sp.sympify(M[i, j]).xreplace({self.var: x}))
-                if v.q % p == 0:
+            for j in J:
+                d = _horner_mod(R.den[i][j], x, p)
+                if d == 0:
                     return False
-                row.append(int(v.p) * pow(int(v.q), -1, p) % p)
+                row.append(_horner_mod(R.num[i][j], x, p) * pow(d, -1, p) % p)
             rows.append(row)
-        r, _, _ = mod.rank_mod(np.array(rows, dtype=object).reshape(m, n), p, backend="python")
-        return r >= self.rank
+        return _rank_mod_any(rows, p) == self.rank
 
-    def verify_upper(self, method="exact"):
-        """Re-check the upper bound ``rank <= self.rank``.
+    def verify_upper(self, A=None, method="exact"):
+        """Re-check the upper bound ``rank A <= rank``.
 
         Parameters
         ----------
+        A : sympy Matrix, array_like or RationalMatrix, optional
+            The matrix whose rank is claimed (see :meth:`verify_lower`).
         method : {"exact", "sympy"}
             ``"exact"``: clear denominators and test ``P N == 0`` by exact
             evaluation beyond the Cauchy root bound.  ``"sympy"``: multiply
             in SymPy's ``DomainMatrix`` over ``QQ.frac_field(t)`` (slower,
-            fully independent of this package's arithmetic).
+            independent of this package's arithmetic).
 
         Returns
         -------
@@ -263,60 +430,113 @@ class Certificate:
         ValueError
             For an unknown ``method``.
         """
+        if isinstance(A, str) and A in ("exact", "sympy"):  # old signature verify_upper(method)
+            A, method = None, A
         if method not in ("exact", "sympy"):
             raise ValueError(f"method must be 'exact' or 'sympy', got {method!r}")
-        m, n = self.shape
-        if not self.certified:
+        R = self._target(A)
+        if R is None:
+            return False
+        m, n = R.shape
+        if not self.certified or tuple(self.shape) != (m, n) or not 0 <= self.rank <= min(m, n):
             return False
         if self.kernel_side is None:
             return self.rank == min(m, n)
-        N = self._kernel
+        if self.kernel_side not in ("right", "left") or self._kernel is None:
+            return False
+        N = _thaw_kernel(self._kernel)
         size = n if self.kernel_side == "right" else m
-        if len(N) != size - self.rank:
+        if len(N) != size - self.rank or any(not (0 <= i < size) for col in N for i in col):
             return False
-        # full column rank: N[R, :] nonsingular at point mod prime
-        p, x = self.prime, self.point
-        R = list(self.kernel_rows)
-        if len(R) != len(N):
-            return False
-        sub = [[_horner_mod(N[c].get(i, []), x, p) for c in range(len(N))] for i in R]
-        if len(N) and mod.rank_mod(np.array(sub, dtype=object), p, backend="python")[0] != len(N):
-            return False
-        A = self._matrix if self._matrix is not None else RationalMatrix.from_sympy(self._source)
+        if N:  # full column rank: N[R, :] nonsingular at point mod prime
+            p, x = self.prime, self.point
+            if not (isinstance(p, int) and isinstance(x, int) and p > 1 and sp.isprime(p)):
+                return False
+            rows = list(self.kernel_rows)
+            if len(rows) != len(N) or len(set(rows)) != len(rows) or not all(0 <= i < size for i in rows):
+                return False
+            sub = [[_horner_mod(N[c].get(i, []), x, p) for c in range(len(N))] for i in rows]
+            if _rank_mod_any(sub, p) != len(N):
+                return False
         if self.kernel_side == "left":
-            A = A.transpose()
+            R = R.transpose()
         if method == "exact":
-            P, _ = A.cleared_rows()
+            P, _ = R.cleared_rows()
             return _kernel_is_exact(P, N)
         from sympy.polys.matrices import DomainMatrix
 
         K = sp.QQ.frac_field(self.var)
-        dA = DomainMatrix.from_Matrix(sp.Matrix(A.to_sympy())).convert_to(K)
+        dA = DomainMatrix.from_Matrix(sp.Matrix(R.to_sympy())).convert_to(K)
         dN = DomainMatrix.from_Matrix(sp.Matrix(self.kernel)).convert_to(K)
         return (dA * dN).is_zero_matrix
 
-    def verify(self, method="exact"):
-        """Re-check both witnesses.
+    def verify(self, A=None, method="exact"):
+        """Check that this certificate proves the generic rank of ``A``.
 
         Parameters
         ----------
+        A : sympy Matrix, array_like, RationalMatrix, ImmutableSparseMatrix or DomainMatrix
+            The matrix whose rank is claimed; both bounds are checked on it.
+            Without ``A``, the matrix stored when the certificate was
+            computed is used: a self-consistency check only, which does not
+            show that the certificate belongs to any matrix of yours.
         method : {"exact", "sympy"}
-            How to check the kernel identity (see :meth:`verify_upper`).
+            ``"exact"``: this package's exact arithmetic on the rational
+            form of ``A``.  ``"sympy"``: :func:`theory.checker.check_certificate`
+            on ``A`` as a SymPy matrix, with SymPy's ``DomainMatrix`` over
+            ``QQ.frac_field(t)`` and no code of the engine.
 
         Returns
         -------
         bool
             True iff the certificate proves ``rank``; always False for a
-            Monte-Carlo or numeric result (no upper-bound witness).
+            Monte-Carlo or numeric result (no upper-bound witness), and
+            False for a matrix of another shape or with another rank.
+
+        Raises
+        ------
+        ValueError
+            For an unknown ``method``, an entry of ``A`` that is not in
+            ℚ(var), or no ``A`` for a certificate read from JSON.
 
         Examples
         --------
         >>> import sympy as sp
         >>> t = sp.Symbol("t")
-        >>> generic_rank(sp.Matrix([[t, t**2], [1, t], [2, 3]])).verify()
-        True
+        >>> A = sp.Matrix([[1, t], [t, t**2]])
+        >>> c = generic_rank(A)
+        >>> c.verify(A), c.verify(A, "sympy")
+        (True, True)
+        >>> c.verify(sp.Matrix([[1, t], [t, t**2 + 1]]))   # rank 2: not proved by c
+        False
         """
-        return self.certified and self.verify_lower() and self.verify_upper(method)
+        if isinstance(A, str) and A in ("exact", "sympy"):  # old signature verify(method)
+            A, method = None, A
+        if method not in ("exact", "sympy"):
+            raise ValueError(f"method must be 'exact' or 'sympy', got {method!r}")
+        if not self.certified:
+            return False
+        if method == "sympy":
+            from .checker import check_certificate
+
+            if A is None:
+                M = self._target(None).to_sympy()
+            elif isinstance(A, RationalMatrix):
+                if A.var != self.var:
+                    return False
+                M = A.to_sympy()
+            else:
+                M = as_sympy_matrix(A)
+            return check_certificate(self.to_json(), M)
+        R = self._target(A)
+        return R is not None and self.verify_lower(R) and self.verify_upper(R, method)
+
+
+def _rank_mod_any(rows, p):
+    """Rank modulo any prime p of a list-of-lists of ints (pure Python)."""
+    from .checker import _rank_mod
+
+    return _rank_mod(rows, p)
 
 
 def _kernel_is_exact(P, N):
@@ -457,10 +677,11 @@ def generic_rank(A, var=None, *, certify=True, numeric=False, seed=None, backend
 
     Parameters
     ----------
-    A : sympy Matrix, nested sequence, or RationalMatrix
+    A : sympy Matrix, ImmutableSparseMatrix, 2-D Array, DomainMatrix, nested sequence, or RationalMatrix
         Entries must be rational functions of ``var`` with rational
-        coefficients (polynomials included; ``binomial(t, k)`` and similar
-        are expanded).
+        coefficients (polynomials and ``Poly`` objects included;
+        ``binomial(t, k)``, ``gamma(t + 1)/gamma(t)`` and similar are
+        expanded, and certificates are checked on that rational form).
     var : sympy.Symbol, optional
         The variable; inferred when ``A`` has exactly one free symbol.
     certify : bool, default True
@@ -566,18 +787,324 @@ def generic_rank(A, var=None, *, certify=True, numeric=False, seed=None, backend
     raise CertificationError("could not certify the rank after 8 random points; please report")
 
 
-def _numeric_rank(M, var, rng, t_start):
-    """Floating-point rank at random points (uncertified)."""
+def _numeric_rank(M, var, rng, t_start, points=3):
+    """Floating-point rank at random points (uncertified), scale-safe.
+
+    Each point is evaluated in multiple-precision arithmetic (mpmath, 200
+    bits, whose exponent range is unbounded, so ``exp(800 t)`` neither
+    overflows nor underflows).  Two scale-invariant rank estimates follow:
+
+    * rows and columns equilibrated by powers of two (exact, and
+      rank-preserving: a nonsingular diagonal scaling), then rounded to
+      float64 for an SVD with a relative tolerance;
+    * Gaussian elimination in the same 200-bit arithmetic with a running
+      error bound on every entry, pivoting on the entry known to the best
+      *relative* accuracy, stopping when every remaining entry is within
+      its error bound of zero (this sees exact cancellations, such as two
+      rows that differ only in a tiny entry, which no scaling separates).
+
+    The rank is the largest estimate over both methods and all points.
+    """
+    import mpmath
+
     m, n = M.shape
-    f = sp.lambdify(var, M, modules="numpy")
     best = 0
-    for _ in range(3):
-        x = rng.uniform(0.3, 1.7)
-        V = np.array(f(x), dtype=complex).reshape(m, n)
-        if not np.all(np.isfinite(V)):
-            continue
-        s = np.linalg.svd(V, compute_uv=False)
-        tol = max(m, n) * np.finfo(float).eps * (s[0] if s.size else 0.0) * 1e3
-        best = max(best, int(np.sum(s > tol)))
+    if m and n:
+        f = sp.lambdify(var, M, modules="mpmath")
+        with mpmath.workprec(200):
+            for _ in range(points):
+                x = mpmath.mpf(rng.uniform(0.3, 1.7))
+                try:
+                    V = f(x)
+                    vals = [[mpmath.mpmathify(V[i, j]) for j in range(n)] for i in range(m)]
+                except (ArithmeticError, ValueError, TypeError):
+                    continue  # a pole or a domain error at this point
+                if not all(mpmath.isfinite(v) for row in vals for v in row):
+                    continue
+                best = max(best, _equilibrated_rank(vals, mpmath), _tracked_elimination_rank(vals, mpmath))
     return Certificate(best, (m, n), var, False, "numeric", seconds=time.perf_counter() - t_start,
                        _source=M)
+
+
+def _equilibrated_rank(vals, mpmath):
+    """Numerical rank of an mpmath matrix after power-of-two row/column scaling.
+
+    Max-norm equilibration has several fixed points, and the one reached
+    depends on whether rows or columns are scaled first (rows first can
+    leave two rows nearly equal where columns first separates them).  Both
+    orders are tried and the larger rank is kept: a diagonal scaling never
+    changes the rank, and it keeps each entry's relative rounding error at
+    one ulp, so neither order can push a rank-deficient matrix above the
+    tolerance.
+    """
+    m, n = len(vals), len(vals[0])
+    mag = [[mpmath.mag(v) if v else None for v in row] for row in vals]
+    best = 0
+    for rows_first in (True, False):
+        row_shift, col_shift = _scaling(mag, m, n, rows_first)
+        two = mpmath.mpf(2)
+        E = np.array(
+            [[complex(vals[i][j] * two ** (row_shift[i] + col_shift[j])) if vals[i][j] else 0j for j in range(n)]
+             for i in range(m)]
+        )
+        s = np.linalg.svd(E, compute_uv=False)
+        if s.size and s[0] > 0:
+            tol = max(m, n) * np.finfo(float).eps * s[0] * 1e3
+            best = max(best, int(np.sum(s > tol)))
+    return best
+
+
+def _scaling(mag, m, n, rows_first):
+    """Power-of-two exponents making every row and column maximum about 1."""
+    row_shift = [0] * m
+    col_shift = [0] * n
+
+    def rows():
+        for i in range(m):
+            e = [mag[i][j] + col_shift[j] for j in range(n) if mag[i][j] is not None]
+            row_shift[i] = -max(e) if e else 0
+
+    def cols():
+        for j in range(n):
+            e = [mag[i][j] + row_shift[i] for i in range(m) if mag[i][j] is not None]
+            col_shift[j] = -max(e) if e else 0
+
+    for _ in range(8):  # alternate until the scaling is stable
+        before = (list(row_shift), list(col_shift))
+        for step in ((rows, cols) if rows_first else (cols, rows)):
+            step()
+        if (row_shift, col_shift) == before:
+            break
+    return row_shift, col_shift
+
+
+def _tracked_elimination_rank(vals, mpmath):
+    """Rank by elimination with first-order error bounds (scale-invariant pivoting)."""
+    m, n = len(vals), len(vals[0])
+    prec = mpmath.mp.prec
+    u = mpmath.ldexp(mpmath.mpf(1), -(prec - 20))  # assumed relative error of each evaluated entry
+    ulp = mpmath.ldexp(mpmath.mpf(1), -prec + 1)
+    a = [list(row) for row in vals]
+    err = [[abs(v) * u for v in row] for row in a]
+    rows, cols = set(range(m)), set(range(n))
+    rank = 0
+    while rows and cols:
+        best, piv = 0, None
+        for i in rows:
+            for j in cols:
+                v, e = abs(a[i][j]), err[i][j]
+                if v > 8 * e and v:
+                    q = v / e if e else mpmath.inf
+                    if piv is None or q > best:
+                        best, piv = q, (i, j)
+        if piv is None:
+            break
+        k, l = piv
+        pv, pe = a[k][l], err[k][l]
+        rows.discard(k)
+        cols.discard(l)
+        rank += 1
+        for i in rows:
+            if not a[i][l]:
+                continue
+            f = a[i][l] / pv
+            fe = abs(f) * (err[i][l] / abs(a[i][l]) + pe / abs(pv) + ulp) * (1 + ulp * 8)
+            for j in cols:
+                if not a[k][j] and not err[k][j]:
+                    continue
+                prod = f * a[k][j]
+                new = a[i][j] - prod
+                err[i][j] = (err[i][j] + abs(f) * err[k][j] + fe * abs(a[k][j])
+                             + ulp * (abs(a[i][j]) + abs(prod)))
+                a[i][j] = new
+    return rank
+
+
+def rank_factorization(A, var=None, *, seed=None):
+    """Rank factorisation ``A = U V`` over ℚ(t), with ``r = grank A`` inner columns.
+
+    With the certified rank ``r`` and the certificate's pivot block
+    ``A[I, J]`` (nonsingular over ℚ(t), since it is nonsingular at a point),
+    ``U = A[:, J]`` and ``V = A[I, J]^{-1} A[I, :]``.  The identity holds
+    because every column of ``A`` is a combination of the columns ``J``
+    (they span the column space, having rank ``r``), and the coefficients are
+    read off in the rows ``I``.  It is checked exactly before returning.
+
+    Parameters
+    ----------
+    A : matrix with entries in ℚ(var)
+        Anything :func:`generic_rank` accepts.
+    var : sympy.Symbol, optional
+    seed : int, optional
+
+    Returns
+    -------
+    U : sympy.ImmutableMatrix, shape (m, r)
+    V : sympy.ImmutableMatrix, shape (r, n)
+    certificate : Certificate
+        The certified rank ``r``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`generic_rank` (entries outside ℚ(var)).
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> t = sp.Symbol("t")
+    >>> U, V, c = rank_factorization(sp.Matrix([[1, t], [t, t**2], [2, 2*t]]))
+    >>> U.shape, V.shape, (U * V - sp.Matrix([[1, t], [t, t**2], [2, 2*t]])).expand() == sp.zeros(3, 2)
+    ((3, 1), (1, 2), True)
+    """
+    from sympy.polys.matrices import DomainMatrix
+
+    c = generic_rank(A, var, seed=seed)
+    R = RationalMatrix.from_sympy(A, c.var) if not isinstance(A, RationalMatrix) else A
+    M = R.to_sympy()
+    m, n = M.shape
+    I, J = list(c.pivot_rows), list(c.pivot_cols)
+    K = sp.QQ.frac_field(c.var)
+    dM = DomainMatrix.from_Matrix(sp.Matrix(M)).convert_to(K)
+    if c.rank == 0:
+        return sp.ImmutableMatrix.zeros(m, 0), sp.ImmutableMatrix.zeros(0, n), c
+    dU = dM.extract(list(range(m)), J)
+    dV = dM.extract(I, J).inv() * dM.extract(I, list(range(n)))
+    if dU * dV != dM:  # pragma: no cover - would contradict the certificate
+        raise CertificationError("rank factorisation failed its exact check; please report")
+    return sp.ImmutableMatrix(dU.to_Matrix()), sp.ImmutableMatrix(dV.to_Matrix()), c
+
+
+def _right_kernel_from_factor(V, J):
+    """Basis of {x : V x = 0} for V (r x n) with V[:, J] = I_r (the shape rank_factorization gives)."""
+    r, n = V.shape
+    free = [f for f in range(n) if f not in set(J)]
+    cols = []
+    for f in free:
+        x = [sp.S.Zero] * n
+        x[f] = sp.S.One
+        for a, j in enumerate(J):
+            x[j] = -V[a, f]
+        cols.append(x)
+    return sp.ImmutableMatrix(n, len(cols), lambda i, c: cols[c][i])
+
+
+def kernels(A, var=None, *, seed=None):
+    """Bases of the right and left kernels of ``A`` over ℚ(t), checked exactly.
+
+    From :func:`rank_factorization`: ``V`` has the identity in the pivot
+    columns ``J``, so for each other column ``f`` the vector with 1 at ``f``
+    and ``-V[:, f]`` at ``J`` spans ``ker V = ker A`` (``U`` has full column
+    rank); the left kernel is the right kernel of ``Aᵀ``.
+
+    Parameters
+    ----------
+    A : matrix with entries in ℚ(var)
+    var : sympy.Symbol, optional
+    seed : int, optional
+
+    Returns
+    -------
+    right : sympy.ImmutableMatrix, shape (n, n - r)
+        ``A * right == 0``, full column rank.
+    left : sympy.ImmutableMatrix, shape (m, m - r)
+        ``left.T * A == 0``, full column rank.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> t = sp.Symbol("t")
+    >>> R, L = kernels(sp.Matrix([[1, t], [t, t**2], [2, 2*t]]))
+    >>> R.T, L.shape
+    (Matrix([[-t, 1]]), (3, 2))
+    """
+    from sympy.polys.matrices import DomainMatrix
+
+    out = []
+    for M in (A, None):
+        if M is None:
+            M = as_sympy_matrix(A).T if not isinstance(A, RationalMatrix) else A.transpose()
+        U, V, c = rank_factorization(M, var, seed=seed)
+        N = _right_kernel_from_factor(V, list(c.pivot_cols)) if c.rank else sp.ImmutableMatrix.eye(V.shape[1])
+        K = sp.QQ.frac_field(c.var)
+        S = M.to_sympy() if isinstance(M, RationalMatrix) else as_sympy_matrix(M)
+        if N.shape[1] and not (DomainMatrix.from_Matrix(sp.Matrix(S)).convert_to(K)
+                               * DomainMatrix.from_Matrix(sp.Matrix(N)).convert_to(K)).is_zero_matrix:
+            raise CertificationError("kernel failed its exact check; please report")  # pragma: no cover
+        out.append(N)
+    return out[0], out[1]
+
+
+def exceptional_set(A, var=None, *, max_minors=2000, seed=None):
+    """The points where ``A(t0)`` is defined but has rank below ``grank A``.
+
+    They are the zeros of the gcd ``g`` of the ``r x r`` minors of the
+    row-cleared matrix ``P = D A`` (``D`` diagonal, ``D(t0)`` invertible
+    wherever ``A`` is defined), with the poles of ``A`` removed:
+    ``rank A(t0) = rank P(t0)`` there, and ``rank P(t0) < r`` iff every
+    ``r x r`` minor vanishes at ``t0``.  Computed only where it is cheap:
+    all minors are enumerated.
+
+    Parameters
+    ----------
+    A : matrix with entries in ℚ(var)
+    var : sympy.Symbol, optional
+    max_minors : int
+        Refuse (``ValueError``) when there are more ``r x r`` minors than this.
+    seed : int, optional
+
+    Returns
+    -------
+    sympy.Poly
+        Square-free, monic, coprime to every denominator of ``A``; its
+        complex zeros are exactly the exceptional points (constant 1: none).
+
+    Raises
+    ------
+    ValueError
+        If there are more than ``max_minors`` minors.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> t = sp.Symbol("t")
+    >>> exceptional_set(sp.Matrix([[t, 1 / (t - 1)], [0, t + 2]])).as_expr()
+    t**2 + 2*t
+    """
+    from math import comb
+
+    from sympy.polys.matrices import DomainMatrix
+
+    c = generic_rank(A, var, seed=seed)
+    R = RationalMatrix.from_sympy(A, c.var) if not isinstance(A, RationalMatrix) else A
+    t = c.var
+    m, n = R.shape
+    r = c.rank
+    one = sp.Poly(1, t, domain="QQ")
+    if r == 0:
+        return one  # rank 0 everywhere it is defined
+    count = comb(m, r) * comb(n, r)
+    if count > max_minors:
+        raise ValueError(f"A has {count} minors of size {r} (more than max_minors={max_minors}); not computed")
+    P, _ = R.cleared_rows()
+    ring = sp.ZZ[t]
+    rows = [[ring.ring.from_list(e) if e else ring.zero for e in row] for row in P]
+    dP = DomainMatrix(rows, (m, n), ring)
+    g = ring.zero
+    for I in itertools.combinations(range(m), r):
+        for J in itertools.combinations(range(n), r):
+            g = ring.gcd(g, dP.extract(list(I), list(J)).det())
+            if g != ring.zero and ring.to_sympy(g).is_number:
+                return one
+    G = sp.Poly(ring.to_sympy(g), t, domain="QQ")
+    G = sp.Poly(sp.quo(G, sp.gcd(G, G.diff(t))), t, domain="QQ")  # square-free part
+    for row in R.den:
+        for d in row:
+            if len(d) > 1:
+                D = sp.Poly(d, t, domain="QQ")
+                while True:
+                    h = sp.gcd(G, D)
+                    if h.degree() <= 0:
+                        break
+                    G = sp.Poly(sp.quo(G, h), t, domain="QQ")
+    return G.monic() if G.degree() > 0 else one

@@ -60,6 +60,7 @@ __all__ = [
     "bound_violations",
     "persistence_violations",
     "doubling_violations",
+    "rigidity_violations",
     "tight_example",
     "check",
 ]
@@ -213,11 +214,28 @@ def persistence_violations(ranks):
     ]
 
 
+def rigidity_violations(ranks):
+    """Pairs ``(k, j)`` with ``ranks[k+j] == (j+1) ranks[k] > 0`` but ``ranks[k+j+1] < j ranks[k]``.
+
+    Generalised rigidity says this never happens, for derivatives and for
+    forward differences (proof in the theory documentation, "Generalised
+    rigidity").  ``j = 1`` is doubling rigidity.
+
+    Examples
+    --------
+    >>> rigidity_violations((1, 2, 0)), rigidity_violations((1, 2, 3, 1)), rigidity_violations((1, 2, 3, 2))
+    ([(0, 1)], [(0, 2)], [])
+    """
+    K = len(ranks)
+    return [(k, j) for k in range(K) for j in range(1, K - k - 1)
+            if ranks[k] and ranks[k + j] == (j + 1) * ranks[k] and ranks[k + j + 1] < j * ranks[k]]
+
+
 def doubling_violations(ranks):
     """Orders ``k`` with ``ranks[k+1] == 2 ranks[k] > 0`` but ``ranks[k+2] < ranks[k]``.
 
-    For derivatives this never happens (see :mod:`theory.designer` for the
-    proof); the discrete analogue is not claimed.
+    This never happens, for derivatives and for differences: it is the case
+    ``j = 1`` of :func:`rigidity_violations`.
 
     Examples
     --------
@@ -285,7 +303,7 @@ def check(seed=0, d_max=4, n_products=6):
             res.record(q.certified and q.ranks == want, f"H_{d} differences {q.ranks}")
     out.append(res)
 
-    res = ClaimResult("C2 bound (j+1)rho(k), tight; persistence; doubling")
+    res = ClaimResult("C2 bound (j+1)rho(k), tight; persistence; rigidity")
     with timed(res):
         for (k, j, r) in ((0, 2, 1), (1, 1, 2), (2, 2, 1), (1, 3, 1)):
             p = rank_profile(tight_example(k, j, r, t), k + j, t, seed=seed)
@@ -296,8 +314,9 @@ def check(seed=0, d_max=4, n_products=6):
             B = sp.Matrix(m, s, lambda *_: sum(rng.randint(-2, 2) * t**e for e in range(rng.randint(1, 3))))
             C = sp.Matrix(s, n, lambda *_: sum(rng.randint(-2, 2) * t**e for e in range(rng.randint(1, 3))))
             p = rank_profile((B * C).applyfunc(sp.expand), 5, t, seed=seed + i)
-            ok = p.certified and not (bound_violations(p.ranks) or persistence_violations(p.ranks)
-                                      or doubling_violations(p.ranks))
-            res.record(ok, f"random {m}x{s}x{n} product: profile {p.ranks}")
+            q = difference_profile((B * C).subs(t, jv).applyfunc(sp.expand), 5, jv, seed=seed + i)
+            ok = all(P.certified and not (bound_violations(P.ranks) or persistence_violations(P.ranks)
+                                          or rigidity_violations(P.ranks)) for P in (p, q))
+            res.record(ok, f"random {m}x{s}x{n} product: profiles {p.ranks} (d/dt), {q.ranks} (Δ)")
     out.append(res)
     return out

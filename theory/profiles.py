@@ -71,18 +71,31 @@ class Profile:
         """True when every order is certified."""
         return all(c.certified for c in self.certificates)
 
-    def verify(self, method="exact"):
-        """Re-check every certificate (see :meth:`Certificate.verify`).
+    def verify(self, A=None, method="exact"):
+        """Check that the certificates prove the profile of ``A``.
 
         Parameters
         ----------
+        A : Matrix, array_like or RationalMatrix, optional
+            The matrix function (or sequence) whose profile is claimed; its
+            derivatives (or differences) are recomputed exactly and each
+            certificate is checked against them.  Without ``A``, each
+            certificate is checked against the matrix stored with it (a
+            self-consistency check that says nothing about any other matrix).
         method : {"exact", "sympy"}
+            See :meth:`Certificate.verify`.
 
         Returns
         -------
         bool
         """
-        return all(c.verify(method) for c in self.certificates)
+        if isinstance(A, str) and A in ("exact", "sympy"):  # old signature verify(method)
+            A, method = None, A
+        if A is None:
+            return all(c.verify(None, method) for c in self.certificates)
+        K = len(self.ranks) - 1
+        mats = (derivatives if self.kind == "derivative" else differences)(A, K, self.var)
+        return all(r == c.rank and c.verify(M, method) for r, c, M in zip(self.ranks, self.certificates, mats))
 
     def __iter__(self):
         return iter(self.ranks)
@@ -96,6 +109,12 @@ class Profile:
     def __repr__(self):
         state = "certified" if self.certified else "UNCERTIFIED"
         return f"Profile({self.kind}, ranks={self.ranks}, {state})"
+
+    def _repr_latex_(self):
+        """LaTeX summary for Jupyter: ``$\\rho = (1, 2, 1, 0)$ (derivatives, certified)``."""
+        state = "certified" if self.certified else r"\textbf{uncertified}"
+        op = "derivatives" if self.kind == "derivative" else "forward differences"
+        return rf"$\rho = ({', '.join(map(str, self.ranks))})$ ({op}, {state})"
 
 
 def _check_K(K):

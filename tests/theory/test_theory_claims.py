@@ -241,8 +241,8 @@ def test_c3b_known_answers():
     assert design_profile((0, 0)).status == "constructed"
     assert design_profile((3, 2, 4, 1)).reason.startswith("doubling rigidity")
     assert design_profile((1, 2, 0)).status == "impossible"
-    for target in [(2, 3, 4, 1), (3, 4, 1, 2)]:
-        assert design_profile(target, library_kind="extended").status == "open"
+    for target in [(2, 3, 4, 1), (3, 4, 1, 2)]:  # no sum of library blocks realises them
+        assert design_profile(target, library_kind="extended", use_data=False).status == "open"
     with pytest.raises(ValueError, match="non-negative ints"):
         design_profile((1, -2))
 

@@ -96,18 +96,17 @@ def test_known_ranks():
 
 
 def test_tampered_certificates_fail():
+    from dataclasses import replace
+
     A = sp.Matrix([[1, t, t**2], [t, t**2, t**3], [1, 1, 1]])
     c = generic_rank(A, seed=0)
-    assert c.verify()
-    bad = generic_rank(A, seed=0)
-    bad._kernel = [{k: [x + 1 for x in f] for k, f in col.items()} for col in bad._kernel]
-    assert not bad.verify() and not bad.verify("sympy")
-    bad = generic_rank(A, seed=0)
-    bad.rank = 3  # claims more than the point shows
-    assert not bad.verify_lower()
-    bad = generic_rank(A, seed=0)
-    bad.point = 1  # A(1) has rank 1 only
-    assert not bad.verify_lower()
+    assert c.verify() and c.verify(A)
+    bad = replace(c, _kernel=tuple(tuple((k, tuple(x + 1 for x in f)) for k, f in col) for col in c._kernel))
+    assert not bad.verify(A) and not bad.verify(A, "sympy")
+    bad = replace(c, rank=3)  # claims more than the point shows
+    assert not bad.verify_lower(A)
+    bad = replace(c, point=1)  # A(1) has rank 1 only
+    assert not bad.verify_lower(A)
 
 
 def test_left_kernel_for_wide_matrices():

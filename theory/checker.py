@@ -1,0 +1,302 @@
+"""Standalone checker for generic-rank certificates (needs only SymPy).
+
+This file does not import the rest of the ``theory`` package, NumPy or
+Numba: a third party can copy it alone and check a certificate produced by
+:func:`theory.generic_rank` against *their own* SymPy matrix, using nothing
+but SymPy's exact arithmetic.
+
+A certificate (the JSON object written by ``Certificate.to_json()``) claims
+``rank A = r`` over ℚ(t).  :func:`check_certificate` accepts the claim only if
+
+Lower bound ``rank A >= r``
+    ``prime`` is a prime, the entries of the ``r x r`` block
+    ``A[pivot_rows, pivot_cols]`` (elements of ℚ(t), converted by SymPy) have
+    denominators that do not vanish at ``point`` modulo ``prime``, and the
+    block evaluated at ``point`` is nonsingular modulo ``prime``.  Its
+    determinant is then a nonzero rational number, so that minor of ``A`` is
+    a nonzero element of ℚ(t).
+
+Upper bound ``rank A <= r``
+    Either ``r = min(m, n)``, or the kernel ``N`` (integer polynomial
+    entries) satisfies ``A N = 0`` (``kernel_side == "right"``, ``n - r``
+    columns) or ``N^T A = 0`` (``"left"``, ``m - r`` columns), multiplied
+    out exactly in SymPy's ``DomainMatrix`` over ``QQ.frac_field(t)``, and
+    ``N[kernel_rows, :]`` is nonsingular at ``point`` modulo ``prime`` (so
+    ``N`` has full column rank and the nullity is at least its width).
+
+Fields that carry no proof (``seconds``, ``error_bound``, ``method``) are
+not checked.  Monte-Carlo and numeric results have no upper-bound witness and
+are never accepted.
+
+Examples
+--------
+>>> import sympy as sp
+>>> t = sp.Symbol("t")
+>>> A = sp.Matrix([[1, t], [t, t**2]])
+>>> cert = {"format": "theory.generic_rank", "version": 1, "rank": 1, "shape": [2, 2],
+...         "var": {"name": "t", "assumptions": {}, "dummy": False}, "certified": True,
+...         "point": 3, "prime": 1000000007, "pivot_rows": [0], "pivot_cols": [0],
+...         "kernel_side": "right", "kernel_rows": [1],
+...         "kernel": [[[0, [-1, 0]], [1, [1]]]]}
+>>> check_certificate(cert, A)
+True
+>>> check_certificate(dict(cert, rank=2), A)
+False
+"""
+
+from __future__ import annotations
+
+import json
+
+import sympy as sp
+from sympy.polys.matrices import DomainMatrix
+
+__all__ = ["FORMAT", "VERSION", "certificate_var", "check_certificate", "to_field_matrix"]
+
+FORMAT = "theory.generic_rank"
+VERSION = 1
+
+
+def certificate_var(cert):
+    """The SymPy symbol described by a certificate's ``var`` field.
+
+    Parameters
+    ----------
+    cert : dict
+        A certificate as written by ``Certificate.to_json()``.
+
+    Returns
+    -------
+    sympy.Symbol or sympy.Dummy
+
+    Raises
+    ------
+    ValueError
+        If the field is malformed.
+    """
+    v = cert.get("var")
+    if not isinstance(v, dict) or not isinstance(v.get("name"), str):
+        raise ValueError("certificate field 'var' must be {'name': str, 'assumptions': dict, 'dummy': bool}")
+    assumptions = v.get("assumptions", {})
+    if not isinstance(assumptions, dict) or not all(isinstance(b, bool) for b in assumptions.values()):
+        raise ValueError("certificate field var.assumptions must map names to booleans")
+    cls = sp.Dummy if v.get("dummy") else sp.Symbol
+    return cls(v["name"], **assumptions)
+
+
+def to_field_matrix(A, var, name="A"):
+    """``A`` as a ``DomainMatrix`` over ``QQ.frac_field(var)``.
+
+    Entries SymPy cannot convert directly (``gamma(t + 1)/gamma(t)``,
+    ``binomial(t, 2)``, ``factorial(t + 2)/factorial(t)``) are rewritten with
+    ``expand_func`` (after ``rewrite(gamma)`` if needed) and ``cancel``.
+
+    Parameters
+    ----------
+    A : sympy.MatrixBase
+    var : sympy.Symbol
+    name : str
+        Used in error messages.
+
+    Returns
+    -------
+    DomainMatrix
+
+    Raises
+    ------
+    ValueError
+        Naming an entry that is not in ℚ(var).
+    """
+    K = sp.QQ.frac_field(var)
+    m, n = A.shape
+    rows = []
+    for i in range(m):
+        row = []
+        for j in range(n):
+            e = sp.sympify(A[i, j])
+            if isinstance(e, sp.Poly):
+                e = e.as_expr()
+            if e.free_symbols - {var} or e.has(sp.Float):
+                raise ValueError(f"{name}[{i}, {j}] = {e} is not an element of QQ({var})")
+            for rewrite in (lambda x: x, sp.expand_func, lambda x: sp.expand_func(x.rewrite(sp.gamma))):
+                try:
+                    row.append(K.from_sympy(sp.cancel(rewrite(e))))
+                    break
+                except Exception:  # SymPy raises CoercionFailed and others here
+                    continue
+            else:
+                raise ValueError(f"{name}[{i}, {j}] = {e} is not an element of QQ({var})")
+        rows.append(row)
+    return DomainMatrix(rows, (m, n), K)
+
+
+def _eval_mod(f, x, p):
+    """Value mod p of an element of QQ(t) at x, or None if its denominator vanishes."""
+    num, den = f.numer, f.denom
+    # elements of QQ.frac_field(t) are quotients of QQ[t] polynomials
+    nv = _poly_mod(num, x, p)
+    dv = _poly_mod(den, x, p)
+    if nv is None or dv is None or dv == 0:
+        return None
+    return nv * pow(dv, -1, p) % p
+
+
+def _poly_mod(poly, x, p):
+    """Value mod p of a QQ[t] polynomial at x, or None if p divides a coefficient's denominator."""
+    acc = 0
+    for (k,), c in poly.terms():
+        a, b = int(c.numerator), int(c.denominator)
+        if b % p == 0:
+            return None
+        acc = (acc + a * pow(b, -1, p) * pow(x, k, p)) % p
+    return acc
+
+
+def _rank_mod(rows, p):
+    """Rank of a list-of-lists integer matrix modulo the prime p (plain Gaussian elimination)."""
+    a = [[v % p for v in row] for row in rows]
+    r = 0
+    ncols = len(a[0]) if a else 0
+    for c in range(ncols):
+        piv = next((i for i in range(r, len(a)) if a[i][c]), None)
+        if piv is None:
+            continue
+        a[r], a[piv] = a[piv], a[r]
+        inv = pow(a[r][c], -1, p)
+        for i in range(r + 1, len(a)):
+            f = a[i][c] * inv % p
+            if f:
+                a[i] = [(u - f * w) % p for u, w in zip(a[i], a[r])]
+        r += 1
+    return r
+
+
+def _indices(value, bound, length=None):
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(i, int) and not isinstance(i, bool) and 0 <= i < bound for i in value
+    ):
+        return None
+    if len(set(value)) != len(value) or (length is not None and len(value) != length):
+        return None
+    return list(value)
+
+
+def _kernel_matrix(cert, size, K, var):
+    """The kernel as a DomainMatrix (size x width), or None if malformed."""
+    cols = cert.get("kernel")
+    if not isinstance(cols, list):
+        return None
+    width = len(cols)
+    entries = [[K.zero] * width for _ in range(size)]
+    for c, col in enumerate(cols):
+        if not isinstance(col, list):
+            return None
+        for item in col:
+            if not (isinstance(item, (list, tuple)) and len(item) == 2):
+                return None
+            i, coeffs = item
+            if not (isinstance(i, int) and 0 <= i < size and isinstance(coeffs, (list, tuple))):
+                return None
+            if not all(isinstance(x, int) and not isinstance(x, bool) for x in coeffs):
+                return None
+            if entries[i][c] != K.zero:
+                return None  # the same position twice
+            expr = sum((sp.Integer(x) * var**k for k, x in enumerate(reversed(coeffs))), sp.S.Zero)
+            entries[i][c] = K.from_sympy(expr)
+    return DomainMatrix(entries, (size, width), K)
+
+
+def check_certificate(cert, A):
+    """Check that ``cert`` proves the generic rank of ``A``.
+
+    Parameters
+    ----------
+    cert : dict or str
+        The certificate (``Certificate.to_json()``: a dict, or its JSON text).
+    A : sympy.MatrixBase
+        The matrix whose rank is claimed, with entries in ℚ(var).
+
+    Returns
+    -------
+    bool
+        True iff both bounds are proved for this ``A``.
+
+    Raises
+    ------
+    ValueError
+        If ``cert`` is not a certificate of this format, or an entry of
+        ``A`` is not in ℚ(var).
+    TypeError
+        If ``A`` is not a SymPy matrix.
+    """
+    if isinstance(cert, (str, bytes)):
+        cert = json.loads(cert)
+    if not isinstance(cert, dict) or cert.get("format") != FORMAT or cert.get("version") != VERSION:
+        raise ValueError(f"cert must be a {FORMAT!r} certificate of version {VERSION}")
+    if not isinstance(A, sp.MatrixBase):
+        raise TypeError(f"A must be a SymPy matrix, got {type(A).__name__}")
+    var = certificate_var(cert)
+    if A.free_symbols - {var}:
+        return False  # a matrix in other symbols: the certificate is not about it
+    m, n = A.shape
+    r = cert.get("rank")
+    if not isinstance(r, int) or isinstance(r, bool) or not 0 <= r <= min(m, n):
+        return False
+    if cert.get("shape") != [m, n] or cert.get("certified") is not True:
+        return False
+    dA = to_field_matrix(A, var)
+    K = dA.domain
+    # ---- lower bound
+    if r > 0:
+        p, x = cert.get("prime"), cert.get("point")
+        if not (isinstance(p, int) and isinstance(x, int) and p > 1 and sp.isprime(p)):
+            return False
+        I = _indices(cert.get("pivot_rows"), m, r)
+        J = _indices(cert.get("pivot_cols"), n, r)
+        if I is None or J is None:
+            return False
+        Al = dA.to_ddm()
+        block = []
+        for i in I:
+            row = []
+            for j in J:
+                v = _eval_mod(Al[i][j], x, p)
+                if v is None:
+                    return False
+                row.append(v)
+            block.append(row)
+        if _rank_mod(block, p) != r:
+            return False
+    # ---- upper bound
+    side = cert.get("kernel_side")
+    if side is None:
+        return r == min(m, n)
+    if side not in ("right", "left"):
+        return False
+    if side == "left":
+        dA = dA.transpose()
+    size = dA.shape[1]
+    N = _kernel_matrix(cert, size, K, var)
+    if N is None or N.shape[1] != size - r:
+        return False
+    width = N.shape[1]
+    if width:
+        p, x = cert.get("prime"), cert.get("point")
+        if not (isinstance(p, int) and isinstance(x, int) and p > 1 and sp.isprime(p)):
+            return False
+        R = _indices(cert.get("kernel_rows"), size, width)
+        if R is None:
+            return False
+        Nl = N.to_ddm()
+        sub = []
+        for i in R:
+            row = []
+            for c in range(width):
+                v = _eval_mod(Nl[i][c], x, p)
+                if v is None:
+                    return False
+                row.append(v)
+            sub.append(row)
+        if _rank_mod(sub, p) != width:
+            return False
+    return (dA * N).is_zero_matrix
