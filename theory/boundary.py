@@ -118,7 +118,8 @@ def coefficient_decomposition(A, var):
     deg = max((P.degree() for P in polys.values()), default=0)
     phis, Ms = [], []
     for s in range(max(deg, 0) + 1):
-        M = sp.Matrix(A.rows, A.cols, lambda i, j: polys[i, j].coeff_monomial(var**s))
+        coeffs = [polys[i, j].coeff_monomial(var**s) for i in range(A.rows) for j in range(A.cols)]
+        M = sp.Matrix(A.rows, A.cols, coeffs)
         if any(M):
             phis.append(var**s if s else sp.Integer(1))
             Ms.append(M)

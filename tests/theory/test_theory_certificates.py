@@ -101,8 +101,8 @@ def test_every_forged_field_is_rejected(M):
 
 def test_point_on_a_zero_of_the_pivot_minor_is_rejected():
     c = generic_rank(A, seed=0)
-    I, J = c.pivot_rows, c.pivot_cols
-    minor = sp.Matrix(A.extract(list(I), list(J))).det()
+    rows, cols = c.pivot_rows, c.pivot_cols
+    minor = sp.Matrix(A.extract(list(rows), list(cols))).det()
     roots = [r for r in sp.roots(sp.Poly(minor, t)) if r.is_integer]
     assert roots, minor  # every 2x2 minor of A is a multiple of (t - 1)
     bad = dataclasses.replace(c, point=int(roots[0]))

@@ -21,7 +21,7 @@ from theory import (
     taylor_design,
 )
 from theory.boundary import OVERLAPPING_PROFILE, coefficient_decomposition, counterexamples, overlapping_example
-from theory.designer import format_table, library, necessary_violations, permutation_table
+from theory.designer import block_matrix, format_table, library, necessary_violations, permutation_table
 from theory.leibniz import (
     bound_violations,
     check_leibniz,
@@ -248,5 +248,17 @@ def test_c3b_known_answers():
 
 
 def test_c3b_library_profiles_are_engine_computed():
-    for block, prof in library(3, 3):
-        assert len(prof) == 3 and max(prof) <= 3
+    lib = library(3, 3)
+    # the standard library's candidates: t^e and the m-fold antiderivatives of H_d, d < max_rank
+    candidates = [("monomial", e) for e in range(3)] + [("hankel_anti", d, m) for d in (1, 2) for m in range(3)]
+    expected = []
+    for block in candidates:
+        A = block_matrix(block, t)
+        # independent reference: SymPy's rank over Q(t) of each derivative
+        ref = tuple(ref_rank(A.diff(t, k) if k else A, t) for k in range(3))
+        if max(ref) <= 3:
+            expected.append((block, ref))
+    assert lib == expected
+    for block, prof in lib:
+        if block[0] == "monomial":  # t^e: rank 1 up to order e, then 0
+            assert prof == tuple(int(k <= block[1]) for k in range(3))

@@ -7,7 +7,6 @@ for every t) and C a constant integer matrix, so rank A(t) = rank C at every t, 
 import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from sympy.polys.matrices import DomainMatrix
 
 from theory import generic_rank

@@ -32,11 +32,11 @@ def u(a, var):
 
 @pytest.mark.parametrize("a0, b0", [(d, d) for d in range(9)] + [(1, 4), (2, 5), (3, 3), (4, 2), (0, 6)])
 def test_gram_lemma_both_functionals(a0, b0):
-    """rank [E(x^(i+l))] = N(a0, b0, k) for E = k-th derivative at 0 and k-th difference at 0."""
+    """rank [E(x^(i+j))] = N(a0, b0, k) for E = k-th derivative at 0 and k-th difference at 0."""
     for k in range(a0 + b0 + 3):
-        deriv = sp.Matrix(a0 + 1, b0 + 1, lambda i, l: sp.diff(x ** (i + l), x, k).subs(x, 0))
-        diff = sp.Matrix(a0 + 1, b0 + 1, lambda i, l: sum(
-            (-1) ** (k - s) * sp.binomial(k, s) * s ** (i + l) for s in range(k + 1)))
+        deriv = sp.Matrix(a0 + 1, b0 + 1, lambda i, j: sp.diff(x ** (i + j), x, k).subs(x, 0))
+        diff = sp.Matrix(a0 + 1, b0 + 1, lambda i, j: sum(
+            (-1) ** (k - s) * sp.binomial(k, s) * s ** (i + j) for s in range(k + 1)))
         assert deriv.rank() == diff.rank() == N(a0, b0, k), k
 
 
