@@ -238,13 +238,13 @@ def block_matrix(block, var=T):
 
 @functools.lru_cache(maxsize=None)
 def _block_profile(block, K):
-    P = rank_profile(block_matrix(block), K - 1, T, seed=0)
+    P = rank_profile(block_matrix(block), K - 1, var=T, seed=0)
     if not P.certified:  # pragma: no cover - the engine always certifies
         raise RuntimeError(f"profile of {block} not certified")
     return P.ranks
 
 
-def library(K, max_rank, kind="standard"):
+def library(K, max_rank, *, kind="standard"):
     """Library blocks and their certified profiles at orders ``0..K-1``.
 
     Parameters
@@ -380,8 +380,8 @@ def design_profile(target, *, library_kind="standard", var=T, use_data=True, sea
         return DesignResult(target, "impossible", reason="; ".join(viol))
     if not any(target):
         A = sp.zeros(1, 1)
-        return DesignResult(target, "constructed", [], A, rank_profile(A, len(target) - 1, var), "zero matrix")
-    blocks = _search(target, library(len(target), max(target), library_kind))
+        return DesignResult(target, "constructed", [], A, rank_profile(A, len(target) - 1, var=var), "zero matrix")
+    blocks = _search(target, library(len(target), max(target), kind=library_kind))
     how = "block-diagonal sum, profile certified"
     if blocks is None and use_data:
         if _KNOWN is None:
@@ -405,13 +405,13 @@ def design_profile(target, *, library_kind="standard", var=T, use_data=True, sea
                    + (" and no D_a C D_b construction known" if use_data or search_budget else ""),
         )
     A = block_diag(*[block_matrix(b, var) for b in blocks])
-    prof = rank_profile(A, len(target) - 1, var, seed=1)
+    prof = rank_profile(A, len(target) - 1, var=var, seed=1)
     if not (prof.certified and prof.ranks == target):  # pragma: no cover - would be a bug
         return DesignResult(target, "open", reason=f"construction gave {prof.ranks}: not verified")
     return DesignResult(target, "constructed", blocks, A, prof, how)
 
 
-def permutation_table(K_max=4, library_kind="standard", use_data=True):
+def permutation_table(K_max=4, *, library_kind="standard", use_data=True):
     """Designer outcome for every permutation of ``{1..K}``, ``K <= K_max``.
 
     Returns
@@ -430,7 +430,7 @@ def permutation_table(K_max=4, library_kind="standard", use_data=True):
     ]
 
 
-def search_constructions(K_max=5, library_kind="extended", budget=3000, seeds=range(4)):
+def search_constructions(K_max=5, *, library_kind="extended", budget=3000, seeds=range(4)):
     """Run :func:`theory.dcd.border_search` on every open permutation target.
 
     Parameters
@@ -494,13 +494,13 @@ def discrete_status(result):
 
     j = sp.Symbol("j", integer=True)
     A = result.matrix.subs(T, j) if result.matrix is not None else None
-    prof = difference_profile(A, len(result.target) - 1, j, seed=2)
+    prof = difference_profile(A, len(result.target) - 1, var=j, seed=2)
     if prof.certified and prof.ranks == result.target:
         return "constructed (same matrix in j)"
     return f"open (same matrix in j has {prof.ranks})"
 
 
-def format_table(results, discrete=False, fmt="markdown"):
+def format_table(results, *, discrete=False, fmt="markdown"):
     """Table: target | status | construction or reason [| discrete].
 
     Parameters

@@ -458,7 +458,7 @@ class Certificate:
             rows.append(row)
         return _rank_mod_any(rows, p) == self.rank
 
-    def verify_upper(self, A=None, method="exact"):
+    def verify_upper(self, A=None, *, method="exact"):
         """Re-check the upper bound ``rank A <= rank``.
 
         Parameters
@@ -480,8 +480,6 @@ class Certificate:
         ValueError
             For an unknown ``method``.
         """
-        if isinstance(A, str) and A in ("exact", "sympy"):  # old signature verify_upper(method)
-            A, method = None, A
         if method not in ("exact", "sympy"):
             raise ValueError(f"method must be 'exact' or 'sympy', got {method!r}")
         R = self._target(A)
@@ -520,7 +518,7 @@ class Certificate:
         dN = DomainMatrix.from_Matrix(sp.Matrix(self.kernel)).convert_to(K)
         return (dA * dN).is_zero_matrix
 
-    def verify(self, A=None, method="exact"):
+    def verify(self, A=None, *, method="exact"):
         """Check that this certificate proves the generic rank of ``A``.
 
         Parameters
@@ -555,13 +553,11 @@ class Certificate:
         >>> t = sp.Symbol("t")
         >>> A = sp.Matrix([[1, t], [t, t**2]])
         >>> c = generic_rank(A)
-        >>> c.verify(A), c.verify(A, "sympy")
+        >>> c.verify(A), c.verify(A, method="sympy")
         (True, True)
         >>> c.verify(sp.Matrix([[1, t], [t, t**2 + 1]]))   # rank 2: not proved by c
         False
         """
-        if isinstance(A, str) and A in ("exact", "sympy"):  # old signature verify(method)
-            A, method = None, A
         if method not in ("exact", "sympy"):
             raise ValueError(f"method must be 'exact' or 'sympy', got {method!r}")
         if not self.certified:
@@ -579,7 +575,7 @@ class Certificate:
                 M = as_sympy_matrix(A)
             return check_certificate(self.to_json(), M)
         R = self._target(A)
-        return R is not None and self.verify_lower(R) and self.verify_upper(R, method)
+        return R is not None and self.verify_lower(R) and self.verify_upper(R, method=method)
 
 
 def _rank_mod_any(rows, p):
@@ -773,7 +769,7 @@ def _monte_carlo_error(P, p):
     return min(1.0, min(m, n) * degP / p + (bits / 30 + 1) / PRIMES_IN_RANGE)
 
 
-def generic_rank(A, var=None, *, certify=True, numeric=False, seed=None, backend="auto"):
+def generic_rank(A, *, var=None, certify=True, numeric=False, seed=None, backend="auto"):
     """Generic rank of a matrix over ℚ(t), with a checkable certificate.
 
     Parameters
@@ -1064,7 +1060,7 @@ def _tracked_elimination_rank(vals, mpmath):
     return rank
 
 
-def rank_factorization(A, var=None, *, seed=None):
+def rank_factorization(A, *, var=None, seed=None):
     """Rank factorisation ``A = U V`` over ℚ(t), with ``r = grank A`` inner columns.
 
     With the certified rank ``r`` and the certificate's pivot block
@@ -1103,7 +1099,7 @@ def rank_factorization(A, var=None, *, seed=None):
     """
     from sympy.polys.matrices import DomainMatrix
 
-    c = generic_rank(A, var, seed=seed)
+    c = generic_rank(A, var=var, seed=seed)
     R = RationalMatrix.from_sympy(A, c.var) if not isinstance(A, RationalMatrix) else A
     M = R.to_sympy()
     m, n = M.shape
@@ -1133,7 +1129,7 @@ def _right_kernel_from_factor(V, J):
     return sp.ImmutableMatrix(n, len(cols), lambda i, c: cols[c][i])
 
 
-def kernels(A, var=None, *, seed=None):
+def kernels(A, *, var=None, seed=None):
     """Bases of the right and left kernels of ``A`` over ℚ(t), checked exactly.
 
     From :func:`rank_factorization`: ``V`` has the identity in the pivot
@@ -1168,7 +1164,7 @@ def kernels(A, var=None, *, seed=None):
     for M in (A, None):
         if M is None:
             M = as_sympy_matrix(A).T if not isinstance(A, RationalMatrix) else A.transpose()
-        U, V, c = rank_factorization(M, var, seed=seed)
+        U, V, c = rank_factorization(M, var=var, seed=seed)
         N = _right_kernel_from_factor(V, list(c.pivot_cols)) if c.rank else sp.ImmutableMatrix.eye(V.shape[1])
         K = sp.QQ.frac_field(c.var)
         S = M.to_sympy() if isinstance(M, RationalMatrix) else as_sympy_matrix(M)
@@ -1179,7 +1175,7 @@ def kernels(A, var=None, *, seed=None):
     return out[0], out[1]
 
 
-def exceptional_set(A, var=None, *, max_minors=2000, seed=None):
+def exceptional_set(A, *, var=None, max_minors=2000, seed=None):
     """The points where ``A(t0)`` is defined but has rank below ``grank A``.
 
     They are the zeros of the gcd ``g`` of the ``r x r`` minors of the
@@ -1219,7 +1215,7 @@ def exceptional_set(A, var=None, *, max_minors=2000, seed=None):
 
     from sympy.polys.matrices import DomainMatrix
 
-    c = generic_rank(A, var, seed=seed)
+    c = generic_rank(A, var=var, seed=seed)
     R = RationalMatrix.from_sympy(A, c.var) if not isinstance(A, RationalMatrix) else A
     t = c.var
     m, n = R.shape

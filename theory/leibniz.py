@@ -71,7 +71,7 @@ def _check_int(name, v, low=0):
         raise ValueError(f"{name} must be an int >= {low}, got {v!r}")
 
 
-def leibniz_sum(B, C, k, var, kind="derivative"):
+def leibniz_sum(B, C, k, *, var, kind="derivative"):
     """Right-hand side of the (discrete) Leibniz rule as a RationalMatrix.
 
     Parameters
@@ -97,7 +97,7 @@ def leibniz_sum(B, C, k, var, kind="derivative"):
     --------
     >>> import sympy as sp
     >>> t = sp.Symbol("t")
-    >>> leibniz_sum(sp.Matrix([[t]]), sp.Matrix([[t**2]]), 2, t).to_sympy()
+    >>> leibniz_sum(sp.Matrix([[t]]), sp.Matrix([[t**2]]), 2, var=t).to_sympy()
     Matrix([[6*t]])
     """
     _check_int("k", k)
@@ -107,7 +107,7 @@ def leibniz_sum(B, C, k, var, kind="derivative"):
     if B.cols != C.rows:
         raise ValueError(f"B is {B.shape} and C is {C.shape}: B*C is undefined")
     ops = derivatives if kind == "derivative" else differences
-    Bs, Cs = ops(B, k, var), ops(C, k, var)
+    Bs, Cs = ops(B, k, var=var), ops(C, k, var=var)
     total = sp.zeros(B.rows, C.cols)
     for i in range(k + 1):
         Ci = Cs[k - i] if kind == "derivative" else Cs[k - i].shift(i)
@@ -115,7 +115,7 @@ def leibniz_sum(B, C, k, var, kind="derivative"):
     return RationalMatrix.from_sympy(total, var)
 
 
-def check_leibniz(B, C, k, var, kind="derivative"):
+def check_leibniz(B, C, k, *, var, kind="derivative"):
     """Whether the Leibniz identity holds exactly for ``B C`` at order ``k``.
 
     Returns
@@ -126,11 +126,11 @@ def check_leibniz(B, C, k, var, kind="derivative"):
     --------
     >>> import sympy as sp
     >>> j = sp.Symbol("j", integer=True)
-    >>> check_leibniz(sp.Matrix([[j, 1]]), sp.Matrix([[j**2], [1 / (j + 1)]]), 3, j, "difference")
+    >>> check_leibniz(sp.Matrix([[j, 1]]), sp.Matrix([[j**2], [1 / (j + 1)]]), 3, var=j, kind="difference")
     True
     """
-    lhs = (derivatives if kind == "derivative" else differences)(sp.Matrix(B) * sp.Matrix(C), k, var)[k]
-    return (lhs - leibniz_sum(B, C, k, var, kind)).is_zero()
+    lhs = (derivatives if kind == "derivative" else differences)(sp.Matrix(B) * sp.Matrix(C), k, var=var)[k]
+    return (lhs - leibniz_sum(B, C, k, var=var, kind=kind)).is_zero()
 
 
 def hankel(d, var):
@@ -149,8 +149,8 @@ def hankel(d, var):
     return u * u.T
 
 
-def hankel_formula(d, K):
-    """``(max(0, min(k+1, 2d+1-k)) for k = 0..K)``.
+def hankel_formula(d, max_order):
+    """``(max(0, min(k+1, 2d+1-k)) for k = 0..max_order)``: the profile of ``H_d``.
 
     Examples
     --------
@@ -158,8 +158,8 @@ def hankel_formula(d, K):
     (1, 2, 1, 0, 0)
     """
     _check_int("d", d)
-    _check_int("K", K)
-    return tuple(max(0, min(k + 1, 2 * d + 1 - k)) for k in range(K + 1))
+    _check_int("max_order", max_order)
+    return tuple(max(0, min(k + 1, 2 * d + 1 - k)) for k in range(max_order + 1))
 
 
 def antiderivative_hankel(d, m, var):
@@ -266,7 +266,7 @@ def tight_example(k, j, r, var):
     return block_diag(*([G] * r))
 
 
-def check(seed=0, d_max=4, n_products=6):
+def check(seed=0, *, d_max=4, n_products=6):
     """C2 checks for ``python -m theory``.
 
     Returns
@@ -289,16 +289,16 @@ def check(seed=0, d_max=4, n_products=6):
         for i in range(3):
             B = sp.Matrix(2, 3, lambda *_: rng.randint(-2, 2) * t**2 + rng.randint(-2, 2) * t + rng.randint(-2, 2))
             C = sp.Matrix(3, 2, lambda *_: rng.randint(-2, 2) * t + rng.randint(1, 2) / (t + rng.randint(1, 3)))
-            res.record(check_leibniz(B, C, 3, t), f"random 2x3 * 3x2, k=3, derivative #{i}")
-            res.record(check_leibniz(B.subs(t, jv), C.subs(t, jv), 3, jv, "difference"), f"same, difference #{i}")
+            res.record(check_leibniz(B, C, 3, var=t), f"random 2x3 * 3x2, k=3, derivative #{i}")
+            res.record(check_leibniz(B.subs(t, jv), C.subs(t, jv), 3, var=jv, kind="difference"), f"same, difference #{i}")
     out.append(res)
 
     res = ClaimResult("C2 Hankel profile max(0,min(k+1,2d+1-k))")
     with timed(res):
         for d in range(d_max + 1):
             want = hankel_formula(d, 2 * d + 2)
-            p = rank_profile(hankel(d, t), 2 * d + 2, t, seed=seed + d)
-            q = difference_profile(hankel(d, jv), 2 * d + 2, jv, seed=seed + d)
+            p = rank_profile(hankel(d, t), 2 * d + 2, var=t, seed=seed + d)
+            q = difference_profile(hankel(d, jv), 2 * d + 2, var=jv, seed=seed + d)
             res.record(p.certified and p.ranks == want, f"H_{d} derivatives {p.ranks}")
             res.record(q.certified and q.ranks == want, f"H_{d} differences {q.ranks}")
     out.append(res)
@@ -306,15 +306,15 @@ def check(seed=0, d_max=4, n_products=6):
     res = ClaimResult("C2 bound (j+1)rho(k), tight; persistence; rigidity")
     with timed(res):
         for (k, j, r) in ((0, 2, 1), (1, 1, 2), (2, 2, 1), (1, 3, 1)):
-            p = rank_profile(tight_example(k, j, r, t), k + j, t, seed=seed)
+            p = rank_profile(tight_example(k, j, r, t), k + j, var=t, seed=seed)
             res.record(p.ranks[k] == r and p.ranks[k + j] == (j + 1) * r,
                        f"tight k={k} j={j} r={r}: profile {p.ranks}")
         for i in range(n_products):
             m, s, n = rng.randint(2, 4), rng.randint(1, 2), rng.randint(2, 4)
             B = sp.Matrix(m, s, lambda *_: sum(rng.randint(-2, 2) * t**e for e in range(rng.randint(1, 3))))
             C = sp.Matrix(s, n, lambda *_: sum(rng.randint(-2, 2) * t**e for e in range(rng.randint(1, 3))))
-            p = rank_profile((B * C).applyfunc(sp.expand), 5, t, seed=seed + i)
-            q = difference_profile((B * C).subs(t, jv).applyfunc(sp.expand), 5, jv, seed=seed + i)
+            p = rank_profile((B * C).applyfunc(sp.expand), 5, var=t, seed=seed + i)
+            q = difference_profile((B * C).subs(t, jv).applyfunc(sp.expand), 5, var=jv, seed=seed + i)
             ok = all(P.certified and not (bound_violations(P.ranks) or persistence_violations(P.ranks)
                                           or rigidity_violations(P.ranks)) for P in (p, q))
             res.record(ok, f"random {m}x{s}x{n} product: profiles {p.ranks} (d/dt), {q.ranks} (Δ)")

@@ -47,7 +47,7 @@ def test_dcd_profile_is_the_generic_profile(block):
     K = 4
     want = dcd_profile(a, b, C, K)
     A = dcd_matrix(a, b, C, t)
-    assert rank_profile(A, K - 1, t, seed=0).ranks == want
+    assert rank_profile(A, K - 1, var=t, seed=0).ranks == want
 
 
 def test_library_blocks_are_dcd_matrices():

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-import theory.__main__ as cli
+import theory.cli as cli
 from theory._claims import ClaimResult
 
 

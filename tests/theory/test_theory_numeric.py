@@ -47,7 +47,7 @@ def scaled_products(draw):
 @given(scaled_products(), st.integers(0, 2**16))
 def test_rank_is_invariant_under_extreme_scalings(case, seed):
     A, reference = case
-    c = generic_rank(A, t, numeric=True, seed=seed)
+    c = generic_rank(A, var=t, numeric=True, seed=seed)
     assert c.rank == reference
     # rational input (here: a zero core) stays exact and certified even with numeric=True
     assert c.method == ("numeric" if A.has(sp.exp) else "certified")
@@ -78,5 +78,5 @@ def test_sums_of_exponentials_match_the_laurent_reference(case, seed):
     B, x, scale = case
     reference = DomainMatrix.from_Matrix(B).convert_to(sp.QQ.frac_field(x)).rank()
     A = scale * B.subs(x, sp.exp(t))
-    c = generic_rank(A, t, numeric=True, seed=seed)
+    c = generic_rank(A, var=t, numeric=True, seed=seed)
     assert c.rank == reference

@@ -97,7 +97,7 @@ def products_meeting_the_hypothesis(draw):
 def test_generalised_rigidity(case):
     A, r, jj = case
     K = jj + 2
-    for prof in (rank_profile(A, K, seed=0), difference_profile(A.subs(t, j), K, j, seed=0)):
+    for prof in (rank_profile(A, K, seed=0), difference_profile(A.subs(t, j), K, var=j, seed=0)):
         assert prof.ranks[0] <= r
         assert rigidity_violations(prof.ranks) == []
         if prof.ranks[0] == r and prof.ranks[jj] == (jj + 1) * r:  # the hypothesis holds here
@@ -115,7 +115,7 @@ def test_generalised_rigidity_hypothesis_is_met_often():
             return sum(rng.randint(-3, 3) * t**e for e in range(jj + 2))
 
         A = (sp.Matrix(m, r, entry) * sp.Matrix(r, n, entry)).applyfunc(sp.expand)
-        for prof in (rank_profile(A, jj + 1, seed=0), difference_profile(A.subs(t, j), jj + 1, j, seed=0)):
+        for prof in (rank_profile(A, jj + 1, seed=0), difference_profile(A.subs(t, j), jj + 1, var=j, seed=0)):
             if prof.ranks[0] == r and prof.ranks[jj] == (jj + 1) * r:
                 met += 1
                 assert prof.ranks[jj + 1] >= jj * r

@@ -19,7 +19,7 @@ Examples
 >>> import sympy as sp
 >>> t = sp.Symbol("t")
 >>> A = taylor_design((2, 3, 1), t)
->>> pointwise_ranks(A, 2, t)
+>>> pointwise_ranks(A, 2)
 (2, 3, 1)
 """
 
@@ -52,7 +52,7 @@ def _check_target(target, size):
     return target, (m, n)
 
 
-def rank_matrix(r, shape, rng=None):
+def rank_matrix(r, shape, *, rng=None):
     """A constant integer ``m x n`` matrix of rank exactly ``r``.
 
     Parameters
@@ -127,7 +127,7 @@ def taylor_design(target, var, *, shape=None, t0=0, rng=None):
     target, shape = _check_target(target, shape)
     A = sp.zeros(*shape)
     for k, r in enumerate(target):
-        A += rank_matrix(r, shape, rng) * (var - t0) ** k / sp.factorial(k)
+        A += rank_matrix(r, shape, rng=rng) * (var - t0) ** k / sp.factorial(k)
     return A.applyfunc(sp.expand)
 
 
@@ -151,24 +151,26 @@ def newton_design(target, var, *, shape=None, rng=None):
     --------
     >>> import sympy as sp
     >>> j = sp.Symbol("j", integer=True)
-    >>> pointwise_ranks(newton_design((2, 1, 2), j), 2, j, kind="difference")
+    >>> pointwise_ranks(newton_design((2, 1, 2), j), 2, kind="difference")
     (2, 1, 2)
     """
     target, shape = _check_target(target, shape)
     A = sp.zeros(*shape)
     for k, r in enumerate(target):
-        A += rank_matrix(r, shape, rng) * sp.expand_func(sp.binomial(var, k))
+        A += rank_matrix(r, shape, rng=rng) * sp.expand_func(sp.binomial(var, k))
     return A.applyfunc(sp.expand)
 
 
-def pointwise_ranks(A, K, var, *, at=0, kind="derivative"):
-    """Exact ranks of ``A^{(k)}(at)`` (or ``Δ^k A(at)``), k = 0..K.
+def pointwise_ranks(A, max_order, *, var=None, at=0, kind="derivative"):
+    """Exact ranks of ``A^{(k)}(at)`` (or ``Δ^k A(at)``), k = 0..max_order.
 
     Parameters
     ----------
     A : sympy.Matrix
-    K : int
-    var : sympy.Symbol
+    max_order : int
+        Highest order.
+    var : sympy.Symbol, optional
+        The variable (inferred when ``A`` has one free symbol).
     at : rational, default 0
     kind : {"derivative", "difference"}
 
@@ -185,22 +187,22 @@ def pointwise_ranks(A, K, var, *, at=0, kind="derivative"):
     --------
     >>> import sympy as sp
     >>> t = sp.Symbol("t")
-    >>> pointwise_ranks(sp.Matrix([[1, t], [t, t**2]]), 3, t, at=1)
+    >>> pointwise_ranks(sp.Matrix([[1, t], [t, t**2]]), 3, at=1)
     (1, 2, 1, 0)
     """
     if kind not in ("derivative", "difference"):
         raise ValueError(f"kind must be 'derivative' or 'difference', got {kind!r}")
-    mats = (derivatives if kind == "derivative" else differences)(A, K, var)
+    mats = (derivatives if kind == "derivative" else differences)(A, max_order, var=var)
     out = []
     for M in mats:
-        V = M.to_sympy().xreplace({var: sp.Rational(at)})
+        V = M.to_sympy().xreplace({M.var: sp.Rational(at)})
         if any(not e.is_finite for e in V):
             raise ValueError(f"at={at} is a pole of an entry")
         out.append(const_rank(V))
     return tuple(out)
 
 
-def check(seed=0, K=4):
+def check(seed=0, *, K=4):
     """C3a checks: every permutation of {1..K} realised pointwise (both forms).
 
     Returns
@@ -219,7 +221,7 @@ def check(seed=0, K=4):
         for perm in itertools.permutations(range(1, K + 1)):
             A = taylor_design(perm, t, t0=sp.Rational(1, 2), rng=rng)
             B = newton_design(perm, j, rng=rng)
-            ok = (pointwise_ranks(A, K - 1, t, at=sp.Rational(1, 2)) == perm
-                  and pointwise_ranks(B, K - 1, j, kind="difference") == perm)
+            ok = (pointwise_ranks(A, K - 1, var=t, at=sp.Rational(1, 2)) == perm
+                  and pointwise_ranks(B, K - 1, var=j, kind="difference") == perm)
             res.record(ok, f"{perm}")
     return [res]
