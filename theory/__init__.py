@@ -37,10 +37,10 @@ Examples
 """
 
 from ._convert import RationalMatrix
-from .pointwise import newton_design, pointwise_ranks, taylor_design
 from .designer import DesignResult, design_profile, necessary_violations, permutation_table
 from .engine import Certificate, CertificationError, exceptional_set, generic_rank, kernels, rank_factorization
 from .leibniz import antiderivative_hankel, hankel, hankel_formula
+from .pointwise import newton_design, pointwise_ranks, taylor_design
 from .profiles import Profile, difference_profile, rank_profile
 
 __all__ = [
