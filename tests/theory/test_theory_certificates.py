@@ -88,6 +88,7 @@ def forgeries(c, M):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("M", [A, W, F], ids=["right-kernel", "left-kernel", "full-rank"])
 def test_every_forged_field_is_rejected(M):
     c = generic_rank(M, seed=2)

@@ -60,6 +60,7 @@ def test_library_blocks_are_dcd_matrices():
         assert (A - ratio * B).applyfunc(sp.expand).is_zero_matrix, block
 
 
+@pytest.mark.slow
 def test_border_search_finds_3412_by_itself():
     """No construction is given: the search lifts the tail (1, 2) and finds a border."""
     found = None

@@ -46,6 +46,7 @@ def low_rank_matrices(draw):
     return M
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(low_rank_matrices(), st.integers(0, 2**20), st.sampled_from(mod.BACKENDS))
 def test_engine_agrees_with_domainmatrix_and_certificate_verifies(M, seed, backend):

@@ -30,6 +30,7 @@ def products(draw):
     return sp.Matrix(m, r, lambda *_: draw(entries)) * sp.Matrix(r, n, lambda *_: draw(entries))
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(products(), st.integers(0, 1000))
 def test_factorization_is_exact_and_minimal(A, seed):

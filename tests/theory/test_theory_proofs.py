@@ -92,6 +92,7 @@ def products_meeting_the_hypothesis(draw):
     return (sp.Matrix(m, r, entry) * sp.Matrix(r, n, entry)).applyfunc(sp.expand), r, jj
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(products_meeting_the_hypothesis())
 def test_generalised_rigidity(case):
