@@ -47,6 +47,7 @@ False
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import sympy as sp
 from sympy.polys.matrices import DomainMatrix
@@ -206,7 +207,7 @@ def _kernel_matrix(cert, size, K, var):
     return DomainMatrix(entries, (size, width), K)
 
 
-def check_certificate(cert, A):
+def check_certificate(cert: str | dict[str, Any], A: Any) -> bool:
     """Check that ``cert`` proves the generic rank of ``A``.
 
     Parameters

@@ -19,11 +19,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the claim modules import SymPy: only when a command runs
+    from ._claims import ClaimResult
 
 __all__ = ["main", "run_checks"]
 
 
-def run_checks(seed=0):
+def run_checks(seed: int = 0) -> list[ClaimResult]:
     """Run every claim check on its default instances.
 
     Parameters
@@ -73,7 +78,7 @@ def _print_table(results, out):
         out.write(f"{r.claim:<{w}} | {r.instances:>9} | {'pass' if r.passed else 'FAIL':<6} | {r.seconds:6.2f} s\n")
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``theory`` command line (``python -m theory``, ``lowrank-tree check``).
 
     Parameters
@@ -120,24 +125,24 @@ def main(argv=None):
     if args.command == "table":
         from .designer import discrete_status, format_table, permutation_table
 
-        rows = permutation_table(args.K, library_kind=args.library)
-        for r in rows:
+        targets = permutation_table(args.K, library_kind=args.library)
+        for r in targets:
             r.discrete = discrete_status(r)
-        out.write(format_table(rows, discrete=True, fmt=args.format) + "\n")
-        counts = {s: sum(r.status == s for r in rows) for s in ("constructed", "impossible", "open")}
-        disc = sum(r.discrete.startswith("constructed") for r in rows)
-        out.write(f"\n{len(rows)} targets: {counts['constructed']} constructed, {counts['impossible']} impossible, "
+        out.write(format_table(targets, discrete=True, fmt=args.format) + "\n")
+        counts = {s: sum(r.status == s for r in targets) for s in ("constructed", "impossible", "open")}
+        disc = sum(r.discrete.startswith("constructed") for r in targets)
+        out.write(f"\n{len(targets)} targets: {counts['constructed']} constructed, {counts['impossible']} impossible, "
                   f"{counts['open']} open ({args.library} library); as difference profiles: "
                   f"{disc} constructed, {counts['impossible']} impossible, "
-                  f"{len(rows) - disc - counts['impossible']} open\n")
+                  f"{len(targets) - disc - counts['impossible']} open\n")
         return 0
     t0 = time.perf_counter()
     results = run_checks(args.seed)
     _print_table(results, out)
     if args.verbose:
-        for r in results:
-            out.write(f"\n{r.claim}\n")
-            for line in r.details:
+        for res in results:
+            out.write(f"\n{res.claim}\n")
+            for line in res.details:
                 out.write(f"  {line}\n")
     failed = [r.claim for r in results if not r.passed]
     out.write(f"\n{len(results) - len(failed)}/{len(results)} claims pass "

@@ -75,12 +75,14 @@ import itertools
 import random
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import sympy as sp
 
 from . import _modular as mod
 from ._convert import RationalMatrix, as_sympy_matrix, infer_var
+from ._typing import Expr, Matrix, MatrixLike, Symbol
 
 __all__ = ["Certificate", "CertificationError", "exceptional_set", "generic_rank", "kernels", "rank_factorization"]
 
@@ -295,7 +297,7 @@ class Certificate:
         return head + rf" (certified: $t_0 = {self.point}$, $p = {self.prime}$; upper bound: {ub})"
 
     @property
-    def kernel(self):
+    def kernel(self) -> Matrix | None:
         """The kernel basis ``N`` as a SymPy matrix (None if not needed).
 
         For ``kernel_side == "right"``, ``A * N == 0`` with ``N`` of shape
@@ -315,7 +317,7 @@ class Certificate:
         return sp.ImmutableMatrix(size, len(cols), entry)
 
     # ---------------------------------------------------------- serialising
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
         """The certificate as a JSON-compatible dict.
 
         Every witness is included (point, prime, pivots, kernel as integer
@@ -362,7 +364,7 @@ class Certificate:
         }
 
     @classmethod
-    def from_json(cls, data):
+    def from_json(cls, data: str | dict[str, Any]) -> Certificate:
         """Rebuild a certificate from :meth:`to_json` output (dict or JSON text).
 
         The result carries no matrix: check it with ``verify(A)``.
@@ -410,7 +412,7 @@ class Certificate:
             return None  # a matrix in another variable: this certificate is not about it
         return RationalMatrix.from_sympy(M, self.var)
 
-    def verify_lower(self, A=None):
+    def verify_lower(self, A: MatrixLike | None = None) -> bool:
         """Re-check the lower bound ``rank A >= rank``.
 
         The pivot block ``A[pivot_rows, pivot_cols]`` is evaluated at
@@ -458,7 +460,7 @@ class Certificate:
             rows.append(row)
         return _rank_mod_any(rows, p) == self.rank
 
-    def verify_upper(self, A=None, *, method="exact"):
+    def verify_upper(self, A: MatrixLike | None = None, *, method: str = "exact") -> bool:
         """Re-check the upper bound ``rank A <= rank``.
 
         Parameters
@@ -518,7 +520,7 @@ class Certificate:
         dN = DomainMatrix.from_Matrix(sp.Matrix(self.kernel)).convert_to(K)
         return (dA * dN).is_zero_matrix
 
-    def verify(self, A=None, *, method="exact"):
+    def verify(self, A: MatrixLike | None = None, *, method: str = "exact") -> bool:
         """Check that this certificate proves the generic rank of ``A``.
 
         Parameters
@@ -769,7 +771,15 @@ def _monte_carlo_error(P, p):
     return min(1.0, min(m, n) * degP / p + (bits / 30 + 1) / PRIMES_IN_RANGE)
 
 
-def generic_rank(A, *, var=None, certify=True, numeric=False, seed=None, backend="auto"):
+def generic_rank(
+    A: MatrixLike,
+    *,
+    var: Symbol | None = None,
+    certify: bool = True,
+    numeric: bool = False,
+    seed: int | None = None,
+    backend: str = "auto",
+) -> Certificate:
     """Generic rank of a matrix over ℚ(t), with a checkable certificate.
 
     Parameters
@@ -1060,7 +1070,9 @@ def _tracked_elimination_rank(vals, mpmath):
     return rank
 
 
-def rank_factorization(A, *, var=None, seed=None):
+def rank_factorization(
+    A: MatrixLike, *, var: Symbol | None = None, seed: int | None = None
+) -> tuple[Matrix, Matrix, Certificate]:
     """Rank factorisation ``A = U V`` over ℚ(t), with ``r = grank A`` inner columns.
 
     With the certified rank ``r`` and the certificate's pivot block
@@ -1129,7 +1141,7 @@ def _right_kernel_from_factor(V, J):
     return sp.ImmutableMatrix(n, len(cols), lambda i, c: cols[c][i])
 
 
-def kernels(A, *, var=None, seed=None):
+def kernels(A: MatrixLike, *, var: Symbol | None = None, seed: int | None = None) -> tuple[Matrix, Matrix]:
     """Bases of the right and left kernels of ``A`` over ℚ(t), checked exactly.
 
     From :func:`rank_factorization`: ``V`` has the identity in the pivot
@@ -1175,7 +1187,9 @@ def kernels(A, *, var=None, seed=None):
     return out[0], out[1]
 
 
-def exceptional_set(A, *, var=None, max_minors=2000, seed=None):
+def exceptional_set(
+    A: MatrixLike, *, var: Symbol | None = None, max_minors: int = 2000, seed: int | None = None
+) -> Expr:
     """The points where ``A(t0)`` is defined but has rank below ``grank A``.
 
     They are the zeros of the gcd ``g`` of the ``r x r`` minors of the

@@ -44,11 +44,13 @@ Examples
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 import sympy as sp
 
 from ._claims import ClaimResult, block_diag, timed
 from ._convert import RationalMatrix
+from ._typing import Matrix, MatrixLike, Symbol
 from .profiles import derivatives, difference_profile, differences, rank_profile
 
 __all__ = [
@@ -71,7 +73,7 @@ def _check_int(name, v, low=0):
         raise ValueError(f"{name} must be an int >= {low}, got {v!r}")
 
 
-def leibniz_sum(B, C, k, *, var, kind="derivative"):
+def leibniz_sum(B: MatrixLike, C: MatrixLike, k: int, *, var: Symbol, kind: str = "derivative") -> RationalMatrix:
     """Right-hand side of the (discrete) Leibniz rule as a RationalMatrix.
 
     Parameters
@@ -115,7 +117,7 @@ def leibniz_sum(B, C, k, *, var, kind="derivative"):
     return RationalMatrix.from_sympy(total, var)
 
 
-def check_leibniz(B, C, k, *, var, kind="derivative"):
+def check_leibniz(B: MatrixLike, C: MatrixLike, k: int, *, var: Symbol, kind: str = "derivative") -> bool:
     """Whether the Leibniz identity holds exactly for ``B C`` at order ``k``.
 
     Returns
@@ -133,7 +135,7 @@ def check_leibniz(B, C, k, *, var, kind="derivative"):
     return (lhs - leibniz_sum(B, C, k, var=var, kind=kind)).is_zero()
 
 
-def hankel(d, var):
+def hankel(d: int, var: Symbol) -> Matrix:
     """``H_d = u uᵀ`` with ``u = (1, t, ..., t^d)``.
 
     Examples
@@ -149,7 +151,7 @@ def hankel(d, var):
     return u * u.T
 
 
-def hankel_formula(d, max_order):
+def hankel_formula(d: int, max_order: int) -> tuple[int, ...]:
     """``(max(0, min(k+1, 2d+1-k)) for k = 0..max_order)``: the profile of ``H_d``.
 
     Examples
@@ -162,7 +164,7 @@ def hankel_formula(d, max_order):
     return tuple(max(0, min(k + 1, 2 * d + 1 - k)) for k in range(max_order + 1))
 
 
-def antiderivative_hankel(d, m, var):
+def antiderivative_hankel(d: int, m: int, var: Symbol) -> Matrix:
     """The m-fold antiderivative of ``H_d`` with zero integration constants.
 
     Entry ``(a, b)`` is ``(a+b)! / (a+b+m)! · t^{a+b+m}``.  Its profile is
@@ -184,7 +186,7 @@ def antiderivative_hankel(d, m, var):
     return sp.Matrix(d + 1, d + 1, lambda a, b: var ** (a + b + m) * sp.factorial(a + b) / sp.factorial(a + b + m))
 
 
-def bound_violations(ranks):
+def bound_violations(ranks: Sequence[int]) -> list[tuple[int, int]]:
     """Pairs ``(k, j)`` with ``ranks[k+j] > (j+1) * ranks[k]``.
 
     Examples
@@ -246,7 +248,7 @@ def doubling_violations(ranks):
             if ranks[k] and ranks[k + 1] == 2 * ranks[k] and ranks[k + 2] < ranks[k]]
 
 
-def tight_example(k, j, r, var):
+def tight_example(k: int, j: int, r: int, var: Symbol) -> Matrix:
     """A matrix with ``ρ(k) = r`` and ``ρ(k + j) = (j + 1) r``.
 
     ``r`` diagonal copies of the k-fold antiderivative of ``H_j``.
@@ -266,7 +268,7 @@ def tight_example(k, j, r, var):
     return block_diag(*([G] * r))
 
 
-def check(seed=0, *, d_max=4, n_products=6, n_identities=3):
+def check(seed: int = 0, *, d_max: int = 4, n_products: int = 6, n_identities: int = 3) -> list[ClaimResult]:
     """C2 checks for ``python -m theory``.
 
     Parameters

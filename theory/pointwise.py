@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Sequence
 
 import sympy as sp
 
 from ._claims import ClaimResult, const_rank, timed
+from ._typing import Expr, Matrix, MatrixLike, Symbol
 from .profiles import derivatives, differences
 
 __all__ = ["rank_matrix", "taylor_design", "newton_design", "pointwise_ranks", "check"]
@@ -52,7 +54,7 @@ def _check_target(target, size):
     return target, (m, n)
 
 
-def rank_matrix(r, shape, *, rng=None):
+def rank_matrix(r: int, shape: tuple[int, int], *, rng: random.Random | None = None) -> Matrix:
     """A constant integer ``m x n`` matrix of rank exactly ``r``.
 
     Parameters
@@ -91,7 +93,14 @@ def rank_matrix(r, shape, *, rng=None):
             return M
 
 
-def taylor_design(target, var, *, shape=None, t0=0, rng=None):
+def taylor_design(
+    target: Sequence[int],
+    var: Symbol,
+    *,
+    shape: tuple[int, int] | None = None,
+    t0: Expr = 0,
+    rng: random.Random | None = None,
+) -> Matrix:
     """``A = Σ_k M_k (t - t0)^k / k!`` with ``rank M_k = target[k]``.
 
     Parameters
@@ -131,7 +140,9 @@ def taylor_design(target, var, *, shape=None, t0=0, rng=None):
     return A.applyfunc(sp.expand)
 
 
-def newton_design(target, var, *, shape=None, rng=None):
+def newton_design(
+    target: Sequence[int], var: Symbol, *, shape: tuple[int, int] | None = None, rng: random.Random | None = None
+) -> Matrix:
     """``A(j) = Σ_k C(j, k) M_k`` with ``rank M_k = target[k]``.
 
     Parameters
@@ -161,7 +172,9 @@ def newton_design(target, var, *, shape=None, rng=None):
     return A.applyfunc(sp.expand)
 
 
-def pointwise_ranks(A, max_order, *, var=None, at=0, kind="derivative"):
+def pointwise_ranks(
+    A: MatrixLike, max_order: int, *, var: Symbol | None = None, at: Expr = 0, kind: str = "derivative"
+) -> tuple[int, ...]:
     """Exact ranks of ``A^{(k)}(at)`` (or ``Δ^k A(at)``), k = 0..max_order.
 
     Parameters
@@ -202,7 +215,7 @@ def pointwise_ranks(A, max_order, *, var=None, at=0, kind="derivative"):
     return tuple(out)
 
 
-def check(seed=0, *, K=4):
+def check(seed: int = 0, *, K: int = 4) -> list[ClaimResult]:
     """C3a checks: every permutation of {1..K} realised pointwise (both forms).
 
     Returns

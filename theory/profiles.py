@@ -27,11 +27,13 @@ Examples
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import sympy as sp
 
 from ._convert import RationalMatrix
+from ._typing import MatrixLike, Symbol
 from .engine import generic_rank
 
 __all__ = [
@@ -67,11 +69,11 @@ class Profile:
     var: sp.Symbol
 
     @property
-    def certified(self):
+    def certified(self) -> bool:
         """True when every order is certified."""
         return all(c.certified for c in self.certificates)
 
-    def verify(self, A=None, *, method="exact"):
+    def verify(self, A: MatrixLike | None = None, *, method: str = "exact") -> bool:
         """Check that the certificates prove the profile of ``A``.
 
         Parameters
@@ -121,7 +123,7 @@ def _check_max_order(max_order):
     return max_order
 
 
-def derivatives(A, max_order, *, var=None):
+def derivatives(A: MatrixLike, max_order: int, *, var: Symbol | None = None) -> list[RationalMatrix]:
     """Exact derivatives ``A, A', ..., A^{(max_order)}`` as RationalMatrix objects.
 
     Parameters
@@ -157,7 +159,9 @@ def derivatives(A, max_order, *, var=None):
     return out
 
 
-def differences(seq, max_order, *, var=None):
+def differences(
+    seq: MatrixLike | Callable[[Symbol], MatrixLike], max_order: int, *, var: Symbol | None = None
+) -> list[RationalMatrix]:
     """Forward differences ``A, ΔA, ..., Δ^max_order A`` as RationalMatrix objects.
 
     Parameters
@@ -206,7 +210,9 @@ def _profile(mats, kind, certify, seed):
     return Profile(tuple(c.rank for c in certs), kind, tuple(certs), mats[0].var)
 
 
-def rank_profile(A, max_order, *, var=None, certify=True, seed=None):
+def rank_profile(
+    A: MatrixLike, max_order: int, *, var: Symbol | None = None, certify: bool = True, seed: int | None = None
+) -> Profile:
     """Generic ranks of ``A, A', ..., A^{(max_order)}`` with certificates.
 
     Parameters
@@ -243,7 +249,14 @@ def rank_profile(A, max_order, *, var=None, certify=True, seed=None):
     return _profile(derivatives(A, max_order, var=var), "derivative", certify, seed)
 
 
-def difference_profile(seq, max_order, *, var=None, certify=True, seed=None):
+def difference_profile(
+    seq: MatrixLike | Callable[[Symbol], MatrixLike],
+    max_order: int,
+    *,
+    var: Symbol | None = None,
+    certify: bool = True,
+    seed: int | None = None,
+) -> Profile:
     """Generic ranks of ``A, ΔA, ..., Δ^max_order A`` for a matrix sequence.
 
     Parameters
@@ -280,7 +293,7 @@ def difference_profile(seq, max_order, *, var=None, certify=True, seed=None):
     return _profile(differences(seq, max_order, var=var), "difference", certify, seed)
 
 
-def is_nonincreasing(ranks):
+def is_nonincreasing(ranks: Sequence[int]) -> bool:
     """Whether a sequence never increases.
 
     Examples
