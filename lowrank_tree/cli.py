@@ -250,7 +250,7 @@ def _fit(args):
 
 def _check(args):
     try:
-        from theory.__main__ import main as theory_main
+        from theory.cli import main as theory_main
     except ImportError as exc:
         print(f'lowrank-tree check: error: the theory extra is needed (pip install "lowrank-tree[theory]"): '
               f'{exc}', file=sys.stderr)

@@ -63,3 +63,18 @@ def _rel_err(a, b):
 def rel_err():
     """Relative Frobenius error of ``a`` against the reference ``b``."""
     return _rel_err
+
+
+@pytest.fixture(scope="session")
+def theory_claim_results():
+    """The theory claim suite, run once per test session (seed 0).
+
+    ``python -m theory``, ``lowrank-tree check`` and their tests all print the
+    table of these results; the tests monkeypatch ``theory.cli.run_checks`` to
+    return them instead of rerunning the suite (the slowest part of the theory
+    tests).
+    """
+    pytest.importorskip("sympy")
+    from theory.cli import run_checks
+
+    return run_checks(seed=0)

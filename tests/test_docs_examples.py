@@ -102,7 +102,7 @@ def test_readme_performance_table_is_generated_from_bench_json():
 
 def test_theory_designer_table_in_docs_is_current(capsys):
     pytest.importorskip("sympy")
-    from theory.__main__ import main as theory_main
+    from theory.cli import main as theory_main
 
     doc = (ROOT / "docs" / "theory.md").read_text()
     for library in ("extended", "standard"):

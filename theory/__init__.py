@@ -5,22 +5,27 @@ The package is independent of ``lowrank_tree``; it needs SymPy (the
 
 Public API
 ----------
-generic_rank(A, var=None, *, certify=True, numeric=False, seed=None, backend="auto")
+generic_rank(A, *, var=None, certify=True, numeric=False, seed=None, backend="auto")
     Certified rank over ℚ(t) (:class:`Certificate`, ``.verify()``).
-exceptional_set(A, var=None, *, max_minors=2000, seed=None)
+exceptional_set(A, *, var=None, max_minors=2000, seed=None)
     The points where ``rank A(t0) < grank A`` (zeros of a polynomial).
-kernels(A, var=None, *, seed=None)
+kernels(A, *, var=None, seed=None)
     Right and left kernel bases over ℚ(t), checked exactly.
-rank_factorization(A, var=None, *, seed=None)
+rank_factorization(A, *, var=None, seed=None)
     ``A = U V`` over ℚ(t) with ``grank A`` inner columns, checked exactly.
-rank_profile(A, K, var=None, *, certify=True, seed=None)
-    Generic ranks of ``A, A', ..., A^{(K)}`` (:class:`Profile`).
-difference_profile(seq, K, var=None, *, certify=True, seed=None)
+rank_profile(A, max_order, *, var=None, certify=True, seed=None)
+    Generic ranks of ``A, A', ..., A^{(max_order)}`` (:class:`Profile`).
+difference_profile(seq, max_order, *, var=None, certify=True, seed=None)
     The same for forward differences of a matrix sequence.
 
+Data come first and positionally (the matrix, the highest order); the
+variable ``var`` (inferred when the data have one free symbol) and every
+mode argument are keyword-only.  Functions that *build* a matrix in a given
+symbol (``hankel(d, t)``, ``taylor_design(target, t)``) take it positionally.
+
 Claim modules: :mod:`theory.monotonicity` (C1), :mod:`theory.boundary` (C1′),
-:mod:`theory.leibniz` (C2), :mod:`theory.design` (C3a),
-:mod:`theory.designer` (C3b).  ``python -m theory`` checks them all.
+:mod:`theory.leibniz` (C2), :mod:`theory.pointwise` (C3a),
+:mod:`theory.designer` (C3b).  ``python -m theory`` (:func:`theory.cli.main`) checks them all.
 
 Examples
 --------
@@ -32,10 +37,10 @@ Examples
 """
 
 from ._convert import RationalMatrix
-from .design import newton_design, pointwise_ranks, taylor_design
 from .designer import DesignResult, design_profile, necessary_violations, permutation_table
 from .engine import Certificate, CertificationError, exceptional_set, generic_rank, kernels, rank_factorization
 from .leibniz import antiderivative_hankel, hankel, hankel_formula
+from .pointwise import newton_design, pointwise_ranks, taylor_design
 from .profiles import Profile, difference_profile, rank_profile
 
 __all__ = [

@@ -18,8 +18,8 @@ The kernels are
 ``eval_mod``
     Horner evaluation of a polynomial matrix at many points modulo ``p``.
 ``cramer_mod``
-    For every evaluation point, ``det(M[I, J])`` and the Cramer numerators
-    ``det(M[I, J]) * M[I, J]^{-1} (-M[I, F])``.
+    For every evaluation point, ``det(M[rows, cols])`` and the Cramer numerators
+    ``det(M[rows, cols]) * M[rows, cols]^{-1} (-M[rows, F])``.
 ``interpolate_mod``
     Newton interpolation of many value vectors at common nodes, returning
     monomial coefficients (lowest degree first).
@@ -186,7 +186,7 @@ def _rank_py(M, p):
 
 
 def _eval_py(C, xs, p):
-    m, n, L = len(C), len(C[0]) if C else 0, None
+    m, n = len(C), len(C[0]) if C else 0
     out = []
     for x in xs:
         x = int(x)
@@ -200,14 +200,13 @@ def _eval_py(C, xs, p):
                 row.append(acc)
             E.append(row)
         out.append(E)
-    del L
     return out
 
 
-def _cramer_one_py(M, I, J, F, p):
-    r, k = len(I), len(F)
-    # augmented system [M_IJ | -M_IF]
-    a = [[M[i][j] % p for j in J] + [(-M[i][f]) % p for f in F] for i in I]
+def _cramer_one_py(M, rows, cols, F, p):
+    r, k = len(rows), len(F)
+    # augmented system [M[rows, cols] | -M[rows, F]]
+    a = [[M[i][j] % p for j in cols] + [(-M[i][f]) % p for f in F] for i in rows]
     det = 1
     for c in range(r):
         piv = -1
@@ -367,14 +366,14 @@ def eval_mod(C, xs, p, backend="auto"):
     return np.array(out, dtype=np.int64).reshape(len(xs), C.shape[0], C.shape[1])
 
 
-def cramer_mod(E, I, J, F, p, backend="auto"):
-    """Determinants and Cramer numerators of ``M[I, J] X = -M[I, F]`` mod ``p``.
+def cramer_mod(E, rows, cols, F, p, backend="auto"):
+    """Determinants and Cramer numerators of ``M[rows, cols] X = -M[rows, F]`` mod ``p``.
 
     Parameters
     ----------
     E : ndarray of int64, shape (npts, m, n)
         Matrices (for example ``eval_mod`` output).
-    I, J : sequence of int, length r
+    rows, cols : sequence of int, length r
         Rows and columns of the square block.
     F : sequence of int, length k
         Right-hand-side columns.
@@ -385,9 +384,9 @@ def cramer_mod(E, I, J, F, p, backend="auto"):
     Returns
     -------
     dets : ndarray of int64, shape (npts,)
-        ``det M[I, J]`` modulo ``p`` (0 where singular).
+        ``det M[rows, cols]`` modulo ``p`` (0 where singular).
     nums : ndarray of int64, shape (npts, r, k)
-        ``det * M[I, J]^{-1} (-M[I, F])`` modulo ``p`` (0 where singular).
+        ``det * M[rows, cols]^{-1} (-M[rows, F])`` modulo ``p`` (0 where singular).
 
     Examples
     --------
@@ -399,22 +398,22 @@ def cramer_mod(E, I, J, F, p, backend="auto"):
     """
     p = _check_prime(p)
     backend = _check_backend(backend)
-    I = np.asarray(I, dtype=np.int64)
-    J = np.asarray(J, dtype=np.int64)
+    rows = np.asarray(rows, dtype=np.int64)
+    cols = np.asarray(cols, dtype=np.int64)
     F = np.asarray(F, dtype=np.int64)
-    if len(I) != len(J):
-        raise ValueError(f"I and J must have equal length, got {len(I)} and {len(J)}")
+    if len(rows) != len(cols):
+        raise ValueError(f"rows and cols must have equal length, got {len(rows)} and {len(cols)}")
     if backend == "numba":
-        return _nb().cramer(np.ascontiguousarray(E, dtype=np.int64), I, J, F, p)
+        return _nb().cramer(np.ascontiguousarray(E, dtype=np.int64), rows, cols, F, p)
     El = np.asarray(E).tolist()
     dets, nums = [], []
     for M in El:
-        d, X = _cramer_one_py(M, I.tolist(), J.tolist(), F.tolist(), p)
+        d, X = _cramer_one_py(M, rows.tolist(), cols.tolist(), F.tolist(), p)
         dets.append(d)
         nums.append(X)
     return (
         np.array(dets, dtype=np.int64),
-        np.array(nums, dtype=np.int64).reshape(len(El), len(I), len(F)),
+        np.array(nums, dtype=np.int64).reshape(len(El), len(rows), len(F)),
     )
 
 

@@ -77,9 +77,9 @@ def evaluate(C, xs, p):  # pragma: no cover - compiled
 
 
 @_jit
-def cramer(E, I, J, F, p):  # pragma: no cover - compiled
+def cramer(E, rows, cols, F, p):  # pragma: no cover - compiled
     npts = E.shape[0]
-    r = I.shape[0]
+    r = rows.shape[0]
     k = F.shape[0]
     dets = np.zeros(npts, np.int64)
     X = np.zeros((npts, r, k), np.int64)
@@ -87,9 +87,9 @@ def cramer(E, I, J, F, p):  # pragma: no cover - compiled
     for s in range(npts):
         for i in range(r):
             for j in range(r):
-                a[i, j] = E[s, I[i], J[j]] % p
+                a[i, j] = E[s, rows[i], cols[j]] % p
             for q in range(k):
-                a[i, r + q] = (p - E[s, I[i], F[q]] % p) % p
+                a[i, r + q] = (p - E[s, rows[i], F[q]] % p) % p
         det = 1
         ok = True
         for c in range(r):

@@ -47,6 +47,7 @@ False
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import sympy as sp
 from sympy.polys.matrices import DomainMatrix
@@ -206,7 +207,7 @@ def _kernel_matrix(cert, size, K, var):
     return DomainMatrix(entries, (size, width), K)
 
 
-def check_certificate(cert, A):
+def check_certificate(cert: str | dict[str, Any], A: Any) -> bool:
     """Check that ``cert`` proves the generic rank of ``A``.
 
     Parameters
@@ -251,15 +252,15 @@ def check_certificate(cert, A):
         p, x = cert.get("prime"), cert.get("point")
         if not (isinstance(p, int) and isinstance(x, int) and p > 1 and sp.isprime(p)):
             return False
-        I = _indices(cert.get("pivot_rows"), m, r)
-        J = _indices(cert.get("pivot_cols"), n, r)
-        if I is None or J is None:
+        rows = _indices(cert.get("pivot_rows"), m, r)
+        cols = _indices(cert.get("pivot_cols"), n, r)
+        if rows is None or cols is None:
             return False
         Al = dA.to_ddm()
         block = []
-        for i in I:
+        for i in rows:
             row = []
-            for j in J:
+            for j in cols:
                 v = _eval_mod(Al[i][j], x, p)
                 if v is None:
                     return False

@@ -35,11 +35,14 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import sympy as sp
 
 from . import _modular as mod
+from ._typing import Matrix, Symbol
 
 __all__ = ["block_sum_dcd", "border_search", "dcd_matrix", "dcd_profile", "library_to_dcd"]
 
@@ -61,7 +64,7 @@ def _check(a, b, C):
     return a, b, C
 
 
-def dcd_matrix(a, b, C, var):
+def dcd_matrix(a: Sequence[int], b: Sequence[int], C: Sequence[Sequence[Any]], var: Symbol) -> Matrix:
     """The matrix ``A_ij = C_ij var^(a_i + b_j)``.
 
     Parameters
@@ -91,7 +94,7 @@ def _hadamard(a, b, C, k):
     return [[C[i][j] * _falling(a[i] + b[j], k) for j in range(len(b))] for i in range(len(a))]
 
 
-def dcd_profile(a, b, C, K):
+def dcd_profile(a: Sequence[int], b: Sequence[int], C: Sequence[Sequence[Any]], K: int) -> tuple[int, ...]:
     """Exact generic profile ``rank(C ∘ F_k)``, ``k = 0..K-1``.
 
     Parameters

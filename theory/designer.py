@@ -46,13 +46,16 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import sympy as sp
 
 from ._claims import ClaimResult, block_diag, timed
+from ._typing import Matrix, Symbol
 from .leibniz import antiderivative_hankel
-from .profiles import rank_profile
+from .profiles import Profile, rank_profile
 
 __all__ = [
     "DesignResult",
@@ -92,8 +95,8 @@ class DesignResult:
     target: tuple
     status: str
     blocks: list = field(default_factory=list)
-    matrix: object = None
-    profile: object = None
+    matrix: Matrix | None = None
+    profile: Profile | None = None
     reason: str = ""
     discrete: str = ""
 
@@ -131,7 +134,7 @@ def _block_name(b):
     return f"u_{a}u_{bb}ᵀ" if m == 0 else f"∫^{m} u_{a}u_{bb}ᵀ"
 
 
-def necessary_violations(target):
+def necessary_violations(target: Sequence[int]) -> list[str]:
     """Violated necessary conditions for a generic profile, as sentences.
 
     Parameters
@@ -196,7 +199,7 @@ def necessary_violations(target):
     return out
 
 
-def block_matrix(block, var=T):
+def block_matrix(block: tuple, var: Symbol = T) -> Matrix:
     """The SymPy matrix of a library block.
 
     Parameters
@@ -238,13 +241,13 @@ def block_matrix(block, var=T):
 
 @functools.lru_cache(maxsize=None)
 def _block_profile(block, K):
-    P = rank_profile(block_matrix(block), K - 1, T, seed=0)
+    P = rank_profile(block_matrix(block), K - 1, var=T, seed=0)
     if not P.certified:  # pragma: no cover - the engine always certifies
         raise RuntimeError(f"profile of {block} not certified")
     return P.ranks
 
 
-def library(K, max_rank, kind="standard"):
+def library(K: int, max_rank: int, *, kind: str = "standard") -> list[tuple[tuple, tuple[int, ...]]]:
     """Library blocks and their certified profiles at orders ``0..K-1``.
 
     Parameters
@@ -274,7 +277,7 @@ def library(K, max_rank, kind="standard"):
         raise ValueError(f"kind must be 'standard' or 'extended', got {kind!r}")
     if K < 1:
         raise ValueError(f"K must be >= 1, got {K}")
-    blocks = [("monomial", e) for e in range(K)]
+    blocks: list[tuple] = [("monomial", e) for e in range(K)]
     blocks += [("hankel_anti", d, m) for d in range(1, max_rank) for m in range(K)]
     if kind == "extended":
         blocks += [("rect_anti", a, b, m) for a in range(1, max_rank) for b in range(a + 1, a + K + 1)
@@ -333,7 +336,15 @@ def _known_constructions():
 _KNOWN = None
 
 
-def design_profile(target, *, library_kind="standard", var=T, use_data=True, search_budget=0, seed=0):
+def design_profile(
+    target: Sequence[int],
+    *,
+    library_kind: str = "standard",
+    var: Symbol = T,
+    use_data: bool = True,
+    search_budget: int = 0,
+    seed: int = 0,
+) -> DesignResult:
     """Construct a matrix with generic profile ``target`` — or prove impossible.
 
     Parameters
@@ -380,8 +391,8 @@ def design_profile(target, *, library_kind="standard", var=T, use_data=True, sea
         return DesignResult(target, "impossible", reason="; ".join(viol))
     if not any(target):
         A = sp.zeros(1, 1)
-        return DesignResult(target, "constructed", [], A, rank_profile(A, len(target) - 1, var), "zero matrix")
-    blocks = _search(target, library(len(target), max(target), library_kind))
+        return DesignResult(target, "constructed", [], A, rank_profile(A, len(target) - 1, var=var), "zero matrix")
+    blocks = _search(target, library(len(target), max(target), kind=library_kind))
     how = "block-diagonal sum, profile certified"
     if blocks is None and use_data:
         if _KNOWN is None:
@@ -405,13 +416,13 @@ def design_profile(target, *, library_kind="standard", var=T, use_data=True, sea
                    + (" and no D_a C D_b construction known" if use_data or search_budget else ""),
         )
     A = block_diag(*[block_matrix(b, var) for b in blocks])
-    prof = rank_profile(A, len(target) - 1, var, seed=1)
+    prof = rank_profile(A, len(target) - 1, var=var, seed=1)
     if not (prof.certified and prof.ranks == target):  # pragma: no cover - would be a bug
         return DesignResult(target, "open", reason=f"construction gave {prof.ranks}: not verified")
     return DesignResult(target, "constructed", blocks, A, prof, how)
 
 
-def permutation_table(K_max=4, library_kind="standard", use_data=True):
+def permutation_table(K_max: int = 4, *, library_kind: str = "standard", use_data: bool = True) -> list[DesignResult]:
     """Designer outcome for every permutation of ``{1..K}``, ``K <= K_max``.
 
     Returns
@@ -430,7 +441,9 @@ def permutation_table(K_max=4, library_kind="standard", use_data=True):
     ]
 
 
-def search_constructions(K_max=5, library_kind="extended", budget=3000, seeds=range(4)):
+def search_constructions(
+    K_max: int = 5, *, library_kind: str = "extended", budget: int = 3000, seeds: Iterable[int] = range(4)
+) -> dict[str, Any]:
     """Run :func:`theory.dcd.border_search` on every open permutation target.
 
     Parameters
@@ -466,7 +479,7 @@ def search_constructions(K_max=5, library_kind="extended", budget=3000, seeds=ra
     return {"constructions": found, "open": still_open}
 
 
-def discrete_status(result):
+def discrete_status(result: DesignResult) -> str:
     """What is known about ``result.target`` as a generic *difference* profile.
 
     * impossible: every necessary condition the designer uses is proved for
@@ -494,13 +507,13 @@ def discrete_status(result):
 
     j = sp.Symbol("j", integer=True)
     A = result.matrix.subs(T, j) if result.matrix is not None else None
-    prof = difference_profile(A, len(result.target) - 1, j, seed=2)
+    prof = difference_profile(A, len(result.target) - 1, var=j, seed=2)
     if prof.certified and prof.ranks == result.target:
         return "constructed (same matrix in j)"
     return f"open (same matrix in j has {prof.ranks})"
 
 
-def format_table(results, discrete=False, fmt="markdown"):
+def format_table(results: Sequence[DesignResult], *, discrete: bool = False, fmt: str = "markdown") -> str:
     """Table: target | status | construction or reason [| discrete].
 
     Parameters
@@ -554,7 +567,7 @@ def format_table(results, discrete=False, fmt="markdown"):
     return "\n".join(lines)
 
 
-def check(K_max=3):
+def check(K_max: int = 3) -> list[ClaimResult]:
     """C3b check: every designer answer for perms of {1..K_max} is consistent.
 
     "constructed" answers carry a certified profile equal to the target and
@@ -573,7 +586,8 @@ def check(K_max=3):
     with timed(res):
         for r in permutation_table(K_max):
             if r.status == "constructed":
-                ok = r.profile.certified and r.profile.ranks == r.target and not necessary_violations(r.target)
+                ok = (r.profile is not None and r.profile.certified and r.profile.ranks == r.target
+                      and not necessary_violations(r.target))
             elif r.status == "impossible":
                 ok = bool(necessary_violations(r.target))
             else:

@@ -37,11 +37,22 @@ How it is computed (all exact integer arithmetic):
    on the minors, ``r`` was too small and the computation restarts at a new
    random point.  What holds: a returned certified result is always correct
    (both bounds were checked exactly); the randomness affects only the
-   running time and, after 8 unlucky points in a row (each has probability
-   at most ``error_bound``-sized, see :func:`generic_rank`), the engine gives
-   up with :class:`CertificationError` instead of answering.  It is a Las
-   Vegas algorithm with a bounded number of retries: never wrong, rarely
-   (not never) without an answer.
+   running time and, after ``CERTIFY_ATTEMPTS`` (8) unlucky points in a row
+   (each has probability at most ``error_bound``-sized, see
+   :func:`generic_rank`), the engine gives up with
+   :class:`CertificationError` instead of answering.  It is a Las Vegas
+   algorithm with a bounded number of retries: never wrong, rarely (not
+   never) without an answer.
+
+Coefficient order
+    Every integer polynomial in this module is a dense list of coefficients,
+    **highest degree first** (``[1, 0, 2]`` is ``t**2 + 2``), as in
+    ``sympy.polys.densebasic``, :class:`~theory._convert.RationalMatrix`,
+    :func:`theory._modular.eval_mod` (Horner) and the certificate's kernel
+    columns.  The one exception is :func:`theory._modular.interpolate_mod`,
+    whose Newton interpolation yields coefficients lowest degree first; its
+    output is reversed at a single point, :func:`_interpolate_highest_first`,
+    before anything else reads it.
 
 Examples
 --------
@@ -64,18 +75,58 @@ import itertools
 import random
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import sympy as sp
 
 from . import _modular as mod
 from ._convert import RationalMatrix, as_sympy_matrix, infer_var
+from ._typing import Expr, Matrix, MatrixLike, Symbol
 
 __all__ = ["Certificate", "CertificationError", "exceptional_set", "generic_rank", "kernels", "rank_factorization"]
 
 
+# ---------------------------------------------------------------------------
+# tuning constants (none affects correctness: only running time, and how
+# rarely the engine gives up)
+# ---------------------------------------------------------------------------
+#: Random (point, prime) pairs tried before :class:`CertificationError`; each
+#: fails with probability about ``Certificate.error_bound``, so 8 failures in a
+#: row never happen in practice while a wrong input cannot loop forever.
+CERTIFY_ATTEMPTS = 8
+
+#: Bits added to the Hadamard-type coefficient bound before the Chinese
+#: remaindering gives up on a pivot block: one more 31-bit prime than the
+#: bound needs, so a stable reconstruction is not cut off by rounding.
+CRT_MARGIN_BITS = 31
+
+#: Bits added to the bit length of the Cauchy bound ``|P|_1 |N|_max`` so that
+#: ``2**B`` lies strictly above every root of every entry of ``P N``.
+ROOT_BOUND_MARGIN_BITS = 1
+
+#: Interpolation nodes evaluated beyond the degree bound plus one, so that a
+#: few nodes where the pivot determinant vanishes modulo the prime usually
+#: need no second batch.
+SPARE_NODES = 4
+
+#: Coefficients at least ``2**INT64_SAFE_BITS`` in absolute value are kept as
+#: Python ints (object arrays) until reduced modulo a prime below ``2**31``.
+INT64_SAFE_BITS = 62
+
+#: Random points at which the uncertified ``numeric=True`` rank is estimated.
+NUMERIC_POINTS = 3
+
+#: Working precision (bits) of the mpmath evaluation in ``numeric=True`` mode.
+NUMERIC_PREC_BITS = 200
+
+#: Primes in ``[2**30, 2**31)`` (about 4.8e7, a lower bound), the range that
+#: :func:`theory._modular.random_prime` draws from; used in the error bound.
+PRIMES_IN_RANGE = 4.8e7
+
+
 class CertificationError(RuntimeError):
-    """Raised when 8 random points in a row failed to give a certificate.
+    """Raised when ``CERTIFY_ATTEMPTS`` (8) random points in a row failed to give a certificate.
 
     Each point fails only if it is a zero of a nonzero minor modulo the
     prime (probability about ``Certificate.error_bound``), so this is
@@ -84,7 +135,8 @@ class CertificationError(RuntimeError):
 
 
 # ---------------------------------------------------------------------------
-# small helpers on integer polynomials (coefficient lists, highest first)
+# small helpers on integer polynomials (coefficient lists, highest first; see
+# "Coefficient order" in the module docstring)
 # ---------------------------------------------------------------------------
 def _horner_mod(f, x, p):
     acc = 0
@@ -114,7 +166,7 @@ def _coeff_array(P, rows, cols, L):
         for j in cols:
             e = P[i][j]
             pad = [0] * (L - len(e)) + list(e)
-            if not big and any(abs(c) >= 2**62 for c in e):
+            if not big and any(abs(c) >= 2**INT64_SAFE_BITS for c in e):
                 big = True
             orow.append(pad)
         out.append(orow)
@@ -245,7 +297,7 @@ class Certificate:
         return head + rf" (certified: $t_0 = {self.point}$, $p = {self.prime}$; upper bound: {ub})"
 
     @property
-    def kernel(self):
+    def kernel(self) -> Matrix | None:
         """The kernel basis ``N`` as a SymPy matrix (None if not needed).
 
         For ``kernel_side == "right"``, ``A * N == 0`` with ``N`` of shape
@@ -265,7 +317,7 @@ class Certificate:
         return sp.ImmutableMatrix(size, len(cols), entry)
 
     # ---------------------------------------------------------- serialising
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
         """The certificate as a JSON-compatible dict.
 
         Every witness is included (point, prime, pivots, kernel as integer
@@ -312,7 +364,7 @@ class Certificate:
         }
 
     @classmethod
-    def from_json(cls, data):
+    def from_json(cls, data: str | dict[str, Any]) -> Certificate:
         """Rebuild a certificate from :meth:`to_json` output (dict or JSON text).
 
         The result carries no matrix: check it with ``verify(A)``.
@@ -360,7 +412,7 @@ class Certificate:
             return None  # a matrix in another variable: this certificate is not about it
         return RationalMatrix.from_sympy(M, self.var)
 
-    def verify_lower(self, A=None):
+    def verify_lower(self, A: MatrixLike | None = None) -> bool:
         """Re-check the lower bound ``rank A >= rank``.
 
         The pivot block ``A[pivot_rows, pivot_cols]`` is evaluated at
@@ -390,17 +442,17 @@ class Certificate:
         p, x = self.prime, self.point
         if not (isinstance(p, int) and isinstance(x, int) and p > 1 and sp.isprime(p)):
             return False
-        I, J = list(self.pivot_rows), list(self.pivot_cols)
-        if not (len(I) == len(set(I)) == self.rank == len(J) == len(set(J))):
+        prows, pcols = list(self.pivot_rows), list(self.pivot_cols)
+        if not (len(prows) == len(set(prows)) == self.rank == len(pcols) == len(set(pcols))):
             return False
-        if not all(isinstance(i, int) and 0 <= i < m for i in I) or not all(
-            isinstance(j, int) and 0 <= j < n for j in J
+        if not all(isinstance(i, int) and 0 <= i < m for i in prows) or not all(
+            isinstance(j, int) and 0 <= j < n for j in pcols
         ):
             return False
         rows = []
-        for i in I:
+        for i in prows:
             row = []
-            for j in J:
+            for j in pcols:
                 d = _horner_mod(R.den[i][j], x, p)
                 if d == 0:
                     return False
@@ -408,7 +460,7 @@ class Certificate:
             rows.append(row)
         return _rank_mod_any(rows, p) == self.rank
 
-    def verify_upper(self, A=None, method="exact"):
+    def verify_upper(self, A: MatrixLike | None = None, *, method: str = "exact") -> bool:
         """Re-check the upper bound ``rank A <= rank``.
 
         Parameters
@@ -430,8 +482,6 @@ class Certificate:
         ValueError
             For an unknown ``method``.
         """
-        if isinstance(A, str) and A in ("exact", "sympy"):  # old signature verify_upper(method)
-            A, method = None, A
         if method not in ("exact", "sympy"):
             raise ValueError(f"method must be 'exact' or 'sympy', got {method!r}")
         R = self._target(A)
@@ -470,7 +520,7 @@ class Certificate:
         dN = DomainMatrix.from_Matrix(sp.Matrix(self.kernel)).convert_to(K)
         return (dA * dN).is_zero_matrix
 
-    def verify(self, A=None, method="exact"):
+    def verify(self, A: MatrixLike | None = None, *, method: str = "exact") -> bool:
         """Check that this certificate proves the generic rank of ``A``.
 
         Parameters
@@ -505,13 +555,11 @@ class Certificate:
         >>> t = sp.Symbol("t")
         >>> A = sp.Matrix([[1, t], [t, t**2]])
         >>> c = generic_rank(A)
-        >>> c.verify(A), c.verify(A, "sympy")
+        >>> c.verify(A), c.verify(A, method="sympy")
         (True, True)
         >>> c.verify(sp.Matrix([[1, t], [t, t**2 + 1]]))   # rank 2: not proved by c
         False
         """
-        if isinstance(A, str) and A in ("exact", "sympy"):  # old signature verify(method)
-            A, method = None, A
         if method not in ("exact", "sympy"):
             raise ValueError(f"method must be 'exact' or 'sympy', got {method!r}")
         if not self.certified:
@@ -529,7 +577,7 @@ class Certificate:
                 M = as_sympy_matrix(A)
             return check_certificate(self.to_json(), M)
         R = self._target(A)
-        return R is not None and self.verify_lower(R) and self.verify_upper(R, method)
+        return R is not None and self.verify_lower(R) and self.verify_upper(R, method=method)
 
 
 def _rank_mod_any(rows, p):
@@ -547,7 +595,7 @@ def _kernel_is_exact(P, N):
     normN = max((max(abs(c) for c in f) for col in N for f in col.values() if f), default=0)
     if normP == 0 or normN == 0:
         return True
-    B = (normP * normN).bit_length() + 1
+    B = (normP * normN).bit_length() + ROOT_BOUND_MARGIN_BITS
     used = sorted({j for col in N for j in col})
     Pv = [{j: _horner_shift(row[j], B) for j in used} for row in P]
     for col in N:
@@ -578,23 +626,92 @@ def _rank_at(P, x, p, backend):
     return mod.rank_mod(E, p, backend)
 
 
-def _cramer_kernel(P, I, J, F, rng, backend, avoid):
-    """Kernel vectors of P by Cramer's rule on the block P[I, J]."""
-    r, k = len(I), len(F)
-    cols = list(J) + list(F)
-    deg = [[len(P[i][j]) - 1 for j in cols] for i in I]
+def _degree_bound(P, rows, cols, r):
+    """Bound on the degree of every ``r x r`` minor of ``P[rows, cols]``.
+
+    The smaller of the sum of the row degrees and the sum of the ``r``
+    largest column degrees.
+    """
+    deg = [[len(P[i][j]) - 1 for j in cols] for i in rows]
     rowbound = sum(max(max(dr, default=0), 0) for dr in deg)
-    coldeg = sorted((max(max((deg[a][b] for a in range(r)), default=0), 0) for b in range(r + k)), reverse=True)
-    colbound = sum(coldeg[:r])
-    Dn = min(rowbound, colbound)
-    L = max((len(P[i][j]) for i in I for j in cols), default=1) or 1
-    sub = _coeff_array(P, I, cols, L)
-    # Hadamard-type bound on the coefficients of every r x r minor of P[I, cols]
+    coldeg = sorted((max(max((deg[a][b] for a in range(len(rows))), default=0), 0) for b in range(len(cols))),
+                    reverse=True)
+    return min(rowbound, sum(coldeg[:r]))
+
+
+def _interpolate_highest_first(xs, Y, q, backend):
+    """Interpolate value columns modulo ``q``; coefficient rows highest degree first.
+
+    The single point where the lowest-first output of
+    :func:`theory._modular.interpolate_mod` is converted to this module's
+    highest-first order.
+    """
+    return mod.interpolate_mod(xs, Y, q, backend)[::-1]
+
+
+def _crt_combine(X, modulus, residues, q):
+    """Chinese remaindering: from ``X mod modulus`` and ``residues mod q`` to ``X mod modulus*q``.
+
+    Parameters
+    ----------
+    X : ndarray of object (Python int) or None
+        Residues modulo ``modulus`` in ``[0, modulus)``; None before the first prime.
+    modulus : int
+        Product of the primes used so far (ignored when ``X`` is None).
+    residues : ndarray of int64, same shape as ``X``
+        The same quantities modulo the new prime ``q``, in ``[0, q)``.
+    q : int
+        A prime coprime to ``modulus``.
+
+    Returns
+    -------
+    X, modulus : ndarray of object, int
+        Residues modulo ``modulus * q`` in ``[0, modulus * q)``.
+    """
+    if X is None:
+        return residues.astype(object), q
+    xm = (X % q).astype(np.int64)
+    u = (residues - xm) % q * pow(modulus % q, -1, q) % q
+    return X + modulus * u.astype(object), modulus * q
+
+
+def _symmetric_residues(X, modulus):
+    """Residues in ``[0, modulus)`` -> the representatives in ``(-modulus/2, modulus/2]``."""
+    return np.where(X > modulus // 2, X - modulus, X)
+
+
+def _strip_leading_zeros(col):
+    """Coefficient column (highest first) -> list of Python ints without leading zeros."""
+    f = [int(c) for c in col]
+    i = 0
+    while i < len(f) and f[i] == 0:
+        i += 1
+    return f[i:]
+
+
+def _cramer_values(Cq, xs, r, k, q, backend):
+    """``det`` and Cramer numerators of the block ``[:r, :r]`` of ``Cq`` at the nodes ``xs`` mod ``q``."""
+    return mod.cramer_mod(mod.eval_mod(Cq, xs, q, backend), range(r), range(r), range(r, r + k), q, backend)
+
+
+def _cramer_kernel(P, rows, pivots, free, rng, backend, avoid):
+    """Kernel vectors of ``P`` by Cramer's rule on the block ``P[rows, pivots]``.
+
+    Returns one sparse column ``{column: coefficients}`` per free column, or
+    None if ``P N != 0`` even beyond the coefficient bound (then the rank is
+    larger than ``len(rows)``).
+    """
+    r, k = len(rows), len(free)
+    cols = list(pivots) + list(free)
+    npts = _degree_bound(P, rows, cols, r) + 1
+    L = max((len(P[i][j]) for i in rows for j in cols), default=1) or 1
+    sub = _coeff_array(P, rows, cols, L)
+    # Hadamard-type bound on the coefficients of every r x r minor of P[rows, cols]
     H = 1
-    for i in I:
+    for i in rows:
         H *= max(1, sum(_norm1(P[i][j]) for j in cols))
-    cap_bits = (2 * H + 1).bit_length() + 31
-    X, Mod, prev = None, 1, None
+    cap_bits = (2 * H + 1).bit_length() + CRT_MARGIN_BITS
+    X, modulus, prev = None, 1, None
     used = set(avoid)
     while True:
         q = mod.random_prime(rng)
@@ -602,58 +719,40 @@ def _cramer_kernel(P, I, J, F, rng, backend, avoid):
             continue
         used.add(q)
         Cq = _reduce(sub, q)
-        npts = Dn + 1
-        xs = np.arange(npts + 4, dtype=np.int64)
-        dets, nums = mod.cramer_mod(mod.eval_mod(Cq, xs, q, backend), range(r), range(r), range(r, r + k), q, backend)
+        xs = np.arange(npts + SPARE_NODES, dtype=np.int64)
+        dets, nums = _cramer_values(Cq, xs, r, k, q, backend)
         good = np.nonzero(dets)[0]
         if len(good) == 0:
-            continue  # q divides the content of det P[I, J]
-        extra = npts + 4
+            continue  # q divides the content of det P[rows, pivots]
+        extra = npts + SPARE_NODES
         while len(good) < npts:
             xs2 = np.arange(extra, extra + npts, dtype=np.int64)
             extra += npts
-            d2, n2 = mod.cramer_mod(mod.eval_mod(Cq, xs2, q, backend), range(r), range(r), range(r, r + k), q, backend)
+            d2, n2 = _cramer_values(Cq, xs2, r, k, q, backend)
             xs = np.concatenate([xs, xs2])
             dets = np.concatenate([dets, d2])
             nums = np.concatenate([nums, n2])
             good = np.nonzero(dets)[0]
         good = good[:npts]
         Y = np.concatenate([dets[good, None], nums[good].reshape(npts, r * k)], axis=1)
-        coeffs = mod.interpolate_mod(xs[good], Y, q, backend)  # lowest degree first
-        if X is None:
-            X, Mod = coeffs.astype(object), q
-        else:
-            xm = (X % q).astype(np.int64)
-            u = (coeffs - xm) % q * pow(Mod % q, -1, q) % q
-            X = X + Mod * u.astype(object)
-            Mod *= q
-        half = Mod // 2
-        S = np.where(X > half, X - Mod, X)
+        X, modulus = _crt_combine(X, modulus, _interpolate_highest_first(xs[good], Y, q, backend), q)
+        S = _symmetric_residues(X, modulus)
         stable = prev is not None and np.array_equal(S, prev)
         prev = S
-        if stable or Mod.bit_length() > cap_bits:
+        if stable or modulus.bit_length() > cap_bits:
             N = []
-            delta = _strip_low(S[:, 0])
+            delta = _strip_leading_zeros(S[:, 0])
             for c in range(k):
-                col = {F[c]: delta}
+                col = {free[c]: delta}
                 for a in range(r):
-                    f = _strip_low(S[:, 1 + a * k + c])
+                    f = _strip_leading_zeros(S[:, 1 + a * k + c])
                     if f:
-                        col[J[a]] = f
+                        col[pivots[a]] = f
                 N.append(col)
             if _kernel_is_exact(P, N):
                 return N
-            if Mod.bit_length() > cap_bits:
+            if modulus.bit_length() > cap_bits:
                 return None  # the pivot block is right but P N != 0: rank > r
-
-
-def _strip_low(col):
-    """Coefficient column (lowest first) -> stripped list, highest first."""
-    f = [int(c) for c in col[::-1]]
-    i = 0
-    while i < len(f) and f[i] == 0:
-        i += 1
-    return f[i:]
 
 
 def _monte_carlo_error(P, p):
@@ -663,16 +762,24 @@ def _monte_carlo_error(P, p):
     p divides every coefficient of g, or x is a root of g mod p.  deg g is
     at most min(m, n) * max deg P; |coefficients of g| <= H = prod_i sum_j
     ||P_ij||_1, so at most log2(H)/30 primes of [2**30, 2**31) divide them,
-    out of more than 4.8e7 such primes.
+    out of more than ``PRIMES_IN_RANGE`` (4.8e7) such primes.
     """
     m, n = len(P), len(P[0]) if P else 0
     degP = max((len(e) - 1 for row in P for e in row), default=0)
     rows = sorted((sum(_norm1(e) for e in row) for row in P), reverse=True)[: min(m, n)]
     bits = sum(max(1, s).bit_length() for s in rows)
-    return min(1.0, min(m, n) * degP / p + (bits / 30 + 1) / 4.8e7)
+    return min(1.0, min(m, n) * degP / p + (bits / 30 + 1) / PRIMES_IN_RANGE)
 
 
-def generic_rank(A, var=None, *, certify=True, numeric=False, seed=None, backend="auto"):
+def generic_rank(
+    A: MatrixLike,
+    *,
+    var: Symbol | None = None,
+    certify: bool = True,
+    numeric: bool = False,
+    seed: int | None = None,
+    backend: str = "auto",
+) -> Certificate:
     """Generic rank of a matrix over ℚ(t), with a checkable certificate.
 
     Parameters
@@ -746,18 +853,12 @@ def generic_rank(A, var=None, *, certify=True, numeric=False, seed=None, backend
                            _matrix=R, _source=source)
     P, mult = R.cleared_rows()
     best = -1
-    for _attempt in range(8):
-        while True:
-            p = mod.random_prime(rng)
-            x = rng.randrange(p)
-            if _point_ok(R, mult, x, p):
-                break
-        r, I, J = _rank_at(P, x, p, backend)
-        I, J = [int(i) for i in I], [int(j) for j in J]
+    for _attempt in range(CERTIFY_ATTEMPTS):
+        r, x, p, rows, cols = _lower_bound(R, P, mult, rng, backend)
         if r < best:
             continue  # an unlucky point: we already know rank >= best
         best = r
-        common = dict(point=x, prime=p, pivot_rows=tuple(I), pivot_cols=tuple(J), _matrix=R, _source=source)
+        common = dict(point=x, prime=p, pivot_rows=rows, pivot_cols=cols, _matrix=R, _source=source)
         if not certify:
             return Certificate(r, (m, n), R.var, False, "monte-carlo",
                                error_bound=_monte_carlo_error(P, p),
@@ -765,39 +866,88 @@ def generic_rank(A, var=None, *, certify=True, numeric=False, seed=None, backend
         if r == min(m, n):
             return Certificate(r, (m, n), R.var, True, "certified",
                                seconds=time.perf_counter() - t_start, **common)
-        if n <= m:
-            side, Q, Ik, Jk = "right", P, I, J
-        else:  # the left kernel is smaller: work with A^T
-            side = "left"
-            RT = R.transpose()
-            Q, multT = RT.cleared_rows()
-            if not all(_horner_mod(d, x, p) for d in multT):
-                continue
-            r2, Ik, Jk = _rank_at(Q, x, p, backend)
-            Ik, Jk = [int(i) for i in Ik], [int(j) for j in Jk]
-            if r2 != r:
-                continue
-        F = [j for j in range(len(Q[0])) if j not in set(Jk)]
-        N = _cramer_kernel(Q, Ik, Jk, F, rng, backend, avoid={p})
-        if N is None:
-            continue  # rank is larger than r; try a new point
+        witness = _kernel_witness(R, P, r, x, p, rows, cols, rng, backend)
+        if witness is None:
+            continue  # this point cannot certify r (or the rank is larger): try a new one
+        side, free, N = witness
         return Certificate(r, (m, n), R.var, True, "certified", kernel_side=side,
-                           kernel_rows=tuple(F), seconds=time.perf_counter() - t_start,
+                           kernel_rows=free, seconds=time.perf_counter() - t_start,
                            _kernel=N, **common)
-    raise CertificationError("could not certify the rank after 8 random points; please report")
+    raise CertificationError(f"could not certify the rank after {CERTIFY_ATTEMPTS} random points; please report")
 
 
-def _numeric_rank(M, var, rng, t_start, points=3):
+def _lower_bound(R, P, mult, rng, backend):
+    """One random lower bound: ``rank P(x) mod p`` at a random point and prime.
+
+    The point is redrawn until every denominator of ``R`` and every row
+    multiplier in ``mult`` is nonzero there, so that ``P(x) = D(x) A(x)``
+    with ``D(x)`` invertible modulo ``p``.
+
+    Returns
+    -------
+    r : int
+        The rank modulo ``p`` (a lower bound on the generic rank).
+    x, p : int
+        The point and the prime.
+    rows, cols : tuple of int, length r
+        A pivot block nonsingular at ``x`` modulo ``p``.
+    """
+    while True:
+        p = mod.random_prime(rng)
+        x = rng.randrange(p)
+        if _point_ok(R, mult, x, p):
+            break
+    r, rows, cols = _rank_at(P, x, p, backend)
+    return r, x, p, tuple(int(i) for i in rows), tuple(int(j) for j in cols)
+
+
+def _kernel_witness(R, P, r, x, p, rows, cols, rng, backend):
+    """Upper-bound witness for ``rank <= r``: a kernel basis on the smaller side.
+
+    Works on ``P`` (right kernel) when ``n <= m``, else on the row-cleared
+    transpose (left kernel), whose pivot block is recomputed at the same
+    point and prime.
+
+    Returns
+    -------
+    (side, free, N) or None
+        ``side`` is "right" or "left", ``free`` the non-pivot columns (the
+        kernel rows where ``N`` is the identity up to the pivot
+        determinant), ``N`` the sparse kernel columns.  None when this point
+        cannot certify ``r``: the transpose's multipliers vanish at ``x``,
+        its rank there differs, or ``r`` is below the generic rank.
+    """
+    m, n = R.shape
+    if n <= m:
+        side, Q, Ik, Jk = "right", P, list(rows), list(cols)
+    else:  # the left kernel is smaller: work with A^T
+        side = "left"
+        Q, multT = R.transpose().cleared_rows()
+        if not all(_horner_mod(d, x, p) for d in multT):
+            return None
+        r2, Ik, Jk = _rank_at(Q, x, p, backend)
+        Ik, Jk = [int(i) for i in Ik], [int(j) for j in Jk]
+        if r2 != r:
+            return None
+    pivot_set = set(Jk)
+    free = [j for j in range(len(Q[0])) if j not in pivot_set]
+    N = _cramer_kernel(Q, Ik, Jk, free, rng, backend, avoid={p})
+    if N is None:
+        return None
+    return side, tuple(free), N
+
+
+def _numeric_rank(M, var, rng, t_start, points=NUMERIC_POINTS):
     """Floating-point rank at random points (uncertified), scale-safe.
 
-    Each point is evaluated in multiple-precision arithmetic (mpmath, 200
-    bits, whose exponent range is unbounded, so ``exp(800 t)`` neither
+    Each point is evaluated in multiple-precision arithmetic (mpmath,
+    ``NUMERIC_PREC_BITS`` = 200 bits, whose exponent range is unbounded, so ``exp(800 t)`` neither
     overflows nor underflows).  Two scale-invariant rank estimates follow:
 
     * rows and columns equilibrated by powers of two (exact, and
       rank-preserving: a nonsingular diagonal scaling), then rounded to
       float64 for an SVD with a relative tolerance;
-    * Gaussian elimination in the same 200-bit arithmetic with a running
+    * Gaussian elimination in the same multiple-precision arithmetic with a running
       error bound on every entry, pivoting on the entry known to the best
       *relative* accuracy, stopping when every remaining entry is within
       its error bound of zero (this sees exact cancellations, such as two
@@ -811,7 +961,7 @@ def _numeric_rank(M, var, rng, t_start, points=3):
     best = 0
     if m and n:
         f = sp.lambdify(var, M, modules="mpmath")
-        with mpmath.workprec(200):
+        with mpmath.workprec(NUMERIC_PREC_BITS):
             for _ in range(points):
                 x = mpmath.mpf(rng.uniform(0.3, 1.7))
                 try:
@@ -899,16 +1049,16 @@ def _tracked_elimination_rank(vals, mpmath):
                         best, piv = q, (i, j)
         if piv is None:
             break
-        k, l = piv
-        pv, pe = a[k][l], err[k][l]
+        k, col = piv
+        pv, pe = a[k][col], err[k][col]
         rows.discard(k)
-        cols.discard(l)
+        cols.discard(col)
         rank += 1
         for i in rows:
-            if not a[i][l]:
+            if not a[i][col]:
                 continue
-            f = a[i][l] / pv
-            fe = abs(f) * (err[i][l] / abs(a[i][l]) + pe / abs(pv) + ulp) * (1 + ulp * 8)
+            f = a[i][col] / pv
+            fe = abs(f) * (err[i][col] / abs(a[i][col]) + pe / abs(pv) + ulp) * (1 + ulp * 8)
             for j in cols:
                 if not a[k][j] and not err[k][j]:
                     continue
@@ -920,7 +1070,9 @@ def _tracked_elimination_rank(vals, mpmath):
     return rank
 
 
-def rank_factorization(A, var=None, *, seed=None):
+def rank_factorization(
+    A: MatrixLike, *, var: Symbol | None = None, seed: int | None = None
+) -> tuple[Matrix, Matrix, Certificate]:
     """Rank factorisation ``A = U V`` over ℚ(t), with ``r = grank A`` inner columns.
 
     With the certified rank ``r`` and the certificate's pivot block
@@ -959,17 +1111,17 @@ def rank_factorization(A, var=None, *, seed=None):
     """
     from sympy.polys.matrices import DomainMatrix
 
-    c = generic_rank(A, var, seed=seed)
+    c = generic_rank(A, var=var, seed=seed)
     R = RationalMatrix.from_sympy(A, c.var) if not isinstance(A, RationalMatrix) else A
     M = R.to_sympy()
     m, n = M.shape
-    I, J = list(c.pivot_rows), list(c.pivot_cols)
+    prows, pcols = list(c.pivot_rows), list(c.pivot_cols)
     K = sp.QQ.frac_field(c.var)
     dM = DomainMatrix.from_Matrix(sp.Matrix(M)).convert_to(K)
     if c.rank == 0:
         return sp.ImmutableMatrix.zeros(m, 0), sp.ImmutableMatrix.zeros(0, n), c
-    dU = dM.extract(list(range(m)), J)
-    dV = dM.extract(I, J).inv() * dM.extract(I, list(range(n)))
+    dU = dM.extract(list(range(m)), pcols)
+    dV = dM.extract(prows, pcols).inv() * dM.extract(prows, list(range(n)))
     if dU * dV != dM:  # pragma: no cover - would contradict the certificate
         raise CertificationError("rank factorisation failed its exact check; please report")
     return sp.ImmutableMatrix(dU.to_Matrix()), sp.ImmutableMatrix(dV.to_Matrix()), c
@@ -989,7 +1141,7 @@ def _right_kernel_from_factor(V, J):
     return sp.ImmutableMatrix(n, len(cols), lambda i, c: cols[c][i])
 
 
-def kernels(A, var=None, *, seed=None):
+def kernels(A: MatrixLike, *, var: Symbol | None = None, seed: int | None = None) -> tuple[Matrix, Matrix]:
     """Bases of the right and left kernels of ``A`` over ℚ(t), checked exactly.
 
     From :func:`rank_factorization`: ``V`` has the identity in the pivot
@@ -1024,7 +1176,7 @@ def kernels(A, var=None, *, seed=None):
     for M in (A, None):
         if M is None:
             M = as_sympy_matrix(A).T if not isinstance(A, RationalMatrix) else A.transpose()
-        U, V, c = rank_factorization(M, var, seed=seed)
+        U, V, c = rank_factorization(M, var=var, seed=seed)
         N = _right_kernel_from_factor(V, list(c.pivot_cols)) if c.rank else sp.ImmutableMatrix.eye(V.shape[1])
         K = sp.QQ.frac_field(c.var)
         S = M.to_sympy() if isinstance(M, RationalMatrix) else as_sympy_matrix(M)
@@ -1035,7 +1187,9 @@ def kernels(A, var=None, *, seed=None):
     return out[0], out[1]
 
 
-def exceptional_set(A, var=None, *, max_minors=2000, seed=None):
+def exceptional_set(
+    A: MatrixLike, *, var: Symbol | None = None, max_minors: int = 2000, seed: int | None = None
+) -> Expr:
     """The points where ``A(t0)`` is defined but has rank below ``grank A``.
 
     They are the zeros of the gcd ``g`` of the ``r x r`` minors of the
@@ -1075,7 +1229,7 @@ def exceptional_set(A, var=None, *, max_minors=2000, seed=None):
 
     from sympy.polys.matrices import DomainMatrix
 
-    c = generic_rank(A, var, seed=seed)
+    c = generic_rank(A, var=var, seed=seed)
     R = RationalMatrix.from_sympy(A, c.var) if not isinstance(A, RationalMatrix) else A
     t = c.var
     m, n = R.shape
@@ -1091,9 +1245,9 @@ def exceptional_set(A, var=None, *, max_minors=2000, seed=None):
     rows = [[ring.ring.from_list(e) if e else ring.zero for e in row] for row in P]
     dP = DomainMatrix(rows, (m, n), ring)
     g = ring.zero
-    for I in itertools.combinations(range(m), r):
-        for J in itertools.combinations(range(n), r):
-            g = ring.gcd(g, dP.extract(list(I), list(J)).det())
+    for minor_rows in itertools.combinations(range(m), r):
+        for minor_cols in itertools.combinations(range(n), r):
+            g = ring.gcd(g, dP.extract(list(minor_rows), list(minor_cols)).det())
             if g != ring.zero and ring.to_sympy(g).is_number:
                 return one
     G = sp.Poly(ring.to_sympy(g), t, domain="QQ")

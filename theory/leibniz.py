@@ -44,11 +44,13 @@ Examples
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 import sympy as sp
 
 from ._claims import ClaimResult, block_diag, timed
 from ._convert import RationalMatrix
+from ._typing import Matrix, MatrixLike, Symbol
 from .profiles import derivatives, difference_profile, differences, rank_profile
 
 __all__ = [
@@ -71,7 +73,7 @@ def _check_int(name, v, low=0):
         raise ValueError(f"{name} must be an int >= {low}, got {v!r}")
 
 
-def leibniz_sum(B, C, k, var, kind="derivative"):
+def leibniz_sum(B: MatrixLike, C: MatrixLike, k: int, *, var: Symbol, kind: str = "derivative") -> RationalMatrix:
     """Right-hand side of the (discrete) Leibniz rule as a RationalMatrix.
 
     Parameters
@@ -97,7 +99,7 @@ def leibniz_sum(B, C, k, var, kind="derivative"):
     --------
     >>> import sympy as sp
     >>> t = sp.Symbol("t")
-    >>> leibniz_sum(sp.Matrix([[t]]), sp.Matrix([[t**2]]), 2, t).to_sympy()
+    >>> leibniz_sum(sp.Matrix([[t]]), sp.Matrix([[t**2]]), 2, var=t).to_sympy()
     Matrix([[6*t]])
     """
     _check_int("k", k)
@@ -107,7 +109,7 @@ def leibniz_sum(B, C, k, var, kind="derivative"):
     if B.cols != C.rows:
         raise ValueError(f"B is {B.shape} and C is {C.shape}: B*C is undefined")
     ops = derivatives if kind == "derivative" else differences
-    Bs, Cs = ops(B, k, var), ops(C, k, var)
+    Bs, Cs = ops(B, k, var=var), ops(C, k, var=var)
     total = sp.zeros(B.rows, C.cols)
     for i in range(k + 1):
         Ci = Cs[k - i] if kind == "derivative" else Cs[k - i].shift(i)
@@ -115,7 +117,7 @@ def leibniz_sum(B, C, k, var, kind="derivative"):
     return RationalMatrix.from_sympy(total, var)
 
 
-def check_leibniz(B, C, k, var, kind="derivative"):
+def check_leibniz(B: MatrixLike, C: MatrixLike, k: int, *, var: Symbol, kind: str = "derivative") -> bool:
     """Whether the Leibniz identity holds exactly for ``B C`` at order ``k``.
 
     Returns
@@ -126,14 +128,14 @@ def check_leibniz(B, C, k, var, kind="derivative"):
     --------
     >>> import sympy as sp
     >>> j = sp.Symbol("j", integer=True)
-    >>> check_leibniz(sp.Matrix([[j, 1]]), sp.Matrix([[j**2], [1 / (j + 1)]]), 3, j, "difference")
+    >>> check_leibniz(sp.Matrix([[j, 1]]), sp.Matrix([[j**2], [1 / (j + 1)]]), 3, var=j, kind="difference")
     True
     """
-    lhs = (derivatives if kind == "derivative" else differences)(sp.Matrix(B) * sp.Matrix(C), k, var)[k]
-    return (lhs - leibniz_sum(B, C, k, var, kind)).is_zero()
+    lhs = (derivatives if kind == "derivative" else differences)(sp.Matrix(B) * sp.Matrix(C), k, var=var)[k]
+    return (lhs - leibniz_sum(B, C, k, var=var, kind=kind)).is_zero()
 
 
-def hankel(d, var):
+def hankel(d: int, var: Symbol) -> Matrix:
     """``H_d = u uᵀ`` with ``u = (1, t, ..., t^d)``.
 
     Examples
@@ -149,8 +151,8 @@ def hankel(d, var):
     return u * u.T
 
 
-def hankel_formula(d, K):
-    """``(max(0, min(k+1, 2d+1-k)) for k = 0..K)``.
+def hankel_formula(d: int, max_order: int) -> tuple[int, ...]:
+    """``(max(0, min(k+1, 2d+1-k)) for k = 0..max_order)``: the profile of ``H_d``.
 
     Examples
     --------
@@ -158,11 +160,11 @@ def hankel_formula(d, K):
     (1, 2, 1, 0, 0)
     """
     _check_int("d", d)
-    _check_int("K", K)
-    return tuple(max(0, min(k + 1, 2 * d + 1 - k)) for k in range(K + 1))
+    _check_int("max_order", max_order)
+    return tuple(max(0, min(k + 1, 2 * d + 1 - k)) for k in range(max_order + 1))
 
 
-def antiderivative_hankel(d, m, var):
+def antiderivative_hankel(d: int, m: int, var: Symbol) -> Matrix:
     """The m-fold antiderivative of ``H_d`` with zero integration constants.
 
     Entry ``(a, b)`` is ``(a+b)! / (a+b+m)! · t^{a+b+m}``.  Its profile is
@@ -184,7 +186,7 @@ def antiderivative_hankel(d, m, var):
     return sp.Matrix(d + 1, d + 1, lambda a, b: var ** (a + b + m) * sp.factorial(a + b) / sp.factorial(a + b + m))
 
 
-def bound_violations(ranks):
+def bound_violations(ranks: Sequence[int]) -> list[tuple[int, int]]:
     """Pairs ``(k, j)`` with ``ranks[k+j] > (j+1) * ranks[k]``.
 
     Examples
@@ -246,7 +248,7 @@ def doubling_violations(ranks):
             if ranks[k] and ranks[k + 1] == 2 * ranks[k] and ranks[k + 2] < ranks[k]]
 
 
-def tight_example(k, j, r, var):
+def tight_example(k: int, j: int, r: int, var: Symbol) -> Matrix:
     """A matrix with ``ρ(k) = r`` and ``ρ(k + j) = (j + 1) r``.
 
     ``r`` diagonal copies of the k-fold antiderivative of ``H_j``.
@@ -266,8 +268,20 @@ def tight_example(k, j, r, var):
     return block_diag(*([G] * r))
 
 
-def check(seed=0, d_max=4, n_products=6):
+def check(seed: int = 0, *, d_max: int = 4, n_products: int = 6, n_identities: int = 3) -> list[ClaimResult]:
     """C2 checks for ``python -m theory``.
+
+    Parameters
+    ----------
+    seed : int
+        Seed for the random instances.
+    d_max : int
+        Hankel matrices ``H_0 .. H_{d_max}``.
+    n_products : int
+        Random products ``B C`` whose profiles are checked against the bounds.
+    n_identities : int
+        Random ``2x3 * 3x2`` products on which the Leibniz identity is checked
+        (the slowest part: exact symbolic sums of rational matrices).
 
     Returns
     -------
@@ -277,7 +291,7 @@ def check(seed=0, d_max=4, n_products=6):
 
     Examples
     --------
-    >>> all(r.passed for r in check(d_max=1, n_products=1))
+    >>> all(r.passed for r in check(d_max=1, n_products=1, n_identities=1))
     True
     """
     rng = random.Random(seed)
@@ -286,19 +300,20 @@ def check(seed=0, d_max=4, n_products=6):
 
     res = ClaimResult("C2 Leibniz rule (derivative & difference)")
     with timed(res):
-        for i in range(3):
+        for i in range(n_identities):
             B = sp.Matrix(2, 3, lambda *_: rng.randint(-2, 2) * t**2 + rng.randint(-2, 2) * t + rng.randint(-2, 2))
             C = sp.Matrix(3, 2, lambda *_: rng.randint(-2, 2) * t + rng.randint(1, 2) / (t + rng.randint(1, 3)))
-            res.record(check_leibniz(B, C, 3, t), f"random 2x3 * 3x2, k=3, derivative #{i}")
-            res.record(check_leibniz(B.subs(t, jv), C.subs(t, jv), 3, jv, "difference"), f"same, difference #{i}")
+            res.record(check_leibniz(B, C, 3, var=t), f"random 2x3 * 3x2, k=3, derivative #{i}")
+            ok = check_leibniz(B.subs(t, jv), C.subs(t, jv), 3, var=jv, kind="difference")
+            res.record(ok, f"same, difference #{i}")
     out.append(res)
 
     res = ClaimResult("C2 Hankel profile max(0,min(k+1,2d+1-k))")
     with timed(res):
         for d in range(d_max + 1):
             want = hankel_formula(d, 2 * d + 2)
-            p = rank_profile(hankel(d, t), 2 * d + 2, t, seed=seed + d)
-            q = difference_profile(hankel(d, jv), 2 * d + 2, jv, seed=seed + d)
+            p = rank_profile(hankel(d, t), 2 * d + 2, var=t, seed=seed + d)
+            q = difference_profile(hankel(d, jv), 2 * d + 2, var=jv, seed=seed + d)
             res.record(p.certified and p.ranks == want, f"H_{d} derivatives {p.ranks}")
             res.record(q.certified and q.ranks == want, f"H_{d} differences {q.ranks}")
     out.append(res)
@@ -306,15 +321,15 @@ def check(seed=0, d_max=4, n_products=6):
     res = ClaimResult("C2 bound (j+1)rho(k), tight; persistence; rigidity")
     with timed(res):
         for (k, j, r) in ((0, 2, 1), (1, 1, 2), (2, 2, 1), (1, 3, 1)):
-            p = rank_profile(tight_example(k, j, r, t), k + j, t, seed=seed)
+            p = rank_profile(tight_example(k, j, r, t), k + j, var=t, seed=seed)
             res.record(p.ranks[k] == r and p.ranks[k + j] == (j + 1) * r,
                        f"tight k={k} j={j} r={r}: profile {p.ranks}")
         for i in range(n_products):
             m, s, n = rng.randint(2, 4), rng.randint(1, 2), rng.randint(2, 4)
             B = sp.Matrix(m, s, lambda *_: sum(rng.randint(-2, 2) * t**e for e in range(rng.randint(1, 3))))
             C = sp.Matrix(s, n, lambda *_: sum(rng.randint(-2, 2) * t**e for e in range(rng.randint(1, 3))))
-            p = rank_profile((B * C).applyfunc(sp.expand), 5, t, seed=seed + i)
-            q = difference_profile((B * C).subs(t, jv).applyfunc(sp.expand), 5, jv, seed=seed + i)
+            p = rank_profile((B * C).applyfunc(sp.expand), 5, var=t, seed=seed + i)
+            q = difference_profile((B * C).subs(t, jv).applyfunc(sp.expand), 5, var=jv, seed=seed + i)
             ok = all(P.certified and not (bound_violations(P.ranks) or persistence_violations(P.ranks)
                                           or rigidity_violations(P.ranks)) for P in (p, q))
             res.record(ok, f"random {m}x{s}x{n} product: profiles {p.ranks} (d/dt), {q.ranks} (Δ)")

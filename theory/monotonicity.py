@@ -38,9 +38,9 @@ Examples
 Matrix([
 [t**2, t, 0],
 [   0, 0, 1]])
->>> predicted_profile(phis, Ms, 3, t)
+>>> predicted_profile(phis, Ms, 3, var=t)
 (2, 1, 1, 0)
->>> check_monotonicity(phis, Ms, 3, t).passed
+>>> check_monotonicity(phis, Ms, 3, var=t).passed
 True
 """
 
@@ -152,14 +152,14 @@ def _vanishes(phi, k, var, kind):
     return R.is_zero()
 
 
-def predicted_profile(phis, Ms, K, var, kind="derivative"):
-    """The C1 formula ``dim Σ_{φ_i^{(k)} ≢ 0} row(M_i)`` (or col), k = 0..K.
+def predicted_profile(phis, Ms, max_order, *, var, kind="derivative"):
+    """The C1 formula ``dim Σ_{φ_i^{(k)} ≢ 0} row(M_i)`` (or col), k = 0..max_order.
 
     Parameters
     ----------
     phis, Ms : sequences
         The decomposition ``A = Σ φ_i M_i``.
-    K : int
+    max_order : int
         Highest order.
     var : sympy.Symbol
         The variable.
@@ -180,7 +180,7 @@ def predicted_profile(phis, Ms, K, var, kind="derivative"):
     --------
     >>> import sympy as sp
     >>> j = sp.Symbol("j", integer=True)
-    >>> predicted_profile([j**2, 1], [sp.Matrix([[1, 1]]), sp.Matrix([[0, 0]])], 3, j, "difference")
+    >>> predicted_profile([j**2, 1], [sp.Matrix([[1, 1]]), sp.Matrix([[0, 0]])], 3, var=j, kind="difference")
     (1, 1, 1, 0)
     """
     if kind not in ("derivative", "difference"):
@@ -193,7 +193,7 @@ def predicted_profile(phis, Ms, K, var, kind="derivative"):
             "C1 does not apply"
         )
     out = []
-    for k in range(K + 1):
+    for k in range(max_order + 1):
         active = [M for f, M in zip(phis, Ms) if not _vanishes(f, k, var, kind)]
         if not active:
             out.append(0)
@@ -204,14 +204,14 @@ def predicted_profile(phis, Ms, K, var, kind="derivative"):
     return tuple(out)
 
 
-def check_monotonicity(phis, Ms, K, var, kind="derivative", seed=None):
+def check_monotonicity(phis, Ms, max_order, *, var, kind="derivative", seed=None):
     """Check C1 on one decomposition: certified profile == formula, non-increasing.
 
     Parameters
     ----------
     phis, Ms : sequences
         ``A = Σ φ_i M_i`` with a direct-sum hypothesis.
-    K : int
+    max_order : int
         Highest order.
     var : sympy.Symbol
         The variable.
@@ -227,15 +227,15 @@ def check_monotonicity(phis, Ms, K, var, kind="derivative", seed=None):
     --------
     >>> import sympy as sp
     >>> t = sp.Symbol("t")
-    >>> check_monotonicity([t, 1], [sp.Matrix([[1, 0]]), sp.Matrix([[0, 0]])], 2, t).details
+    >>> check_monotonicity([t, 1], [sp.Matrix([[1, 0]]), sp.Matrix([[0, 0]])], 2, var=t).details
     ['ok   profile (1, 1, 0) == formula (1, 1, 0), non-increasing']
     """
     res = ClaimResult(f"C1 monotonicity ({kind})")
     with timed(res):
         A = decomposable_family(phis, Ms)
-        want = predicted_profile(phis, Ms, K, var, kind)
+        want = predicted_profile(phis, Ms, max_order, var=var, kind=kind)
         prof = rank_profile if kind == "derivative" else difference_profile
-        P = prof(A, K, var, seed=seed)
+        P = prof(A, max_order, var=var, seed=seed)
         ok = P.certified and P.ranks == want and is_nonincreasing(P.ranks)
         res.record(ok, f"profile {P.ranks} == formula {want}, non-increasing"
                    if ok else f"profile {P.ranks} vs formula {want}")
@@ -303,7 +303,7 @@ def random_decomposable(rng, var, *, m=4, n=4, s=3, maxdeg=3, side="col", ration
     return phis, Ms
 
 
-def check(seed=0, n_instances=6):
+def check(seed=0, *, n_instances=6):
     """Default instances of C1 for ``python -m theory``.
 
     Returns
@@ -324,7 +324,7 @@ def check(seed=0, n_instances=6):
             for i in range(n_instances):
                 side = "col" if i % 2 == 0 else "row"
                 phis, Ms = random_decomposable(rng, var, side=side, rational=(kind == "derivative"))
-                sub = check_monotonicity(phis, Ms, 4, var, kind, seed=seed + i)
+                sub = check_monotonicity(phis, Ms, 4, var=var, kind=kind, seed=seed + i)
                 res.record(sub.passed, f"[{side}] " + sub.details[0][5:])
         out.append(res)
     return out

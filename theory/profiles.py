@@ -2,7 +2,7 @@
 
 For a matrix function ``A(t)`` over ℚ(t) the *rank profile* is
 
-    ρ_A(k) = grank A^{(k)},   k = 0, 1, ..., K,
+    ρ_A(k) = grank A^{(k)},   k = 0, 1, ..., max_order,
 
 with exact symbolic derivatives.  For a matrix sequence ``A(j)`` (entries
 rational in an integer symbol ``j``) the *difference profile* uses the
@@ -27,11 +27,13 @@ Examples
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import sympy as sp
 
 from ._convert import RationalMatrix
+from ._typing import MatrixLike, Symbol
 from .engine import generic_rank
 
 __all__ = [
@@ -67,11 +69,11 @@ class Profile:
     var: sp.Symbol
 
     @property
-    def certified(self):
+    def certified(self) -> bool:
         """True when every order is certified."""
         return all(c.certified for c in self.certificates)
 
-    def verify(self, A=None, method="exact"):
+    def verify(self, A: MatrixLike | None = None, *, method: str = "exact") -> bool:
         """Check that the certificates prove the profile of ``A``.
 
         Parameters
@@ -89,13 +91,11 @@ class Profile:
         -------
         bool
         """
-        if isinstance(A, str) and A in ("exact", "sympy"):  # old signature verify(method)
-            A, method = None, A
         if A is None:
-            return all(c.verify(None, method) for c in self.certificates)
-        K = len(self.ranks) - 1
-        mats = (derivatives if self.kind == "derivative" else differences)(A, K, self.var)
-        return all(r == c.rank and c.verify(M, method) for r, c, M in zip(self.ranks, self.certificates, mats))
+            return all(c.verify(None, method=method) for c in self.certificates)
+        max_order = len(self.ranks) - 1
+        mats = (derivatives if self.kind == "derivative" else differences)(A, max_order, var=self.var)
+        return all(r == c.rank and c.verify(M, method=method) for r, c, M in zip(self.ranks, self.certificates, mats))
 
     def __iter__(self):
         return iter(self.ranks)
@@ -117,20 +117,20 @@ class Profile:
         return rf"$\rho = ({', '.join(map(str, self.ranks))})$ ({op}, {state})"
 
 
-def _check_K(K):
-    if isinstance(K, bool) or not isinstance(K, int) or K < 0:
-        raise ValueError(f"K must be a non-negative int (the highest order), got {K!r}")
-    return K
+def _check_max_order(max_order):
+    if isinstance(max_order, bool) or not isinstance(max_order, int) or max_order < 0:
+        raise ValueError(f"max_order must be a non-negative int (the highest order), got {max_order!r}")
+    return max_order
 
 
-def derivatives(A, K, var=None):
-    """Exact derivatives ``A, A', ..., A^{(K)}`` as RationalMatrix objects.
+def derivatives(A: MatrixLike, max_order: int, *, var: Symbol | None = None) -> list[RationalMatrix]:
+    """Exact derivatives ``A, A', ..., A^{(max_order)}`` as RationalMatrix objects.
 
     Parameters
     ----------
     A : Matrix or array_like or RationalMatrix
         Entries rational in ``var``.
-    K : int
+    max_order : int
         Highest order.
     var : sympy.Symbol, optional
         The variable (inferred when unique).
@@ -138,12 +138,12 @@ def derivatives(A, K, var=None):
     Returns
     -------
     list of RationalMatrix
-        ``K + 1`` matrices.
+        ``max_order + 1`` matrices.
 
     Raises
     ------
     ValueError
-        If ``K`` is negative or an entry is not rational in ``var``.
+        If ``max_order`` is negative or an entry is not rational in ``var``.
 
     Examples
     --------
@@ -152,22 +152,24 @@ def derivatives(A, K, var=None):
     >>> derivatives(sp.Matrix([[t**3]]), 2)[2].to_sympy()
     Matrix([[6*t]])
     """
-    K = _check_K(K)
+    max_order = _check_max_order(max_order)
     out = [RationalMatrix.from_sympy(A, var)]
-    for _ in range(K):
+    for _ in range(max_order):
         out.append(out[-1].diff())
     return out
 
 
-def differences(seq, K, var=None):
-    """Forward differences ``A, ΔA, ..., Δ^K A`` as RationalMatrix objects.
+def differences(
+    seq: MatrixLike | Callable[[Symbol], MatrixLike], max_order: int, *, var: Symbol | None = None
+) -> list[RationalMatrix]:
+    """Forward differences ``A, ΔA, ..., Δ^max_order A`` as RationalMatrix objects.
 
     Parameters
     ----------
     seq : Matrix, array_like, RationalMatrix or callable
         The sequence ``A(j)`` as a matrix in the integer symbol ``var``, or a
         callable mapping a SymPy symbol ``j`` to such a matrix.
-    K : int
+    max_order : int
         Highest order.
     var : sympy.Symbol, optional
         The index symbol (inferred when unique; created as
@@ -176,12 +178,12 @@ def differences(seq, K, var=None):
     Returns
     -------
     list of RationalMatrix
-        ``K + 1`` matrices.
+        ``max_order + 1`` matrices.
 
     Raises
     ------
     ValueError
-        If ``K`` is negative or an entry is not rational in ``var``.
+        If ``max_order`` is negative or an entry is not rational in ``var``.
 
     Examples
     --------
@@ -190,12 +192,12 @@ def differences(seq, K, var=None):
     >>> differences(sp.Matrix([[j**2]]), 2)[1].to_sympy()
     Matrix([[2*j + 1]])
     """
-    K = _check_K(K)
+    max_order = _check_max_order(max_order)
     if callable(seq) and not isinstance(seq, (sp.MatrixBase, RationalMatrix)):
         var = var if var is not None else sp.Symbol("j", integer=True)
         seq = seq(var)
     out = [RationalMatrix.from_sympy(seq, var, name="seq")]
-    for _ in range(K):
+    for _ in range(max_order):
         out.append(out[-1].forward_difference())
     return out
 
@@ -208,15 +210,17 @@ def _profile(mats, kind, certify, seed):
     return Profile(tuple(c.rank for c in certs), kind, tuple(certs), mats[0].var)
 
 
-def rank_profile(A, K, var=None, *, certify=True, seed=None):
-    """Generic ranks of ``A, A', ..., A^{(K)}`` with certificates.
+def rank_profile(
+    A: MatrixLike, max_order: int, *, var: Symbol | None = None, certify: bool = True, seed: int | None = None
+) -> Profile:
+    """Generic ranks of ``A, A', ..., A^{(max_order)}`` with certificates.
 
     Parameters
     ----------
     A : Matrix or array_like or RationalMatrix
         Entries rational in ``var`` with rational coefficients.
-    K : int
-        Highest derivative order (the profile has ``K + 1`` entries).
+    max_order : int
+        Highest derivative order (the profile has ``max_order + 1`` entries).
     var : sympy.Symbol, optional
         The variable (inferred when ``A`` has one free symbol).
     certify : bool, default True
@@ -231,7 +235,7 @@ def rank_profile(A, K, var=None, *, certify=True, seed=None):
     Raises
     ------
     ValueError
-        If ``K`` is negative or an entry is not rational in ``var``.
+        If ``max_order`` is negative or an entry is not rational in ``var``.
 
     Examples
     --------
@@ -242,11 +246,18 @@ def rank_profile(A, K, var=None, *, certify=True, seed=None):
     >>> P.ranks, P.certified
     ((1, 2, 3, 2, 1, 0), True)
     """
-    return _profile(derivatives(A, K, var), "derivative", certify, seed)
+    return _profile(derivatives(A, max_order, var=var), "derivative", certify, seed)
 
 
-def difference_profile(seq, K, var=None, *, certify=True, seed=None):
-    """Generic ranks of ``A, ΔA, ..., Δ^K A`` for a matrix sequence.
+def difference_profile(
+    seq: MatrixLike | Callable[[Symbol], MatrixLike],
+    max_order: int,
+    *,
+    var: Symbol | None = None,
+    certify: bool = True,
+    seed: int | None = None,
+) -> Profile:
+    """Generic ranks of ``A, ΔA, ..., Δ^max_order A`` for a matrix sequence.
 
     Parameters
     ----------
@@ -254,8 +265,8 @@ def difference_profile(seq, K, var=None, *, certify=True, seed=None):
         ``A(j)`` as a matrix in the integer symbol ``var`` (or a callable
         ``j -> matrix``).  Entries must be rational in ``j``; ``binomial(j,
         k)`` and friends are expanded.
-    K : int
-        Highest difference order.
+    max_order : int
+        Highest difference order (the profile has ``max_order + 1`` entries).
     var : sympy.Symbol, optional
         The index symbol.
     certify : bool, default True
@@ -270,7 +281,7 @@ def difference_profile(seq, K, var=None, *, certify=True, seed=None):
     Raises
     ------
     ValueError
-        If ``K`` is negative or an entry is not rational in ``var``.
+        If ``max_order`` is negative or an entry is not rational in ``var``.
 
     Examples
     --------
@@ -279,10 +290,10 @@ def difference_profile(seq, K, var=None, *, certify=True, seed=None):
     >>> difference_profile(lambda j: sp.Matrix([[sp.binomial(j, 2), 1]]), 3).ranks
     (1, 1, 1, 0)
     """
-    return _profile(differences(seq, K, var), "difference", certify, seed)
+    return _profile(differences(seq, max_order, var=var), "difference", certify, seed)
 
 
-def is_nonincreasing(ranks):
+def is_nonincreasing(ranks: Sequence[int]) -> bool:
     """Whether a sequence never increases.
 
     Examples

@@ -21,7 +21,7 @@ from theory import (
     taylor_design,
 )
 from theory.boundary import OVERLAPPING_PROFILE, coefficient_decomposition, counterexamples, overlapping_example
-from theory.designer import format_table, library, necessary_violations, permutation_table
+from theory.designer import block_matrix, format_table, library, necessary_violations, permutation_table
 from theory.leibniz import (
     bound_violations,
     check_leibniz,
@@ -57,9 +57,9 @@ def test_profiles_against_sympy_diff_and_reference_rank():
 
 
 def test_profile_argument_errors():
-    with pytest.raises(ValueError, match="K must be a non-negative int"):
+    with pytest.raises(ValueError, match="max_order must be a non-negative int"):
         rank_profile(sp.Matrix([[t]]), -1)
-    with pytest.raises(ValueError, match="K must be a non-negative int"):
+    with pytest.raises(ValueError, match="max_order must be a non-negative int"):
         rank_profile(sp.Matrix([[t]]), 2.0)
     with pytest.raises(ValueError, match=r"seq\[0, 0\] = exp\(j\)"):
         difference_profile(sp.Matrix([[sp.exp(j)]]), 2)
@@ -80,8 +80,8 @@ def test_c1_decomposable_families_follow_the_formula(seed, side, kind, m, n, s):
     phis, Ms = random_decomposable(rng, var, m=m, n=n, s=s, maxdeg=3, side=side, rational=(kind == "derivative"))
     assert direct_sum_side(Ms) is not None
     A = sum((f * M for f, M in zip(phis, Ms)), sp.zeros(m, n))
-    prof = (rank_profile if kind == "derivative" else difference_profile)(A, 4, var, seed=seed)
-    assert prof.ranks == predicted_profile(phis, Ms, 4, var, kind)
+    prof = (rank_profile if kind == "derivative" else difference_profile)(A, 4, var=var, seed=seed)
+    assert prof.ranks == predicted_profile(phis, Ms, 4, var=var, kind=kind)
     assert is_nonincreasing(prof.ranks)
 
 
@@ -89,21 +89,21 @@ def test_c1_formula_is_dim_of_row_sum_not_sum_of_ranks():
     # col(M1) = span(e1), col(M2) = span(e2): a direct sum, yet M1 + M2 has rank 1
     M1, M2 = sp.Matrix([[1, 0], [0, 0]]), sp.Matrix([[0, 0], [1, 0]])
     assert direct_sum_side([M1, M2]) == "col"
-    assert predicted_profile([t, 1], [M1, M2], 2, t) == (1, 1, 0)
+    assert predicted_profile([t, 1], [M1, M2], 2, var=t) == (1, 1, 0)
     assert rank_profile(t * M1 + M2, 2).ranks == (1, 1, 0)
 
 
 def test_c1_refuses_overlapping_decompositions():
-    phis, Ms = coefficient_decomposition(overlapping_example(t), t)
+    phis, Ms = coefficient_decomposition(overlapping_example(t), var=t)
     with pytest.raises(ValueError, match="C1 does not apply"):
-        predicted_profile(phis, Ms, 3, t)
+        predicted_profile(phis, Ms, 3, var=t)
 
 
 # ---------------------------------------------------------------- C1'
 def test_c1_prime_overlapping_example():
     assert rank_profile(overlapping_example(t), 3).ranks == OVERLAPPING_PROFILE == (1, 2, 1, 0)
     assert difference_profile(overlapping_example(j), 3).ranks == (1, 2, 1, 0)
-    _, Ms = coefficient_decomposition(overlapping_example(t), t)
+    _, Ms = coefficient_decomposition(overlapping_example(t), var=t)
     assert direct_sum_side(Ms) is None
 
 
@@ -111,7 +111,7 @@ def test_c1_prime_generator():
     for A, prof in counterexamples(seed=5, count=3, size=(2, 4)):
         assert prof.ranks[:2] == (1, 2)
         assert ref_rank(A, t) == 1 and ref_rank(A.diff(t), t) == 2
-        assert direct_sum_side(coefficient_decomposition(A, t)[1]) is None
+        assert direct_sum_side(coefficient_decomposition(A, var=t)[1]) is None
     with pytest.raises(ValueError, match="size"):
         next(counterexamples(size=(1, 3)))
 
@@ -145,8 +145,8 @@ def test_c2_leibniz_identities():
     B = sp.Matrix([[t**2, 1 / (t + 1)], [t, 3]])
     C = sp.Matrix([[t, 1], [t**3, 1 / t]])
     for k in range(4):
-        assert check_leibniz(B, C, k, t)
-        assert check_leibniz(B.subs(t, j), C.subs(t, j), k, j, "difference")
+        assert check_leibniz(B, C, k, var=t)
+        assert check_leibniz(B.subs(t, j), C.subs(t, j), k, var=j, kind="difference")
     # a wrong rule (no binomial weights) fails, so the check has teeth
     lhs = (B * C).diff(t, 2)
     wrong = B.diff(t, 2) * C + B.diff(t) * C.diff(t) + B * C.diff(t, 2)
@@ -187,9 +187,9 @@ def test_antiderivative_hankel_profile_matches_design_statement(d, m):
 @pytest.mark.parametrize("perm", list(itertools.permutations(range(1, 6))))
 def test_c3a_every_permutation_of_1_to_5_pointwise(perm):
     A = taylor_design(perm, t, t0=sp.Rational(-1, 3))
-    assert pointwise_ranks(A, 4, t, at=sp.Rational(-1, 3)) == perm
+    assert pointwise_ranks(A, 4, var=t, at=sp.Rational(-1, 3)) == perm
     B = newton_design(perm, j)
-    assert pointwise_ranks(B, 4, j, kind="difference") == perm
+    assert pointwise_ranks(B, 4, var=j, kind="difference") == perm
     # A^(k)(t0) is exactly M_k: independent check with plain SymPy diff/subs
     k = perm.index(5)
     assert (A.diff(t, k) if k else A).subs(t, sp.Rational(-1, 3)).rank() == 5
@@ -200,9 +200,9 @@ def test_c3a_every_permutation_of_1_to_5_pointwise(perm):
 def test_c3a_random_targets_random_matrices(target, seed):
     rng = random.Random(seed)
     A = taylor_design(target, t, shape=(4, 5), t0=2, rng=rng)
-    assert pointwise_ranks(A, len(target) - 1, t, at=2) == tuple(target)
+    assert pointwise_ranks(A, len(target) - 1, var=t, at=2) == tuple(target)
     B = newton_design(target, j, shape=(5, 4), rng=rng)
-    assert pointwise_ranks(B, len(target) - 1, j, kind="difference") == tuple(target)
+    assert pointwise_ranks(B, len(target) - 1, var=j, kind="difference") == tuple(target)
 
 
 def test_c3a_errors():
@@ -248,5 +248,17 @@ def test_c3b_known_answers():
 
 
 def test_c3b_library_profiles_are_engine_computed():
-    for block, prof in library(3, 3):
-        assert len(prof) == 3 and max(prof) <= 3
+    lib = library(3, 3)
+    # the standard library's candidates: t^e and the m-fold antiderivatives of H_d, d < max_rank
+    candidates = [("monomial", e) for e in range(3)] + [("hankel_anti", d, m) for d in (1, 2) for m in range(3)]
+    expected = []
+    for block in candidates:
+        A = block_matrix(block, t)
+        # independent reference: SymPy's rank over Q(t) of each derivative
+        ref = tuple(ref_rank(A.diff(t, k) if k else A, t) for k in range(3))
+        if max(ref) <= 3:
+            expected.append((block, ref))
+    assert lib == expected
+    for block, prof in lib:
+        if block[0] == "monomial":  # t^e: rank 1 up to order e, then 0
+            assert prof == tuple(int(k <= block[1]) for k in range(3))

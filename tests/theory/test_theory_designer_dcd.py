@@ -47,7 +47,7 @@ def test_dcd_profile_is_the_generic_profile(block):
     K = 4
     want = dcd_profile(a, b, C, K)
     A = dcd_matrix(a, b, C, t)
-    assert rank_profile(A, K - 1, t, seed=0).ranks == want
+    assert rank_profile(A, K - 1, var=t, seed=0).ranks == want
 
 
 def test_library_blocks_are_dcd_matrices():
@@ -60,6 +60,7 @@ def test_library_blocks_are_dcd_matrices():
         assert (A - ratio * B).applyfunc(sp.expand).is_zero_matrix, block
 
 
+@pytest.mark.slow
 def test_border_search_finds_3412_by_itself():
     """No construction is given: the search lifts the tail (1, 2) and finds a border."""
     found = None

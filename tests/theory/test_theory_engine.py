@@ -46,18 +46,19 @@ def low_rank_matrices(draw):
     return M
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(low_rank_matrices(), st.integers(0, 2**20), st.sampled_from(mod.BACKENDS))
 def test_engine_agrees_with_domainmatrix_and_certificate_verifies(M, seed, backend):
-    c = generic_rank(M, t, seed=seed, backend=backend)
+    c = generic_rank(M, var=t, seed=seed, backend=backend)
     assert c.rank == reference_rank(M)
     assert c.certified and c.verify()
-    assert c.verify("sympy")
+    assert c.verify(method="sympy")
     if c.kernel is not None:  # the kernel really is a kernel, checked by plain SymPy
         prod = sp.Matrix(M) * c.kernel if c.kernel_side == "right" else c.kernel.T * sp.Matrix(M)
         assert prod.applyfunc(sp.cancel).is_zero_matrix
         assert c.kernel.shape[1] == (M.cols if c.kernel_side == "right" else M.rows) - c.rank
-    mc = generic_rank(M, t, certify=False, seed=seed, backend=backend)
+    mc = generic_rank(M, var=t, certify=False, seed=seed, backend=backend)
     assert mc.rank == c.rank and not mc.certified and mc.method == "monte-carlo"
     assert mc.error_bound < 1e-6
     assert not mc.verify()  # no upper-bound witness: never "verified"
@@ -68,7 +69,7 @@ def test_product_B_C_rank_five():
     B = sp.Matrix(8, 5, lambda *_: sum(rng.randint(-9, 9) * t**e for e in range(3)))
     C = sp.Matrix(5, 8, lambda *_: sum(rng.randint(-9, 9) * t**e for e in range(3)))
     c = generic_rank((B * C).applyfunc(sp.expand), seed=1)
-    assert c.rank == 5 and c.verify() and c.verify("sympy")
+    assert c.rank == 5 and c.verify() and c.verify(method="sympy")
     assert c.kernel.shape == (8, 3)
 
 
@@ -102,7 +103,7 @@ def test_tampered_certificates_fail():
     c = generic_rank(A, seed=0)
     assert c.verify() and c.verify(A)
     bad = replace(c, _kernel=tuple(tuple((k, tuple(x + 1 for x in f)) for k, f in col) for col in c._kernel))
-    assert not bad.verify(A) and not bad.verify(A, "sympy")
+    assert not bad.verify(A) and not bad.verify(A, method="sympy")
     bad = replace(c, rank=3)  # claims more than the point shows
     assert not bad.verify_lower(A)
     bad = replace(c, point=1)  # A(1) has rank 1 only
@@ -114,7 +115,7 @@ def test_left_kernel_for_wide_matrices():
     c = generic_rank(A)
     assert c.rank == 1 and c.kernel_side == "left"
     assert (c.kernel.T * A).applyfunc(sp.expand).is_zero_matrix
-    assert c.verify() and c.verify("sympy")
+    assert c.verify() and c.verify(method="sympy")
 
 
 def test_sympy_issue_11434_regression():
@@ -137,13 +138,13 @@ def test_sympy_issue_11434_regression():
     for var in (t0, t1):
         others = [s for s in (ax, ay, bx, by, cx, cy, dx, dy, ex, ey, t0, t1) if s != var]
         Ms = M.subs({s: sp.Rational(rng.randint(-9, 9), rng.randint(1, 5)) for s in others})
-        c = generic_rank(Ms, var)
+        c = generic_rank(Ms, var=var)
         assert c.rank == reference_rank(Ms.subs(var, t)) == 4
-        assert c.verify() and c.verify("sympy")
+        assert c.verify() and c.verify(method="sympy")
     with pytest.raises(ValueError, match="several free symbols"):
         generic_rank(M)
     with pytest.raises(ValueError, match=r"A\[0, 0\] = a_x depends on symbol\(s\) a_x"):
-        generic_rank(M, t0)
+        generic_rank(M, var=t0)
 
 
 def test_sympy_issue_11238_regression():
@@ -175,7 +176,7 @@ def test_sympy_issue_11238_regression():
 )
 def test_non_rational_entries_are_named(entry, message):
     with pytest.raises(ValueError, match=message):
-        generic_rank(sp.Matrix([[1, entry]]), t)
+        generic_rank(sp.Matrix([[1, entry]]), var=t)
 
 
 def test_bad_arguments():

@@ -3,7 +3,7 @@
 import pytest
 import sympy as sp
 
-import theory.__main__ as cli
+import theory.cli as cli
 from theory import design_profile, generic_rank, rank_profile
 from theory.designer import format_table, permutation_table
 

@@ -7,7 +7,6 @@ for every t) and C a constant integer matrix, so rank A(t) = rank C at every t, 
 import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from sympy.polys.matrices import DomainMatrix
 
 from theory import generic_rank
@@ -48,7 +47,7 @@ def scaled_products(draw):
 @given(scaled_products(), st.integers(0, 2**16))
 def test_rank_is_invariant_under_extreme_scalings(case, seed):
     A, reference = case
-    c = generic_rank(A, t, numeric=True, seed=seed)
+    c = generic_rank(A, var=t, numeric=True, seed=seed)
     assert c.rank == reference
     # rational input (here: a zero core) stays exact and certified even with numeric=True
     assert c.method == ("numeric" if A.has(sp.exp) else "certified")
@@ -79,5 +78,5 @@ def test_sums_of_exponentials_match_the_laurent_reference(case, seed):
     B, x, scale = case
     reference = DomainMatrix.from_Matrix(B).convert_to(sp.QQ.frac_field(x)).rank()
     A = scale * B.subs(x, sp.exp(t))
-    c = generic_rank(A, t, numeric=True, seed=seed)
+    c = generic_rank(A, var=t, numeric=True, seed=seed)
     assert c.rank == reference

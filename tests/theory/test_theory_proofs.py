@@ -32,11 +32,11 @@ def u(a, var):
 
 @pytest.mark.parametrize("a0, b0", [(d, d) for d in range(9)] + [(1, 4), (2, 5), (3, 3), (4, 2), (0, 6)])
 def test_gram_lemma_both_functionals(a0, b0):
-    """rank [E(x^(i+l))] = N(a0, b0, k) for E = k-th derivative at 0 and k-th difference at 0."""
+    """rank [E(x^(i+j))] = N(a0, b0, k) for E = k-th derivative at 0 and k-th difference at 0."""
     for k in range(a0 + b0 + 3):
-        deriv = sp.Matrix(a0 + 1, b0 + 1, lambda i, l: sp.diff(x ** (i + l), x, k).subs(x, 0))
-        diff = sp.Matrix(a0 + 1, b0 + 1, lambda i, l: sum(
-            (-1) ** (k - s) * sp.binomial(k, s) * s ** (i + l) for s in range(k + 1)))
+        deriv = sp.Matrix(a0 + 1, b0 + 1, lambda i, j: sp.diff(x ** (i + j), x, k).subs(x, 0))
+        diff = sp.Matrix(a0 + 1, b0 + 1, lambda i, j: sum(
+            (-1) ** (k - s) * sp.binomial(k, s) * s ** (i + j) for s in range(k + 1)))
         assert deriv.rank() == diff.rank() == N(a0, b0, k), k
 
 
@@ -92,12 +92,13 @@ def products_meeting_the_hypothesis(draw):
     return (sp.Matrix(m, r, entry) * sp.Matrix(r, n, entry)).applyfunc(sp.expand), r, jj
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(products_meeting_the_hypothesis())
 def test_generalised_rigidity(case):
     A, r, jj = case
     K = jj + 2
-    for prof in (rank_profile(A, K, seed=0), difference_profile(A.subs(t, j), K, j, seed=0)):
+    for prof in (rank_profile(A, K, seed=0), difference_profile(A.subs(t, j), K, var=j, seed=0)):
         assert prof.ranks[0] <= r
         assert rigidity_violations(prof.ranks) == []
         if prof.ranks[0] == r and prof.ranks[jj] == (jj + 1) * r:  # the hypothesis holds here
@@ -115,7 +116,7 @@ def test_generalised_rigidity_hypothesis_is_met_often():
             return sum(rng.randint(-3, 3) * t**e for e in range(jj + 2))
 
         A = (sp.Matrix(m, r, entry) * sp.Matrix(r, n, entry)).applyfunc(sp.expand)
-        for prof in (rank_profile(A, jj + 1, seed=0), difference_profile(A.subs(t, j), jj + 1, j, seed=0)):
+        for prof in (rank_profile(A, jj + 1, seed=0), difference_profile(A.subs(t, j), jj + 1, var=j, seed=0)):
             if prof.ranks[0] == r and prof.ranks[jj] == (jj + 1) * r:
                 met += 1
                 assert prof.ranks[jj + 1] >= jj * r

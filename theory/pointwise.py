@@ -19,7 +19,7 @@ Examples
 >>> import sympy as sp
 >>> t = sp.Symbol("t")
 >>> A = taylor_design((2, 3, 1), t)
->>> pointwise_ranks(A, 2, t)
+>>> pointwise_ranks(A, 2)
 (2, 3, 1)
 """
 
@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Sequence
 
 import sympy as sp
 
 from ._claims import ClaimResult, const_rank, timed
+from ._typing import Expr, Matrix, MatrixLike, Symbol
 from .profiles import derivatives, differences
 
 __all__ = ["rank_matrix", "taylor_design", "newton_design", "pointwise_ranks", "check"]
@@ -52,7 +54,7 @@ def _check_target(target, size):
     return target, (m, n)
 
 
-def rank_matrix(r, shape, rng=None):
+def rank_matrix(r: int, shape: tuple[int, int], *, rng: random.Random | None = None) -> Matrix:
     """A constant integer ``m x n`` matrix of rank exactly ``r``.
 
     Parameters
@@ -91,7 +93,14 @@ def rank_matrix(r, shape, rng=None):
             return M
 
 
-def taylor_design(target, var, *, shape=None, t0=0, rng=None):
+def taylor_design(
+    target: Sequence[int],
+    var: Symbol,
+    *,
+    shape: tuple[int, int] | None = None,
+    t0: Expr = 0,
+    rng: random.Random | None = None,
+) -> Matrix:
     """``A = Σ_k M_k (t - t0)^k / k!`` with ``rank M_k = target[k]``.
 
     Parameters
@@ -127,11 +136,13 @@ def taylor_design(target, var, *, shape=None, t0=0, rng=None):
     target, shape = _check_target(target, shape)
     A = sp.zeros(*shape)
     for k, r in enumerate(target):
-        A += rank_matrix(r, shape, rng) * (var - t0) ** k / sp.factorial(k)
+        A += rank_matrix(r, shape, rng=rng) * (var - t0) ** k / sp.factorial(k)
     return A.applyfunc(sp.expand)
 
 
-def newton_design(target, var, *, shape=None, rng=None):
+def newton_design(
+    target: Sequence[int], var: Symbol, *, shape: tuple[int, int] | None = None, rng: random.Random | None = None
+) -> Matrix:
     """``A(j) = Σ_k C(j, k) M_k`` with ``rank M_k = target[k]``.
 
     Parameters
@@ -151,24 +162,28 @@ def newton_design(target, var, *, shape=None, rng=None):
     --------
     >>> import sympy as sp
     >>> j = sp.Symbol("j", integer=True)
-    >>> pointwise_ranks(newton_design((2, 1, 2), j), 2, j, kind="difference")
+    >>> pointwise_ranks(newton_design((2, 1, 2), j), 2, kind="difference")
     (2, 1, 2)
     """
     target, shape = _check_target(target, shape)
     A = sp.zeros(*shape)
     for k, r in enumerate(target):
-        A += rank_matrix(r, shape, rng) * sp.expand_func(sp.binomial(var, k))
+        A += rank_matrix(r, shape, rng=rng) * sp.expand_func(sp.binomial(var, k))
     return A.applyfunc(sp.expand)
 
 
-def pointwise_ranks(A, K, var, *, at=0, kind="derivative"):
-    """Exact ranks of ``A^{(k)}(at)`` (or ``Δ^k A(at)``), k = 0..K.
+def pointwise_ranks(
+    A: MatrixLike, max_order: int, *, var: Symbol | None = None, at: Expr = 0, kind: str = "derivative"
+) -> tuple[int, ...]:
+    """Exact ranks of ``A^{(k)}(at)`` (or ``Δ^k A(at)``), k = 0..max_order.
 
     Parameters
     ----------
     A : sympy.Matrix
-    K : int
-    var : sympy.Symbol
+    max_order : int
+        Highest order.
+    var : sympy.Symbol, optional
+        The variable (inferred when ``A`` has one free symbol).
     at : rational, default 0
     kind : {"derivative", "difference"}
 
@@ -185,22 +200,22 @@ def pointwise_ranks(A, K, var, *, at=0, kind="derivative"):
     --------
     >>> import sympy as sp
     >>> t = sp.Symbol("t")
-    >>> pointwise_ranks(sp.Matrix([[1, t], [t, t**2]]), 3, t, at=1)
+    >>> pointwise_ranks(sp.Matrix([[1, t], [t, t**2]]), 3, at=1)
     (1, 2, 1, 0)
     """
     if kind not in ("derivative", "difference"):
         raise ValueError(f"kind must be 'derivative' or 'difference', got {kind!r}")
-    mats = (derivatives if kind == "derivative" else differences)(A, K, var)
+    mats = (derivatives if kind == "derivative" else differences)(A, max_order, var=var)
     out = []
     for M in mats:
-        V = M.to_sympy().xreplace({var: sp.Rational(at)})
+        V = M.to_sympy().xreplace({M.var: sp.Rational(at)})
         if any(not e.is_finite for e in V):
             raise ValueError(f"at={at} is a pole of an entry")
         out.append(const_rank(V))
     return tuple(out)
 
 
-def check(seed=0, K=4):
+def check(seed: int = 0, *, K: int = 4) -> list[ClaimResult]:
     """C3a checks: every permutation of {1..K} realised pointwise (both forms).
 
     Returns
@@ -219,7 +234,7 @@ def check(seed=0, K=4):
         for perm in itertools.permutations(range(1, K + 1)):
             A = taylor_design(perm, t, t0=sp.Rational(1, 2), rng=rng)
             B = newton_design(perm, j, rng=rng)
-            ok = (pointwise_ranks(A, K - 1, t, at=sp.Rational(1, 2)) == perm
-                  and pointwise_ranks(B, K - 1, j, kind="difference") == perm)
+            ok = (pointwise_ranks(A, K - 1, var=t, at=sp.Rational(1, 2)) == perm
+                  and pointwise_ranks(B, K - 1, var=j, kind="difference") == perm)
             res.record(ok, f"{perm}")
     return [res]

@@ -1,0 +1,152 @@
+"""The ``theory`` command line: check every claim on default instances.
+
+Usage::
+
+    python -m theory [check] [--verbose] [--seed N]
+    python -m theory table [--K 5] [--library standard|extended]
+    python -m theory search [--K 5] [--budget 3000] [--out theory/_constructions.py]
+
+``check`` (the default) prints one row per claim — claim | instances |
+result | time — and exits with status 1 if any check fails.  ``table``
+prints the designer's Markdown table for every permutation of ``{1..K}``
+(the table pasted in ``docs/theory.md``).  ``search`` reruns the
+``D_a C D_b`` border search on every open target and writes the
+constructions that the table uses (each is re-certified whenever used).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the claim modules import SymPy: only when a command runs
+    from ._claims import ClaimResult
+
+__all__ = ["main", "run_checks"]
+
+
+def run_checks(seed: int = 0) -> list[ClaimResult]:
+    """Run every claim check on its default instances.
+
+    Parameters
+    ----------
+    seed : int
+        Seed for the random instances and the certificates.
+
+    Returns
+    -------
+    list of theory._claims.ClaimResult
+    """
+    from . import boundary, designer, leibniz, monotonicity, pointwise
+    from ._claims import ClaimResult, timed
+    from .engine import generic_rank
+
+    results = []
+    eng = ClaimResult("engine: certificates verify")
+    with timed(eng):
+        import random
+
+        import sympy as sp
+
+        t = sp.Symbol("t")
+        rng = random.Random(seed)
+        for i in range(4):
+            m, n, r = rng.randint(2, 6), rng.randint(2, 6), rng.randint(0, 3)
+            B = sp.Matrix(m, r, lambda *_: sum(rng.randint(-3, 3) * t**e for e in range(3)))
+            C = sp.Matrix(r, n, lambda *_: sum(rng.randint(-3, 3) * t**e for e in range(3)))
+            A = (B * C).applyfunc(sp.expand) if r else sp.zeros(m, n)
+            c = generic_rank(A, seed=seed + i)
+            ok = c.certified and c.verify(A) and c.verify(A, method="sympy")
+            eng.record(ok, f"{m}x{n} product of inner size {r}: rank {c.rank}")
+    results.append(eng)
+    results += monotonicity.check(seed)
+    results += boundary.check(seed)
+    results += leibniz.check(seed)
+    results += pointwise.check(seed)
+    results += designer.check()
+    return results
+
+
+def _print_table(results, out):
+    w = max(len(r.claim) for r in results)
+    out.write(f"{'claim':<{w}} | instances | result | time\n")
+    out.write(f"{'-' * w}-|-----------|--------|--------\n")
+    for r in results:
+        out.write(f"{r.claim:<{w}} | {r.instances:>9} | {'pass' if r.passed else 'FAIL':<6} | {r.seconds:6.2f} s\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``theory`` command line (``python -m theory``, ``lowrank-tree check``).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 if every check passed, 1 otherwise.
+    """
+    parser = argparse.ArgumentParser(prog="python -m theory", description=__doc__.splitlines()[0])
+    parser.add_argument("command", nargs="?", default="check", choices=["check", "table", "search"])
+    parser.add_argument("--verbose", "-v", action="store_true", help="print every instance")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--K", type=int, default=5, help="table/search: permutations of 1..K (default 5)")
+    parser.add_argument("--budget", type=int, default=3000, help="search: candidates per order and seed")
+    parser.add_argument("--out", default=None, help="search: output JSON (default: print)")
+    parser.add_argument("--format", default="markdown", choices=["markdown", "latex"],
+                        help="table: output format (default: markdown)")
+    parser.add_argument("--library", default="extended", choices=["standard", "extended"])
+    args = parser.parse_args(argv)
+    out = sys.stdout
+    if args.command == "search":
+        import json
+
+        from .designer import search_constructions
+
+        data = search_constructions(args.K, library_kind=args.library, budget=args.budget)
+        rows = [json.dumps(c, separators=(", ", ": ")) for c in data["constructions"]]
+        text = ('{"constructions": [\n  ' + ",\n  ".join(rows) + '\n ],\n "open": '
+                + json.dumps(data["open"]) + "}\n")
+        if args.out and args.out.endswith(".py"):  # the module the designer imports
+            text = ('"""D_a C D_b constructions found by ``python -m theory search`` (re-certified on use)."""\n\n'
+                    f"DATA = {text}")
+        if args.out:
+            with open(args.out, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        else:
+            out.write(text)
+        out.write(f"{len(data['constructions'])} constructed, {len(data['open'])} still open\n")
+        return 0
+    if args.command == "table":
+        from .designer import discrete_status, format_table, permutation_table
+
+        targets = permutation_table(args.K, library_kind=args.library)
+        for r in targets:
+            r.discrete = discrete_status(r)
+        out.write(format_table(targets, discrete=True, fmt=args.format) + "\n")
+        counts = {s: sum(r.status == s for r in targets) for s in ("constructed", "impossible", "open")}
+        disc = sum(r.discrete.startswith("constructed") for r in targets)
+        out.write(f"\n{len(targets)} targets: {counts['constructed']} constructed, {counts['impossible']} impossible, "
+                  f"{counts['open']} open ({args.library} library); as difference profiles: "
+                  f"{disc} constructed, {counts['impossible']} impossible, "
+                  f"{len(targets) - disc - counts['impossible']} open\n")
+        return 0
+    t0 = time.perf_counter()
+    results = run_checks(args.seed)
+    _print_table(results, out)
+    if args.verbose:
+        for res in results:
+            out.write(f"\n{res.claim}\n")
+            for line in res.details:
+                out.write(f"  {line}\n")
+    failed = [r.claim for r in results if not r.passed]
+    out.write(f"\n{len(results) - len(failed)}/{len(results)} claims pass "
+              f"({time.perf_counter() - t0:.1f} s total)\n")
+    if failed:
+        out.write("FAILED: " + ", ".join(failed) + "\n")
+    return 1 if failed else 0
