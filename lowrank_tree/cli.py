@@ -345,7 +345,13 @@ def main(argv=None):
     on stderr.
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["check"]:
+        # everything after "check" belongs to the theory command line, options
+        # first included (argparse's REMAINDER would refuse a leading "--seed 3")
+        args = argparse.Namespace(command="check", rest=argv[1:], func=_check)
+    else:
+        args = parser.parse_args(argv)
     prog = f"{parser.prog} {args.command}"
     try:
         return args.func(args)

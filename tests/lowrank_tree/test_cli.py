@@ -95,3 +95,10 @@ def test_check_runs_theory(theory_claim_results, monkeypatch, capsys):
     n = len(theory_claim_results)
     assert f"{n}/{n} claims pass" in out and "C1 monotonicity" in out
     assert "fail" not in out.split("claims pass")[0].lower()
+
+
+def test_check_passes_leading_options_to_theory(capsys):
+    # "--seed 3" before the subcommand used to be refused by argparse's REMAINDER
+    assert main(["check", "--seed", "3", "table", "--K", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "(2, 1)" in out and "(1, 2)" in out
