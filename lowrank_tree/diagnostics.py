@@ -204,6 +204,7 @@ def numerical_difference_profile(mats: ArrayLike | Sequence[ArrayLike], *, rtol:
     direct_sum_check : The direct-sum test on its own, for any list of matrices.
     DifferenceProfile : The result and its properties.
     theory.difference_profile : The exact profile of a symbolic sequence.
+    numpy.linalg.matrix_rank : The numerical rank of one matrix (its ``rtol`` is relative to σ_max).
 
     Notes
     -----

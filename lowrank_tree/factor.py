@@ -313,6 +313,11 @@ class LowRank:
         ValueError
             If ``M`` is not 2-D, holds NaN/Inf, or ``rank > min(m, n)``.
 
+        See Also
+        --------
+        numpy.linalg.svd : The factorisation truncated here.
+        scipy.linalg.pinv : The same ``rtol`` convention for a relative singular-value cutoff.
+
         Examples
         --------
         >>> import numpy as np

@@ -133,6 +133,7 @@ def save(obj: LowRankSegmentTree | Cascade, path: PathLike) -> pathlib.Path:
     --------
     load : Reads the file back.
     lowrank_tree.io.check_writable : The path checks alone, e.g. before a long fit.
+    numpy.savez : The container format underneath (a zip of ``.npy`` arrays).
 
     Notes
     -----
@@ -337,6 +338,7 @@ def load(path: PathLike, *, backend: str | None = None) -> LowRankSegmentTree | 
     See Also
     --------
     save : Writes the file.
+    numpy.load : Reads ``.npz`` files without these checks (and may unpickle objects).
 
     Examples
     --------

@@ -820,6 +820,11 @@ def generic_rank(
     TypeError
         If ``A`` is not matrix-like or ``var`` is not a Symbol.
 
+    See Also
+    --------
+    sympy.polys.matrices.DomainMatrix : Exact rank over ``QQ.frac_field(t)``, without a certificate.
+    sympy.matrices.dense.Matrix : The input most users hold.
+
     Examples
     --------
     >>> import sympy as sp
