@@ -933,10 +933,9 @@ class LowRankSegmentTree:
         """
         xp = self._xp
         b = X.shape[1]
-        ks = self._check_orders(k, b)
+        orders = self._orders_list(k, b)
         if b == 0:
             return self._base @ X
-        orders = _host_ints(ks)
         perm = sorted(range(b), key=orders.__getitem__)
         sorted_orders = [orders[j] for j in perm]
         # contiguous blocks of equal order: (order, first column, end column)
@@ -945,6 +944,9 @@ class LowRankSegmentTree:
             if j == b or sorted_orders[j] != sorted_orders[lo]:
                 groups.append((sorted_orders[lo], lo, j))
                 lo = j
+        if len(groups) == 1 and strategy is None:
+            # one order for every column: a plain (cached) prefix query, no permutation
+            return self._apply(self._prefix(groups[0][0]), X, self._base)
         needed = sorted({hj for kk, _, _ in groups for hj in _prefix_index(kk)})
         kmax = groups[-1][0]
         with self._lock:
@@ -970,6 +972,24 @@ class LowRankSegmentTree:
         for j, p in enumerate(perm):
             inverse[p] = j
         return xp.take(Ys, xp.asarray(inverse, dtype=xp.int64), axis=1)
+
+    def _orders_list(self, k, b):
+        """The per-column orders as validated Python ints.
+
+        NumPy integer arrays and lists of ints are checked on the host
+        directly (the general validation costs more than a small query);
+        anything else, and any value out of range, goes through
+        ``check_orders`` for its conversion and its error message.
+        """
+        fast = None
+        if type(k) is list and all(type(v) is int for v in k):
+            fast = k
+        elif (type(k) is type(self._base) and self._backend in ("numpy", "numba") and k.ndim == 1
+              and k.dtype.kind in ("i", "u")):
+            fast = k.tolist()
+        if fast is not None and len(fast) == b and (not fast or (min(fast) >= 0 and max(fast) <= self._K)):
+            return fast
+        return _host_ints(self._check_orders(k, b))
 
     def _mixed_plan(self, groups, nodes, cached, leaves):
         """The cheapest strategy for sorted column ``groups``, by the cost model above."""
@@ -1002,7 +1022,8 @@ class LowRankSegmentTree:
                 grouped += ELEM * (mn * dense + (m + n) * inner)
         # masked: concatenate the leaves up to the largest order, one GEMM pair
         R = sum(leaf.rank for leaf in leaves)
-        masked = base + gemm(m + n, R, b) + ELEM * ((m + n) * R + R * b)
+        # (each leaf costs a slice copy and a few Python steps, about a fifth of a call)
+        masked = base + gemm(m + n, R, b) + ELEM * ((m + n) * R + R * b) + len(leaves) * CALL // 5
         costs = {"grouped": grouped, "segmented": seg, "masked": masked}
         return min(costs, key=costs.__getitem__)
 
@@ -1055,6 +1076,8 @@ class LowRankSegmentTree:
 
     def _mixed_masked(self, sorted_orders, leaves, Xs):
         """``W_0 X + [U_1 .. U_kmax] (([V_1 .. V_kmax]ᵀ X) ⊙ mask)``, ``mask[i-th terms, j] = (i <= k_j)``."""
+        import numpy as np
+
         xp = self._xp
         Ys = self._base @ Xs
         low = [(i, leaf) for i, leaf in enumerate(leaves, start=1) if leaf.rank]
@@ -1062,7 +1085,7 @@ class LowRankSegmentTree:
             return Ys
         U = xp.concat([leaf.U for _, leaf in low], axis=1)
         V = xp.concat([leaf.V for _, leaf in low], axis=1)
-        term_order = xp.asarray([i for i, leaf in low for _ in range(leaf.rank)], dtype=xp.int64)
+        term_order = xp.asarray(np.repeat([i for i, _ in low], [leaf.rank for _, leaf in low]), dtype=xp.int64)
         ks = xp.asarray(sorted_orders, dtype=xp.int64)
         Z = xp.matrix_transpose(V) @ Xs
         Z = Z * xp.astype(term_order[:, None] <= ks[None, :], Z.dtype)
