@@ -134,27 +134,11 @@ def run_case(tree, base, factors, Ucat, Vcat, term_order, n, K, b, dist, rng, re
               "previous_over_cached": s["previous_masked_nodes"] / s["tree_cached"],
               "cached_over_dense_per_order": s["tree_cached"] / s["dense_per_order"]}
     return {"n": n, "K": K, "b": b, "dist": dist, "distinct": len(distinct),
-            "strategy": _plan(tree, ks), "seconds": s,
+            "strategy": tree._mixed_strategy([int(v) for v in ks]), "seconds": s,
             "best_fitting_baseline": {"cold": best_cold, "cached": best_cached},
             "ratios": ratios,
             "met": max(ratios["cold_over_best_fitting"], ratios["cached_over_best_fitting"]) <= TARGET,
             "rel_error_vs_dense": err}
-
-
-def _plan(tree, ks):
-    """The strategy the tree picks for these orders in its current cache state."""
-    from lowrank_tree.tree import _prefix_index
-
-    orders = sorted(int(v) for v in ks)
-    groups, lo = [], 0
-    for j in range(1, len(orders) + 1):
-        if j == len(orders) or orders[j] != orders[lo]:
-            groups.append((orders[lo], lo, j))
-            lo = j
-    needed = {hj for kk, _, _ in groups for hj in _prefix_index(kk)}
-    nodes = {(h, j): tree._levels[h][j] for h, j in needed}
-    cached = {kk: tree._cache.get(kk) for kk, _, _ in groups}
-    return tree._mixed_plan(groups, nodes, cached, tree._levels[0][:groups[-1][0]])
 
 
 def main(argv=None):

@@ -100,19 +100,7 @@ def test_plan_picks_each_strategy():
     deltas = [(rng.standard_normal((n, r)), rng.standard_normal((n, r))) for _ in range(K)]
     tree = LowRankSegmentTree(rng.standard_normal((n, n)), deltas)
 
-    def plan(orders):
-        orders = sorted(orders)
-        groups, lo = [], 0
-        for j in range(1, len(orders) + 1):
-            if j == len(orders) or orders[j] != orders[lo]:
-                groups.append((orders[lo], lo, j))
-                lo = j
-        from lowrank_tree.tree import _prefix_index
-
-        needed = {hj for kk, _, _ in groups for hj in _prefix_index(kk)}
-        nodes = {(h, j): tree._levels[h][j] for h, j in needed}
-        cached = {kk: tree._cache.get(kk) for kk, _, _ in groups}
-        return tree._mixed_plan(groups, nodes, cached, tree._levels[0][:groups[-1][0]])
+    plan = tree._mixed_strategy
 
     X = rng.standard_normal((n, 1))
     tree.query(63, X)  # cached
