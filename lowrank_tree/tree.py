@@ -167,9 +167,10 @@ class LowRankSegmentTree:
     :meth:`query` (order ``k``)                ``O(m n b + (m + n) c_k b)``; the first call for ``k``
                                                after a change also assembles ``k``'s cache entry,
                                                ``O((m + n) c_k + d_k m n)``
-    :meth:`query` (one order per column)       ``O(m n b + (m + n) C b + D m n b)``, ``C`` and ``D``:
-                                               the summed rank and the number of dense nodes among
-                                               the canonical nodes of all the orders asked for
+    :meth:`query` (one order per column)       ``O(m n b)`` plus, for each column ``j``, only its own
+                                               canonical nodes, ``O((m + n) c_{k_j} + d_{k_j} m n)``
+                                               (columns sorted by order, segmented GEMMs); with few
+                                               distinct orders, one query per order instead
     :meth:`range_query`                        ``O((m + n) c b)`` over the ``O(log K)`` nodes of the
                                                range, plus ``O(m n b + d m n)`` if ``d > 0`` are dense
     :meth:`all_orders`                         ``O(m n b + K (m + n) r b + K m b)``, plus stacking the
