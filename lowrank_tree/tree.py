@@ -908,7 +908,7 @@ class LowRankSegmentTree:
     # dense nodes, copying factors) costs ``_ELEM`` per element, and a call
     # costs ``_CALL`` whatever its size.  Rough figures of one CPU core; only
     # the ordering of the strategies matters.
-    _READ, _ELEM, _CALL = 4, 8, 60_000
+    _READ, _ELEM, _CALL = 4, 8, 25_000
 
     def _mixed_query(self, k, X, strategy=None):
         """Columns with their own orders, by the cheapest of three strategies.
@@ -934,10 +934,10 @@ class LowRankSegmentTree:
         """
         xp = self._xp
         b = X.shape[1]
-        orders = self._orders_list(k, b)
         if b == 0:
+            self._orders_layout(k, b)  # validates
             return self._base @ X
-        perm, sorted_orders, groups = _sort_orders(orders)
+        perm, inverse, sorted_ks, groups = self._orders_layout(k, b)
         if len(groups) == 1 and strategy is None:
             # one order for every column: a plain (cached) prefix query, no permutation
             return self._apply(self._prefix(groups[0][0]), X, self._base)
@@ -952,23 +952,52 @@ class LowRankSegmentTree:
             strategy = self._mixed_plan(groups, nodes, cached, leaves)
         elif strategy not in ("grouped", "segmented", "masked"):
             raise ValueError(f"strategy must be 'grouped', 'segmented' or 'masked', got {strategy!r}")
-        identity = all(p == j for j, p in enumerate(perm))
-        Xs = X if identity else xp.take(X, xp.asarray(perm, dtype=xp.int64), axis=1)
+        Xs = X if perm is None else xp.take(X, perm, axis=1)
         if strategy == "grouped":
             Ys = self._mixed_grouped(groups, nodes, cached, version, Xs)
         elif strategy == "segmented":
             Ys = self._mixed_segmented(groups, nodes, Xs)
         else:
-            Ys = self._mixed_masked(sorted_orders, leaves, Xs)
-        if identity:
-            return Ys
-        inverse = [0] * b
-        for j, p in enumerate(perm):
-            inverse[p] = j
-        return xp.take(Ys, xp.asarray(inverse, dtype=xp.int64), axis=1)
+            Ys = self._mixed_masked(sorted_ks, leaves, Xs)
+        return Ys if perm is None else xp.take(Ys, inverse, axis=1)
+
+    def _orders_layout(self, k, b):
+        """Validated per-column orders as ``(perm, inverse, sorted_ks, groups)``.
+
+        ``perm`` (None when the columns are already sorted) sorts the columns
+        by order and ``inverse`` undoes it, both index arrays of the tree's
+        library; ``sorted_ks`` holds the sorted orders (same library); the
+        ``groups`` ``(order, first, end)`` are the blocks of equal order in
+        sorted position, as Python ints.  On a device library the orders
+        stay on the device: only the distinct orders and their counts are
+        read, as scalars.
+        """
+        xp = self._xp
+        orders = self._orders_list(k, b)
+        if orders is not None:
+            perm, sorted_orders, groups = _sort_orders(orders)
+            sorted_ks = xp.asarray(sorted_orders, dtype=xp.int64)
+            if all(p == j for j, p in enumerate(perm)):
+                return None, None, sorted_ks, groups
+            inverse = [0] * b
+            for j, p in enumerate(perm):
+                inverse[p] = j
+            return (xp.asarray(perm, dtype=xp.int64), xp.asarray(inverse, dtype=xp.int64), sorted_ks, groups)
+        ks = self._check_orders(k, b)
+        if b == 0:
+            return None, None, ks, []
+        values, counts = xp.unique_counts(ks)
+        groups, lo = [], 0
+        for i in range(values.shape[0]):
+            c = int(counts[i])
+            groups.append((int(values[i]), lo, lo + c))
+            lo += c
+        perm = xp.argsort(ks, stable=True)
+        inverse = xp.argsort(perm, stable=True)
+        return perm, inverse, xp.take(ks, perm), groups
 
     def _orders_list(self, k, b):
-        """The per-column orders as validated Python ints.
+        """The per-column orders as validated Python ints, or None on a device library.
 
         NumPy integer arrays and lists of ints are checked on the host
         directly (the general validation costs more than a small query);
@@ -983,7 +1012,9 @@ class LowRankSegmentTree:
             fast = k.tolist()
         if fast is not None and len(fast) == b and (not fast or (min(fast) >= 0 and max(fast) <= self._K)):
             return fast
-        return _host_ints(self._check_orders(k, b))
+        if self._backend in ("numpy", "numba"):
+            return self._check_orders(k, b).tolist()
+        return None
 
     def _mixed_strategy(self, orders):
         """The strategy a mixed query of ``orders`` (Python ints) would take now (benchmarks, tests)."""
@@ -1000,8 +1031,8 @@ class LowRankSegmentTree:
         mn, READ, ELEM, CALL = m * n, self._READ, self._ELEM, self._CALL
         b = groups[-1][2]
 
-        def gemm(rows, inner, cols):  # one GEMM (pair) of ``inner`` terms on ``cols`` columns
-            return rows * inner * max(cols, READ) + CALL
+        def gemm(rows, inner, cols, calls=1):  # a GEMM (pair: calls=2) of ``inner`` terms on ``cols`` columns
+            return rows * inner * max(cols, READ) + calls * CALL
 
         base = gemm(m, n, b)
         # segmented: the base on every column, each node on its own block
@@ -1012,7 +1043,7 @@ class LowRankSegmentTree:
             if node.dense:
                 seg += gemm(m, n, cols) + ELEM * m * cols
             elif node.rank:
-                seg += gemm(m + n, node.rank, cols) + ELEM * m * cols
+                seg += gemm(m + n, node.rank, cols, calls=2) + ELEM * m * cols
         # grouped: one prefix query per order, plus the assembly of uncached entries
         grouped = 0
         for kk, s, e in groups:
@@ -1020,13 +1051,14 @@ class LowRankSegmentTree:
             canon = [nodes[hj] for hj in _prefix_index(kk)]
             dense = sum(1 for nd in canon if nd.dense)
             inner = sum(nd.rank for nd in canon if not nd.dense)
-            grouped += gemm(m, n, e - s) + gemm(m + n, inner, e - s)
+            # the product, the low-rank pair, and the copy into the output
+            grouped += gemm(m, n, e - s) + gemm(m + n, inner, e - s, calls=2) + CALL + ELEM * m * (e - s)
             if entry is None:
                 grouped += ELEM * (mn * dense + (m + n) * inner)
         # masked: concatenate the leaves up to the largest order, one GEMM pair
         R = sum(leaf.rank for leaf in leaves)
         # (each leaf costs a slice copy and a few Python steps, about a fifth of a call)
-        masked = base + gemm(m + n, R, b) + ELEM * ((m + n) * R + R * b) + len(leaves) * CALL // 5
+        masked = base + gemm(m + n, R, b, calls=2) + ELEM * ((m + n) * R + R * b) + len(leaves) * CALL // 5
         costs = {"grouped": grouped, "segmented": seg, "masked": masked}
         return min(costs, key=costs.__getitem__)
 
@@ -1077,7 +1109,7 @@ class LowRankSegmentTree:
                 Ys[:, s:e] = Ys[:, s:e] + node.U @ (xp.matrix_transpose(node.V) @ Xb)
         return Ys
 
-    def _mixed_masked(self, sorted_orders, leaves, Xs):
+    def _mixed_masked(self, ks, leaves, Xs):
         """``W_0 X + [U_1 .. U_kmax] (([V_1 .. V_kmax]ᵀ X) ⊙ mask)``, ``mask[i-th terms, j] = (i <= k_j)``."""
         import numpy as np
 
@@ -1089,7 +1121,6 @@ class LowRankSegmentTree:
         U = xp.concat([leaf.U for _, leaf in low], axis=1)
         V = xp.concat([leaf.V for _, leaf in low], axis=1)
         term_order = xp.asarray(np.repeat([i for i, _ in low], [leaf.rank for _, leaf in low]), dtype=xp.int64)
-        ks = xp.asarray(sorted_orders, dtype=xp.int64)
         Z = xp.matrix_transpose(V) @ Xs
         Z = Z * xp.astype(term_order[:, None] <= ks[None, :], Z.dtype)
         return Ys + U @ Z
@@ -1199,13 +1230,6 @@ def _sort_orders(orders):
             groups.append((sorted_orders[lo], lo, j))
             lo = j
     return perm, sorted_orders, groups
-
-
-def _host_ints(ks):
-    """A 1-D integer array of any supported library as a list of Python ints (one transfer)."""
-    import numpy as np
-
-    return np.asarray(ks.get() if hasattr(ks, "get") and not isinstance(ks, np.ndarray) else ks).tolist()
 
 
 def _is_scalar(k):
