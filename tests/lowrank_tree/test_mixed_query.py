@@ -113,3 +113,45 @@ def test_strategy_name_is_checked():
     tree = LowRankSegmentTree(np.eye(2), [(np.ones((2, 1)), np.ones((2, 1)))])
     with pytest.raises(ValueError, match="strategy"):
         tree._mixed_query([0, 1], np.ones((2, 2)), "gather")
+
+
+def test_whole_batch_answers_for_one_state_under_concurrent_updates():
+    """A writer toggles one leaf between two values; every mixed answer matches one state, all columns."""
+    import threading
+
+    rng = np.random.default_rng(3)
+    m, n, K = 5, 4, 8
+    base = rng.standard_normal((m, n))
+    deltas = [(rng.standard_normal((m, 2)), rng.standard_normal((n, 2))) for _ in range(K)]
+    alt = (rng.standard_normal((m, 2)), rng.standard_normal((n, 2)))
+    states = []
+    for leaf3 in (deltas[2], alt):
+        ds = deltas[:2] + [leaf3] + deltas[3:]
+        prefixes = [base]
+        for U, V in ds:
+            prefixes.append(prefixes[-1] + U @ V.T)
+        states.append(prefixes)
+    tree = LowRankSegmentTree(base, deltas)
+    orders = [0, 8, 3, 2, 5, 3, 7, 1]
+    X = rng.standard_normal((n, len(orders)))
+    refs = [_reference(p, orders, X) for p in states]
+    stop, failures = threading.Event(), []
+
+    def writer():
+        i = 0
+        while not stop.is_set():
+            tree.update(3, alt if i % 2 == 0 else deltas[2])
+            i += 1
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        for rep in range(150):
+            Y = tree._mixed_query(orders, X, STRATEGIES[rep % 3])
+            if not any(np.allclose(Y, ref, rtol=1e-10, atol=1e-10) for ref in refs):
+                failures.append(rep)
+    finally:
+        stop.set()
+        t.join()
+    assert failures == []
+    tree._check()
