@@ -1111,8 +1111,6 @@ class LowRankSegmentTree:
 
     def _mixed_masked(self, ks, leaves, Xs):
         """``W_0 X + [U_1 .. U_kmax] (([V_1 .. V_kmax]ᵀ X) ⊙ mask)``, ``mask[i-th terms, j] = (i <= k_j)``."""
-        import numpy as np
-
         xp = self._xp
         Ys = self._base @ Xs
         low = [(i, leaf) for i, leaf in enumerate(leaves, start=1) if leaf.rank]
@@ -1120,7 +1118,7 @@ class LowRankSegmentTree:
             return Ys
         U = xp.concat([leaf.U for _, leaf in low], axis=1)
         V = xp.concat([leaf.V for _, leaf in low], axis=1)
-        term_order = xp.asarray(np.repeat([i for i, _ in low], [leaf.rank for _, leaf in low]), dtype=xp.int64)
+        term_order = xp.asarray([i for i, leaf in low for _ in range(leaf.rank)], dtype=xp.int64)
         Z = xp.matrix_transpose(V) @ Xs
         Z = Z * xp.astype(term_order[:, None] <= ks[None, :], Z.dtype)
         return Ys + U @ Z
