@@ -168,6 +168,32 @@ def numba_first_call_table(path=HERE / "results" / "numba_first_call.json"):
     return "\n".join(rows) + "\n\n" + caption + "\n"
 
 
+def mixed_table(path=HERE / "results" / "mixed.json"):
+    """Markdown table and target verdicts of the mixed-batch benchmark at ``path``."""
+    data = json.loads(pathlib.Path(path).read_text())
+    mach, par = data["machine"], data["params"]
+    cols = ["tree_cold", "tree_cached", "per_order_cold", "per_order_cached", "masked_leaves",
+            "previous_masked_nodes", "dense_per_order", "gather_dense", "loop"]
+    rows = ["| n | b | orders | distinct | strategy | " + " | ".join(c.replace("_", " ") for c in cols)
+            + " | cold / best | cached / best | verdict |",
+            "|---:|---:|---|---:|---|" + "---:|" * len(cols) + "---:|---:|---|"]
+    for run in data["runs"]:
+        s_, r = run["seconds"], run["ratios"]
+        cells = [("–" if s_.get(c) is None else _ms(s_[c])) for c in cols]
+        rows.append(f"| {run['n']} | {run['b']} | {run['dist']} | {run['distinct']} | {run['strategy']} | "
+                    + " | ".join(cells)
+                    + f" | {r['cold_over_best_fitting']:.2f}x | {r['cached_over_best_fitting']:.2f}x "
+                    f"| {'met' if run['met'] else 'missed'} |")
+    met = sum(run["met"] for run in data["runs"])
+    caption = (f"Milliseconds; K = {par['K']}, r_i = {par['r']}, {par['dtype']}, m = n, "
+               f"{data['blas_threads']} BLAS thread; *best* is the fastest baseline that fits the tree's "
+               f"memory (masked leaves, or one query per distinct order, cold against cold and cached "
+               f"against cached); target ≤ {data['target']}x: met in {met} of {len(data['runs'])} cases. "
+               f"*dense per order* and *gather dense* keep K + 1 dense matrices (reported, not a target). "
+               f"{_machine(mach)}. Regenerate: `python bench/mixed.py` (writes `bench/results/mixed.json`).")
+    return "\n".join(rows) + "\n\n" + caption + "\n"
+
+
 def update_readme(readme=ROOT / "README.md"):
     text = readme.read_text()
     block = f"{BEGIN}\n{query_table()}{END}"

@@ -17,6 +17,7 @@ the capacity puts the old root under a new root: append never rebuilds.
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from collections import OrderedDict, namedtuple
 from collections.abc import Sequence
 from typing import Any
@@ -166,9 +167,10 @@ class LowRankSegmentTree:
     :meth:`query` (order ``k``)                ``O(m n b + (m + n) c_k b)``; the first call for ``k``
                                                after a change also assembles ``k``'s cache entry,
                                                ``O((m + n) c_k + d_k m n)``
-    :meth:`query` (one order per column)       ``O(m n b + (m + n) C b + D m n b)``, ``C`` and ``D``:
-                                               the summed rank and the number of dense nodes among
-                                               the canonical nodes of all the orders asked for
+    :meth:`query` (one order per column)       ``O(m n b)`` plus, for each column ``j``, only its own
+                                               canonical nodes, ``O((m + n) c_{k_j} + d_{k_j} m n)``
+                                               (columns sorted by order, segmented GEMMs); with few
+                                               distinct orders, one query per order instead
     :meth:`range_query`                        ``O((m + n) c b)`` over the ``O(log K)`` nodes of the
                                                range, plus ``O(m n b + d m n)`` if ``d > 0`` are dense
     :meth:`all_orders`                         ``O(m n b + K (m + n) r b + K m b)``, plus stacking the
@@ -487,8 +489,11 @@ class LowRankSegmentTree:
             Order in ``0..K`` (a Python or NumPy integer; ``bool`` and floats
             raise ``TypeError``); or one order per column of ``X`` (a mixed
             batch: column ``j`` gets ``W_{k_j} X[:, j]``) as an integer array,
-            a list, a tuple or a ``range``.  Mixed batches are grouped by
-            canonical node, one masked GEMM pair in all.
+            a list, a tuple or a ``range``.  The columns of a mixed batch
+            are sorted by order and served by the cheapest of: one cached
+            prefix query per distinct order; each needed canonical node
+            applied only to the block of columns whose prefix contains it
+            (segmented GEMMs); one masked GEMM pair over the leaves.
         X : array_like, shape (n,) or (n, b)
             float16 becomes float32 and integers float64; bool, object,
             extended-precision and masked arrays are refused.
@@ -897,32 +902,226 @@ class LowRankSegmentTree:
         W = entry.dense if entry.dense is not None else base
         return self._ops.apply_factors(W, entry.U, entry.V, X, self._xp)
 
-    def _mixed_query(self, k, X):
-        """Columns with their own orders: one masked GEMM pair over all needed nodes."""
+    # Cost model of a mixed batch, in multiply-adds of a large GEMM: a GEMM
+    # call reads its whole left operand however few columns it gets (``_READ``
+    # multiply-adds per element read), an elementwise pass over memory (adding
+    # dense nodes, copying factors) costs ``_ELEM`` per element, and a call
+    # costs ``_CALL`` whatever its size.  Rough figures of one CPU core; only
+    # the ordering of the strategies matters.
+    _READ, _ELEM, _CALL = 4, 8, 25_000
+
+    def _mixed_query(self, k, X, strategy=None):
+        """Columns with their own orders, by the cheapest of three strategies.
+
+        The columns are sorted by order, so that the columns needing any one
+        canonical node (node ``(h, j)`` serves the orders ``k`` with
+        ``k >> h == j + 1``) form one contiguous block, then one of:
+
+        ``'grouped'``
+            one cached prefix query per distinct order on its block;
+        ``'segmented'``
+            the base on every column, then each needed canonical node on the
+            block of columns whose prefix contains it (segmented GEMMs: no
+            node is applied to a column that does not need it);
+        ``'masked'``
+            one GEMM pair over the concatenated leaf factors ``Δ_1..Δ_kmax``
+            with the terms ``i > k_j`` masked out of column ``j``.
+
+        ``strategy`` forces one (tests and benchmarks); by default the
+        cheapest by :meth:`_mixed_plan`'s estimate.  Every strategy reads the
+        nodes (and cached entries) under one lock acquisition, so the whole
+        batch answers for one state of the tree.
+        """
         xp = self._xp
         b = X.shape[1]
-        ks = self._check_orders(k, b)
-        distinct = sorted({int(v) for v in xp.unique_values(ks)})
-        if len(distinct) == 1:
-            return self._apply(self._prefix(distinct[0]), X, self._base)
-        needed = sorted({hj for kk in distinct for hj in _prefix_index(kk)})
+        if b == 0:
+            self._orders_layout(k, b)  # validates
+            return self._base @ X
+        perm, inverse, sorted_ks, groups = self._orders_layout(k, b)
+        if len(groups) == 1 and strategy is None:
+            # one order for every column: a plain (cached) prefix query, no permutation
+            return self._apply(self._prefix(groups[0][0]), X, self._base)
+        needed = sorted({hj for kk, _, _ in groups for hj in _prefix_index(kk)})
+        kmax = groups[-1][0]
         with self._lock:
-            nodes = [self._levels[h][j] for h, j in needed]
-        Y = self._base @ X
-        masks, Us, Vs = [], [], []
-        for (h, j), node in zip(needed, nodes):
-            # node (h, j) is canonical for order k exactly when k >> h == j + 1
-            mask = xp.astype((ks >> h) == (j + 1), Y.dtype)
+            version = self._version
+            cached = {kk: self._cache.get(kk) for kk, _, _ in groups}
+            nodes = {(h, j): self._levels[h][j] for h, j in needed}
+            leaves = self._levels[0][:kmax]
+        if strategy is None:
+            strategy = self._mixed_plan(groups, nodes, cached, leaves)
+        elif strategy not in ("grouped", "segmented", "masked"):
+            raise ValueError(f"strategy must be 'grouped', 'segmented' or 'masked', got {strategy!r}")
+        Xs = X if perm is None else xp.take(X, perm, axis=1)
+        if strategy == "grouped":
+            Ys = self._mixed_grouped(groups, nodes, cached, version, Xs)
+        elif strategy == "segmented":
+            Ys = self._mixed_segmented(groups, nodes, Xs)
+        else:
+            Ys = self._mixed_masked(sorted_ks, leaves, Xs)
+        return Ys if perm is None else xp.take(Ys, inverse, axis=1)
+
+    def _orders_layout(self, k, b):
+        """Validated per-column orders as ``(perm, inverse, sorted_ks, groups)``.
+
+        ``perm`` (None when the columns are already sorted) sorts the columns
+        by order and ``inverse`` undoes it, both index arrays of the tree's
+        library; ``sorted_ks`` holds the sorted orders (same library); the
+        ``groups`` ``(order, first, end)`` are the blocks of equal order in
+        sorted position, as Python ints.  On a device library the orders
+        stay on the device: only the distinct orders and their counts are
+        read, as scalars.
+        """
+        xp = self._xp
+        orders = self._orders_list(k, b)
+        if orders is not None:
+            perm, sorted_orders, groups = _sort_orders(orders)
+            sorted_ks = xp.asarray(sorted_orders, dtype=xp.int64)
+            if all(p == j for j, p in enumerate(perm)):
+                return None, None, sorted_ks, groups
+            inverse = [0] * b
+            for j, p in enumerate(perm):
+                inverse[p] = j
+            return (xp.asarray(perm, dtype=xp.int64), xp.asarray(inverse, dtype=xp.int64), sorted_ks, groups)
+        ks = self._check_orders(k, b)
+        if b == 0:
+            return None, None, ks, []
+        values, counts = xp.unique_counts(ks)
+        groups, lo = [], 0
+        for i in range(values.shape[0]):
+            c = int(counts[i])
+            groups.append((int(values[i]), lo, lo + c))
+            lo += c
+        perm = xp.argsort(ks, stable=True)
+        inverse = xp.argsort(perm, stable=True)
+        return perm, inverse, xp.take(ks, perm), groups
+
+    def _orders_list(self, k, b):
+        """The per-column orders as validated Python ints, or None on a device library.
+
+        NumPy integer arrays and lists of ints are checked on the host
+        directly (the general validation costs more than a small query);
+        anything else, and any value out of range, goes through
+        ``check_orders`` for its conversion and its error message.
+        """
+        fast = None
+        if type(k) is list and all(type(v) is int for v in k):
+            fast = k
+        elif (type(k) is type(self._base) and self._backend in ("numpy", "numba") and k.ndim == 1
+              and k.dtype.kind in ("i", "u")):
+            fast = k.tolist()
+        if fast is not None and len(fast) == b and (not fast or (min(fast) >= 0 and max(fast) <= self._K)):
+            return fast
+        if self._backend in ("numpy", "numba"):
+            return self._check_orders(k, b).tolist()
+        return None
+
+    def _mixed_strategy(self, orders):
+        """The strategy a mixed query of ``orders`` (Python ints) would take now (benchmarks, tests)."""
+        _, _, groups = _sort_orders(orders)
+        with self._lock:
+            cached = {kk: self._cache.get(kk) for kk, _, _ in groups}
+            nodes = {(h, j): self._levels[h][j] for kk, _, _ in groups for h, j in _prefix_index(kk)}
+            leaves = self._levels[0][:groups[-1][0]]
+        return self._mixed_plan(groups, nodes, cached, leaves)
+
+    def _mixed_plan(self, groups, nodes, cached, leaves):
+        """The cheapest strategy for sorted column ``groups``, by the cost model above."""
+        m, n = self.shape
+        mn, READ, ELEM, CALL = m * n, self._READ, self._ELEM, self._CALL
+        b = groups[-1][2]
+
+        def gemm(rows, inner, cols, calls=1):  # a GEMM (pair: calls=2) of ``inner`` terms on ``cols`` columns
+            return rows * inner * max(cols, READ) + calls * CALL
+
+        base = gemm(m, n, b)
+        # segmented: the base on every column, each node on its own block
+        seg = base
+        for (h, j), node in nodes.items():
+            lo_k, hi_k = (j + 1) << h, (j + 2) << h
+            cols = sum(e - s for kk, s, e in groups if lo_k <= kk < hi_k)
             if node.dense:
-                Y = Y + (node.D @ X) * mask[None, :]
+                seg += gemm(m, n, cols) + ELEM * m * cols
             elif node.rank:
-                Us.append(node.U)
-                Vs.append(node.V)
-                masks.append(xp.broadcast_to(mask[None, :], (node.rank, b)))
-        if Us:
-            U, V = xp.concat(Us, axis=1), xp.concat(Vs, axis=1)
-            Y = Y + U @ ((xp.matrix_transpose(V) @ X) * xp.concat(masks, axis=0))
-        return Y
+                seg += gemm(m + n, node.rank, cols, calls=2) + ELEM * m * cols
+        # grouped: one prefix query per order, plus the assembly of uncached entries
+        grouped = 0
+        for kk, s, e in groups:
+            entry = cached[kk]
+            canon = [nodes[hj] for hj in _prefix_index(kk)]
+            dense = sum(1 for nd in canon if nd.dense)
+            inner = sum(nd.rank for nd in canon if not nd.dense)
+            # the product, the low-rank pair, and the copy into the output
+            grouped += gemm(m, n, e - s) + gemm(m + n, inner, e - s, calls=2) + CALL + ELEM * m * (e - s)
+            if entry is None:
+                grouped += ELEM * (mn * dense + (m + n) * inner)
+        # masked: concatenate the leaves up to the largest order, one GEMM pair
+        R = sum(leaf.rank for leaf in leaves)
+        # (each leaf costs a slice copy and a few Python steps, about a fifth of a call)
+        masked = base + gemm(m + n, R, b, calls=2) + ELEM * ((m + n) * R + R * b) + len(leaves) * CALL // 5
+        costs = {"grouped": grouped, "segmented": seg, "masked": masked}
+        return min(costs, key=costs.__getitem__)
+
+    def _mixed_grouped(self, groups, nodes, cached, version, Xs):
+        """One prefix query per distinct order, each on its block of sorted columns."""
+        xp = self._xp
+        out = None
+        for kk, s, e in groups:
+            entry = cached[kk]
+            if entry is None:
+                entry = self._assemble([nodes[hj] for hj in _prefix_index(kk)], self._base)
+                self._store_entry(kk, entry, version)
+            Yg = self._apply(entry, Xs[:, s:e], self._base)
+            if len(groups) == 1:
+                return Yg
+            if out is None:
+                out = xp.empty((self._m, Xs.shape[1]), dtype=Yg.dtype)
+            out[:, s:e] = Yg
+        return out
+
+    def _store_entry(self, k, entry, version):
+        """Cache ``entry`` for order ``k`` if the tree is still at ``version`` (as ``_prefix`` does)."""
+        if entry.nbytes <= self._cache_limit:
+            with self._lock:
+                if self._version == version and k not in self._cache:
+                    self._cache[k] = entry
+                    self._cache_used += entry.nbytes
+                    while self._cache_used > self._cache_limit:
+                        self._cache_used -= self._cache.popitem(last=False)[1].nbytes
+
+    def _mixed_segmented(self, groups, nodes, Xs):
+        """The base on all sorted columns, each canonical node on the block that needs it."""
+        xp = self._xp
+        Ys = self._base @ Xs
+        starts = [s for _, s, _ in groups]
+        keys = [kk for kk, _, _ in groups]
+        for (h, j), node in nodes.items():
+            if not node.dense and node.rank == 0:
+                continue
+            # the orders served by (h, j) are [(j + 1) 2^h, (j + 2) 2^h): one block of sorted columns
+            s = starts[bisect_left(keys, (j + 1) << h)]
+            i_end = bisect_left(keys, (j + 2) << h)
+            e = starts[i_end] if i_end < len(starts) else Xs.shape[1]
+            Xb = Xs[:, s:e]
+            if node.dense:
+                Ys[:, s:e] = Ys[:, s:e] + node.D @ Xb
+            else:
+                Ys[:, s:e] = Ys[:, s:e] + node.U @ (xp.matrix_transpose(node.V) @ Xb)
+        return Ys
+
+    def _mixed_masked(self, ks, leaves, Xs):
+        """``W_0 X + [U_1 .. U_kmax] (([V_1 .. V_kmax]ᵀ X) ⊙ mask)``, ``mask[i-th terms, j] = (i <= k_j)``."""
+        xp = self._xp
+        Ys = self._base @ Xs
+        low = [(i, leaf) for i, leaf in enumerate(leaves, start=1) if leaf.rank]
+        if not low:
+            return Ys
+        U = xp.concat([leaf.U for _, leaf in low], axis=1)
+        V = xp.concat([leaf.V for _, leaf in low], axis=1)
+        term_order = xp.asarray([i for i, leaf in low for _ in range(leaf.rank)], dtype=xp.int64)
+        Z = xp.matrix_transpose(V) @ Xs
+        Z = Z * xp.astype(term_order[:, None] <= ks[None, :], Z.dtype)
+        return Ys + U @ Z
 
     def _check_orders(self, k, b):
         return check_orders(k, b, self._K, self._xp, self.backend)
@@ -1013,6 +1212,22 @@ def _sources(delta):
     if isinstance(delta, (tuple, list)) and len(delta) == 2:
         return delta[0], delta[1]
     return None, None
+
+
+def _sort_orders(orders):
+    """``perm`` sorting the columns by order, the sorted orders, and their blocks.
+
+    A block is ``(order, first column, end column)`` in sorted position.
+    """
+    b = len(orders)
+    perm = sorted(range(b), key=orders.__getitem__)
+    sorted_orders = [orders[j] for j in perm]
+    groups, lo = [], 0
+    for j in range(1, b + 1):
+        if j == b or sorted_orders[j] != sorted_orders[lo]:
+            groups.append((sorted_orders[lo], lo, j))
+            lo = j
+    return perm, sorted_orders, groups
 
 
 def _is_scalar(k):
