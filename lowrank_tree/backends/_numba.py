@@ -149,14 +149,14 @@ def accumulate_orders(Y0, U, Z, xp=None):
 
     ``Y0`` (m, b), ``U`` (K, m, r), ``Z`` (K, r, b) -> (K + 1, m, b).  Batches
     narrower than :data:`FUSED_MIN_BATCH` and outputs smaller than
-    :data:`FUSED_MIN_OUTPUT` take the NumPy path (batched GEMM, then running
-    adds), which measured faster there.
+    :data:`FUSED_MIN_OUTPUT` take the NumPy path (one GEMM per order into the
+    output, then an in-place add), which measured faster there.
     """
     import numba
 
     K, m, b = U.shape[0], Y0.shape[0], Y0.shape[1]
     if b < FUSED_MIN_BATCH or (K + 1) * m * b < FUSED_MIN_OUTPUT:
-        return _numpy.prefix_sum(Y0, U @ Z)
+        return _numpy.accumulate_orders(Y0, U, Z)
     dtype = np.result_type(Y0.dtype, U.dtype, Z.dtype)
     args = [np.ascontiguousarray(a, dtype=dtype) for a in (Y0, U, Z)]
     with _KERNEL_LOCK:
