@@ -43,8 +43,8 @@ __all__ = ["LowRankSegmentTree", "NodeInfo"]
 
 #: Description of one tree node, as returned by :meth:`LowRankSegmentTree.nodes`.
 #: ``first``/``last`` are the 1-based orders of the corrections it sums;
-#: ``rank`` is the recompressed rank (for dense nodes, the rank at the moment the
-#: node became dense, or an upper bound when a dense child was involved).
+#: ``rank`` is the recompressed rank (for dense nodes, an upper bound: the rank at
+#: the moment the node became dense, or the children's summed rank).
 NodeInfo = namedtuple("NodeInfo", "level index first last rank dense nbytes")
 NodeInfo.__doc__ = """One stored node of a :class:`LowRankSegmentTree`, as reported by its ``nodes()``.
 
@@ -57,7 +57,8 @@ index : int
 first, last : int
     The node holds ``Δ_first + ... + Δ_last``.
 rank : int
-    Width of the stored factors; for a dense node, an upper bound of its rank.
+    Width of the stored factors; for a dense node, an upper bound of its rank
+    (after an update, the summed rank of its children).
 dense : bool
     Whether the node is kept as a dense m×n matrix (factored form would cost more).
 nbytes : int
@@ -205,9 +206,14 @@ class LowRankSegmentTree:
                                                ``tol``, one canonical node per order instead of a leaf
     :meth:`matrix` (order ``k``)               ``O(m n c_k)``, plus the cache entry as for a query
     :meth:`operator`                           ``O(1)``; each product costs a :meth:`query`
-    :meth:`update`                             ``⌈log2 K⌉`` merges (the leaf's ancestors)
-    :meth:`append`                             ``⌈log2 (K + 1)⌉`` merges; the capacity doubles when
-                                               full (one more level, no rebuild)
+    :meth:`update`                             each of the ``⌈log2 K⌉`` ancestors changes by the same
+                                               ``A Bᵀ`` of width ``p <= 2 r``: a dense one by a GEMM,
+                                               ``O(m n p)``; a low-rank one of rank ``ρ`` is
+                                               recompressed from its own factors, ``O((m + n)(ρ + p)²
+                                               + (ρ + p)³)`` (no QR of its children); a merge of the
+                                               children where that is not possible (see Notes)
+    :meth:`append`                             as :meth:`update` (``⌈log2 (K + 1)⌉`` ancestors); the
+                                               capacity doubles when full (one more level, no rebuild)
     :meth:`canonical_nodes`, ``query_cost``    ``O(log K)``
     :meth:`nodes`, ``nbytes``                  ``O(K)``
     :meth:`correction`, ``base``               ``O(1)`` (``base`` copies ``m n`` entries where the
@@ -237,6 +243,32 @@ class LowRankSegmentTree:
     Leaves with factor width ``r > min(m, n)`` are recompressed losslessly on
     insertion.  A failed :meth:`update` or :meth:`append` leaves the tree
     unchanged: every new node is computed before any is stored.
+
+    **Updates.**  Replacing ``Δ_i`` changes every ancestor by
+    ``A Bᵀ = U_new V_newᵀ - U_old V_oldᵀ``.  A dense ancestor whose children
+    are low-rank takes that GEMM update; a low-rank ancestor is recompressed
+    from its own factors plus ``A, B``; an ancestor with a dense child is the
+    plain sum of its children (``O(m n)``).  The children are merged instead
+    when the lossy ``rtol`` is in force (truncations would add up over
+    updates), when a dense node's children could again be stored factored, and
+    when the rounding carried by incremental steps, estimated as
+    ``eps (‖node‖_F + (p + 2) ‖A‖_F ‖B‖_F)`` per step, would exceed
+    ``32 eps ‖node‖_F``: an ancestor is at most 32 steps from a fresh
+    computation, a change that cancels most of a node refreshes it at once,
+    and an updated tree agrees with a rebuilt one to rounding (not bit for
+    bit).
+
+    **Cache memory.**  The cache entry of order ``k`` holds the concatenated
+    factors of its low-rank canonical nodes, ``(m + n) c_k`` entries, plus,
+    when some canonical node is dense, the sum of the base and the dense
+    nodes, ``m n`` entries.  Such an entry is *folded* once the queries of
+    that order have spent on its low-rank product the work of the fold
+    (``m n c_k`` flops, so from about ``m n / (m + n)`` columns in all): the
+    factors are added into the dense part and freed, the entry holds
+    ``m n`` entries (the size of a dense ``W_k``) and a query is one GEMM.  An
+    order without a dense canonical node never folds (it would grow), nor do
+    matrices under 4096 entries.  The cache is bounded by ``cache_bytes``
+    (least recently used entries go first); ``cache_nbytes`` reports it.
 
     **Ownership.**  The tree copies the caller's arrays (base, factor pairs,
     dense corrections; in the constructor, :meth:`update` and :meth:`append`)

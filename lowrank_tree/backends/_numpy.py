@@ -91,7 +91,18 @@ def accumulate_orders(Y0, U, Z, xp=None):
     K = U.shape[0]
     out = np.empty((K + 1,) + Y0.shape, dtype=dtype)
     out[0] = Y0
+    if Y0.size < _INPLACE_SLICE_MIN:
+        # small slices: one batched GEMM costs fewer calls than K small ones
+        np.matmul(U, Z, out=out[1:])
+        for k in range(K):
+            np.add(out[k + 1], out[k], out=out[k + 1])
+        return out
     for k in range(K):
         np.matmul(U[k], Z[k], out=out[k + 1])
         np.add(out[k + 1], out[k], out=out[k + 1])
     return out
+
+
+#: Orders of at least this many entries (m b) are multiplied one at a time, each
+#: added to the previous order while still in cache; smaller ones in one batch.
+_INPLACE_SLICE_MIN = 2**14

@@ -3,6 +3,7 @@
 import tracemalloc
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -32,10 +33,12 @@ def test_all_orders_matches_dense(lib, K, m, n, b, r, seed, exp):
     assert np.abs(got - ref).max() <= 64 * (K + 1) * (n + r) * np.finfo(float).eps * max(scale, 1e-300)
 
 
-def test_numpy_accumulate_orders_in_place_peak_memory():
+@pytest.mark.parametrize("K, m, b", [(64, 96, 32), (6, 300, 64)])  # batched and one-order-at-a-time paths
+def test_numpy_accumulate_orders_in_place_peak_memory(K, m, b):
     """The NumPy kernel allocates the output and nothing of its size besides."""
     rng = np.random.default_rng(0)
-    K, m, r, b = 64, 96, 3, 32
+    r = 3
+    assert (m * b < _numpy._INPLACE_SLICE_MIN) == (K == 64)
     Y0, U, Z = rng.standard_normal((m, b)), rng.standard_normal((K, m, r)), rng.standard_normal((K, r, b))
     tracemalloc.start()
     out = _numpy.accumulate_orders(Y0, U, Z)

@@ -65,9 +65,10 @@ def test_many_random_updates_match_dense_and_rebuild(lib, m, n, K, r):
     eps = np.finfo(np.float64).eps
     assert np.abs(got - ref).max() <= 1e4 * eps * scale
     assert np.abs(got - fresh).max() <= 1e4 * eps * scale
-    for k in (0, 1, len(deltas) // 2, len(deltas)):
-        q = lib.to_numpy(tree.query(k, lib.asarray(X)))
+    for k in range(len(deltas) + 1):
+        q = lib.to_numpy(tree.query(k, lib.asarray(X)))  # reads the updated internal nodes
         assert np.abs(q - ref[k]).max() <= 1e4 * eps * scale
+        assert np.abs(q - lib.to_numpy(rebuilt.query(k, lib.asarray(X)))).max() <= 1e4 * eps * scale
         np.testing.assert_allclose(lib.to_numpy(tree.matrix(k)), _dense_orders(base, deltas[:k])[-1],
                                    atol=1e4 * eps * scale, rtol=0)
 
