@@ -13,7 +13,8 @@ with BLAS on one thread (the machines are shared; ratios are what carry over).
 * ``query``: at the largest tree, order k = K - 1 (the most canonical nodes),
   b in {1, 64}: cold (cache cleared), cached (factors not folded), folded, the
   one-time fold, a dense GEMM with ``W_k`` (the floor) and the cache memory;
-* ``all_orders``: numpy (tree) and the backend kernels on the same inputs,
+* ``all_orders``: numpy (tree) and the backend kernels on the same inputs
+  (numba's default path and its fused kernel, with Numba's threads),
   against the output-write floor (``np.empty`` + fill of the (K+1, m, b)
   output), K + 1 dense GEMMs (one timed, times K + 1) and peak memory.
 
@@ -29,12 +30,13 @@ import pathlib
 import time
 import tracemalloc
 
+import numba
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import lowrank_tree.tree as tree_module
 from lowrank_tree import LowRankSegmentTree
-from lowrank_tree.backends import _numba, _numpy
+from lowrank_tree.backends import _numba, _numba_kernels, _numpy
 from lowrank_tree.benchmark import median_time, write_json
 
 TARGETS = {"update_over_dense_add_max": 10.0, "all_orders_over_floor_max": 2.0,
@@ -171,8 +173,11 @@ def bench_all_orders(tree, b, repeat, rng):
            "tree_numpy": median_time(lambda: tree.all_orders(X), repeat=repeat),
            "kernel_numpy_inplace": median_time(lambda: _numpy.accumulate_orders(Y0, Ust, Z), repeat=repeat),
            "kernel_previous_numpy": median_time(lambda: _numpy.prefix_sum(Y0, Ust @ Z), repeat=repeat)}
-    _numba.accumulate_orders(Y0, Ust, Z)  # compile / load from cache
     res["kernel_numba"] = median_time(lambda: _numba.accumulate_orders(Y0, Ust, Z), repeat=repeat)
+    fused = _numba_kernels.all_orders  # the fused kernel itself (off by default)
+    threads = numba.get_num_threads()
+    fused(Y0, Ust, Z, threads)  # compile / load from cache
+    res["kernel_numba_fused"] = median_time(lambda: fused(Y0, Ust, Z, threads), repeat=repeat)
     W = tree.matrix(K)
     res["one_dense_gemm"] = median_time(lambda: W @ X, repeat=repeat)
     res["K_plus_1_dense_gemms"] = res["one_dense_gemm"] * (K + 1)
@@ -188,6 +193,7 @@ def bench_all_orders(tree, b, repeat, rng):
             "peak_bytes": peaks, "output_bytes": out_bytes,
             "ratios": {"tree_numpy_over_floor": res["tree_numpy"] / res["floor"],
                        "numba_over_floor": res["kernel_numba"] / res["floor"],
+                       "numba_fused_over_floor": res["kernel_numba_fused"] / res["floor"],
                        "previous_numpy_over_floor": res["kernel_previous_numpy"] / res["floor"],
                        "dense_gemms_over_tree": res["K_plus_1_dense_gemms"] / res["tree_numpy"],
                        "tree_peak_over_output": peaks["tree_numpy"] / out_bytes,
