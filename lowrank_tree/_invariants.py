@@ -80,6 +80,13 @@ def check_tree(tree):
         for k, entry in tree._cache.items():
             assert 0 <= k <= K, f"cache entry for order {k} > K = {K}"
             fresh = tree._assemble([levels[h][j] for h, j in _prefix_index(k)], tree._base)
+            if entry.folded:  # the factors were folded into the dense part: compare the sum
+                assert fresh.dense is not None and entry.U.shape[1] == 0, f"cache entry {k}: folded layout"
+                want = host(fresh.dense) + host(fresh.U) @ host(fresh.V).T
+                assert np.allclose(host(entry.dense), want, rtol=0, atol=rounding * np.abs(want).max()), \
+                    f"cache entry {k} (folded) is not the current nodes"
+                used += entry.nbytes
+                continue
             assert entry.nbytes == fresh.nbytes and entry.n_dense == fresh.n_dense, f"cache entry {k}: layout"
             for got, want in ((entry.dense, fresh.dense), (entry.U, fresh.U), (entry.V, fresh.V)):
                 assert (got is None) == (want is None), f"cache entry {k}: dense part"

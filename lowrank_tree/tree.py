@@ -22,6 +22,7 @@ from collections import OrderedDict, namedtuple
 from collections.abc import Sequence
 from typing import Any
 
+from ._norms import fro_norm
 from ._ownership import exposed, take
 from ._typing import Array, ArrayLike, CorrectionLike
 from ._validation import (
@@ -43,8 +44,8 @@ __all__ = ["LowRankSegmentTree", "NodeInfo"]
 
 #: Description of one tree node, as returned by :meth:`LowRankSegmentTree.nodes`.
 #: ``first``/``last`` are the 1-based orders of the corrections it sums;
-#: ``rank`` is the recompressed rank (for dense nodes, the rank at the moment the
-#: node became dense, or an upper bound when a dense child was involved).
+#: ``rank`` is the recompressed rank (for dense nodes, an upper bound: the rank at
+#: the moment the node became dense, or the children's summed rank).
 NodeInfo = namedtuple("NodeInfo", "level index first last rank dense nbytes")
 NodeInfo.__doc__ = """One stored node of a :class:`LowRankSegmentTree`, as reported by its ``nodes()``.
 
@@ -57,7 +58,8 @@ index : int
 first, last : int
     The node holds ``Δ_first + ... + Δ_last``.
 rank : int
-    Width of the stored factors; for a dense node, an upper bound of its rank.
+    Width of the stored factors; for a dense node, an upper bound of its rank
+    (after an update, the summed rank of its children).
 dense : bool
     Whether the node is kept as a dense m×n matrix (factored form would cost more).
 nbytes : int
@@ -74,26 +76,54 @@ class _Node:
     """A stored node: factors ``U``, ``V`` (``D is None``) or a dense ``D``.
 
     ``orth`` records that the factor columns are orthogonal (true of every
-    recompressed node), which the Numba merge kernel exploits.
+    recompressed node), which the Numba merge kernel and the incremental
+    update exploit.  ``drift`` bounds, in units of ``eps``, the rounding
+    carried by incremental updates since the node was last computed from its
+    children (0 for a node computed from them; see ``_DRIFT_LIMIT``).
     """
 
-    __slots__ = ("U", "V", "D", "rank", "orth")
+    __slots__ = ("U", "V", "D", "rank", "orth", "drift")
 
-    def __init__(self, U=None, V=None, D=None, rank=0, orth=False):
-        self.U, self.V, self.D, self.rank, self.orth = U, V, D, rank, orth
+    def __init__(self, U=None, V=None, D=None, rank=0, orth=False, drift=0):
+        self.U, self.V, self.D, self.rank, self.orth, self.drift = U, V, D, rank, orth, drift
 
     @property
     def dense(self):
         return self.D is not None
 
 
+#: Rounding budget of incrementally updated ancestors, in units of ``eps ‖node‖_F``.
+#: Each step ``new = old + A Bᵀ`` adds rounding of at most about
+#: ``eps (‖new‖_F + (p + 2) ‖A‖_F ‖B‖_F)`` (``‖old‖ <= ‖new‖ + ‖A Bᵀ‖``);
+#: once the summed estimate exceeds ``_DRIFT_LIMIT · eps · ‖new‖_F`` the node
+#: is recomputed from its children instead.  So an ancestor is at most
+#: ``_DRIFT_LIMIT`` steps from a fresh computation, and a change that cancels
+#: most of a node (a large correction replaced by a small one) refreshes it at
+#: once: the drift from a rebuilt tree stays within ``_DRIFT_LIMIT · eps`` of
+#: the node's current size, inside the lossless rtol ``max(m, n) · eps``.
+_DRIFT_LIMIT = 32
+
+
+#: Matrices with fewer entries are never folded: their queries cost Python
+#: overhead more than arithmetic, and an unfolded entry answers bit for bit the
+#: same on every call.
+_FOLD_MIN_ENTRIES = 2**12
+
+
 class _Assembled:
-    """Concatenated canonical nodes: ``dense @ X + U @ (V.T @ X)``."""
+    """Concatenated canonical nodes: ``dense @ X + U @ (V.T @ X)``.
 
-    __slots__ = ("dense", "U", "V", "n_dense", "nbytes")
+    ``work`` counts the flops the entry's low-rank GEMM pair has cost so far
+    (``(m + n) c b`` per query), ``folded`` records that the factors were
+    folded into ``dense`` (then ``U`` and ``V`` have no columns).  Entries are
+    never changed in place once cached, except ``work`` (under the tree's lock).
+    """
 
-    def __init__(self, dense, U, V, n_dense, size):
+    __slots__ = ("dense", "U", "V", "n_dense", "nbytes", "work", "folded")
+
+    def __init__(self, dense, U, V, n_dense, size, folded=False):
         self.dense, self.U, self.V, self.n_dense, self.nbytes = dense, U, V, n_dense, size
+        self.work, self.folded = 0, folded
 
 
 class LowRankSegmentTree:
@@ -178,9 +208,14 @@ class LowRankSegmentTree:
                                                ``tol``, one canonical node per order instead of a leaf
     :meth:`matrix` (order ``k``)               ``O(m n c_k)``, plus the cache entry as for a query
     :meth:`operator`                           ``O(1)``; each product costs a :meth:`query`
-    :meth:`update`                             ``⌈log2 K⌉`` merges (the leaf's ancestors)
-    :meth:`append`                             ``⌈log2 (K + 1)⌉`` merges; the capacity doubles when
-                                               full (one more level, no rebuild)
+    :meth:`update`                             each of the ``⌈log2 K⌉`` ancestors changes by the same
+                                               ``A Bᵀ`` of width ``p <= 2 r``: a dense one by a GEMM,
+                                               ``O(m n p)``; a low-rank one of rank ``ρ`` is
+                                               recompressed from its own factors, ``O((m + n)(ρ + p)²
+                                               + (ρ + p)³)`` (no QR of its children); a merge of the
+                                               children where that is not possible (see Notes)
+    :meth:`append`                             as :meth:`update` (``⌈log2 (K + 1)⌉`` ancestors); the
+                                               capacity doubles when full (one more level, no rebuild)
     :meth:`canonical_nodes`, ``query_cost``    ``O(log K)``
     :meth:`nodes`, ``nbytes``                  ``O(K)``
     :meth:`correction`, ``base``               ``O(1)`` (``base`` copies ``m n`` entries where the
@@ -210,6 +245,32 @@ class LowRankSegmentTree:
     Leaves with factor width ``r > min(m, n)`` are recompressed losslessly on
     insertion.  A failed :meth:`update` or :meth:`append` leaves the tree
     unchanged: every new node is computed before any is stored.
+
+    **Updates.**  Replacing ``Δ_i`` changes every ancestor by
+    ``A Bᵀ = U_new V_newᵀ - U_old V_oldᵀ``.  A dense ancestor whose children
+    are low-rank takes that GEMM update; a low-rank ancestor is recompressed
+    from its own factors plus ``A, B``; an ancestor with a dense child is the
+    plain sum of its children (``O(m n)``).  The children are merged instead
+    when the lossy ``rtol`` is in force (truncations would add up over
+    updates), when a dense node's children could again be stored factored, and
+    when the rounding carried by incremental steps, estimated as
+    ``eps (‖node‖_F + (p + 2) ‖A‖_F ‖B‖_F)`` per step, would exceed
+    ``32 eps ‖node‖_F``: an ancestor is at most 32 steps from a fresh
+    computation, a change that cancels most of a node refreshes it at once,
+    and an updated tree agrees with a rebuilt one to rounding (not bit for
+    bit).
+
+    **Cache memory.**  The cache entry of order ``k`` holds the concatenated
+    factors of its low-rank canonical nodes, ``(m + n) c_k`` entries, plus,
+    when some canonical node is dense, the sum of the base and the dense
+    nodes, ``m n`` entries.  Such an entry is *folded* once the queries of
+    that order have spent on its low-rank product the work of the fold
+    (``m n c_k`` flops, so from about ``m n / (m + n)`` columns in all): the
+    factors are added into the dense part and freed, the entry holds
+    ``m n`` entries (the size of a dense ``W_k``) and a query is one GEMM.  An
+    order without a dense canonical node never folds (it would grow), nor do
+    matrices under 4096 entries.  The cache is bounded by ``cache_bytes``
+    (least recently used entries go first); ``cache_nbytes`` reports it.
 
     **Ownership.**  The tree copies the caller's arrays (base, factor pairs,
     dense corrections; in the constructor, :meth:`update` and :meth:`append`)
@@ -524,7 +585,7 @@ class LowRankSegmentTree:
         X, vector = self._check_X(X)
         if _is_scalar(k):
             k = check_int(k, "k", 0, self._K)
-            Y = self._apply(self._prefix(k), X, self._base)
+            Y = self._apply(self._prefix(k, X.shape[1]), X, self._base)
         else:
             Y = self._mixed_query(k, X)
         return Y[:, 0] if vector else Y
@@ -813,17 +874,86 @@ class LowRankSegmentTree:
         return out
 
     def _path(self, pos, leaf, grow):
-        """New nodes on the path from leaf position ``pos`` to the root."""
-        levels = self._levels
+        """New nodes on the path from leaf position ``pos`` to the root.
+
+        Every ancestor changes by the same ``A Bᵀ = U_new V_newᵀ - U_old V_oldᵀ``
+        (the new leaf minus the one it replaces; padding for an append), so an
+        ancestor is updated from its old value where that is cheaper than
+        merging its children (:meth:`_updated`); nothing is stored here.
+        """
+        xp, levels = self._xp, self._levels
         top = len(levels) - 1 + (1 if grow else 0)
-        path, node = [(0, pos, leaf)], leaf
+        old_leaf = levels[0][pos] if pos < len(levels[0]) else self._empty
+        if old_leaf.rank:
+            A = xp.concat([leaf.U, -old_leaf.U], axis=1)
+            B = xp.concat([leaf.V, old_leaf.V], axis=1)
+        else:
+            A, B = leaf.U, leaf.V
+        # rounding of one incremental step, beyond the node's own size (see _DRIFT_LIMIT)
+        step = (A.shape[1] + 2) * fro_norm(A, xp) * fro_norm(B, xp)
+        path, node, old_child = [(0, pos, leaf)], leaf, old_leaf
         for h in range(top):
             j = pos >> h
             sib_j = j ^ 1
             sib = levels[h][sib_j] if sib_j < len(levels[h]) else self._empty
-            node = self._merge_pairs([(node, sib) if j % 2 == 0 else (sib, node)])[0]
-            path.append((h + 1, j >> 1, node))
+            pair = (node, sib) if j % 2 == 0 else (sib, node)
+            up = j >> 1
+            old = levels[h + 1][up] if h + 1 < len(levels) and up < len(levels[h + 1]) else None
+            new = None
+            if old is not None and old is not old_child and old is not sib and old is not self._empty:
+                new = self._updated(old, pair, A, B, step)
+            if new is None:
+                new = self._merge_pairs([pair])[0]
+            node, old_child = new, old
+            path.append((h + 1, up, node))
         return path
+
+    def _updated(self, old, pair, A, B, step):
+        """``old + A Bᵀ`` for an ancestor whose children are ``pair``, or None to merge them.
+
+        Only where both children are low-rank and non-empty (a dense child
+        makes the node the plain sum of its children, ``O(m n)`` already):
+
+        * a dense node stays dense and takes the rank-``p`` GEMM update,
+          ``O(m n p)``, instead of a QR and SVD of its children's summed rank
+          (up to ``2 min(m, n)``); its rank is then the bound ``r_a + r_b``;
+        * a recompressed low-rank node is recompressed from its own factors and
+          the ``p`` new columns (the backend's ``update_node``): one SVD of
+          size ``r + p`` and no QR of the stacked children; with a lossy rtol
+          the children are merged instead, so that truncation errors do not
+          add up over updates.
+
+        ``step`` is ``(p + 2) ‖A‖_F ‖B‖_F``.  Once the rounding carried
+        exceeds the budget ``_DRIFT_LIMIT · ‖new‖_F`` (units of eps), a dense
+        node is recomputed from its children's factors in one GEMM, and a
+        low-rank one by merging them.
+        """
+        a, b = pair
+        m, n = self.shape
+        xp = self._xp
+        if a.dense or b.dense or not a.rank or not b.rank:
+            return None
+        bound = min(m, n, a.rank + b.rank)
+        if old.dense:
+            if bound * (m + n) < m * n:
+                return None  # the sum may fit factored again: merge
+            D = old.D + A @ xp.matrix_transpose(B)
+            size = fro_norm(D, xp)
+            drift = old.drift + size + step
+            if drift > _DRIFT_LIMIT * size:
+                D = xp.concat([a.U, b.U], axis=1) @ xp.matrix_transpose(xp.concat([a.V, b.V], axis=1))
+                drift = 0.0
+            return _Node(D=D, rank=bound, drift=drift)
+        if not old.orth or not old.rank or self._lossy() or old.rank + A.shape[1] > min(m, n):
+            return None
+        node = self._ops.update_node(old.U, old.V, A, B, self._effective_tol(), xp)
+        if node.D is not None:
+            return None  # became dense: the children's sum gives it without carried rounding
+        size = fro_norm(node.U, xp)  # = ‖U Vᵀ‖_F: V is orthonormal
+        drift = old.drift + size + step
+        if drift > _DRIFT_LIMIT * size:
+            return None
+        return _Node(node.U, node.V, rank=node.rank, orth=True, drift=drift)
 
     def _commit(self, path, grow):
         """Store the new nodes of ``path`` (caller holds both locks); a new version of the tree."""
@@ -874,20 +1004,38 @@ class LowRankSegmentTree:
         size = nbytes(U, xp) + nbytes(V, xp) + (nbytes(D, xp) if D is not None else 0)
         return _Assembled(D, U, V, len(dense), size)
 
-    def _prefix(self, k):
+    def _prefix(self, k, b=0):
         """Assembled canonical nodes of ``[1, k]`` with the base, LRU-cached per ``k``.
 
         The nodes are read under the lock, assembled outside it, and the entry
         is stored only if no change happened meanwhile (it would describe a
         state the tree no longer has) and no other thread stored ``k`` first.
+
+        ``b`` is the batch width about to be applied.  An entry with a dense
+        part is *folded* (``dense + U Vᵀ``: one GEMM per query, and the factors
+        freed) once the low-rank products its queries have paid reach the
+        one-time cost of the fold, ``m n c`` flops for inner dimension ``c``:
+        the rent-or-buy rule, so a hot order costs at most about twice what
+        the better of the two forms would have, and a cold one pays no fold.
+        The folded entry answers to rounding what the unfolded one did, not
+        bit for bit.  Matrices below ``_FOLD_MIN_ENTRIES`` entries never fold.
         """
         with self._lock:
             entry = self._cache.get(k)
             if entry is not None:
                 self._cache.move_to_end(k)
-                return entry
-            version = self._version
-            nodes = [self._levels[h][j] for h, j in _prefix_index(k)]
+                c = entry.U.shape[1]
+                if entry.dense is None or not c or self._m * self._n < _FOLD_MIN_ENTRIES:
+                    return entry
+                entry.work += (self._m + self._n) * c * b
+                if entry.work < self._m * self._n * c:
+                    return entry
+                version = self._version
+            else:
+                version = self._version
+                nodes = [self._levels[h][j] for h, j in _prefix_index(k)]
+        if entry is not None:
+            return self._fold(k, entry, version)
         entry = self._assemble(nodes, self._base)
         if entry.nbytes <= self._cache_limit:
             with self._lock:
@@ -897,6 +1045,24 @@ class LowRankSegmentTree:
                     while self._cache_used > self._cache_limit:
                         self._cache_used -= self._cache.popitem(last=False)[1].nbytes
         return entry
+
+    def _fold(self, k, entry, version):
+        """``entry`` with its factors folded into its dense part, replacing it in the cache.
+
+        A new dense array (entries in the cache are never written to: other
+        threads may be reading them); the cached entry is swapped only if it
+        is still the one for the current state.  Memory goes down, ``m n`` for
+        the dense part against ``m n + (m + n) c`` before.
+        """
+        xp = self._xp
+        D = entry.dense + entry.U @ xp.matrix_transpose(entry.V)
+        U, V = self._empty.U, self._empty.V
+        folded = _Assembled(D, U, V, entry.n_dense, nbytes(D, xp) + nbytes(U, xp) + nbytes(V, xp), folded=True)
+        with self._lock:
+            if self._version == version and self._cache.get(k) is entry:
+                self._cache[k] = folded
+                self._cache_used += folded.nbytes - entry.nbytes
+        return folded
 
     def _apply(self, entry, X, base):
         W = entry.dense if entry.dense is not None else base

@@ -7,7 +7,7 @@ the kernels do not cover runs exactly as on the ``numpy`` backend.  The kernels
 * ``merge_pairs``: the recompression of every node pair of a tree level in
   one parallel call (build, update, append);
 * ``accumulate_orders``: the all-orders running sum, fused with the
-  per-leaf products.
+  per-leaf products (off by default: NumPy's in-place path measured faster).
 
 While pairs are merged, BLAS and LAPACK are limited to one thread each: the
 parallelism is over nodes, nested OpenBLAS threads on top of Numba's
@@ -41,11 +41,14 @@ from .contract import MergedNode
 #: could leave BLAS on one thread for good.  Each call uses every core anyway.
 _KERNEL_LOCK = threading.Lock()
 
-#: The fused all-orders kernel needs batches this wide and outputs this large
-#: (entries of the (K + 1, m, b) result): below either, the parallel region
-#: costs more than it saves and NumPy's path measured faster.
+#: The fused all-orders kernel runs for batches at least this wide and outputs
+#: (entries of the (K + 1, m, b) result) at least ``FUSED_MIN_OUTPUT`` large.
+#: ``FUSED_MIN_OUTPUT = None`` (the default) never runs it: NumPy's in-place
+#: path (one GEMM per order into the output, the previous order added while in
+#: cache) measured 1.3-5x faster on every size timed (``bench/tree_ops.py``:
+#: K = 64-1024, m = 256-1024, b = 16-256).
 FUSED_MIN_BATCH = 16
-FUSED_MIN_OUTPUT = 2**21
+FUSED_MIN_OUTPUT = None
 #: A single pair narrower than this (``r_a + r_b``) takes the portable NumPy path.
 SERIAL_KERNEL_MIN_WIDTH = 64
 #: A single pair at least this wide (``r_a + r_b``) is merged with BLAS on all
@@ -145,18 +148,19 @@ def _merge_pairs_kernel(pairs, tol):
 
 
 def accumulate_orders(Y0, U, Z, xp=None):
-    """``out[0] = Y0``, ``out[k + 1] = out[k] + U[k] @ Z[k]``: one fused parallel kernel.
+    """``out[0] = Y0``, ``out[k + 1] = out[k] + U[k] @ Z[k]``: NumPy's in-place path or a fused kernel.
 
-    ``Y0`` (m, b), ``U`` (K, m, r), ``Z`` (K, r, b) -> (K + 1, m, b).  Batches
-    narrower than :data:`FUSED_MIN_BATCH` and outputs smaller than
-    :data:`FUSED_MIN_OUTPUT` take the NumPy path (batched GEMM, then running
-    adds), which measured faster there.
+    ``Y0`` (m, b), ``U`` (K, m, r), ``Z`` (K, r, b) -> (K + 1, m, b).  The
+    fused parallel kernel runs only where :data:`FUSED_MIN_OUTPUT` and
+    :data:`FUSED_MIN_BATCH` allow it (by default nowhere); elsewhere NumPy's
+    in-place path (one GEMM per order into the output, then an in-place add),
+    which measured faster.
     """
     import numba
 
     K, m, b = U.shape[0], Y0.shape[0], Y0.shape[1]
-    if b < FUSED_MIN_BATCH or (K + 1) * m * b < FUSED_MIN_OUTPUT:
-        return _numpy.prefix_sum(Y0, U @ Z)
+    if FUSED_MIN_OUTPUT is None or b < FUSED_MIN_BATCH or (K + 1) * m * b < FUSED_MIN_OUTPUT:
+        return _numpy.accumulate_orders(Y0, U, Z)
     dtype = np.result_type(Y0.dtype, U.dtype, Z.dtype)
     args = [np.ascontiguousarray(a, dtype=dtype) for a in (Y0, U, Z)]
     with _KERNEL_LOCK:

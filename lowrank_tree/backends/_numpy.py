@@ -76,3 +76,33 @@ def prefix_sum(first, C):
     for k in range(C.shape[0]):
         np.add(out[k], C[k], out=out[k + 1])
     return out
+
+
+def accumulate_orders(Y0, U, Z, xp=None):
+    """``out[0] = Y0``, ``out[k + 1] = out[k] + U[k] @ Z[k]``, accumulated in the output.
+
+    ``Y0`` (m, b), ``U`` (K, m, r), ``Z`` (K, r, b) -> (K + 1, m, b).  Each
+    product is written straight into its slot of the output and the previous
+    order added to it while both are still in cache: no (K, m, b)
+    intermediate (peak memory is the output), and the output is streamed to
+    memory about once.
+    """
+    dtype = np.result_type(Y0.dtype, U.dtype, Z.dtype)
+    K = U.shape[0]
+    out = np.empty((K + 1,) + Y0.shape, dtype=dtype)
+    out[0] = Y0
+    if Y0.size < _INPLACE_SLICE_MIN:
+        # small slices: one batched GEMM costs fewer calls than K small ones
+        np.matmul(U, Z, out=out[1:])
+        for k in range(K):
+            np.add(out[k + 1], out[k], out=out[k + 1])
+        return out
+    for k in range(K):
+        np.matmul(U[k], Z[k], out=out[k + 1])
+        np.add(out[k + 1], out[k], out=out[k + 1])
+    return out
+
+
+#: Orders of at least this many entries (m b) are multiplied one at a time, each
+#: added to the previous order while still in cache; smaller ones in one batch.
+_INPLACE_SLICE_MIN = 2**14
