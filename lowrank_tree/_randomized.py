@@ -143,7 +143,9 @@ def adaptive_qb(A, thr, xp, rng, backend, *, block=16, power_iters=2, max_cols=N
     is orthogonalised against the previous ``Q`` twice ("twice is enough") so
     that the identity holds to working precision.  Subtracting nearly equal
     numbers loses all digits once ``thr²`` is near ``eps·‖A‖_F²``; hence the
-    explicit check, after which ``E`` restarts from the measured residual.
+    explicit check (also made once ``E`` is down to ``4·eps·max(m, n)``, its
+    rounding level, which a tolerance below it would otherwise never see
+    reached), after which ``E`` restarts from the measured residual.
     The indicator is kept relative to ``‖A‖_F²`` (every norm is divided by
     ``‖A‖_F`` before it is squared), so that it neither under- nor overflows
     whatever the scale of ``A``.
@@ -161,6 +163,8 @@ def adaptive_qb(A, thr, xp, rng, backend, *, block=16, power_iters=2, max_cols=N
     # relative indicator E / ‖A‖² and threshold (thr / ‖A‖)²: scale-free
     thr2 = (float(thr) / norm_a) ** 2
     E = 1.0
+    # Below a few eps·max(m, n) the indicator is rounding noise.
+    stuck = 4 * float(xp.finfo(dtype).eps) * max(m, n)
     AH = conj_transpose(A, xp)
     while True:
         found = Q.shape[1]
@@ -181,7 +185,10 @@ def adaptive_qb(A, thr, xp, rng, backend, *, block=16, power_iters=2, max_cols=N
         Q = xp.concat([Q, Qi], axis=1)
         B = xp.concat([B, Bi], axis=0)
         E = E - (fro_norm(Bi, xp) / norm_a) ** 2
-        if E <= thr2:
+        if E <= thr2 or E <= stuck:
+            # Claimed convergence, or E down to its own rounding error (where
+            # it may never reach a tolerance below that): only the measured
+            # residual can tell.
             res = fro_norm(A - Q @ B, xp)
             if res <= thr:
                 return Q, B, res

@@ -46,8 +46,6 @@ if TYPE_CHECKING:
 __all__ = ["Cascade", "PrecisionFloorWarning", "cascade_fit"]
 
 _METHODS = ("auto", "exact", "randomized")
-#: ``method="auto"`` uses the full SVD up to this ``min(m, n)``.
-AUTO_EXACT_MAX = 512
 #: Extra rank steps tried when rounding makes a tolerance-chosen rank miss.
 _MAX_GROW = 4
 #: Orders with ``min(m, n)`` up to this run their SVDs and QRs with one BLAS
@@ -401,7 +399,7 @@ def cascade_fit(mats: ArrayLike | Iterable[ArrayLike], *, ranks: int | Sequence[
         ``power_iters`` subspace iterations; tolerance: adaptive blocked
         randQB_EI); an order whose range would exceed ``min(m, n) / 2``
         columns falls back to the full SVD, which is cheaper by then.
-        ``'auto'``: exact when ``min(m, n) <= 512``, else randomized.
+        ``'auto'``: chosen per order from the work (see Notes).
     seed : None, int or numpy.random.Generator
         Seed of the random sketches; the same seed gives identical results.
         Checked on every call, whether or not the fit draws random numbers.
@@ -472,6 +470,17 @@ def cascade_fit(mats: ArrayLike | Iterable[ArrayLike], *, ranks: int | Sequence[
     ``nrm2`` reasons (naive first, rescaled when that under/overflows), no
     threshold is squared unscaled, and an order whose norms leave the safe
     range is fitted on ``2**-e`` times its data (exact) and scaled back.
+
+    *Method "auto".* The cost of the randomized path grows with the rank it
+    finds, that of the full SVD does not, so the choice follows the rank, not
+    the size.  Each order starts randomized; the range finder gives up and
+    the order takes the full SVD once the range passes ``min(m, n) / 2``
+    columns (fixed ranks: once ``r + oversample`` does).  An order that
+    needed the full SVD with a rank above ``min(m, n) / 4`` sends the next
+    order straight to the full SVD (its rank is likely as high: noise,
+    independent matrices), and an exact order with a lower rank sends the
+    next back to the randomized path.  :attr:`Cascade.method` is
+    ``'randomized'`` when any order used a randomized factorisation.
 
     *Threads.* For ``min(m, n) <= 512`` each order's factorisations run with
     one BLAS thread when threadpoolctl is installed (small LAPACK calls are
@@ -544,8 +553,8 @@ def cascade_fit(mats: ArrayLike | Iterable[ArrayLike], *, ranks: int | Sequence[
         shaped: list[Array] = []
         for k, M in enumerate(stream):
             shaped.append(_check_matrix(M, xp, k, shaped[0].shape if k else None))
-        method = _resolve_method(method, shaped[0].shape)
-        ranks = allocate_budget(shaped, budget, xp, method, opts,
+        # auto: the allocation's own sketches fall back to exact singular values by size
+        ranks = allocate_budget(shaped, budget, xp, "randomized" if method == "auto" else method, opts,
                                 one_blas_thread=min(shaped[0].shape) <= SMALL_BLAS_MAX)
         return _run(iter(shaped), xp, len(shaped) - 1, ranks, None, method, opts, backend)
     return _run(stream, xp, K, ranks, tol, method, opts, backend)
@@ -573,11 +582,34 @@ def _check_matrix(M, xp, k, shape):
     return M
 
 
-def _resolve_method(method, shape):
-    """The SVD method a fit of ``shape`` matrices runs: ``'auto'`` picks by size."""
-    if method != "auto":
-        return method
-    return "exact" if min(shape) <= AUTO_EXACT_MAX else "randomized"
+class _MethodChoice:
+    """The SVD method of each order: fixed, or for ``'auto'`` chosen from the previous order's work.
+
+    The randomized path costs about ``mn`` times the rank it finds and gives
+    up (to the full SVD) past ``min(m, n) / 2`` columns; an order whose
+    full-SVD rank was above ``min(m, n) / 4`` predicts a next order as
+    expensive, so that one goes to the full SVD without the wasted sketches.
+    """
+
+    def __init__(self, method, shape):
+        self.auto = method == "auto"
+        self.method = "randomized" if self.auto else method
+        self.high = min(shape) // 4
+        self.used = set()
+
+    def record(self, ran, rank):
+        """Note what order ``k`` ran (``'exact'``, ``'randomized'`` or None) and its rank."""
+        if ran is None:
+            return
+        self.used.add(ran)
+        if self.auto:
+            self.method = "exact" if ran == "exact" and rank > self.high else "randomized"
+
+    def reported(self):
+        """``Cascade.method``: ``'randomized'`` when any order used a randomized factorisation."""
+        if "randomized" in self.used or (not self.used and self.method == "randomized" and not self.auto):
+            return "randomized"
+        return "exact"
 
 
 class _TargetRanks:
@@ -624,7 +656,7 @@ def _run(stream, xp, K, ranks, tol, method, opts, backend=None):
     m, n = M.shape
     bound = min(m, n)
     targets = _TargetRanks(ranks, K, bound)
-    used = _resolve_method(method, (m, n))
+    choice = _MethodChoice(method, (m, n))
     # A copy, so that a view into a 3-D stack does not pin the stack.
     base = W = xp.asarray(M, copy=True)
     del M
@@ -640,7 +672,8 @@ def _run(stream, xp, K, ranks, tol, method, opts, backend=None):
         M = xp.astype(M, dt, copy=False)
         W = xp.astype(W, dt, copy=False)
         with small_blas(bound <= SMALL_BLAS_MAX):
-            delta, W, err, raised = _fit_order(M, W, r_req, tol, used, sketch, opts, xp)
+            delta, W, err, raised, ran = _fit_order(M, W, r_req, tol, choice.method, sketch, opts, xp)
+        choice.record(ran, delta.rank)
         used_tol = max(used_tol, raised)
         corrections.append(delta)
         errors.append(err)
@@ -656,14 +689,15 @@ def _run(stream, xp, K, ranks, tol, method, opts, backend=None):
     corrections = [LowRank._from_factors(xp.astype(c._U, dtype, copy=False),
                                          xp.astype(c._V, dtype, copy=False), xp)
                    for c in corrections]
-    return Cascade._from_parts(base, corrections, errors, used, xp, backend)
+    return Cascade._from_parts(base, corrections, errors, choice.reported(), xp, backend)
 
 
 def _fit_order(M, W, r_req, tol, method, sketch, opts, xp, rescaled=False):
-    """One cascade step: ``(Δ_k, Ŵ_k, errors[k], raised)`` from ``M_k`` and ``Ŵ_{k−1}``.
+    """One cascade step: ``(Δ_k, Ŵ_k, errors[k], raised, ran)`` from ``M_k`` and ``Ŵ_{k−1}``.
 
     ``raised`` is the relative tolerance actually used when a positive
-    ``tol`` was below the lossless floor, else 0.
+    ``tol`` was below the lossless floor, else 0; ``ran`` is the
+    factorisation used (``'exact'``, ``'randomized'``, or None for none).
     """
     m, n = M.shape
     dt = M.dtype
@@ -697,7 +731,7 @@ def _fit_order(M, W, r_req, tol, method, sketch, opts, xp, rescaled=False):
 
     if cand is None:
         delta = LowRank._from_factors(xp.zeros((m, 0), dtype=dt), xp.zeros((n, 0), dtype=dt), xp)
-        return delta, W, _rel(norm_r, norm_m), raised
+        return delta, W, _rel(norm_r, norm_m), raised, None
 
     Q, P, s, Wh, res = cand
     L = s.shape[0]
@@ -708,7 +742,7 @@ def _fit_order(M, W, r_req, tol, method, sketch, opts, xp, rescaled=False):
     grow = 0
     while True:
         delta = _factors(Q, P, s, Wh, r, xp)
-        W_new = W + delta.U @ xp.matrix_transpose(delta.V) if r else W
+        W_new = W + delta._U @ xp.matrix_transpose(delta._V) if r else W
         err = fro_norm(M - W_new, xp)
         # The rank came from ‖R − Δ‖ predicted through singular values; the
         # measured error can exceed the target by rounding.  Grow a little.
@@ -716,7 +750,11 @@ def _fit_order(M, W, r_req, tol, method, sketch, opts, xp, rescaled=False):
             break
         r = r + 1 if grow < _MAX_GROW - 1 else L
         grow += 1
-    return delta, W_new, _rel(err, norm_m), raised
+    if r_req is None and err > thr and Q is not None and method != "exact":
+        # the sketched range missed the tolerance after all (rounding): the
+        # full SVD decides, so that no reported error exceeds tol silently
+        return _fit_order(M, W, r_req, tol, "exact", sketch, opts, xp, rescaled)
+    return delta, W_new, _rel(err, norm_m), raised, "exact" if Q is None else "randomized"
 
 
 def _fit_order_rescaled(M, W, r_req, tol, method, sketch, opts, xp, norm_m, norm_w):
@@ -732,12 +770,12 @@ def _fit_order_rescaled(M, W, r_req, tol, method, sketch, opts, xp, norm_m, norm
     if not big < float("inf"):  # the norm itself is beyond float64: use max |entry|
         big = max(max_abs(M, xp), max_abs(W, xp))
     e = pow2_exponent(big)
-    delta, W_new, err, raised = _fit_order(scale_pow2(M, -e, xp), scale_pow2(W, -e, xp), r_req, tol,
-                                           method, sketch, opts, xp, rescaled=True)
+    delta, W_new, err, raised, ran = _fit_order(scale_pow2(M, -e, xp), scale_pow2(W, -e, xp), r_req, tol,
+                                                method, sketch, opts, xp, rescaled=True)
     if delta.rank == 0:
-        return delta, W, err, raised
-    delta = LowRank._from_factors(scale_pow2(delta.U, e, xp), delta.V, xp)
-    return delta, scale_pow2(W_new, e, xp), err, raised
+        return delta, W, err, raised, ran
+    delta = LowRank._from_factors(scale_pow2(delta._U, e, xp), delta._V, xp)
+    return delta, scale_pow2(W_new, e, xp), err, raised, ran
 
 
 def _rel(err, norm_m):
@@ -748,8 +786,10 @@ def _factors(Q, P, s, Wh, r, xp):
     """``Δ = U V^T`` from ``R ≈ (Q) P diag(s) Wh``: U = P[:, :r]·s, V = Wh[:r]^T (no conj)."""
     dt = P.dtype
     Pr = P[:, :r] if Q is None else Q @ P[:, :r]
-    U = Pr * xp.astype(s[:r], dt)
-    V = xp.matrix_transpose(Wh[:r, :])
+    U = Pr * xp.astype(s[:r], dt)  # a new (m, r) array
+    # A copy: a view would keep the whole SVD factor (up to n×n) alive, far
+    # more than the n×r that nbytes reports.
+    V = xp.asarray(xp.matrix_transpose(Wh[:r, :]), copy=True)
     return LowRank._from_factors(U, V, xp)
 
 
