@@ -1,0 +1,82 @@
+"""Memory the fit really holds: compact factors, honest ``nbytes``, a streaming peak of O(mn + Σ r(m+n)).
+
+Buffer ownership (``ndarray.base``) and ``tracemalloc`` are NumPy notions, so
+these tests run on NumPy arrays only.
+"""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from lowrank_tree import cascade_fit
+
+METHODS = ["auto", "exact", "randomized"]
+
+
+def drifting(K, m, n, rank, seed):
+    """Generator of ``M_0..M_K`` with rank-``rank`` steps, built one matrix at a time."""
+    rng = np.random.default_rng(seed)
+    M = rng.standard_normal((m, n))
+    yield M.copy()
+    for _ in range(K):
+        M = M + rng.standard_normal((m, rank)) @ rng.standard_normal((rank, n))
+        yield M.copy()
+
+
+def stored_arrays(c):
+    return [c._base] + [a for d in c._corrections for a in (d._U, d._V)]
+
+
+def owned_bytes(c):
+    """Bytes of the distinct buffers behind the cascade's arrays (the true memory held)."""
+    owners = {}
+    for a in stored_arrays(c):
+        o = a
+        while isinstance(o.base, np.ndarray):
+            o = o.base
+        owners[id(o)] = o.nbytes
+    return sum(owners.values())
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("mode", [dict(tol=1e-8), dict(ranks=3), dict(budget=400), dict()])
+@pytest.mark.parametrize("shape", [(40, 70), (70, 40)])
+def test_every_stored_factor_owns_compact_memory(method, mode, shape):
+    m, n = shape
+    c = cascade_fit(drifting(6, m, n, 3, 0), method=method, seed=0, **mode)
+    assert sum(c.ranks) > 0
+    for a in stored_arrays(c):
+        assert a.base is None or a.base.nbytes == a.nbytes, (a.shape, a.base.shape)
+    expected = m * n * 8 + sum(c.ranks) * (m + n) * 8  # independent of nbytes: the closed form
+    assert c.nbytes == owned_bytes(c) == expected
+
+
+@pytest.mark.parametrize("method", ["exact", "randomized"])
+def test_rescaled_orders_store_compact_factors_too(method):
+    mats = [M * 2.0**-1060 for M in drifting(3, 50, 30, 2, 1)]  # norms below the safe range
+    c = cascade_fit(mats, tol=1e-8, method=method, seed=0)
+    assert sum(c.ranks) > 0
+    assert c.nbytes == owned_bytes(c) == (50 * 30 + sum(c.ranks) * 80) * 8
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_streaming_fit_peak_memory_is_O_mn_plus_factors(method):
+    # At its peak one order holds the running fit Ŵ_{k−1}, the new target M_k
+    # (and the generator's own copy of it), R_k, Ŵ_k, the temporary M_k − Ŵ_k
+    # of the error check and the SVD's factors of R_k (two more m×n at most):
+    # about 8 m×n arrays, plus the base and the stored factors.  c = 12 leaves
+    # room for the range finder's and LAPACK's small work arrays.  A fit that
+    # kept every order's n×n SVD factor alive (views) exceeds it by K·n².
+    K, m, n, rank = 40, 64, 64, 2
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        c = cascade_fit(drifting(K, m, n, rank, 2), tol=1e-9, method=method, seed=0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert c.ranks == [rank] * K  # the reference: each step has rank 2 exactly
+    bound = 12 * m * n * 8 + sum(c.ranks) * (m + n) * 8
+    assert peak <= bound, (peak, bound)
+    assert K * n * n * 8 > bound  # the bound would catch pinned SVD factors
