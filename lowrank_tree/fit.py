@@ -43,7 +43,7 @@ from .factor import LowRank, correction_factors
 if TYPE_CHECKING:
     from .tree import LowRankSegmentTree
 
-__all__ = ["Cascade", "PrecisionFloorWarning", "cascade_fit"]
+__all__ = ["Cascade", "DenseCorrectionWarning", "PrecisionFloorWarning", "cascade_fit"]
 
 _METHODS = ("auto", "exact", "randomized")
 #: Extra rank steps tried when rounding makes a tolerance-chosen rank miss.
@@ -56,6 +56,17 @@ SMALL_BLAS_MAX = 512
 
 class PrecisionFloorWarning(UserWarning):
     """A requested ``tol`` was below what the working precision can resolve and was raised."""
+
+
+class DenseCorrectionWarning(UserWarning):
+    """Some fitted corrections store at least as many numbers as dense matrices would.
+
+    A rank-``r`` correction of an m×n family stores ``r (m + n)`` numbers,
+    more than the ``m n`` of a dense matrix once ``r >= m n / (m + n)``
+    (full-rank residuals: noise, independently trained matrices).  The fit
+    keeps them factored (every correction is a :class:`LowRank`) and warns;
+    :meth:`Cascade.summary` reports the true ratio.
+    """
 
 
 # --------------------------------------------------------------------------
@@ -342,6 +353,10 @@ class Cascade:
         else:  # corrections of high rank can cost more than the dense matrices
             versus = f"{stored / dense:.2f}x more" if stored > dense else "as many"
         lines.append(f"parameters: {stored} of {dense} dense ({versus})")
+        costly = _costlier_than_dense(self.ranks, m, n)
+        if costly:
+            lines.append(f"{costly} of {self.max_order} corrections store more than dense "
+                         f"(rank >= m n / (m + n) = {m * n / (m + n):.1f})")
         return "\n".join(lines)
 
 
@@ -470,6 +485,13 @@ def cascade_fit(mats: ArrayLike | Iterable[ArrayLike], *, ranks: int | Sequence[
     ``nrm2`` reasons (naive first, rescaled when that under/overflows), no
     threshold is squared unscaled, and an order whose norms leave the safe
     range is fitted on ``2**-e`` times its data (exact) and scaled back.
+
+    *Corrections costlier than dense.* A correction of rank
+    ``r >= m n / (m + n)`` stores at least as many numbers as a dense matrix;
+    it is kept factored (so that every correction is a :class:`LowRank` in
+    the tree, in files and in :meth:`Cascade.matrix`) and the fit warns with
+    a :class:`DenseCorrectionWarning` giving the true storage ratio, which
+    :meth:`Cascade.summary` reports too.
 
     *Method "auto".* The cost of the randomized path grows with the rank it
     finds, that of the full SVD does not, so the choice follows the rank, not
@@ -685,6 +707,14 @@ def _run(stream, xp, K, ranks, tol, method, opts, backend=None):
                       f"matrices; the fit used a relative tolerance of up to {used_tol:.3g} "
                       f"instead (rounding noise of the working precision cannot be fitted)",
                       PrecisionFloorWarning, stacklevel=3)
+    costly = _costlier_than_dense([d.rank for d in corrections], m, n)
+    if costly:
+        stored = m * n + sum(d.rank for d in corrections) * (m + n)
+        warnings.warn(f"{costly} of {k} corrections have rank >= m n / (m + n) = {m * n / (m + n):.1f} and "
+                      f"store more numbers factored than dense; the cascade stores {stored} numbers, "
+                      f"{stored / ((k + 1) * m * n):.2f}x the {k + 1} dense matrices (the residuals are "
+                      f"close to full rank: is the family really low-rank from order to order?)",
+                      DenseCorrectionWarning, stacklevel=3)
     base = xp.astype(base, dtype, copy=False)
     corrections = [LowRank._from_factors(xp.astype(c._U, dtype, copy=False),
                                          xp.astype(c._V, dtype, copy=False), xp)
@@ -776,6 +806,11 @@ def _fit_order_rescaled(M, W, r_req, tol, method, sketch, opts, xp, norm_m, norm
         return delta, W, err, raised, ran
     delta = LowRank._from_factors(scale_pow2(delta._U, e, xp), delta._V, xp)
     return delta, scale_pow2(W_new, e, xp), err, raised, ran
+
+
+def _costlier_than_dense(ranks, m, n):
+    """How many corrections of ``ranks`` store ``r (m + n) >= m n`` numbers (rank 0 never does)."""
+    return sum(1 for r in ranks if r and r * (m + n) >= m * n)
 
 
 def _rel(err, norm_m):

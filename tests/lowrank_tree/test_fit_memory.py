@@ -80,3 +80,35 @@ def test_streaming_fit_peak_memory_is_O_mn_plus_factors(method):
     bound = 12 * m * n * 8 + sum(c.ranks) * (m + n) * 8
     assert peak <= bound, (peak, bound)
     assert K * n * n * 8 > bound  # the bound would catch pinned SVD factors
+
+
+# ----------------------------------------------------------------------------
+# Corrections that cost more factored than dense
+# ----------------------------------------------------------------------------
+@pytest.mark.parametrize("method", METHODS)
+def test_full_rank_residuals_warn_with_the_true_storage_ratio(lib, method):
+    import warnings
+
+    from lowrank_tree.fit import DenseCorrectionWarning
+
+    m, n, K = 12, 10, 3
+    mats = np.random.default_rng(5).standard_normal((K + 1, m, n))  # independent: full-rank residuals
+    with pytest.warns(DenseCorrectionWarning) as rec:
+        c = cascade_fit(lib.asarray(mats), tol=1e-3, method=method, seed=0, **lib.kw)
+    assert issubclass(DenseCorrectionWarning, UserWarning)
+    # reference: the exact SVD of each residual needs rank 10 = min(m, n) at tol 1e-3
+    assert c.ranks == [10, 10, 10]
+    stored = m * n + 30 * (m + n)
+    ratio = stored / ((K + 1) * m * n)  # 780 / 480
+    assert f"{ratio:.2f}x" in str(rec[0].message) and "3 of 3 corrections" in str(rec[0].message)
+    assert c.n_params == stored
+    assert f"{stored / c.dense_params:.2f}x more" in c.summary()
+    assert "3 of 3 corrections store more than dense" in c.summary()
+    # a family with low-rank steps does not warn
+    low = np.cumsum(np.concatenate([mats[:1], np.random.default_rng(6).standard_normal((K, m, 1))
+                                    * np.ones((1, 1, n))]), axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DenseCorrectionWarning)
+        c = cascade_fit(lib.asarray(low), tol=1e-10, method=method, seed=0, **lib.kw)
+    assert c.ranks == [1, 1, 1]
+    assert "store more than dense" not in c.summary()
