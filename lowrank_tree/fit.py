@@ -422,6 +422,10 @@ def cascade_fit(mats: ArrayLike | Iterable[ArrayLike], *, ranks: int | Sequence[
         Extra sketch columns in the fixed-rank randomized path (default 10).
     power_iters : int, keyword-only
         Subspace iterations of the randomized range finders (default 2).
+        With ``tol``, each order is sketched first without them and only
+        sketched again with them when the rank found cannot be proven
+        minimal (its last kept singular value of the sketch not above the
+        tolerance); see Notes, *Cost*.
     backend : {'numpy', 'numba', 'cupy', 'array_api_strict'}, keyword-only
         Array library; by default that of the input arrays.  ``'cupy'`` moves
         NumPy input to the GPU; ``'numba'`` fits with NumPy (the fit is
@@ -510,8 +514,11 @@ def cascade_fit(mats: ArrayLike | Iterable[ArrayLike], *, ranks: int | Sequence[
 
     *Cost.* Exact: one m×n SVD per order.  Randomized, fixed rank ``r``:
     ``O(mn(r + p)(2q + 2))`` for oversampling ``p`` and ``q`` power
-    iterations; adaptive: about the same for the found rank plus one explicit
-    residual per order.
+    iterations; adaptive (``tol``): two passes over ``R_k`` per block of 16
+    columns when the rank is proven minimal without power iterations (the
+    ``r``-th singular value of the sketch exceeds the tolerance, so no method
+    can use rank ``r − 1``), else that plus ``2q + 2`` passes per block; plus
+    one explicit residual per order.
 
     References
     ----------
@@ -844,12 +851,24 @@ def _randomized_fixed(R, r, xp, sketch, opts):
 
 
 def _randomized_tol(R, thr, norm_r, xp, sketch, opts):
-    qb = adaptive_qb(R, thr, xp, sketch.rng, sketch.backend, block=max(16, opts["oversample"]),
-                     power_iters=opts["power_iters"], norm_a=norm_r)
-    if qb is None:
-        return _exact(R, xp)
-    Q, B, res = qb
-    if Q.shape[1] == 0:
-        return None
-    P, s, Wh = xp.linalg.svd(B, full_matrices=False)
-    return Q, P, s, Wh, res
+    block = max(16, opts["oversample"])
+    # First without power iterations (two passes over R per block instead of
+    # 2q + 2).  The range is verified against thr either way; the rank r
+    # chosen from B = Q^H R is the smallest any method can reach whenever
+    # σ_r(B) > thr: σ_i(B) <= σ_i(R), so rank r − 1 leaves an error of at
+    # least σ_r(R) > thr.  Only when that proof fails (a slowly decaying
+    # spectrum around the tolerance) is the range found again with them.
+    tries = (0, opts["power_iters"]) if opts["power_iters"] else (0,)
+    for q in tries:
+        qb = adaptive_qb(R, thr, xp, sketch.rng, sketch.backend, block=block, power_iters=q, norm_a=norm_r)
+        if qb is None:
+            if q == tries[-1]:
+                return _exact(R, xp)
+            continue
+        Q, B, res = qb
+        if Q.shape[1] == 0:
+            return None
+        P, s, Wh = xp.linalg.svd(B, full_matrices=False)
+        r = tail_rank(s, res, thr, xp)
+        if q == tries[-1] or r == 0 or float(s[r - 1]) > thr:
+            return Q, P, s, Wh, res
