@@ -10,7 +10,7 @@ Families (all fitted in this one process, each method on the same arrays):
 * ``noise`` -- independent Gaussian matrices (full-rank residuals), ``tol=1e-2``;
 * ``lowrank`` -- a rank-4 step per order (exactly low-rank residuals), ``tol=1e-10``.
 
-For each family and method: the median wall time, the ranks, the reported
+For each family and method (the three interleaved run by run): the median wall time, the ranks, the reported
 and the true relative errors (the true error recomputed densely), the bytes
 the cascade holds against its ``nbytes``, and the peak memory of one more fit
 under ``tracemalloc``.  The *floor* is measured in the same script: read every
@@ -30,13 +30,14 @@ import statistics
 import sys
 import time
 import tracemalloc
+import warnings
 
 import numpy as np
 
 from lowrank_tree import cascade_fit, synthetic_evolution
 from lowrank_tree._threads import small_blas
 from lowrank_tree.benchmark import write_json
-from lowrank_tree.fit import SMALL_BLAS_MAX
+from lowrank_tree.fit import SMALL_BLAS_MAX, DenseCorrectionWarning
 
 METHODS = ("auto", "exact", "randomized")
 
@@ -166,14 +167,33 @@ def peak_memory(fn):
         tracemalloc.stop()
 
 
+def peak_memory_quiet(fn):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DenseCorrectionWarning)
+        return peak_memory(fn)
+
+
 def run_family(name, desc, mats, tol, repeat):
     K = mats.shape[0] - 1
     m, n = mats.shape[1:]
     row = {"family": name, "description": desc, "K": K, "shape": [m, n], "dtype": str(mats.dtype),
            "tol": tol, "dense_stack_bytes": int(mats.nbytes), "methods": {}}
+    def fitter(method):
+        return lambda: cascade_fit(mats, tol=tol, method=method, seed=0)
+
+    # Methods interleaved run by run, so that a change in the machine's load
+    # hits all three alike.
+    samples = {method: [] for method in METHODS}
+    fits = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DenseCorrectionWarning)  # expected on the noise family
+        for _ in range(repeat):
+            for method in METHODS:
+                t, fits[method] = timed(fitter(method), 1)
+                samples[method].append(t)
     for method in METHODS:
-        fit = lambda: cascade_fit(mats, tol=tol, method=method, seed=0)  # noqa: E731
-        t, c = timed(fit, repeat)
+        fit = fitter(method)
+        t, c = statistics.median(samples[method]), fits[method]
         errs = true_errors(c, mats)
         rep = c.errors
         row["methods"][method] = {
@@ -184,7 +204,7 @@ def run_family(name, desc, mats, tol, repeat):
             "max_abs_reported_minus_true": float(max(abs(a - b) for a, b in zip(rep, errs))),
             "all_true_errors_within_tol": bool(all(e <= tol * (1 + 1e-6) for e in errs)),
             "nbytes": int(c.nbytes), "held_bytes": int(held_bytes(c)),
-            "peak_tracemalloc_bytes": int(peak_memory(fit)),
+            "peak_tracemalloc_bytes": int(peak_memory_quiet(fit)),
         }
         print(f"  {name:8s} {method:10s} {t:8.3f} s  ranks sum {sum(c.ranks):6d}  "
               f"err {max(rep):.2e} (true {max(errs):.2e})  held/nbytes "
@@ -192,7 +212,7 @@ def run_family(name, desc, mats, tol, repeat):
     ms = row["methods"]
     best = min(ms["exact"]["median_s"], ms["randomized"]["median_s"])
     row["auto_over_best"] = ms["auto"]["median_s"] / best
-    rk = cascade_fit(mats, tol=tol, method="randomized", seed=0).ranks
+    rk = fits["randomized"].ranks
     row["floor_s"] = floor_time(mats, rk, repeat)
     row["randomized_over_floor"] = ms["randomized"]["median_s"] / row["floor_s"]
     row["auto_over_floor"] = ms["auto"]["median_s"] / row["floor_s"]
