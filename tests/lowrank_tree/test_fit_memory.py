@@ -112,3 +112,15 @@ def test_full_rank_residuals_warn_with_the_true_storage_ratio(lib, method):
         c = cascade_fit(lib.asarray(low), tol=1e-10, method=method, seed=0, **lib.kw)
     assert c.ranks == [1, 1, 1]
     assert "store more than dense" not in c.summary()
+
+
+@pytest.mark.parametrize("shape, rank", [((30, 50), 2), ((50, 30), 0), ((40, 40), 40)])
+def test_lowrank_from_dense_owns_compact_factors(shape, rank):
+    from lowrank_tree import LowRank
+
+    M = np.random.default_rng(3).standard_normal(shape)
+    d = LowRank.from_dense(M, rank=rank)
+    assert d.rank == rank
+    for a in (d._U, d._V):
+        assert a.base is None or a.base.nbytes == a.nbytes
+    assert d.nbytes == rank * sum(shape) * 8
