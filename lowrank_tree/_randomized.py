@@ -42,6 +42,8 @@ class Sketcher:
         self.backend = backend_name(xp)
         self.seed = seed
         self._rng = None
+        #: orders left before the tolerance fit tries a sketch without power iterations again
+        self.plain_skip = 0
 
     @property
     def rng(self):

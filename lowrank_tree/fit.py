@@ -850,6 +850,10 @@ def _randomized_fixed(R, r, xp, sketch, opts):
     return Q, P, s, Wh, 0.0
 
 
+#: After a plain sketch failed to prove its rank minimal, orders skipped before trying one again.
+_PLAIN_RETRY = 8
+
+
 def _randomized_tol(R, thr, norm_r, xp, sketch, opts):
     block = max(16, opts["oversample"])
     # First without power iterations (two passes over R per block instead of
@@ -858,7 +862,12 @@ def _randomized_tol(R, thr, norm_r, xp, sketch, opts):
     # σ_r(B) > thr: σ_i(B) <= σ_i(R), so rank r − 1 leaves an error of at
     # least σ_r(R) > thr.  Only when that proof fails (a slowly decaying
     # spectrum around the tolerance) is the range found again with them.
-    tries = (0, opts["power_iters"]) if opts["power_iters"] else (0,)
+    # Slowly decaying spectra stay so from one order to the next: after a
+    # failed proof the next orders go straight to power iterations, and a
+    # plain sketch is tried again only every _PLAIN_RETRY orders.
+    plain = opts["power_iters"] == 0 or sketch.plain_skip == 0
+    tries = ((0, opts["power_iters"]) if plain else (opts["power_iters"],)) if opts["power_iters"] else (0,)
+    sketch.plain_skip = max(sketch.plain_skip - 1, 0)
     for q in tries:
         qb = adaptive_qb(R, thr, xp, sketch.rng, sketch.backend, block=block, power_iters=q, norm_a=norm_r)
         if qb is None:
@@ -870,5 +879,8 @@ def _randomized_tol(R, thr, norm_r, xp, sketch, opts):
             return None
         P, s, Wh = xp.linalg.svd(B, full_matrices=False)
         r = tail_rank(s, res, thr, xp)
-        if q == tries[-1] or r == 0 or float(s[r - 1]) > thr:
+        proven = r == 0 or float(s[r - 1]) > thr
+        if q == 0 and not proven and len(tries) > 1:
+            sketch.plain_skip = _PLAIN_RETRY
+        if q == tries[-1] or proven:
             return Q, P, s, Wh, res
