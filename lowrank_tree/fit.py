@@ -418,6 +418,9 @@ def cascade_fit(mats: ArrayLike | Iterable[ArrayLike], *, ranks: int | Sequence[
     seed : None, int or numpy.random.Generator
         Seed of the random sketches; the same seed gives identical results.
         Checked on every call, whether or not the fit draws random numbers.
+        With ``method="auto"``, ``None`` means the fixed seed 0, so that the
+        default fit is reproducible; with ``method="randomized"`` it means
+        fresh entropy.
     oversample : int, keyword-only
         Extra sketch columns in the fixed-rank randomized path (default 10).
     power_iters : int, keyword-only
@@ -573,6 +576,9 @@ def cascade_fit(mats: ArrayLike | Iterable[ArrayLike], *, ranks: int | Sequence[
     power_iters = check_int(power_iters, "power_iters", 0)
     ranks = _parse_ranks(ranks)
     seed = check_seed(seed)
+    if seed is None and method == "auto":
+        # the default fit is reproducible, as the full SVD it replaces was
+        seed = 0
 
     xp, _, stream, count = open_matrices(mats, "mats", "(K + 1, m, n)", backend)
     K = None if count is None else count - 1

@@ -124,3 +124,17 @@ def test_lowrank_from_dense_owns_compact_factors(shape, rank):
     for a in (d._U, d._V):
         assert a.base is None or a.base.nbytes == a.nbytes
     assert d.nbytes == rank * sum(shape) * 8
+
+
+def test_default_auto_fit_is_reproducible():
+    # the default method draws its sketches from a fixed seed when none is given
+    from lowrank_tree import synthetic_evolution
+
+    mats = synthetic_evolution(K=6, m=96, n=80, seed=0)
+    a, b = cascade_fit(mats, tol=1e-6), cascade_fit(mats, tol=1e-6)
+    assert a.method == "randomized"
+    assert a.ranks == b.ranks and a.errors == b.errors
+    for x, y in zip(a.corrections, b.corrections):
+        np.testing.assert_array_equal(x.U, y.U)
+    ref = cascade_fit(mats, tol=1e-6, seed=0)
+    np.testing.assert_array_equal(ref.corrections[-1].V, a.corrections[-1].V)
