@@ -875,7 +875,9 @@ def _randomized_tol(R, thr, norm_r, xp, sketch, opts):
     tries = ((0, opts["power_iters"]) if plain else (opts["power_iters"],)) if opts["power_iters"] else (0,)
     sketch.plain_skip = max(sketch.plain_skip - 1, 0)
     for q in tries:
-        qb = adaptive_qb(R, thr, xp, sketch.rng, sketch.backend, block=block, power_iters=q, norm_a=norm_r)
+        # check=False: _fit_order measures the fitted order's error itself
+        qb = adaptive_qb(R, thr, xp, sketch.rng, sketch.backend, block=block, power_iters=q, norm_a=norm_r,
+                         check=False)
         if qb is None:
             if q == tries[-1]:
                 return _exact(R, xp)
