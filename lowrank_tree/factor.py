@@ -340,7 +340,8 @@ class LowRank:
         P, s, Wh = xp.linalg.svd(M, full_matrices=False)
         k = _kept_rank(s, tol, rank, xp)
         U = P[:, :k] * xp.astype(s[:k], M.dtype)
-        V = xp.matrix_transpose(Wh[:k, :])
+        # a copy: a view would keep the whole min(m, n)×n factor alive
+        V = xp.asarray(xp.matrix_transpose(Wh[:k, :]), copy=True)
         return cls._from_factors(U, V, xp)
 
     def compress(self, *, rtol: float | None = None, max_rank: int | None = None) -> LowRank:

@@ -43,11 +43,9 @@ from .factor import LowRank, correction_factors
 if TYPE_CHECKING:
     from .tree import LowRankSegmentTree
 
-__all__ = ["Cascade", "PrecisionFloorWarning", "cascade_fit"]
+__all__ = ["Cascade", "DenseCorrectionWarning", "PrecisionFloorWarning", "cascade_fit"]
 
 _METHODS = ("auto", "exact", "randomized")
-#: ``method="auto"`` uses the full SVD up to this ``min(m, n)``.
-AUTO_EXACT_MAX = 512
 #: Extra rank steps tried when rounding makes a tolerance-chosen rank miss.
 _MAX_GROW = 4
 #: Orders with ``min(m, n)`` up to this run their SVDs and QRs with one BLAS
@@ -58,6 +56,17 @@ SMALL_BLAS_MAX = 512
 
 class PrecisionFloorWarning(UserWarning):
     """A requested ``tol`` was below what the working precision can resolve and was raised."""
+
+
+class DenseCorrectionWarning(UserWarning):
+    """Some fitted corrections store at least as many numbers as dense matrices would.
+
+    A rank-``r`` correction of an m×n family stores ``r (m + n)`` numbers,
+    more than the ``m n`` of a dense matrix once ``r >= m n / (m + n)``
+    (full-rank residuals: noise, independently trained matrices).  The fit
+    keeps them factored (every correction is a :class:`LowRank`) and warns;
+    :meth:`Cascade.summary` reports the true ratio.
+    """
 
 
 # --------------------------------------------------------------------------
@@ -344,6 +353,10 @@ class Cascade:
         else:  # corrections of high rank can cost more than the dense matrices
             versus = f"{stored / dense:.2f}x more" if stored > dense else "as many"
         lines.append(f"parameters: {stored} of {dense} dense ({versus})")
+        costly = _costlier_than_dense(self.ranks, m, n)
+        if costly:
+            lines.append(f"{costly} of {self.max_order} corrections store more than dense "
+                         f"(rank >= m n / (m + n) = {m * n / (m + n):.1f})")
         return "\n".join(lines)
 
 
@@ -401,14 +414,21 @@ def cascade_fit(mats: ArrayLike | Iterable[ArrayLike], *, ranks: int | Sequence[
         ``power_iters`` subspace iterations; tolerance: adaptive blocked
         randQB_EI); an order whose range would exceed ``min(m, n) / 2``
         columns falls back to the full SVD, which is cheaper by then.
-        ``'auto'``: exact when ``min(m, n) <= 512``, else randomized.
+        ``'auto'``: chosen per order from the work (see Notes).
     seed : None, int or numpy.random.Generator
         Seed of the random sketches; the same seed gives identical results.
         Checked on every call, whether or not the fit draws random numbers.
+        With ``method="auto"``, ``None`` means the fixed seed 0, so that the
+        default fit is reproducible; with ``method="randomized"`` it means
+        fresh entropy.
     oversample : int, keyword-only
         Extra sketch columns in the fixed-rank randomized path (default 10).
     power_iters : int, keyword-only
         Subspace iterations of the randomized range finders (default 2).
+        With ``tol``, each order is sketched first without them and only
+        sketched again with them when the rank found cannot be proven
+        minimal (its last kept singular value of the sketch not above the
+        tolerance); see Notes, *Cost*.
     backend : {'numpy', 'numba', 'cupy', 'array_api_strict'}, keyword-only
         Array library; by default that of the input arrays.  ``'cupy'`` moves
         NumPy input to the GPU; ``'numba'`` fits with NumPy (the fit is
@@ -473,14 +493,35 @@ def cascade_fit(mats: ArrayLike | Iterable[ArrayLike], *, ranks: int | Sequence[
     threshold is squared unscaled, and an order whose norms leave the safe
     range is fitted on ``2**-e`` times its data (exact) and scaled back.
 
+    *Corrections costlier than dense.* A correction of rank
+    ``r >= m n / (m + n)`` stores at least as many numbers as a dense matrix;
+    it is kept factored (so that every correction is a :class:`LowRank` in
+    the tree, in files and in :meth:`Cascade.matrix`) and the fit warns with
+    a :class:`DenseCorrectionWarning` giving the true storage ratio, which
+    :meth:`Cascade.summary` reports too.
+
+    *Method "auto".* The cost of the randomized path grows with the rank it
+    finds, that of the full SVD does not, so the choice follows the rank, not
+    the size.  Each order starts randomized; the range finder gives up and
+    the order takes the full SVD once the range passes ``min(m, n) / 2``
+    columns (fixed ranks: once ``r + oversample`` does).  An order that
+    needed the full SVD with a rank above ``min(m, n) / 4`` sends the next
+    order straight to the full SVD (its rank is likely as high: noise,
+    independent matrices), and an exact order with a lower rank sends the
+    next back to the randomized path.  :attr:`Cascade.method` is
+    ``'randomized'`` when any order used a randomized factorisation.
+
     *Threads.* For ``min(m, n) <= 512`` each order's factorisations run with
     one BLAS thread when threadpoolctl is installed (small LAPACK calls are
     much slower with several threads on busy cores).
 
     *Cost.* Exact: one m×n SVD per order.  Randomized, fixed rank ``r``:
     ``O(mn(r + p)(2q + 2))`` for oversampling ``p`` and ``q`` power
-    iterations; adaptive: about the same for the found rank plus one explicit
-    residual per order.
+    iterations; adaptive (``tol``): two passes over ``R_k`` per block of 16
+    columns when the rank is proven minimal without power iterations (the
+    ``r``-th singular value of the sketch exceeds the tolerance, so no method
+    can use rank ``r − 1``), else that plus ``2q + 2`` passes per block; plus
+    one explicit residual per order.
 
     References
     ----------
@@ -535,6 +576,9 @@ def cascade_fit(mats: ArrayLike | Iterable[ArrayLike], *, ranks: int | Sequence[
     power_iters = check_int(power_iters, "power_iters", 0)
     ranks = _parse_ranks(ranks)
     seed = check_seed(seed)
+    if seed is None and method == "auto":
+        # the default fit is reproducible, as the full SVD it replaces was
+        seed = 0
 
     xp, _, stream, count = open_matrices(mats, "mats", "(K + 1, m, n)", backend)
     K = None if count is None else count - 1
@@ -544,8 +588,8 @@ def cascade_fit(mats: ArrayLike | Iterable[ArrayLike], *, ranks: int | Sequence[
         shaped: list[Array] = []
         for k, M in enumerate(stream):
             shaped.append(_check_matrix(M, xp, k, shaped[0].shape if k else None))
-        method = _resolve_method(method, shaped[0].shape)
-        ranks = allocate_budget(shaped, budget, xp, method, opts,
+        # auto: the allocation's own sketches fall back to exact singular values by size
+        ranks = allocate_budget(shaped, budget, xp, "randomized" if method == "auto" else method, opts,
                                 one_blas_thread=min(shaped[0].shape) <= SMALL_BLAS_MAX)
         return _run(iter(shaped), xp, len(shaped) - 1, ranks, None, method, opts, backend)
     return _run(stream, xp, K, ranks, tol, method, opts, backend)
@@ -573,11 +617,34 @@ def _check_matrix(M, xp, k, shape):
     return M
 
 
-def _resolve_method(method, shape):
-    """The SVD method a fit of ``shape`` matrices runs: ``'auto'`` picks by size."""
-    if method != "auto":
-        return method
-    return "exact" if min(shape) <= AUTO_EXACT_MAX else "randomized"
+class _MethodChoice:
+    """The SVD method of each order: fixed, or for ``'auto'`` chosen from the previous order's work.
+
+    The randomized path costs about ``mn`` times the rank it finds and gives
+    up (to the full SVD) past ``min(m, n) / 2`` columns; an order whose
+    full-SVD rank was above ``min(m, n) / 4`` predicts a next order as
+    expensive, so that one goes to the full SVD without the wasted sketches.
+    """
+
+    def __init__(self, method, shape):
+        self.auto = method == "auto"
+        self.method = "randomized" if self.auto else method
+        self.high = min(shape) // 4
+        self.used = set()
+
+    def record(self, ran, rank):
+        """Note what order ``k`` ran (``'exact'``, ``'randomized'`` or None) and its rank."""
+        if ran is None:
+            return
+        self.used.add(ran)
+        if self.auto:
+            self.method = "exact" if ran == "exact" and rank > self.high else "randomized"
+
+    def reported(self):
+        """``Cascade.method``: ``'randomized'`` when any order used a randomized factorisation."""
+        if "randomized" in self.used or (not self.used and self.method == "randomized" and not self.auto):
+            return "randomized"
+        return "exact"
 
 
 class _TargetRanks:
@@ -624,7 +691,7 @@ def _run(stream, xp, K, ranks, tol, method, opts, backend=None):
     m, n = M.shape
     bound = min(m, n)
     targets = _TargetRanks(ranks, K, bound)
-    used = _resolve_method(method, (m, n))
+    choice = _MethodChoice(method, (m, n))
     # A copy, so that a view into a 3-D stack does not pin the stack.
     base = W = xp.asarray(M, copy=True)
     del M
@@ -640,7 +707,8 @@ def _run(stream, xp, K, ranks, tol, method, opts, backend=None):
         M = xp.astype(M, dt, copy=False)
         W = xp.astype(W, dt, copy=False)
         with small_blas(bound <= SMALL_BLAS_MAX):
-            delta, W, err, raised = _fit_order(M, W, r_req, tol, used, sketch, opts, xp)
+            delta, W, err, raised, ran = _fit_order(M, W, r_req, tol, choice.method, sketch, opts, xp)
+        choice.record(ran, delta.rank)
         used_tol = max(used_tol, raised)
         corrections.append(delta)
         errors.append(err)
@@ -652,18 +720,27 @@ def _run(stream, xp, K, ranks, tol, method, opts, backend=None):
                       f"matrices; the fit used a relative tolerance of up to {used_tol:.3g} "
                       f"instead (rounding noise of the working precision cannot be fitted)",
                       PrecisionFloorWarning, stacklevel=3)
+    costly = _costlier_than_dense([d.rank for d in corrections], m, n)
+    if costly:
+        stored = m * n + sum(d.rank for d in corrections) * (m + n)
+        warnings.warn(f"{costly} of {k} corrections have rank >= m n / (m + n) = {m * n / (m + n):.1f} and "
+                      f"store more numbers factored than dense; the cascade stores {stored} numbers, "
+                      f"{stored / ((k + 1) * m * n):.2f}x the {k + 1} dense matrices (the residuals are "
+                      f"close to full rank: is the family really low-rank from order to order?)",
+                      DenseCorrectionWarning, stacklevel=3)
     base = xp.astype(base, dtype, copy=False)
     corrections = [LowRank._from_factors(xp.astype(c._U, dtype, copy=False),
                                          xp.astype(c._V, dtype, copy=False), xp)
                    for c in corrections]
-    return Cascade._from_parts(base, corrections, errors, used, xp, backend)
+    return Cascade._from_parts(base, corrections, errors, choice.reported(), xp, backend)
 
 
 def _fit_order(M, W, r_req, tol, method, sketch, opts, xp, rescaled=False):
-    """One cascade step: ``(Δ_k, Ŵ_k, errors[k], raised)`` from ``M_k`` and ``Ŵ_{k−1}``.
+    """One cascade step: ``(Δ_k, Ŵ_k, errors[k], raised, ran)`` from ``M_k`` and ``Ŵ_{k−1}``.
 
     ``raised`` is the relative tolerance actually used when a positive
-    ``tol`` was below the lossless floor, else 0.
+    ``tol`` was below the lossless floor, else 0; ``ran`` is the
+    factorisation used (``'exact'``, ``'randomized'``, or None for none).
     """
     m, n = M.shape
     dt = M.dtype
@@ -697,7 +774,7 @@ def _fit_order(M, W, r_req, tol, method, sketch, opts, xp, rescaled=False):
 
     if cand is None:
         delta = LowRank._from_factors(xp.zeros((m, 0), dtype=dt), xp.zeros((n, 0), dtype=dt), xp)
-        return delta, W, _rel(norm_r, norm_m), raised
+        return delta, W, _rel(norm_r, norm_m), raised, None
 
     Q, P, s, Wh, res = cand
     L = s.shape[0]
@@ -708,7 +785,7 @@ def _fit_order(M, W, r_req, tol, method, sketch, opts, xp, rescaled=False):
     grow = 0
     while True:
         delta = _factors(Q, P, s, Wh, r, xp)
-        W_new = W + delta.U @ xp.matrix_transpose(delta.V) if r else W
+        W_new = W + delta._U @ xp.matrix_transpose(delta._V) if r else W
         err = fro_norm(M - W_new, xp)
         # The rank came from ‖R − Δ‖ predicted through singular values; the
         # measured error can exceed the target by rounding.  Grow a little.
@@ -716,7 +793,11 @@ def _fit_order(M, W, r_req, tol, method, sketch, opts, xp, rescaled=False):
             break
         r = r + 1 if grow < _MAX_GROW - 1 else L
         grow += 1
-    return delta, W_new, _rel(err, norm_m), raised
+    if r_req is None and err > thr and Q is not None and method != "exact":
+        # the sketched range missed the tolerance after all (rounding): the
+        # full SVD decides, so that no reported error exceeds tol silently
+        return _fit_order(M, W, r_req, tol, "exact", sketch, opts, xp, rescaled)
+    return delta, W_new, _rel(err, norm_m), raised, "exact" if Q is None else "randomized"
 
 
 def _fit_order_rescaled(M, W, r_req, tol, method, sketch, opts, xp, norm_m, norm_w):
@@ -732,12 +813,17 @@ def _fit_order_rescaled(M, W, r_req, tol, method, sketch, opts, xp, norm_m, norm
     if not big < float("inf"):  # the norm itself is beyond float64: use max |entry|
         big = max(max_abs(M, xp), max_abs(W, xp))
     e = pow2_exponent(big)
-    delta, W_new, err, raised = _fit_order(scale_pow2(M, -e, xp), scale_pow2(W, -e, xp), r_req, tol,
-                                           method, sketch, opts, xp, rescaled=True)
+    delta, W_new, err, raised, ran = _fit_order(scale_pow2(M, -e, xp), scale_pow2(W, -e, xp), r_req, tol,
+                                                method, sketch, opts, xp, rescaled=True)
     if delta.rank == 0:
-        return delta, W, err, raised
-    delta = LowRank._from_factors(scale_pow2(delta.U, e, xp), delta.V, xp)
-    return delta, scale_pow2(W_new, e, xp), err, raised
+        return delta, W, err, raised, ran
+    delta = LowRank._from_factors(scale_pow2(delta._U, e, xp), delta._V, xp)
+    return delta, scale_pow2(W_new, e, xp), err, raised, ran
+
+
+def _costlier_than_dense(ranks, m, n):
+    """How many corrections of ``ranks`` store ``r (m + n) >= m n`` numbers (rank 0 never does)."""
+    return sum(1 for r in ranks if r and r * (m + n) >= m * n)
 
 
 def _rel(err, norm_m):
@@ -748,8 +834,10 @@ def _factors(Q, P, s, Wh, r, xp):
     """``Δ = U V^T`` from ``R ≈ (Q) P diag(s) Wh``: U = P[:, :r]·s, V = Wh[:r]^T (no conj)."""
     dt = P.dtype
     Pr = P[:, :r] if Q is None else Q @ P[:, :r]
-    U = Pr * xp.astype(s[:r], dt)
-    V = xp.matrix_transpose(Wh[:r, :])
+    U = Pr * xp.astype(s[:r], dt)  # a new (m, r) array
+    # A copy: a view would keep the whole SVD factor (up to n×n) alive, far
+    # more than the n×r that nbytes reports.
+    V = xp.asarray(xp.matrix_transpose(Wh[:r, :]), copy=True)
     return LowRank._from_factors(U, V, xp)
 
 
@@ -768,13 +856,39 @@ def _randomized_fixed(R, r, xp, sketch, opts):
     return Q, P, s, Wh, 0.0
 
 
+#: After a plain sketch failed to prove its rank minimal, orders skipped before trying one again.
+_PLAIN_RETRY = 8
+
+
 def _randomized_tol(R, thr, norm_r, xp, sketch, opts):
-    qb = adaptive_qb(R, thr, xp, sketch.rng, sketch.backend, block=max(16, opts["oversample"]),
-                     power_iters=opts["power_iters"], norm_a=norm_r)
-    if qb is None:
-        return _exact(R, xp)
-    Q, B, res = qb
-    if Q.shape[1] == 0:
-        return None
-    P, s, Wh = xp.linalg.svd(B, full_matrices=False)
-    return Q, P, s, Wh, res
+    block = max(16, opts["oversample"])
+    # First without power iterations (two passes over R per block instead of
+    # 2q + 2).  The range is verified against thr either way; the rank r
+    # chosen from B = Q^H R is the smallest any method can reach whenever
+    # σ_r(B) > thr: σ_i(B) <= σ_i(R), so rank r − 1 leaves an error of at
+    # least σ_r(R) > thr.  Only when that proof fails (a slowly decaying
+    # spectrum around the tolerance) is the range found again with them.
+    # Slowly decaying spectra stay so from one order to the next: after a
+    # failed proof the next orders go straight to power iterations, and a
+    # plain sketch is tried again only every _PLAIN_RETRY orders.
+    plain = opts["power_iters"] == 0 or sketch.plain_skip == 0
+    tries = ((0, opts["power_iters"]) if plain else (opts["power_iters"],)) if opts["power_iters"] else (0,)
+    sketch.plain_skip = max(sketch.plain_skip - 1, 0)
+    for q in tries:
+        # check=False: _fit_order measures the fitted order's error itself
+        qb = adaptive_qb(R, thr, xp, sketch.rng, sketch.backend, block=block, power_iters=q, norm_a=norm_r,
+                         check=False)
+        if qb is None:
+            if q == tries[-1]:
+                return _exact(R, xp)
+            continue
+        Q, B, res = qb
+        if Q.shape[1] == 0:
+            return None
+        P, s, Wh = xp.linalg.svd(B, full_matrices=False)
+        r = tail_rank(s, res, thr, xp)
+        proven = r == 0 or float(s[r - 1]) > thr
+        if q == 0 and not proven and len(tries) > 1:
+            sketch.plain_skip = _PLAIN_RETRY
+        if q == tries[-1] or proven:
+            return Q, P, s, Wh, res

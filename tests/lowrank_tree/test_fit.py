@@ -256,7 +256,9 @@ def test_tol_randomized_true_errors(big, tol, monkeypatch):
     monkeypatch.setattr(fit_mod, "adaptive_qb", spy)
     c = cascade_fit(big, tol=tol, method="randomized", seed=0)
     assert c.method == "randomized"
-    assert len(found) == 2 and all(qb is not None for qb in found)  # the sketch path, every order
+    # the sketch path, every order: once without power iterations, and again
+    # with them where the first rank could not be proven minimal
+    assert 2 <= len(found) <= 4 and all(qb is not None for qb in found)
     truth = true_errors(c, big)
     np.testing.assert_allclose(c.errors, truth, rtol=1e-8, atol=1e-15)
     assert max(c.errors) <= tol

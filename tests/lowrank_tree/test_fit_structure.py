@@ -11,13 +11,24 @@ from hypothesis import strategies as st
 import lowrank_tree
 from lowrank_tree import cascade_fit
 from lowrank_tree._budget import allocate_budget
-from lowrank_tree.fit import AUTO_EXACT_MAX, _resolve_method
+from lowrank_tree.fit import _MethodChoice
 
 
-def test_auto_method_is_resolved_by_size():
-    assert _resolve_method("auto", (AUTO_EXACT_MAX, 10**6)) == "exact"
-    assert _resolve_method("auto", (AUTO_EXACT_MAX + 1, AUTO_EXACT_MAX + 1)) == "randomized"
-    assert _resolve_method("randomized", (3, 3)) == "randomized"
+def test_auto_method_is_chosen_from_the_previous_rank():
+    choice = _MethodChoice("auto", (400, 1000))  # high rank: above 400 // 4 = 100
+    assert choice.method == "randomized"
+    choice.record("exact", 101)
+    assert choice.method == "exact"
+    choice.record("exact", 100)
+    assert choice.method == "randomized"
+    choice.record(None, 0)  # an order without a factorisation changes nothing
+    assert choice.method == "randomized" and choice.reported() == "exact"
+    choice.record("randomized", 3)
+    assert choice.reported() == "randomized"
+    fixed = _MethodChoice("exact", (3, 3))
+    fixed.record("exact", 3)
+    assert fixed.method == "exact" and fixed.reported() == "exact"
+    assert _MethodChoice("randomized", (3, 3)).reported() == "randomized"
     assert cascade_fit(np.zeros((2, 3, 3)), method="auto").method == "exact"
     assert cascade_fit(np.zeros((2, 3, 3)), budget=6, method="auto").method == "exact"
 
