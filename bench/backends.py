@@ -67,11 +67,13 @@ def timer(backend, repeat):
         def call():
             fn()
             sync()
+
         t0 = time.perf_counter()
         call()
         once = time.perf_counter() - t0
         # calls of a second or more: three samples are enough and the grid stays within the hour
         return median_time(call, repeat=repeat if once < 1.0 else min(repeat, 3), min_time=0.02)
+
     return run
 
 
@@ -122,27 +124,35 @@ def time_batch(w, k, W_k, inner, X, rng):
     # a GEMM with the query's total inner dimension: the throughput yardstick
     G = w.put(rng.standard_normal((n, n + inner)))
     XG = w.put(rng.standard_normal((n + inner, b)))
-    s = {"query": w.time_it(lambda: tree.query(k, X)), "query_first": w.time_it(cold),
-         "dense_gemm": w.time_it(lambda: W_k @ X), "loop": w.time_it(lambda: loop_query(w.base, w.factors, k, X)),
-         "gemm_same_inner_dim": w.time_it(lambda: G @ XG),
-         "all_orders": w.time_it(lambda: tree.all_orders(X)),
-         "loop_all_orders": w.time_it(lambda: loop_all_orders(w.base, w.factors, X))}
+    s = {
+        "query": w.time_it(lambda: tree.query(k, X)),
+        "query_first": w.time_it(cold),
+        "dense_gemm": w.time_it(lambda: W_k @ X),
+        "loop": w.time_it(lambda: loop_query(w.base, w.factors, k, X)),
+        "gemm_same_inner_dim": w.time_it(lambda: G @ XG),
+        "all_orders": w.time_it(lambda: tree.all_orders(X)),
+        "loop_all_orders": w.time_it(lambda: loop_all_orders(w.base, w.factors, X)),
+    }
     dense_all_flops = 2.0 * (K + 1) * n * n * b
     if dense_all_flops <= DENSE_ALL_ORDERS_MAX_FLOPS:
         s["dense_all_orders"] = w.time_it(lambda: [W_k @ X for _ in range(K + 1)])
     useful = 2.0 * b * (n * n + inner * 2 * n)
     gemm = 2.0 * b * n * (n + inner)
     return {
-        "b": b, "relative_error_vs_dense": err, "seconds": s,
+        "b": b,
+        "relative_error_vs_dense": err,
+        "seconds": s,
         "flops": {"query_useful": useful, "gemm_same_inner_dim": gemm, "dense_all_orders": dense_all_flops},
         "ratios": {
             "query_over_dense_gemm": s["query"] / s["dense_gemm"],
             "loop_over_query": s["loop"] / s["query"],
             "query_throughput_over_gemm": (useful / s["query"]) / (gemm / s["gemm_same_inner_dim"]),
             "loop_all_orders_over_all_orders": s["loop_all_orders"] / s["all_orders"],
-            "dense_all_orders_over_all_orders": (s["dense_all_orders"] / s["all_orders"]
-                                                 if "dense_all_orders" in s else None),
-        }}
+            "dense_all_orders_over_all_orders": (
+                s["dense_all_orders"] / s["all_orders"] if "dense_all_orders" in s else None
+            ),
+        },
+    }
 
 
 def time_update(w):
@@ -156,6 +166,7 @@ def time_update(w):
     def update():
         state[0] ^= 1
         w.tree.update(i, alternatives[state[0]])
+
     return w.time_it(update)
 
 
@@ -180,6 +191,7 @@ def time_fit(w):
         for U, V in w.factors:
             M = M + U @ xp.matrix_transpose(V)
             yield M
+
     return w.time_slow(lambda: cascade_fit(stream(), ranks=w.r, method="randomized", seed=0, backend=w.backend))
 
 
@@ -190,9 +202,19 @@ def one_size(backend, n, K, bs, r, repeat):
     k = worst_order(w.tree)
     cost = w.tree.query_cost(k)
     W_k = w.tree.matrix(k)
-    res = {"backend": backend, "n": n, "m": n, "K": K, "r": r, "k": k, "inner_dim": cost["inner_dim"],
-           "dense_canonical_nodes": cost["dense_nodes"], "tree_nbytes": w.tree.nbytes,
-           "seconds": {"build": build}, "by_batch": []}
+    res = {
+        "backend": backend,
+        "n": n,
+        "m": n,
+        "K": K,
+        "r": r,
+        "k": k,
+        "inner_dim": cost["inner_dim"],
+        "dense_canonical_nodes": cost["dense_nodes"],
+        "tree_nbytes": w.tree.nbytes,
+        "seconds": {"build": build},
+        "by_batch": [],
+    }
     rng = np.random.default_rng(1)
     for b in bs:
         X = w.put(rng.standard_normal((n, b)))
@@ -220,19 +242,25 @@ def build_target(backends, n, K, r, repeat):
 def verdicts(runs, build):
     v = {}
     if "numba_speedup" in build:
-        v["numba_build_speedup"] = {"value": build["numba_speedup"],
-                                    "met": build["numba_speedup"] >= TARGETS["numba_build_speedup_min"]}
+        v["numba_build_speedup"] = {
+            "value": build["numba_speedup"],
+            "met": build["numba_speedup"] >= TARGETS["numba_build_speedup_min"],
+        }
     by = {(r["backend"], r["n"], r["K"], bb["b"]): bb for r in runs for bb in r["by_batch"]}
     for (be, n, K, b), bb in sorted(by.items()):
         if be == "numba" and b == 1 and ("numpy", n, K, 1) in by:
             for key in ("query", "query_first"):
                 ratio = by[("numpy", n, K, 1)]["seconds"][key] / bb["seconds"][key]
                 v[f"numba_b1_{key}_speedup_n{n}_K{K}"] = {
-                    "value": ratio, "met": ratio >= TARGETS["numba_b1_query_speedup_min"]}
+                    "value": ratio,
+                    "met": ratio >= TARGETS["numba_b1_query_speedup_min"],
+                }
         if be == "cupy":
             ratio = bb["ratios"]["query_throughput_over_gemm"]
             v[f"gpu_query_throughput_over_gemm_n{n}_K{K}_b{b}"] = {
-                "value": ratio, "met": ratio >= TARGETS["gpu_query_throughput_over_gemm_min"]}
+                "value": ratio,
+                "met": ratio >= TARGETS["gpu_query_throughput_over_gemm_min"],
+            }
     return v
 
 
@@ -262,24 +290,43 @@ def main(argv=None):
                 runs.append(res)
                 gc.collect()
                 s = res["seconds"]
-                line = "  ".join(f"b={bb['b']}: query {1e3 * bb['seconds']['query']:.3f} ms "
-                                 f"(dense {bb['ratios']['query_over_dense_gemm']:.2f}x, "
-                                 f"loop/query {bb['ratios']['loop_over_query']:.1f}x)" for bb in res["by_batch"])
-                print(f"[{res['bench_seconds']:.0f} s] {backend:6s} n={n:5d} K={K:5d} build {s['build']:.3f} s  update "
-                      f"{1e3 * s['update']:.2f} ms  {line}", flush=True)
+                line = "  ".join(
+                    f"b={bb['b']}: query {1e3 * bb['seconds']['query']:.3f} ms "
+                    f"(dense {bb['ratios']['query_over_dense_gemm']:.2f}x, "
+                    f"loop/query {bb['ratios']['loop_over_query']:.1f}x)"
+                    for bb in res["by_batch"]
+                )
+                print(
+                    f"[{res['bench_seconds']:.0f} s] {backend:6s} n={n:5d} K={K:5d} build {s['build']:.3f} s  update "
+                    f"{1e3 * s['update']:.2f} ms  {line}",
+                    flush=True,
+                )
     bn, bK = (int(v) for v in args.build_target.split(","))
     build = build_target(backends, bn, bK, args.r, max(1, min(args.repeat, 3)))
-    print(f"build target n={bn} K={bK}: " + ", ".join(f"{k} {v:.3f} s" for k, v in build["seconds"].items()),
-          flush=True)
-    payload = {"benchmark": "backends", "quick": args.quick, "targets": TARGETS, "backends": backends,
-               "backends_skipped": skipped, "build_target": build, "verdicts": verdicts(runs, build),
-               "runs": runs}
+    print(
+        f"build target n={bn} K={bK}: " + ", ".join(f"{k} {v:.3f} s" for k, v in build["seconds"].items()), flush=True
+    )
+    payload = {
+        "benchmark": "backends",
+        "quick": args.quick,
+        "targets": TARGETS,
+        "backends": backends,
+        "backends_skipped": skipped,
+        "build_target": build,
+        "verdicts": verdicts(runs, build),
+        "runs": runs,
+    }
     if "cupy" in backends:
         import cupy
-        payload["gpu"] = {"device": cupy.cuda.runtime.getDeviceProperties(0)["name"].decode(),
-                          "cupy": cupy.__version__, "cuda_runtime": cupy.cuda.runtime.runtimeGetVersion()}
+
+        payload["gpu"] = {
+            "device": cupy.cuda.runtime.getDeviceProperties(0)["name"].decode(),
+            "cupy": cupy.__version__,
+            "cuda_runtime": cupy.cuda.runtime.runtimeGetVersion(),
+        }
     try:
         import numba
+
         payload["numba"] = numba.__version__
     except ImportError:
         pass

@@ -36,30 +36,48 @@ def compare(K, m, n, repeat):
     mats = synthetic_evolution(K=K, m=m, n=n, seed=0)
     free = timed_fit(mats, False, repeat)
     one = timed_fit(mats, True, repeat)
-    return {"family": f"synthetic_evolution(K={K}, m={m}, n={n}, seed=0)", "fit": "cascade_fit(mats, tol=1e-6)",
-            "median_s_all_blas_threads": free, "median_s_one_blas_thread": one,
-            "ratio_all_over_one": free / one}
+    return {
+        "family": f"synthetic_evolution(K={K}, m={m}, n={n}, seed=0)",
+        "fit": "cascade_fit(mats, tol=1e-6)",
+        "median_s_all_blas_threads": free,
+        "median_s_one_blas_thread": one,
+        "ratio_all_over_one": free / one,
+    }
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per setting (median; default 5)")
-    parser.add_argument("--sizes", default="128,256,512,768",
-                        help="m = n of the K = 4 families of the size sweep (default 128,256,512,768)")
-    parser.add_argument("--out", default=str(pathlib.Path(__file__).parent / "results" / "blas_threads.json"),
-                        help="output JSON path")
+    parser.add_argument(
+        "--sizes",
+        default="128,256,512,768",
+        help="m = n of the K = 4 families of the size sweep (default 128,256,512,768)",
+    )
+    parser.add_argument(
+        "--out", default=str(pathlib.Path(__file__).parent / "results" / "blas_threads.json"), help="output JSON path"
+    )
     args = parser.parse_args(argv)
     from threadpoolctl import threadpool_info
 
-    blas = [{k: lib.get(k) for k in ("internal_api", "version", "num_threads", "threading_layer")}
-            for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    blas = [
+        {k: lib.get(k) for k in ("internal_api", "version", "num_threads", "threading_layer")}
+        for lib in threadpool_info()
+        if lib.get("user_api") == "blas"
+    ]
     main_case = compare(32, 192, 192, args.repeat)
     sweep = [compare(4, s, s, max(3, args.repeat // 2)) for s in map(int, args.sizes.split(","))]
-    result = {"benchmark": "blas_threads", "blas_libraries": blas, "small_blas_max": fit.SMALL_BLAS_MAX,
-              "main": main_case, "size_sweep": sweep}
+    result = {
+        "benchmark": "blas_threads",
+        "blas_libraries": blas,
+        "small_blas_max": fit.SMALL_BLAS_MAX,
+        "main": main_case,
+        "size_sweep": sweep,
+    }
     for case in [main_case] + sweep:
-        print(f"{case['family']}: all threads {case['median_s_all_blas_threads']:.3f} s, one thread "
-              f"{case['median_s_one_blas_thread']:.3f} s, ratio {case['ratio_all_over_one']:.2f}")
+        print(
+            f"{case['family']}: all threads {case['median_s_all_blas_threads']:.3f} s, one thread "
+            f"{case['median_s_one_blas_thread']:.3f} s, ratio {case['ratio_all_over_one']:.2f}"
+        )
     print(f"wrote {write_json(args.out, result)}")
     return 0
 

@@ -96,12 +96,24 @@ def families(quick):
     steps_lr = [rng.standard_normal((m, 4)) @ rng.standard_normal((4, n)) for _ in range(K)]
     lowrank = np.cumsum(np.stack([base] + steps_lr), axis=0)
     return [
-        ("demo", f"synthetic_evolution(K={demo['K']}, m={demo['m']}, n={demo['n']}, seed=0)",
-         synthetic_evolution(seed=0, **demo), 1e-6),
-        ("mlp", f"MLP 64-256-256-10 on load_digits, {steps} SGD steps, hidden 256x256 weight (float32)",
-         mlp_training_run(steps), 1e-2),
-        ("noise", f"independent standard normal, K={noise_shape[0]}, {noise_shape[1]}x{noise_shape[2]}",
-         rng.standard_normal((noise_shape[0] + 1,) + noise_shape[1:]), 1e-2),
+        (
+            "demo",
+            f"synthetic_evolution(K={demo['K']}, m={demo['m']}, n={demo['n']}, seed=0)",
+            synthetic_evolution(seed=0, **demo),
+            1e-6,
+        ),
+        (
+            "mlp",
+            f"MLP 64-256-256-10 on load_digits, {steps} SGD steps, hidden 256x256 weight (float32)",
+            mlp_training_run(steps),
+            1e-2,
+        ),
+        (
+            "noise",
+            f"independent standard normal, K={noise_shape[0]}, {noise_shape[1]}x{noise_shape[2]}",
+            rng.standard_normal((noise_shape[0] + 1,) + noise_shape[1:]),
+            1e-2,
+        ),
         ("lowrank", f"cumulative rank-4 steps, K={K}, {m}x{n}", lowrank, 1e-10),
     ]
 
@@ -151,6 +163,7 @@ def floor_time(mats, ranks, repeat, seed=0):
             r = ranks[k - 1]
             if r:
                 R @ rng.standard_normal((R.shape[1], r)).astype(R.dtype, copy=False)
+
     # the same BLAS thread policy as the fit's own loop
     with small_blas(min(mats.shape[1:]) <= SMALL_BLAS_MAX):
         t, _ = timed(run, repeat)
@@ -176,8 +189,17 @@ def peak_memory_quiet(fn):
 def run_family(name, desc, mats, tol, repeat):
     K = mats.shape[0] - 1
     m, n = mats.shape[1:]
-    row = {"family": name, "description": desc, "K": K, "shape": [m, n], "dtype": str(mats.dtype),
-           "tol": tol, "dense_stack_bytes": int(mats.nbytes), "methods": {}}
+    row = {
+        "family": name,
+        "description": desc,
+        "K": K,
+        "shape": [m, n],
+        "dtype": str(mats.dtype),
+        "tol": tol,
+        "dense_stack_bytes": int(mats.nbytes),
+        "methods": {},
+    }
+
     def fitter(method):
         return lambda: cascade_fit(mats, tol=tol, method=method, seed=0)
 
@@ -197,18 +219,26 @@ def run_family(name, desc, mats, tol, repeat):
         errs = true_errors(c, mats)
         rep = c.errors
         row["methods"][method] = {
-            "median_s": t, "repeat": repeat, "used": c.method,
-            "rank_sum": int(sum(c.ranks)), "max_rank": int(max(c.ranks, default=0)),
+            "median_s": t,
+            "repeat": repeat,
+            "used": c.method,
+            "rank_sum": int(sum(c.ranks)),
+            "max_rank": int(max(c.ranks, default=0)),
             "ranks_head": c.ranks[:8],
-            "max_reported_error": float(max(rep)), "max_true_error": float(max(errs)),
+            "max_reported_error": float(max(rep)),
+            "max_true_error": float(max(errs)),
             "max_abs_reported_minus_true": float(max(abs(a - b) for a, b in zip(rep, errs))),
             "all_true_errors_within_tol": bool(all(e <= tol * (1 + 1e-6) for e in errs)),
-            "nbytes": int(c.nbytes), "held_bytes": int(held_bytes(c)),
+            "nbytes": int(c.nbytes),
+            "held_bytes": int(held_bytes(c)),
             "peak_tracemalloc_bytes": int(peak_memory_quiet(fit)),
         }
-        print(f"  {name:8s} {method:10s} {t:8.3f} s  ranks sum {sum(c.ranks):6d}  "
-              f"err {max(rep):.2e} (true {max(errs):.2e})  held/nbytes "
-              f"{held_bytes(c) / max(c.nbytes, 1):.2f}", flush=True)
+        print(
+            f"  {name:8s} {method:10s} {t:8.3f} s  ranks sum {sum(c.ranks):6d}  "
+            f"err {max(rep):.2e} (true {max(errs):.2e})  held/nbytes "
+            f"{held_bytes(c) / max(c.nbytes, 1):.2f}",
+            flush=True,
+        )
     ms = row["methods"]
     best = min(ms["exact"]["median_s"], ms["randomized"]["median_s"])
     row["auto_over_best"] = ms["auto"]["median_s"] / best
@@ -216,8 +246,11 @@ def run_family(name, desc, mats, tol, repeat):
     row["floor_s"] = floor_time(mats, rk, repeat)
     row["randomized_over_floor"] = ms["randomized"]["median_s"] / row["floor_s"]
     row["auto_over_floor"] = ms["auto"]["median_s"] / row["floor_s"]
-    print(f"  {name:8s} floor {row['floor_s']:.3f} s; auto / best {row['auto_over_best']:.2f}; "
-          f"randomized / floor {row['randomized_over_floor']:.1f}", flush=True)
+    print(
+        f"  {name:8s} floor {row['floor_s']:.3f} s; auto / best {row['auto_over_best']:.2f}; "
+        f"randomized / floor {row['randomized_over_floor']:.1f}",
+        flush=True,
+    )
     return row
 
 
@@ -230,8 +263,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from threadpoolctl import threadpool_info
 
-    blas = [{k: lib.get(k) for k in ("internal_api", "version", "num_threads", "threading_layer")}
-            for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    blas = [
+        {k: lib.get(k) for k in ("internal_api", "version", "num_threads", "threading_layer")}
+        for lib in threadpool_info()
+        if lib.get("user_api") == "blas"
+    ]
     import sklearn
 
     only = {s for s in args.only.split(",") if s}
@@ -242,9 +278,14 @@ def main(argv=None):
         print(f"{name}: {desc}, tol {tol:g}", flush=True)
         rows.append(run_family(name, desc, mats, tol, args.repeat))
     out = args.out or str(pathlib.Path(__file__).parent / "results" / ("fit_quick.json" if args.quick else "fit.json"))
-    result = {"benchmark": "fit", "quick": args.quick, "blas_libraries": blas, "scikit_learn": sklearn.__version__,
-              "floor": "per order: R = M_k - M_{k-1} and R @ Omega, Omega Gaussian n x r_k (r_k: randomized fit)",
-              "families": rows}
+    result = {
+        "benchmark": "fit",
+        "quick": args.quick,
+        "blas_libraries": blas,
+        "scikit_learn": sklearn.__version__,
+        "floor": "per order: R = M_k - M_{k-1} and R @ Omega, Omega Gaussian n x r_k (r_k: randomized fit)",
+        "families": rows,
+    }
     print(f"wrote {write_json(out, result)}")
     return 0
 

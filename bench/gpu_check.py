@@ -44,9 +44,17 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 #: import name -> distribution name, for what the test suite needs beyond CuPy and the core
-NEEDED = {"numpy": "numpy", "scipy": "scipy", "sympy": "sympy", "numba": "numba", "pytest": "pytest",
-          "hypothesis": "hypothesis", "array_api_compat": "array-api-compat",
-          "array_api_strict": "array-api-strict", "threadpoolctl": "threadpoolctl"}
+NEEDED = {
+    "numpy": "numpy",
+    "scipy": "scipy",
+    "sympy": "sympy",
+    "numba": "numba",
+    "pytest": "pytest",
+    "hypothesis": "hypothesis",
+    "array_api_compat": "array-api-compat",
+    "array_api_strict": "array-api-strict",
+    "threadpoolctl": "threadpoolctl",
+}
 
 
 def log(msg):
@@ -71,8 +79,10 @@ def ensure_dependencies(wheels, install):
         report["note"] = "not installing (--no-install)"
         return report
     if not wheels.is_dir() or not any(wheels.iterdir()):
-        report["note"] = (f"no wheels in {wheels}; fill it on a machine with a network: "
-                          f"pip download --no-deps {' '.join(NEEDED[m] for m in missing)} -d {wheels}")
+        report["note"] = (
+            f"no wheels in {wheels}; fill it on a machine with a network: "
+            f"pip download --no-deps {' '.join(NEEDED[m] for m in missing)} -d {wheels}"
+        )
         log(report["note"])
         return report
     for mod in missing:
@@ -106,16 +116,24 @@ def detect_gpu():
     def cuda_version(v):
         return f"{v // 1000}.{(v % 1000) // 10}"
 
-    return {"device": name, "device_count": count, "cupy": cupy.__version__,
-            "driver_cuda": cuda_version(cupy.cuda.runtime.driverGetVersion()),
-            "runtime_cuda": cuda_version(cupy.cuda.runtime.runtimeGetVersion()),
-            "memory_gib": round(props["totalGlobalMem"] / 2**30, 1)}, None
+    return {
+        "device": name,
+        "device_count": count,
+        "cupy": cupy.__version__,
+        "driver_cuda": cuda_version(cupy.cuda.runtime.driverGetVersion()),
+        "runtime_cuda": cuda_version(cupy.cuda.runtime.runtimeGetVersion()),
+        "memory_gib": round(props["totalGlobalMem"] / 2**30, 1),
+    }, None
 
 
 def nvidia_smi():
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -136,9 +154,14 @@ def run_tests(keyword, timeout):
         words = part.split()
         if len(words) >= 2 and words[0].isdigit():
             counts[words[1]] = int(words[0])
-    return {"command": " ".join(cmd), "returncode": proc.returncode, "summary": tail[0].strip(),
-            "counts": counts, "seconds": round(time.perf_counter() - t0, 1),
-            "output_tail": proc.stdout[-3000:] if proc.returncode else ""}
+    return {
+        "command": " ".join(cmd),
+        "returncode": proc.returncode,
+        "summary": tail[0].strip(),
+        "counts": counts,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "output_tail": proc.stdout[-3000:] if proc.returncode else "",
+    }
 
 
 def _timer(sync):
@@ -153,6 +176,7 @@ def _timer(sync):
             samples.append(time.perf_counter() - t0)
         samples.sort()
         return samples[len(samples) // 2]
+
     return time_it
 
 
@@ -170,16 +194,17 @@ def benchmarks(backend, n, K, r, b, deadline):
 
         sync = cupy.cuda.get_current_stream().synchronize
     else:
+
         def sync():
             return None
+
     time_it = _timer(sync)
     rng = np.random.default_rng(0)
     out = {"backend": backend, "n": n, "K": K, "r": r, "b": b, "dtype": "float64"}
     base = rng.standard_normal((n, n))
     factors = [(rng.standard_normal((n, r)), rng.standard_normal((n, r))) for _ in range(K)]
     t0 = time.perf_counter()
-    tree = LowRankSegmentTree(xp.asarray(base), [(xp.asarray(U), xp.asarray(V)) for U, V in factors],
-                              backend=backend)
+    tree = LowRankSegmentTree(xp.asarray(base), [(xp.asarray(U), xp.asarray(V)) for U, V in factors], backend=backend)
     sync()
     out["build_s"] = time.perf_counter() - t0
     k = worst_order(tree)
@@ -205,7 +230,8 @@ def benchmarks(backend, n, K, r, b, deadline):
         out["all_orders_s"] = time_it(lambda: tree.all_orders(X), repeat=3)
         leaves, W0 = tree.corrections, tree.base  # fetched once: on CuPy these are copies
         out["k_plus_1_gemm_pairs_s"] = time_it(
-            lambda: [W0 @ X] + [L.U @ (xp.matrix_transpose(L.V) @ X) for L in leaves], repeat=3)
+            lambda: [W0 @ X] + [L.U @ (xp.matrix_transpose(L.V) @ X) for L in leaves], repeat=3
+        )
         if backend == "cupy":
             import cupy
 
@@ -243,9 +269,12 @@ def main(argv=None):
     start = time.perf_counter()
     deadline = start + args.budget
     sys.path.insert(0, str(ROOT))
-    report = {"command": " ".join([os.path.basename(sys.executable)] + sys.argv[:1] + list(argv or sys.argv[1:])),
-              "python": sys.version.split()[0], "platform": platform.platform(),
-              "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    report = {
+        "command": " ".join([os.path.basename(sys.executable)] + sys.argv[:1] + list(argv or sys.argv[1:])),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     report["dependencies"] = ensure_dependencies(pathlib.Path(args.wheels), install=not args.no_install)
     gpu, reason = (None, "--dry-run given") if args.dry_run else detect_gpu()
     report["mode"] = "gpu" if gpu else "dry-run"
@@ -284,8 +313,9 @@ def main(argv=None):
     K = args.K or (1024 if gpu else 32)
     log(f"benchmarks on {backend}: n={n} K={K}" + ("" if gpu else " (CPU dry run: timings are not GPU figures)"))
     try:
-        report["benchmarks"] = benchmarks(backend, n=n, K=K, r=16 if gpu else 4, b=256 if gpu else 16,
-                                          deadline=deadline)
+        report["benchmarks"] = benchmarks(
+            backend, n=n, K=K, r=16 if gpu else 4, b=256 if gpu else 16, deadline=deadline
+        )
     except Exception as exc:  # report, do not lose the rest of the JSON
         report["benchmarks"] = {"error": f"{type(exc).__name__}: {exc}"}
     bm = report["benchmarks"]

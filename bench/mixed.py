@@ -114,7 +114,7 @@ def run_case(tree, base, factors, Ucat, Vcat, term_order, n, K, b, dist, rng, re
     Y_dense = np.empty((n, b))
     for at in range(0, len(distinct), CHUNK):
         chunk = []
-        for k in distinct[at:at + CHUNK]:
+        for k in distinct[at : at + CHUNK]:
             for U, V in factors[done:k]:
                 W += U @ V.T
             done = k
@@ -129,16 +129,25 @@ def run_case(tree, base, factors, Ucat, Vcat, term_order, n, K, b, dist, rng, re
     err = float(np.linalg.norm(tree.query(ks, X) - Y_dense) / np.linalg.norm(Y_dense))
     best_cached = min(("masked_leaves", "per_order_cached"), key=s.__getitem__)
     best_cold = min(("masked_leaves", "per_order_cold"), key=s.__getitem__)
-    ratios = {"cold_over_best_fitting": s["tree_cold"] / s[best_cold],
-              "cached_over_best_fitting": s["tree_cached"] / s[best_cached],
-              "previous_over_cached": s["previous_masked_nodes"] / s["tree_cached"],
-              "cached_over_dense_per_order": s["tree_cached"] / s["dense_per_order"]}
-    return {"n": n, "K": K, "b": b, "dist": dist, "distinct": len(distinct),
-            "strategy": tree._mixed_strategy([int(v) for v in ks]), "seconds": s,
-            "best_fitting_baseline": {"cold": best_cold, "cached": best_cached},
-            "ratios": ratios,
-            "met": max(ratios["cold_over_best_fitting"], ratios["cached_over_best_fitting"]) <= TARGET,
-            "rel_error_vs_dense": err}
+    ratios = {
+        "cold_over_best_fitting": s["tree_cold"] / s[best_cold],
+        "cached_over_best_fitting": s["tree_cached"] / s[best_cached],
+        "previous_over_cached": s["previous_masked_nodes"] / s["tree_cached"],
+        "cached_over_dense_per_order": s["tree_cached"] / s["dense_per_order"],
+    }
+    return {
+        "n": n,
+        "K": K,
+        "b": b,
+        "dist": dist,
+        "distinct": len(distinct),
+        "strategy": tree._mixed_strategy([int(v) for v in ks]),
+        "seconds": s,
+        "best_fitting_baseline": {"cold": best_cold, "cached": best_cached},
+        "ratios": ratios,
+        "met": max(ratios["cold_over_best_fitting"], ratios["cached_over_best_fitting"]) <= TARGET,
+        "rel_error_vs_dense": err,
+    }
 
 
 def main(argv=None):
@@ -163,13 +172,25 @@ def main(argv=None):
                     res = run_case(tree, base, factors, Ucat, Vcat, term_order, n, K, b, dist, rng, args.repeat)
                     runs.append(res)
                     sec = res["seconds"]
-                    print(f"n={n:5d} b={b:4d} {dist:8s} [{res['strategy']:9s}] "
-                          + " ".join(f"{k}={1e3 * v:.2f}" for k, v in sec.items())
-                          + f"  cold/best={res['ratios']['cold_over_best_fitting']:.2f}"
-                          f" cached/best={res['ratios']['cached_over_best_fitting']:.2f}", flush=True)
-    path = write_json(args.out, {"benchmark": "mixed", "quick": args.quick, "blas_threads": 1,
-                                 "params": {"K": K, "r": r, "dtype": "float64"}, "target": TARGET,
-                                 "met_everywhere": all(run["met"] for run in runs), "runs": runs})
+                    print(
+                        f"n={n:5d} b={b:4d} {dist:8s} [{res['strategy']:9s}] "
+                        + " ".join(f"{k}={1e3 * v:.2f}" for k, v in sec.items())
+                        + f"  cold/best={res['ratios']['cold_over_best_fitting']:.2f}"
+                        f" cached/best={res['ratios']['cached_over_best_fitting']:.2f}",
+                        flush=True,
+                    )
+    path = write_json(
+        args.out,
+        {
+            "benchmark": "mixed",
+            "quick": args.quick,
+            "blas_threads": 1,
+            "params": {"K": K, "r": r, "dtype": "float64"},
+            "target": TARGET,
+            "met_everywhere": all(run["met"] for run in runs),
+            "runs": runs,
+        },
+    )
     print(f"wrote {path}")
     return 0
 

@@ -46,8 +46,13 @@ print(f"{t1 - t0} {t2 - t1}")
 
 def run(backend, cache_dir):
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
-    out = subprocess.run([sys.executable, "-c", WORKLOAD.replace("BACKEND", repr(backend))],
-                         capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", WORKLOAD.replace("BACKEND", repr(backend))],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     imp, work = (float(v) for v in out.stdout.split())
     return {"import_s": imp, "workload_s": work}
 
@@ -60,10 +65,16 @@ def main(argv=None):
         cold = run("numba", cache)
         warm = [run("numba", cache) for _ in range(2)]
         numpy = run("numpy", cache)
-    result = {"benchmark": "numba_first_call", "cold_cache": cold, "warm_cache": warm, "numpy_backend": numpy,
-              "compile_overhead_s": cold["workload_s"] - numpy["workload_s"],
-              "cached_overhead_s": min(w["workload_s"] for w in warm) - numpy["workload_s"]}
+    result = {
+        "benchmark": "numba_first_call",
+        "cold_cache": cold,
+        "warm_cache": warm,
+        "numpy_backend": numpy,
+        "compile_overhead_s": cold["workload_s"] - numpy["workload_s"],
+        "cached_overhead_s": min(w["workload_s"] for w in warm) - numpy["workload_s"],
+    }
     import numba
+
     result["numba"] = numba.__version__
     print(json.dumps({k: v for k, v in result.items() if k != "benchmark"}, indent=1))
     print(f"wrote {write_json(args.out, result)}")

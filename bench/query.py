@@ -34,9 +34,11 @@ def main(argv=None):
         res = query_benchmark(n=sizes["n"], b=sizes["b"], r=sizes["r"], K=K, repeat=args.repeat)
         runs.append(res)
         rat = res["ratios"]
-        print(f"K={K:5d} k={res['params']['k']:5d}  loop/tree={rat['loop_over_tree']:6.2f}x  "
-              f"tree/dense={rat['tree_over_dense']:5.2f}x  tree mem/bound={rat['tree_memory_over_bound']:.2f}",
-              flush=True)
+        print(
+            f"K={K:5d} k={res['params']['k']:5d}  loop/tree={rat['loop_over_tree']:6.2f}x  "
+            f"tree/dense={rat['tree_over_dense']:5.2f}x  tree mem/bound={rat['tree_memory_over_bound']:.2f}",
+            flush=True,
+        )
     last = runs[-1]["ratios"]
     verdict = {
         "K": sizes["Ks"][-1],
@@ -47,8 +49,10 @@ def main(argv=None):
         "tree_memory_over_bound": last["tree_memory_over_bound"],
         "memory_met": last["tree_memory_over_bound"] <= TARGETS["tree_memory_over_bound_max"],
     }
-    path = write_json(args.out, {"benchmark": "query", "quick": args.quick, "targets": TARGETS,
-                                 "verdict_at_largest_K": verdict, "runs": runs})
+    path = write_json(
+        args.out,
+        {"benchmark": "query", "quick": args.quick, "targets": TARGETS, "verdict_at_largest_K": verdict, "runs": runs},
+    )
     print(f"wrote {path}")
     return 0
 

@@ -134,30 +134,38 @@ def bench_product(seeds, repeat, simplify_repeat):
         row["domainmatrix_fracfield_with_conversion"], r_dm = timeit(lambda M=M: dm_rank_with_conversion(M), repeat)
         row["generic_rank_certified"], cert = timeit(lambda M=M, seed=seed: generic_rank(M, seed=seed), repeat)
         row["generic_rank_montecarlo"], mc = timeit(
-            lambda M=M, seed=seed: generic_rank(M, certify=False, seed=seed), repeat)
+            lambda M=M, seed=seed: generic_rank(M, certify=False, seed=seed), repeat
+        )
         row["matrix_rank_simplify"], r_sym = timeit(lambda M=M: M.rank(simplify=True), simplify_repeat)
         t0 = time.perf_counter()
         verified = cert.verify()
         row["certificate_verify_s"] = time.perf_counter() - t0
-        row["ranks"] = {"matrix_rank_simplify": r_sym, "domainmatrix": r_dm, "domainmatrix_rank_only": r_dm0,
-                        "certified": cert.rank, "montecarlo": mc.rank}
+        row["ranks"] = {
+            "matrix_rank_simplify": r_sym,
+            "domainmatrix": r_dm,
+            "domainmatrix_rank_only": r_dm0,
+            "certified": cert.rank,
+            "montecarlo": mc.rank,
+        }
         row["certificate_verified"] = verified
         med = {k: row[k]["median_s"] for k in row if isinstance(row[k], dict) and "median_s" in row[k]}
         row["ratios"] = {
             "matrix_rank_simplify_over_certified": med["matrix_rank_simplify"] / med["generic_rank_certified"],
-            "domainmatrix_with_conversion_over_montecarlo":
-                med["domainmatrix_fracfield_with_conversion"] / med["generic_rank_montecarlo"],
-            "domainmatrix_rank_only_over_montecarlo":
-                med["domainmatrix_fracfield_rank_only"] / med["generic_rank_montecarlo"],
-            "domainmatrix_with_conversion_over_certified":
-                med["domainmatrix_fracfield_with_conversion"] / med["generic_rank_certified"],
+            "domainmatrix_with_conversion_over_montecarlo": med["domainmatrix_fracfield_with_conversion"]
+            / med["generic_rank_montecarlo"],
+            "domainmatrix_rank_only_over_montecarlo": med["domainmatrix_fracfield_rank_only"]
+            / med["generic_rank_montecarlo"],
+            "domainmatrix_with_conversion_over_certified": med["domainmatrix_fracfield_with_conversion"]
+            / med["generic_rank_certified"],
         }
-        print(f"seed {seed}: simplify {med['matrix_rank_simplify']:.2f} s, DomainMatrix "
-              f"{med['domainmatrix_fracfield_with_conversion'] * 1e3:.1f} ms "
-              f"(rank only {med['domainmatrix_fracfield_rank_only'] * 1e3:.1f} ms), certified "
-              f"{med['generic_rank_certified'] * 1e3:.1f} ms, "
-              f"Monte-Carlo {med['generic_rank_montecarlo'] * 1e3:.1f} ms",
-              flush=True)
+        print(
+            f"seed {seed}: simplify {med['matrix_rank_simplify']:.2f} s, DomainMatrix "
+            f"{med['domainmatrix_fracfield_with_conversion'] * 1e3:.1f} ms "
+            f"(rank only {med['domainmatrix_fracfield_rank_only'] * 1e3:.1f} ms), certified "
+            f"{med['generic_rank_certified'] * 1e3:.1f} ms, "
+            f"Monte-Carlo {med['generic_rank_montecarlo'] * 1e3:.1f} ms",
+            flush=True,
+        )
         runs.append(row)
     return runs
 
@@ -169,27 +177,35 @@ def bench_large(repeat, size=32, inner=24, quick=False):
     dense = random_poly_matrix(rng, size, size, 8, R)
     A = sp.Matrix(size, size, lambda i, j: dense[i][j].as_expr())
     B = product_matrix(rng, size, inner, size, 4)
-    for name, M, rank in ((f"dense_{size}x{size}_deg8", A, size),
-                          (f"rank_deficient_{size}x{size}_deg8", B, inner)):
+    for name, M, rank in ((f"dense_{size}x{size}_deg8", A, size), (f"rank_deficient_{size}x{size}_deg8", B, inner)):
         generic_rank(M, seed=0)  # warm-up
         timing, cert = timeit(lambda M=M: generic_rank(M, seed=1), repeat)
         t0 = time.perf_counter()
         ok = cert.verify()
         out[name] = {
-            "shape": [size, size], "entry_degree": 8, "expected_rank": rank, "rank": cert.rank,
-            "certified": cert.certified, "certificate": repr(cert),
+            "shape": [size, size],
+            "entry_degree": 8,
+            "expected_rank": rank,
+            "rank": cert.rank,
+            "certified": cert.certified,
+            "certificate": repr(cert),
             "generic_rank_certified": timing,
-            "certificate_verify_s": time.perf_counter() - t0, "certificate_verified": ok,
+            "certificate_verify_s": time.perf_counter() - t0,
+            "certificate_verified": ok,
         }
-        print(f"{name}: rank {cert.rank}, certified in {timing['median_s']:.2f} s (median of {repeat}), "
-              f"verify {out[name]['certificate_verify_s']:.2f} s", flush=True)
+        print(
+            f"{name}: rank {cert.rank}, certified in {timing['median_s']:.2f} s (median of {repeat}), "
+            f"verify {out[name]['certificate_verify_s']:.2f} s",
+            flush=True,
+        )
     return out
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: one small instance, no simplify baseline repeats")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: one small instance, no simplify baseline repeats"
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "theory_rank.json"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--repeat", type=int, default=7)
@@ -210,8 +226,8 @@ def main(argv=None):
         "montecarlo_speedup_vs_domainmatrix_with_conversion": speed_dm,
         "montecarlo_speedup_vs_domainmatrix_rank_only": speed_dm_only,
         "montecarlo_speedup_met": speed_dm >= TARGETS["montecarlo_speedup_vs_domainmatrix_fracfield_min"],
-        "montecarlo_speedup_met_even_against_rank_only":
-            speed_dm_only >= TARGETS["montecarlo_speedup_vs_domainmatrix_fracfield_min"],
+        "montecarlo_speedup_met_even_against_rank_only": speed_dm_only
+        >= TARGETS["montecarlo_speedup_vs_domainmatrix_fracfield_min"],
         "montecarlo_speedup_factor_of_target": speed_dm / TARGETS["montecarlo_speedup_vs_domainmatrix_fracfield_min"],
         "certified_32x32_deg8_worst_median_s": worst_large,
         "certified_32x32_deg8_met": worst_large < TARGETS["certified_32x32_deg8_seconds_max"],

@@ -39,8 +39,7 @@ from lowrank_tree import LowRankSegmentTree
 from lowrank_tree.backends import _numba, _numba_kernels, _numpy
 from lowrank_tree.benchmark import median_time, write_json
 
-TARGETS = {"update_over_dense_add_max": 10.0, "all_orders_over_floor_max": 2.0,
-           "all_orders_peak_over_output_max": 1.1}
+TARGETS = {"update_over_dense_add_max": 10.0, "all_orders_over_floor_max": 2.0, "all_orders_peak_over_output_max": 1.1}
 
 
 def _family(rng, n, K, r):
@@ -76,12 +75,25 @@ def bench_update(n, K, r, repeat, rng):
     del old._updated
     nodes = tree.nodes()
     return {
-        "params": {"n": n, "K": K, "r": r, "levels": max(nd.level for nd in nodes) + 1,
-                   "dense_levels": sorted({nd.level for nd in nodes if nd.dense})},
-        "seconds": {"build": build, "update": t_update, "append": t_append, "update_remerge": t_remerge,
-                    "dense_rank2r_add": t_dense},
-        "ratios": {"update_over_dense_add": t_update / t_dense, "append_over_dense_add": t_append / t_dense,
-                   "remerge_over_update": t_remerge / t_update},
+        "params": {
+            "n": n,
+            "K": K,
+            "r": r,
+            "levels": max(nd.level for nd in nodes) + 1,
+            "dense_levels": sorted({nd.level for nd in nodes if nd.dense}),
+        },
+        "seconds": {
+            "build": build,
+            "update": t_update,
+            "append": t_append,
+            "update_remerge": t_remerge,
+            "dense_rank2r_add": t_dense,
+        },
+        "ratios": {
+            "update_over_dense_add": t_update / t_dense,
+            "append_over_dense_add": t_append / t_dense,
+            "remerge_over_update": t_remerge / t_update,
+        },
     }
 
 
@@ -107,15 +119,16 @@ def bench_accuracy(n, K, r, updates, rng):
     q_fresh = np.stack([rebuilt.query(k, X) for k in range(K + 1)])
     scale = np.abs(ref).max()
     eps = np.finfo(float).eps
-    return {"params": {"n": n, "K": K, "r": r, "updates": updates},
-            "max_abs_error_over_eps_scale": {"all_orders_vs_dense": float(np.abs(got - ref).max() / (eps * scale)),
-                                             "query_vs_dense": float(np.abs(q - ref).max() / (eps * scale)),
-                                             "all_orders_vs_rebuilt": float(np.abs(got - fresh).max()
-                                                                            / (eps * scale)),
-                                             "query_vs_rebuilt_query": float(np.abs(q - q_fresh).max()
-                                                                             / (eps * scale)),
-                                             "rebuilt_query_vs_dense": float(np.abs(q_fresh - ref).max()
-                                                                             / (eps * scale))}}
+    return {
+        "params": {"n": n, "K": K, "r": r, "updates": updates},
+        "max_abs_error_over_eps_scale": {
+            "all_orders_vs_dense": float(np.abs(got - ref).max() / (eps * scale)),
+            "query_vs_dense": float(np.abs(q - ref).max() / (eps * scale)),
+            "all_orders_vs_rebuilt": float(np.abs(got - fresh).max() / (eps * scale)),
+            "query_vs_rebuilt_query": float(np.abs(q - q_fresh).max() / (eps * scale)),
+            "rebuilt_query_vs_dense": float(np.abs(q_fresh - ref).max() / (eps * scale)),
+        },
+    }
 
 
 def bench_query(tree, bs, repeat, rng):
@@ -146,12 +159,21 @@ def bench_query(tree, bs, repeat, rng):
         mem_folded = tree.cache_nbytes
         t_dense = median_time(lambda X=X: W @ X, repeat=repeat)
         out["by_b"][str(b)] = {
-            "seconds": {"cold": t_cold, "cached": t_cached, "folded": t_folded, "fold_once": t_fold,
-                        "dense_Wk_gemm": t_dense},
+            "seconds": {
+                "cold": t_cold,
+                "cached": t_cached,
+                "folded": t_folded,
+                "fold_once": t_fold,
+                "dense_Wk_gemm": t_dense,
+            },
             "cache_bytes": {"cached": mem_cached, "folded": mem_folded, "dense_Wk": W.nbytes},
-            "ratios": {"cold_over_cached": t_cold / t_cached, "cached_over_folded": t_cached / t_folded,
-                       "folded_over_dense": t_folded / t_dense, "cached_over_dense": t_cached / t_dense,
-                       "queries_to_pay_fold": t_fold / max(t_cached - t_folded, 1e-12)},
+            "ratios": {
+                "cold_over_cached": t_cold / t_cached,
+                "cached_over_folded": t_cached / t_folded,
+                "folded_over_dense": t_folded / t_dense,
+                "cached_over_dense": t_cached / t_dense,
+                "queries_to_pay_fold": t_fold / max(t_cached - t_folded, 1e-12),
+            },
         }
     return out
 
@@ -169,10 +191,12 @@ def bench_all_orders(tree, b, repeat, rng):
     tree.all_orders(X)  # the leaf stacks, cached
     Ust, Vst = tree._stacks
     Y0, Z = tree._base @ X, np.matmul(np.swapaxes(Vst, 1, 2), X)
-    res = {"floor": median_time(floor, repeat=repeat),
-           "tree_numpy": median_time(lambda: tree.all_orders(X), repeat=repeat),
-           "kernel_numpy_inplace": median_time(lambda: _numpy.accumulate_orders(Y0, Ust, Z), repeat=repeat),
-           "kernel_previous_numpy": median_time(lambda: _numpy.prefix_sum(Y0, Ust @ Z), repeat=repeat)}
+    res = {
+        "floor": median_time(floor, repeat=repeat),
+        "tree_numpy": median_time(lambda: tree.all_orders(X), repeat=repeat),
+        "kernel_numpy_inplace": median_time(lambda: _numpy.accumulate_orders(Y0, Ust, Z), repeat=repeat),
+        "kernel_previous_numpy": median_time(lambda: _numpy.prefix_sum(Y0, Ust @ Z), repeat=repeat),
+    }
     res["kernel_numba"] = median_time(lambda: _numba.accumulate_orders(Y0, Ust, Z), repeat=repeat)
     fused = _numba_kernels.all_orders  # the fused kernel itself (off by default)
     threads = numba.get_num_threads()
@@ -182,22 +206,30 @@ def bench_all_orders(tree, b, repeat, rng):
     res["one_dense_gemm"] = median_time(lambda: W @ X, repeat=repeat)
     res["K_plus_1_dense_gemms"] = res["one_dense_gemm"] * (K + 1)
     peaks = {}
-    for name, fn in (("tree_numpy", lambda: tree.all_orders(X)),
-                     ("previous_numpy", lambda: _numpy.prefix_sum(Y0, Ust @ Z))):
+    for name, fn in (
+        ("tree_numpy", lambda: tree.all_orders(X)),
+        ("previous_numpy", lambda: _numpy.prefix_sum(Y0, Ust @ Z)),
+    ):
         tracemalloc.start()
         fn()
         peaks[name] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     out_bytes = int(np.prod(shape)) * 8
-    return {"params": {"K": K, "m": m, "n": n, "b": b}, "seconds": res,
-            "peak_bytes": peaks, "output_bytes": out_bytes,
-            "ratios": {"tree_numpy_over_floor": res["tree_numpy"] / res["floor"],
-                       "numba_over_floor": res["kernel_numba"] / res["floor"],
-                       "numba_fused_over_floor": res["kernel_numba_fused"] / res["floor"],
-                       "previous_numpy_over_floor": res["kernel_previous_numpy"] / res["floor"],
-                       "dense_gemms_over_tree": res["K_plus_1_dense_gemms"] / res["tree_numpy"],
-                       "tree_peak_over_output": peaks["tree_numpy"] / out_bytes,
-                       "previous_peak_over_output": peaks["previous_numpy"] / out_bytes}}
+    return {
+        "params": {"K": K, "m": m, "n": n, "b": b},
+        "seconds": res,
+        "peak_bytes": peaks,
+        "output_bytes": out_bytes,
+        "ratios": {
+            "tree_numpy_over_floor": res["tree_numpy"] / res["floor"],
+            "numba_over_floor": res["kernel_numba"] / res["floor"],
+            "numba_fused_over_floor": res["kernel_numba_fused"] / res["floor"],
+            "previous_numpy_over_floor": res["kernel_previous_numpy"] / res["floor"],
+            "dense_gemms_over_tree": res["K_plus_1_dense_gemms"] / res["tree_numpy"],
+            "tree_peak_over_output": peaks["tree_numpy"] / out_bytes,
+            "previous_peak_over_output": peaks["previous_numpy"] / out_bytes,
+        },
+    }
 
 
 def main(argv=None):
@@ -215,18 +247,21 @@ def main(argv=None):
     r = 4
     payload = {"targets": TARGETS}
     with threadpool_limits(1):
-        payload["blas"] = [{k: v for k, v in d.items() if k in ("internal_api", "num_threads", "version")}
-                           for d in threadpool_info()]
+        payload["blas"] = [
+            {k: v for k, v in d.items() if k in ("internal_api", "num_threads", "version")} for d in threadpool_info()
+        ]
         updates = []
         for n in ns:
             for K in Ks:
                 res = bench_update(n, K, r, args.repeat, rng)
                 updates.append(res)
                 s, q = res["seconds"], res["ratios"]
-                print(f"n={n:5d} K={K:5d} build {s['build']:7.2f}s  update {1e3 * s['update']:7.2f} ms  "
-                      f"append {1e3 * s['append']:7.2f} ms  re-merge {1e3 * s['update_remerge']:7.2f} ms  "
-                      f"dense add {1e3 * s['dense_rank2r_add']:6.2f} ms  update/add {q['update_over_dense_add']:6.1f}x",
-                      flush=True)
+                print(
+                    f"n={n:5d} K={K:5d} build {s['build']:7.2f}s  update {1e3 * s['update']:7.2f} ms  "
+                    f"append {1e3 * s['append']:7.2f} ms  re-merge {1e3 * s['update_remerge']:7.2f} ms  "
+                    f"dense add {1e3 * s['dense_rank2r_add']:6.2f} ms  update/add {q['update_over_dense_add']:6.1f}x",
+                    flush=True,
+                )
         payload["update"] = updates
         payload["accuracy"] = bench_accuracy(acc[0], acc[1], r, args.updates, rng)
         print("accuracy", payload["accuracy"]["max_abs_error_over_eps_scale"], flush=True)
@@ -236,12 +271,19 @@ def main(argv=None):
         payload["query"] = bench_query(tree, [1, 64], args.repeat, rng)
         for b, res in payload["query"]["by_b"].items():
             s = res["seconds"]
-            print(f"query b={b:>3}: cold {1e3 * s['cold']:.2f} ms  cached {1e3 * s['cached']:.2f} ms  "
-                  f"folded {1e3 * s['folded']:.2f} ms  fold once {1e3 * s['fold_once']:.2f} ms  "
-                  f"dense {1e3 * s['dense_Wk_gemm']:.2f} ms  cache {res['cache_bytes']}", flush=True)
+            print(
+                f"query b={b:>3}: cold {1e3 * s['cold']:.2f} ms  cached {1e3 * s['cached']:.2f} ms  "
+                f"folded {1e3 * s['folded']:.2f} ms  fold once {1e3 * s['fold_once']:.2f} ms  "
+                f"dense {1e3 * s['dense_Wk_gemm']:.2f} ms  cache {res['cache_bytes']}",
+                flush=True,
+            )
         payload["all_orders"] = bench_all_orders(tree, b_all, max(3, args.repeat // 2), rng)
-        print("all_orders", {k: round(v, 4) for k, v in payload["all_orders"]["seconds"].items()},
-              payload["all_orders"]["ratios"], flush=True)
+        print(
+            "all_orders",
+            {k: round(v, 4) for k, v in payload["all_orders"]["seconds"].items()},
+            payload["all_orders"]["ratios"],
+            flush=True,
+        )
     big = payload["update"][-1]["ratios"]["update_over_dense_add"]
     ao = payload["all_orders"]["ratios"]
     payload["verdicts"] = {

@@ -12,35 +12,52 @@ import zlib
 
 #: project -> (base URL of its published docs, [(name, role, path relative to the base)])
 OBJECTS = {
-    "numpy": ("https://numpy.org/doc/stable/", [
-        ("numpy.ndarray", "py:class", "reference/generated/numpy.ndarray.html"),
-        ("numpy.linalg.svd", "py:function", "reference/generated/numpy.linalg.svd.html"),
-        ("numpy.linalg.matrix_rank", "py:function", "reference/generated/numpy.linalg.matrix_rank.html"),
-        ("numpy.linalg.norm", "py:function", "reference/generated/numpy.linalg.norm.html"),
-        ("numpy.load", "py:function", "reference/generated/numpy.load.html"),
-        ("numpy.savez", "py:function", "reference/generated/numpy.savez.html"),
-    ]),
-    "scipy": ("https://docs.scipy.org/doc/scipy/", [
-        ("scipy.sparse.linalg.LinearOperator", "py:class",
-         "reference/generated/scipy.sparse.linalg.LinearOperator.html"),
-        ("scipy.linalg.svd", "py:function", "reference/generated/scipy.linalg.svd.html"),
-        ("scipy.linalg.pinv", "py:function", "reference/generated/scipy.linalg.pinv.html"),
-    ]),
-    "sympy": ("https://docs.sympy.org/latest/", [
-        ("sympy.matrices.dense.Matrix", "py:class", "modules/matrices/dense.html"),
-        ("sympy.polys.matrices.DomainMatrix", "py:class", "modules/polys/domainmatrix.html"),
-    ]),
-    "torch": ("https://pytorch.org/docs/stable/", [
-        ("torch.Tensor", "py:class", "tensors.html"),
-        ("torch.nn.Linear", "py:class", "generated/torch.nn.Linear.html"),
-    ]),
+    "numpy": (
+        "https://numpy.org/doc/stable/",
+        [
+            ("numpy.ndarray", "py:class", "reference/generated/numpy.ndarray.html"),
+            ("numpy.linalg.svd", "py:function", "reference/generated/numpy.linalg.svd.html"),
+            ("numpy.linalg.matrix_rank", "py:function", "reference/generated/numpy.linalg.matrix_rank.html"),
+            ("numpy.linalg.norm", "py:function", "reference/generated/numpy.linalg.norm.html"),
+            ("numpy.load", "py:function", "reference/generated/numpy.load.html"),
+            ("numpy.savez", "py:function", "reference/generated/numpy.savez.html"),
+        ],
+    ),
+    "scipy": (
+        "https://docs.scipy.org/doc/scipy/",
+        [
+            (
+                "scipy.sparse.linalg.LinearOperator",
+                "py:class",
+                "reference/generated/scipy.sparse.linalg.LinearOperator.html",
+            ),
+            ("scipy.linalg.svd", "py:function", "reference/generated/scipy.linalg.svd.html"),
+            ("scipy.linalg.pinv", "py:function", "reference/generated/scipy.linalg.pinv.html"),
+        ],
+    ),
+    "sympy": (
+        "https://docs.sympy.org/latest/",
+        [
+            ("sympy.matrices.dense.Matrix", "py:class", "modules/matrices/dense.html"),
+            ("sympy.polys.matrices.DomainMatrix", "py:class", "modules/polys/domainmatrix.html"),
+        ],
+    ),
+    "torch": (
+        "https://pytorch.org/docs/stable/",
+        [
+            ("torch.Tensor", "py:class", "tensors.html"),
+            ("torch.nn.Linear", "py:class", "generated/torch.nn.Linear.html"),
+        ],
+    ),
 }
 
 
 def inventory_bytes(project, entries):
     """One ``objects.inv`` (Sphinx inventory version 2) for ``entries``."""
-    header = (f"# Sphinx inventory version 2\n# Project: {project}\n# Version: \n"
-              "# The remainder of this file is compressed using zlib.\n").encode()
+    header = (
+        f"# Sphinx inventory version 2\n# Project: {project}\n# Version: \n"
+        "# The remainder of this file is compressed using zlib.\n"
+    ).encode()
     body = "".join(f"{name} {role} 1 {path} -\n" for name, role, path in entries)
     return header + zlib.compress(body.encode())
 

@@ -83,8 +83,15 @@ def allocate_budget(mats, budget, xp, method, opts, *, one_blas_thread):
         take = min(units, min(m, n))
         with small_blas(one_blas_thread):
             if method == "randomized" and take + opts["oversample"] <= min(m, n) // 2:
-                _, B = fixed_rank_qb(D, take, xp, sketch.rng, sketch.backend,
-                                     oversample=opts["oversample"], power_iters=opts["power_iters"])
+                _, B = fixed_rank_qb(
+                    D,
+                    take,
+                    xp,
+                    sketch.rng,
+                    sketch.backend,
+                    oversample=opts["oversample"],
+                    power_iters=opts["power_iters"],
+                )
                 s = xp.linalg.svdvals(B)
             else:
                 s = xp.linalg.svdvals(D)

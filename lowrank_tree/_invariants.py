@@ -43,18 +43,21 @@ def check_tree(tree):
                     assert node.U is None and node.V is None, f"{where}: dense with factors"
                     assert node.D.shape == (m, n) and node.D.dtype == tree._dtype, f"{where}: dense shape"
                 else:
-                    assert node.U.shape == (m, node.rank) and node.V.shape == (n, node.rank), \
+                    assert node.U.shape == (m, node.rank) and node.V.shape == (n, node.rank), (
                         f"{where}: factor shapes {node.U.shape}, {node.V.shape} for rank {node.rank}"
+                    )
                     assert node.U.dtype == tree._dtype and node.V.dtype == tree._dtype, f"{where}: dtype"
                 if node.orth and not node.dense and node.rank:
                     U, V = arr(node.U), arr(node.V)
                     gv = V.conj().T @ V
-                    assert np.linalg.norm(gv - np.eye(node.rank)) <= rounding * node.rank, \
+                    assert np.linalg.norm(gv - np.eye(node.rank)) <= rounding * node.rank, (
                         f"{where}: V claimed orthonormal, ||V^H V - I|| = {np.linalg.norm(gv - np.eye(node.rank))}"
+                    )
                     gu = U.conj().T @ U
                     off = gu - np.diag(np.diag(gu))
-                    assert np.linalg.norm(off) <= rounding * node.rank * np.linalg.norm(U, 2) ** 2, \
+                    assert np.linalg.norm(off) <= rounding * node.rank * np.linalg.norm(U, 2) ** 2, (
                         f"{where}: U claimed to have orthogonal columns"
+                    )
                 if h == 0:
                     assert not node.dense, f"{where}: a leaf is dense"
                     continue
@@ -74,8 +77,9 @@ def check_tree(tree):
                     assert node.dense, f"{where}: a child is dense but the node is factored"
                 else:
                     costly = node.rank * (m + n) >= m * n
-                    assert node.dense == costly, \
+                    assert node.dense == costly, (
                         f"{where}: dense={node.dense} but rank {node.rank} factors cost {'more' if costly else 'less'}"
+                    )
         used = 0
         for k, entry in tree._cache.items():
             assert 0 <= k <= K, f"cache entry for order {k} > K = {K}"
@@ -83,8 +87,9 @@ def check_tree(tree):
             if entry.folded:  # the factors were folded into the dense part: compare the sum
                 assert fresh.dense is not None and entry.U.shape[1] == 0, f"cache entry {k}: folded layout"
                 want = host(fresh.dense) + host(fresh.U) @ host(fresh.V).T
-                assert np.allclose(host(entry.dense), want, rtol=0, atol=rounding * np.abs(want).max()), \
+                assert np.allclose(host(entry.dense), want, rtol=0, atol=rounding * np.abs(want).max()), (
                     f"cache entry {k} (folded) is not the current nodes"
+                )
                 used += entry.nbytes
                 continue
             assert entry.nbytes == fresh.nbytes and entry.n_dense == fresh.n_dense, f"cache entry {k}: layout"

@@ -29,8 +29,7 @@ import math
 
 from .backends import backend_name, get_func
 
-__all__ = ["comfortable", "fro_norm", "largest_term", "max_abs", "pow2_exponent", "scale_pow2",
-           "tail_rank"]
+__all__ = ["comfortable", "fro_norm", "largest_term", "max_abs", "pow2_exponent", "scale_pow2", "tail_rank"]
 
 
 def _size(x):

@@ -21,8 +21,7 @@ from .backends import backend_name, get_func, is_array
 
 #: ids of arrays the current thread's constructor call may take without a copy
 #: (set only by internal callers that pass arrays of an immutable object).
-_ADOPTED: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar("lowrank_tree_adopted",
-                                                                         default=frozenset())
+_ADOPTED: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar("lowrank_tree_adopted", default=frozenset())
 
 
 @contextlib.contextmanager

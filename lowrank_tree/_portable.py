@@ -73,10 +73,16 @@ def update_node(U, V, A, B, tol, xp):
     Qv2, Pv, Rv = _extend_basis(V, B, xp)
     dt = U.dtype
     # [U A] = [Qu Qu2] Cu and [V B] = [V Qv2] Cv, with block upper-triangular C
-    Cu = xp.concat([xp.concat([xp.eye(r, dtype=dt) * xp.astype(s, dt)[None, :], Pu], axis=1),
-                    xp.concat([xp.zeros((p, r), dtype=dt), Ru], axis=1)], axis=0)
-    Cv = xp.concat([xp.concat([xp.eye(r, dtype=dt), Pv], axis=1),
-                    xp.concat([xp.zeros((p, r), dtype=dt), Rv], axis=1)], axis=0)
+    Cu = xp.concat(
+        [
+            xp.concat([xp.eye(r, dtype=dt) * xp.astype(s, dt)[None, :], Pu], axis=1),
+            xp.concat([xp.zeros((p, r), dtype=dt), Ru], axis=1),
+        ],
+        axis=0,
+    )
+    Cv = xp.concat(
+        [xp.concat([xp.eye(r, dtype=dt), Pv], axis=1), xp.concat([xp.zeros((p, r), dtype=dt), Rv], axis=1)], axis=0
+    )
     P, sig, Wh = xp.linalg.svd(Cu @ xp.matrix_transpose(Cv), full_matrices=False)
     k = _kept_rank(sig, tol, None, xp, scale=largest_term(Cu, Cv, xp))
     Pk = P[:, :k] * xp.astype(sig[:k], dt)[None, :]

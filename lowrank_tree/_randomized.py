@@ -108,8 +108,7 @@ def fixed_rank_qb(A, rank, xp, rng, backend, *, oversample=10, power_iters=2):
     return Q, conj_transpose(Q, xp) @ A
 
 
-def adaptive_qb(A, thr, xp, rng, backend, *, block=16, power_iters=2, max_cols=None,
-                norm_a=None, check=True):
+def adaptive_qb(A, thr, xp, rng, backend, *, block=16, power_iters=2, max_cols=None, norm_a=None, check=True):
     """Blocked fixed-precision range finder (randQB_EI with power scheme).
 
     Adds orthonormal blocks to ``Q`` until ``‖A − Q Q^H A‖_F <= thr``,

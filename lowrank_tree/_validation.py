@@ -64,15 +64,15 @@ def open_matrices(mats, name, layout, backend=None):
     ValueError
         If ``mats`` holds no matrix, or is an array that is not 3-D.
     """
-    expected = (f"{name} must be a 3-D array {layout}, a sequence of 2-D arrays or an iterator "
-                f"of 2-D arrays")
+    expected = f"{name} must be a 3-D array {layout}, a sequence of 2-D arrays or an iterator of 2-D arrays"
     if is_array(mats):
         xp = resolve_namespace(mats, names=(name,), backend=backend)
         stack = as_array(mats, xp, name)
         if stack.ndim != 3:
-            raise ValueError(f"{name} must be a 3-D array {layout} or a sequence of 2-D arrays, got an "
-                             f"array of shape {tuple(stack.shape)}"
-                             + ("; pass [M] for a single matrix" if stack.ndim == 2 else ""))
+            raise ValueError(
+                f"{name} must be a 3-D array {layout} or a sequence of 2-D arrays, got an "
+                f"array of shape {tuple(stack.shape)}" + ("; pass [M] for a single matrix" if stack.ndim == 2 else "")
+            )
         if stack.shape[0] == 0:
             raise ValueError(f"{name} must hold at least one matrix, got shape {tuple(stack.shape)}")
         return xp, stack, (stack[k, ...] for k in range(stack.shape[0])), stack.shape[0]
@@ -104,6 +104,7 @@ def _chain(first, it):
 #: Dtypes every backend computes in; anything else is converted or refused (see ``as_array``).
 _NATIVE_DTYPES = ("float32", "float64", "complex64", "complex128")
 
+
 def as_array(x, xp, name, ndim=None, allow_1d=False):
     """``x`` as an array of namespace ``xp`` with a float or complex dtype.
 
@@ -127,9 +128,11 @@ def as_array(x, xp, name, ndim=None, allow_1d=False):
     if x is None:
         raise TypeError(f"{name} must be an array, got None")
     if _is_masked(x) or (isinstance(x, (list, tuple)) and any(_is_masked(a) for a in x)):
-        raise TypeError(f"{name} is a masked array; expected a plain array (fill the masked entries, "
-                        f"e.g. with .filled(), or drop them first: computing with the hidden values "
-                        f"would give a wrong answer)")
+        raise TypeError(
+            f"{name} is a masked array; expected a plain array (fill the masked entries, "
+            f"e.g. with .filled(), or drop them first: computing with the hidden values "
+            f"would give a wrong answer)"
+        )
     backend = backend_name(xp)
     if not is_array(x):
         try:
@@ -141,8 +144,10 @@ def as_array(x, xp, name, ndim=None, allow_1d=False):
         if backend == "cupy" and other == "numpy":
             x = get_func("asarray", backend)(x)
         else:
-            raise TypeError(f"{name} is a {other} array but this object uses the {backend} backend; "
-                            f"expected a {backend} array (mixing array libraries is not allowed)")
+            raise TypeError(
+                f"{name} is a {other} array but this object uses the {backend} backend; "
+                f"expected a {backend} array (mixing array libraries is not allowed)"
+            )
     elif backend == "numpy" and type(x).__name__ != "ndarray":
         x = get_func("asarray", backend)(x)  # np.matrix and friends: their operators mean other things
     x = _floating(x, xp, name)
@@ -164,8 +169,10 @@ def _floating(x, xp, name):
     if any(dtype == getattr(xp, d) for d in _NATIVE_DTYPES):
         return x
     if xp.isdtype(dtype, "bool"):
-        raise TypeError(f"{name} must have a real or complex floating dtype (or an integer one), got bool; "
-                        f"convert it with .astype(float) if 0/1 values are meant")
+        raise TypeError(
+            f"{name} must have a real or complex floating dtype (or an integer one), got bool; "
+            f"convert it with .astype(float) if 0/1 values are meant"
+        )
     if xp.isdtype(dtype, "integral"):
         return xp.astype(x, xp.float64)
     # Dtypes outside the array API standard (NumPy and CuPy only): sized by itemsize.
@@ -175,9 +182,11 @@ def _floating(x, xp, name):
     if (kind == "f" and size == 8) or (kind == "c" and size == 16):
         return xp.astype(x, xp.float64 if kind == "f" else xp.complex128)
     if kind in ("f", "c"):
-        raise TypeError(f"{name} has dtype {dtype} (extended precision), which LAPACK cannot compute in; "
-                        f"expected float32, float64, complex64 or complex128: convert it with "
-                        f".astype(numpy.float64) (or complex128) knowing that the extra digits are lost")
+        raise TypeError(
+            f"{name} has dtype {dtype} (extended precision), which LAPACK cannot compute in; "
+            f"expected float32, float64, complex64 or complex128: convert it with "
+            f".astype(numpy.float64) (or complex128) knowing that the extra digits are lost"
+        )
     raise TypeError(f"{name} must have a real or complex floating dtype (or an integer one), got {dtype}")
 
 
@@ -277,8 +286,9 @@ def check_seed(seed, name="seed"):
     try:
         return check_int(seed, name, 0)
     except TypeError:
-        raise TypeError(f"{name} must be None, a non-negative integer or a random generator "
-                        f"(numpy.random.Generator), got {seed!r}") from None
+        raise TypeError(
+            f"{name} must be None, a non-negative integer or a random generator (numpy.random.Generator), got {seed!r}"
+        ) from None
 
 
 def check_real(value, name, low=None, allow_nan=False):
@@ -313,8 +323,7 @@ def check_scalar(alpha, name="alpha"):
     ``NotImplemented``); NaN, Inf and integers too large for a float raise
     ``ValueError`` naming ``name``.
     """
-    if isinstance(alpha, bool) or type(alpha).__name__ in ("bool", "bool_") \
-            or not isinstance(alpha, numbers.Complex):
+    if isinstance(alpha, bool) or type(alpha).__name__ in ("bool", "bool_") or not isinstance(alpha, numbers.Complex):
         return None
     try:
         if isinstance(alpha, numbers.Integral):
@@ -359,7 +368,6 @@ def lossless_fit_tol(xp, dtype, shape):
 def count_above(s, threshold, xp):
     """Number of entries of the 1-D array ``s`` strictly above ``threshold`` (a host int)."""
     return int(xp.sum(xp.astype(s > threshold, xp.int64)))
-
 
 
 def nbytes(a, xp):

@@ -41,8 +41,16 @@ from ._version import __version__
 from .backends import namespace_for, namespace_of
 from .tree import LowRankSegmentTree
 
-__all__ = ["loop_all_orders", "loop_query", "machine_info", "median_time", "query_benchmark", "relative_error",
-           "worst_order", "write_json"]
+__all__ = [
+    "loop_all_orders",
+    "loop_query",
+    "machine_info",
+    "median_time",
+    "query_benchmark",
+    "relative_error",
+    "worst_order",
+    "write_json",
+]
 
 
 def machine_info() -> dict[str, Any]:
@@ -57,8 +65,9 @@ def machine_info() -> dict[str, Any]:
         "numpy": np.__version__,
         "scipy": scipy.__version__,
         "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
-        "threads": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-                    if k in os.environ},
+        "threads": {
+            k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ
+        },
     }
     info["lowrank_tree"] = __version__
     try:
@@ -95,6 +104,7 @@ def worst_order(tree):
 
     Ties are broken by the number of dense canonical nodes, then by larger ``k``.
     """
+
     def work(k):
         cost = tree.query_cost(k)
         return cost["inner_dim"], cost["dense_nodes"], k
@@ -160,8 +170,18 @@ def relative_error(a, b):
     return fro_norm(a - b, xp) / (nb if nb else 1.0)
 
 
-def query_benchmark(*, n: int = 1024, b: int = 64, r: int = 4, K: int = 64, m: int | None = None, seed: int = 0,
-                    repeat: int = 7, per_order_limit: int = 2**31, dtype: Any = np.float64) -> dict[str, Any]:
+def query_benchmark(
+    *,
+    n: int = 1024,
+    b: int = 64,
+    r: int = 4,
+    K: int = 64,
+    m: int | None = None,
+    seed: int = 0,
+    repeat: int = 7,
+    per_order_limit: int = 2**31,
+    dtype: Any = np.float64,
+) -> dict[str, Any]:
     """Time one worst-case prefix query of the tree against the baselines.
 
     Parameters
@@ -193,8 +213,10 @@ def query_benchmark(*, n: int = 1024, b: int = 64, r: int = 4, K: int = 64, m: i
     m = n if m is None else m
     rng = np.random.default_rng(seed)
     base = rng.standard_normal((m, n)).astype(dtype)
-    factors = [(rng.standard_normal((m, r)).astype(dtype) / math.sqrt(m),
-                rng.standard_normal((n, r)).astype(dtype)) for _ in range(K)]
+    factors = [
+        (rng.standard_normal((m, r)).astype(dtype) / math.sqrt(m), rng.standard_normal((n, r)).astype(dtype))
+        for _ in range(K)
+    ]
     X = rng.standard_normal((n, b)).astype(dtype)
 
     t0 = time.perf_counter()
@@ -246,9 +268,13 @@ def query_benchmark(*, n: int = 1024, b: int = 64, r: int = 4, K: int = 64, m: i
     }
     return {
         "params": {"m": m, "n": n, "b": b, "r": r, "K": K, "k": k, "dtype": np.dtype(dtype).name, "seed": seed},
-        "tree": {"inner_dim": cost["inner_dim"], "dense_canonical_nodes": cost["dense_nodes"],
-                 "canonical_nodes": len(tree.canonical_nodes(k)), "build_seconds": build_time,
-                 "relative_error_vs_dense": err},
+        "tree": {
+            "inner_dim": cost["inner_dim"],
+            "dense_canonical_nodes": cost["dense_nodes"],
+            "canonical_nodes": len(tree.canonical_nodes(k)),
+            "build_seconds": build_time,
+            "relative_error_vs_dense": err,
+        },
         "per_order_materialised": stack is not None,
         "seconds": times,
         "memory_bytes": memory,

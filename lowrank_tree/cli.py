@@ -65,7 +65,8 @@ def _rank_list(text):
         ranks = [int(p) for p in parts]
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected a rank (an integer >= 0) or a comma-separated list of ranks, got {text!r}") from None
+            f"expected a rank (an integer >= 0) or a comma-separated list of ranks, got {text!r}"
+        ) from None
     if any(r < 0 for r in ranks):
         raise argparse.ArgumentTypeError(f"ranks must be >= 0, got {text!r}")
     return ranks[0] if len(ranks) == 1 else ranks
@@ -75,8 +76,7 @@ def _order_list(text):
     try:
         values = [int(p) for p in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a comma-separated list of integers >= 1, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of integers >= 1, got {text!r}") from None
     if any(v < 1 for v in values):
         raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
     return values
@@ -177,8 +177,10 @@ def _load_stack(path, key):
                     raise _InputError(f"{path} is not a .npz archive")
                 names = list(data.files)
                 if "__metadata__" in names:
-                    raise _InputError(f"{path} is a saved tree or cascade (lowrank_tree.save), not a stack "
-                                      f"of matrices; open it with lowrank_tree.load")
+                    raise _InputError(
+                        f"{path} is a saved tree or cascade (lowrank_tree.save), not a stack "
+                        f"of matrices; open it with lowrank_tree.load"
+                    )
                 if key is not None:
                     if key not in names:
                         raise _InputError(f"{path} has no array {key!r} (it has {names})")
@@ -194,7 +196,8 @@ def _load_stack(path, key):
                         raise _InputError(
                             f"{path} holds several arrays that are not 2-D arrays of one shape "
                             f"({', '.join(f'{nm} {s}' for nm, s in shapes.items())}); expected one "
-                            f"(K+1, m, n) stack or one 2-D array per order (--key picks one array)")
+                            f"(K+1, m, n) stack or one 2-D array per order (--key picks one array)"
+                        )
                     mats = np.stack(parts)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         if isinstance(exc, PermissionError):
@@ -237,8 +240,7 @@ def _fit(args):
         if r > min(m, n):
             raise _InputError(f"--ranks: a rank must be at most min(m, n) = {min(m, n)}, got {r}")
     tol = args.tol if ranks is None and args.budget is None else None
-    rep = compare(mats, tol=tol, ranks=ranks, budget=args.budget, b=args.b, method=args.method,
-                  repeat=args.repeat)
+    rep = compare(mats, tol=tol, ranks=ranks, budget=args.budget, b=args.b, method=args.method, repeat=args.repeat)
     print(f"file: {args.file}, stack {mats.shape}, {mats.dtype}\n")
     print(format_report(rep))
     written = save(rep["cascade"], out)
@@ -252,8 +254,10 @@ def _check(args):
     try:
         from theory.cli import main as theory_main
     except ImportError as exc:
-        print(f'lowrank-tree check: error: the theory extra is needed (pip install "lowrank-tree[theory]"): '
-              f'{exc}', file=sys.stderr)
+        print(
+            f'lowrank-tree check: error: the theory extra is needed (pip install "lowrank-tree[theory]"): {exc}',
+            file=sys.stderr,
+        )
         return 2
     return theory_main(args.rest)
 
@@ -264,15 +268,19 @@ def _bench(args):
     if args.out is not None:
         _check_output_file(args.out, "--out", create_dirs=True)
     runs = []
-    print(f"{'K':>6} {'k':>6} {'inner':>6} {'tree ms':>8} {'dense ms':>9} {'loop ms':>8} "
-          f"{'loop/tree':>9} {'tree/dense':>10} {'mem/bound':>9}")
+    print(
+        f"{'K':>6} {'k':>6} {'inner':>6} {'tree ms':>8} {'dense ms':>9} {'loop ms':>8} "
+        f"{'loop/tree':>9} {'tree/dense':>10} {'mem/bound':>9}"
+    )
     for K in args.K:
         res = query_benchmark(n=args.n, b=args.b, r=args.r, K=K, repeat=args.repeat)
         runs.append(res)
         s, rat = res["seconds"], res["ratios"]
-        print(f"{K:>6} {res['params']['k']:>6} {res['tree']['inner_dim']:>6} {1e3 * s['tree_query']:>8.3f} "
-              f"{1e3 * s['dense']:>9.3f} {1e3 * s['loop']:>8.3f} {rat['loop_over_tree']:>9.2f} "
-              f"{rat['tree_over_dense']:>10.2f} {rat['tree_memory_over_bound']:>9.2f}")
+        print(
+            f"{K:>6} {res['params']['k']:>6} {res['tree']['inner_dim']:>6} {1e3 * s['tree_query']:>8.3f} "
+            f"{1e3 * s['dense']:>9.3f} {1e3 * s['loop']:>8.3f} {rat['loop_over_tree']:>9.2f} "
+            f"{rat['tree_over_dense']:>10.2f} {rat['tree_memory_over_bound']:>9.2f}"
+        )
     if args.out:
         print(f"wrote {write_json(args.out, {'benchmark': 'query', 'runs': runs})}")
     return 0
@@ -281,42 +289,61 @@ def _bench(args):
 def build_parser():
     """The argument parser of ``lowrank-tree``."""
     parser = _Parser(
-        prog="lowrank-tree",
-        description="Evolving matrix families as a shared base plus cascaded low-rank corrections.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
-                        help="print the version and exit")
+        prog="lowrank-tree", description="Evolving matrix families as a shared base plus cascaded low-rank corrections."
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}", help="print the version and exit"
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("demo", help="fit, build, query and compare on a built-in synthetic evolution")
-    p.add_argument("--out", default="lowrank-tree-demo",
-                   help="folder for demo.png, created if missing (default: %(default)s)")
+    p.add_argument(
+        "--out", default="lowrank-tree-demo", help="folder for demo.png, created if missing (default: %(default)s)"
+    )
     p.add_argument("--K", type=_positive_int, default=128, help="highest order (default: %(default)s)")
     p.add_argument("--n", type=_positive_int, default=384, help="matrix size n x n (default: %(default)s)")
     p.add_argument("--b", type=_positive_int, default=32, help="query batch size (default: %(default)s)")
-    p.add_argument("--tol", type=_tolerance, default=1e-6,
-                   help="relative fit tolerance, in [0, 1) (default: %(default)s)")
-    p.add_argument("--seed", type=_nonnegative_int, default=0,
-                   help="seed of the family and the query batch (default: %(default)s)")
+    p.add_argument(
+        "--tol", type=_tolerance, default=1e-6, help="relative fit tolerance, in [0, 1) (default: %(default)s)"
+    )
+    p.add_argument(
+        "--seed", type=_nonnegative_int, default=0, help="seed of the family and the query batch (default: %(default)s)"
+    )
     p.add_argument("--repeat", type=_positive_int, default=5, help="timed repeats (default: %(default)s)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG plot (default: write it)")
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("fit", help="fit a cascade to a .npy/.npz stack (K+1, m, n) and save it")
-    p.add_argument("file", help="a .npy stack (K+1, m, n), or a .npz holding one such stack or one 2-D "
-                                "array per order (extensions in any case)")
-    p.add_argument("--key", help="array name inside an .npz holding several arrays "
-                                 "(default: the only array, or all of them in order)")
-    p.add_argument("--tol", type=_tolerance, default=1e-6,
-                   help="relative tolerance per order, in [0, 1) (default: %(default)s)")
-    p.add_argument("--ranks", type=_rank_list,
-                   help="rank of every order, or a comma-separated list with one per order; "
-                        "overrides --tol (default: chosen by --tol)")
-    p.add_argument("--budget", type=_nonnegative_int,
-                   help="total correction parameters; overrides --tol (default: no budget)")
-    p.add_argument("--method", default="auto", choices=["auto", "exact", "randomized"],
-                   help="SVD method (default: %(default)s: exact up to min(m, n) = 512)")
-    p.add_argument("--b", type=_positive_int, default=32,
-                   help="query batch size for the timing table (default: %(default)s)")
+    p.add_argument(
+        "file",
+        help="a .npy stack (K+1, m, n), or a .npz holding one such stack or one 2-D "
+        "array per order (extensions in any case)",
+    )
+    p.add_argument(
+        "--key",
+        help="array name inside an .npz holding several arrays (default: the only array, or all of them in order)",
+    )
+    p.add_argument(
+        "--tol", type=_tolerance, default=1e-6, help="relative tolerance per order, in [0, 1) (default: %(default)s)"
+    )
+    p.add_argument(
+        "--ranks",
+        type=_rank_list,
+        help="rank of every order, or a comma-separated list with one per order; "
+        "overrides --tol (default: chosen by --tol)",
+    )
+    p.add_argument(
+        "--budget", type=_nonnegative_int, help="total correction parameters; overrides --tol (default: no budget)"
+    )
+    p.add_argument(
+        "--method",
+        default="auto",
+        choices=["auto", "exact", "randomized"],
+        help="SVD method (default: %(default)s: exact up to min(m, n) = 512)",
+    )
+    p.add_argument(
+        "--b", type=_positive_int, default=32, help="query batch size for the timing table (default: %(default)s)"
+    )
     p.add_argument("--repeat", type=_positive_int, default=3, help="timed repeats (default: %(default)s)")
     p.add_argument("--out", help="output .npz; its folder must exist (default: FILE stem + .cascade.npz)")
     p.add_argument("--plot", action="store_true", help="also write a PNG next to the output (default: off)")
@@ -327,8 +354,9 @@ def build_parser():
     p.set_defaults(func=_check)
 
     p = sub.add_parser("bench", help="time tree queries against dense and per-correction baselines")
-    p.add_argument("--K", type=_order_list, default=[16, 64, 256],
-                   help="comma-separated numbers of orders (default: 16,64,256)")
+    p.add_argument(
+        "--K", type=_order_list, default=[16, 64, 256], help="comma-separated numbers of orders (default: 16,64,256)"
+    )
     p.add_argument("--n", type=_positive_int, default=256, help="matrix size n x n (default: %(default)s)")
     p.add_argument("--b", type=_positive_int, default=32, help="query batch size (default: %(default)s)")
     p.add_argument("--r", type=_positive_int, default=4, help="rank of every correction (default: %(default)s)")

@@ -24,8 +24,9 @@ from .synthetic import synthetic_evolution
 __all__ = ["compare", "format_report", "run_demo", "plot_report"]
 
 
-def run_demo(*, K: int = 128, m: int = 384, n: int = 384, b: int = 32, tol: float = 1e-6, seed: int = 0,
-             repeat: int = 5) -> dict[str, Any]:
+def run_demo(
+    *, K: int = 128, m: int = 384, n: int = 384, b: int = 32, tol: float = 1e-6, seed: int = 0, repeat: int = 5
+) -> dict[str, Any]:
     """Fit and query a built-in synthetic evolution; see :func:`compare`.
 
     Parameters
@@ -50,15 +51,25 @@ def run_demo(*, K: int = 128, m: int = 384, n: int = 384, b: int = 32, tol: floa
     """
     mats = synthetic_evolution(K=K, m=m, n=n, seed=seed)
     report = compare(mats, tol=tol, b=b, seed=seed, repeat=repeat)
-    report["family"] = (f"synthetic_evolution(K={K}, m={m}, n={n}, seed={seed}): "
-                        "polynomial path W(t) = W0 + sum_j t^j/j! U_j V_j^T at t_k = k/K, "
-                        "plus a rank-1 drift per order and 1e-9 noise")
+    report["family"] = (
+        f"synthetic_evolution(K={K}, m={m}, n={n}, seed={seed}): "
+        "polynomial path W(t) = W0 + sum_j t^j/j! U_j V_j^T at t_k = k/K, "
+        "plus a rank-1 drift per order and 1e-9 noise"
+    )
     return report
 
 
-def compare(mats: Any, *, tol: float | None = 1e-6, ranks: int | Sequence[int] | None = None,
-            budget: int | None = None, b: int = 32, seed: int = 0, repeat: int = 5,
-            method: str = "auto") -> dict[str, Any]:
+def compare(
+    mats: Any,
+    *,
+    tol: float | None = 1e-6,
+    ranks: int | Sequence[int] | None = None,
+    budget: int | None = None,
+    b: int = 32,
+    seed: int = 0,
+    repeat: int = 5,
+    method: str = "auto",
+) -> dict[str, Any]:
     """Fit a cascade to ``mats`` and compare its tree with the baselines.
 
     Parameters
@@ -114,17 +125,19 @@ def compare(mats: Any, *, tol: float | None = 1e-6, ranks: int | Sequence[int] |
             continue
         W_k = cascade.matrix(k)
         Y = tree.query(k, X)
-        queries.append({
-            "k": k,
-            "inner_dim": tree.query_cost(k)["inner_dim"],
-            "error_vs_fit": relative_error(Y, W_k @ X),
-            "error_vs_target": relative_error(Y, mats[k] @ X),
-            # partial binds this iteration's k and W_k (a lambda would read them late)
-            "tree": median_time(partial(tree.query, k, X), repeat=repeat),
-            "dense": median_time(partial(operator.matmul, W_k, X), repeat=repeat),
-            "per_order": median_time(partial(operator.matmul, mats[k], X), repeat=repeat),
-            "loop": median_time(partial(loop_query, base, factors, k, X), repeat=repeat),
-        })
+        queries.append(
+            {
+                "k": k,
+                "inner_dim": tree.query_cost(k)["inner_dim"],
+                "error_vs_fit": relative_error(Y, W_k @ X),
+                "error_vs_target": relative_error(Y, mats[k] @ X),
+                # partial binds this iteration's k and W_k (a lambda would read them late)
+                "tree": median_time(partial(tree.query, k, X), repeat=repeat),
+                "dense": median_time(partial(operator.matmul, W_k, X), repeat=repeat),
+                "per_order": median_time(partial(operator.matmul, mats[k], X), repeat=repeat),
+                "loop": median_time(partial(loop_query, base, factors, k, X), repeat=repeat),
+            }
+        )
     all_tree = median_time(lambda: tree.all_orders(X), repeat=max(3, repeat // 2))
     all_dense = median_time(lambda: [mats[k] @ X for k in range(K + 1)], repeat=max(3, repeat // 2))
     all_err = relative_error(tree.all_orders(X), np.stack([cascade.matrix(k) @ X for k in range(K + 1)]))
@@ -134,12 +147,19 @@ def compare(mats: Any, *, tol: float | None = 1e-6, ranks: int | Sequence[int] |
     # noise below the fit tolerance is not structure: count ranks at the same tolerance
     profile = numerical_difference_profile(mats[: min(K + 1, 8)], rtol=tol, max_order=min(K, 4))
     return {
-        "shape": (m, n), "K": K, "b": b,
-        "cascade": cascade, "tree": tree,
-        "errors": list(cascade.errors), "ranks": list(cascade.ranks),
+        "shape": (m, n),
+        "K": K,
+        "b": b,
+        "cascade": cascade,
+        "tree": tree,
+        "errors": list(cascade.errors),
+        "ranks": list(cascade.ranks),
         "params": {"cascade": cascade.n_params, "dense": cascade.dense_params},
-        "memory": {"tree": tree.nbytes, "raw_factors_and_base": raw + base.nbytes,
-                   "per_order_dense": (K + 1) * m * n * itemsize},
+        "memory": {
+            "tree": tree.nbytes,
+            "raw_factors_and_base": raw + base.nbytes,
+            "per_order_dense": (K + 1) * m * n * itemsize,
+        },
         "queries": queries,
         "all_orders": {"tree": all_tree, "dense_per_order": all_dense, "error": all_err},
         "profile": profile,
@@ -174,40 +194,60 @@ def format_report(rep: dict[str, Any]) -> str:
     lines = []
     if "family" in rep:
         lines += [f"family: {rep['family']}", ""]
-    lines.append(f"Cascading fit: K = {K} orders, {m} x {n}, fit {rep['timings']['fit']:.2f} s, "
-                 f"tree build {rep['timings']['build']:.2f} s")
+    lines.append(
+        f"Cascading fit: K = {K} orders, {m} x {n}, fit {rep['timings']['fit']:.2f} s, "
+        f"tree build {rep['timings']['build']:.2f} s"
+    )
     if ranks:
-        lines.append(f"  ranks r_1..r_K: min {min(ranks)}, median {int(np.median(ranks))}, max {max(ranks)}"
-                     f"  (first orders: {ranks[:8]})")
-    lines.append(f"  relative error ||W_k - M_k||_F/||M_k||_F: max {max(errors):.2e}, "
-                 f"mean {float(np.mean(errors)):.2e}")
+        lines.append(
+            f"  ranks r_1..r_K: min {min(ranks)}, median {int(np.median(ranks))}, max {max(ranks)}"
+            f"  (first orders: {ranks[:8]})"
+        )
+    lines.append(
+        f"  relative error ||W_k - M_k||_F/||M_k||_F: max {max(errors):.2e}, mean {float(np.mean(errors)):.2e}"
+    )
     p = rep["params"]
-    lines.append(f"  parameters: {p['cascade']:,} vs {p['dense']:,} for K+1 dense matrices "
-                 f"({ratio_text(p['cascade'], p['dense'])})")
+    lines.append(
+        f"  parameters: {p['cascade']:,} vs {p['dense']:,} for K+1 dense matrices "
+        f"({ratio_text(p['cascade'], p['dense'])})"
+    )
     mem = rep["memory"]
-    lines += ["", "Memory",
-              f"  segment tree (base + all nodes) {_mb(mem['tree'])}",
-              f"  raw factors + base              {_mb(mem['raw_factors_and_base'])}",
-              f"  one dense matrix per order      {_mb(mem['per_order_dense'])}"
-              f"  ({mem['per_order_dense'] / mem['tree']:.1f}x the tree)"]
-    lines += ["", f"Query W_k X, batch b = {rep['b']} (median ms; ratios = baseline / tree)",
-              f"  {'k':>5} {'inner':>6} {'tree':>8} {'dense':>8} {'per-ord':>8} {'loop':>8}"
-              f" {'dense/tree':>10} {'loop/tree':>9} {'rel.err':>9}"]
+    lines += [
+        "",
+        "Memory",
+        f"  segment tree (base + all nodes) {_mb(mem['tree'])}",
+        f"  raw factors + base              {_mb(mem['raw_factors_and_base'])}",
+        f"  one dense matrix per order      {_mb(mem['per_order_dense'])}"
+        f"  ({mem['per_order_dense'] / mem['tree']:.1f}x the tree)",
+    ]
+    lines += [
+        "",
+        f"Query W_k X, batch b = {rep['b']} (median ms; ratios = baseline / tree)",
+        f"  {'k':>5} {'inner':>6} {'tree':>8} {'dense':>8} {'per-ord':>8} {'loop':>8}"
+        f" {'dense/tree':>10} {'loop/tree':>9} {'rel.err':>9}",
+    ]
     for q in rep["queries"]:
-        lines.append(f"  {q['k']:>5} {q['inner_dim']:>6} {1e3 * q['tree']:>8.3f} {1e3 * q['dense']:>8.3f}"
-                     f" {1e3 * q['per_order']:>8.3f} {1e3 * q['loop']:>8.3f}"
-                     f" {q['dense'] / q['tree']:>10.2f} {q['loop'] / q['tree']:>9.2f} {q['error_vs_fit']:>9.1e}")
+        lines.append(
+            f"  {q['k']:>5} {q['inner_dim']:>6} {1e3 * q['tree']:>8.3f} {1e3 * q['dense']:>8.3f}"
+            f" {1e3 * q['per_order']:>8.3f} {1e3 * q['loop']:>8.3f}"
+            f" {q['dense'] / q['tree']:>10.2f} {q['loop'] / q['tree']:>9.2f} {q['error_vs_fit']:>9.1e}"
+        )
     a = rep["all_orders"]
-    lines += ["", f"All orders W_0 X .. W_K X: tree {1e3 * a['tree']:.2f} ms, "
-                  f"{K + 1} dense GEMMs {1e3 * a['dense_per_order']:.2f} ms "
-                  f"({a['dense_per_order'] / a['tree']:.1f}x), rel. error {a['error']:.1e}"]
+    lines += [
+        "",
+        f"All orders W_0 X .. W_K X: tree {1e3 * a['tree']:.2f} ms, "
+        f"{K + 1} dense GEMMs {1e3 * a['dense_per_order']:.2f} ms "
+        f"({a['dense_per_order'] / a['tree']:.1f}x), rel. error {a['error']:.1e}",
+    ]
     levels: dict[int, list[Any]] = {}
     for node in rep["nodes"]:
         levels.setdefault(node.level, []).append(node)
     lines += ["", "Tree nodes by level: level (count): max rank, dense nodes"]
     for h, nodes in sorted(levels.items()):
-        lines.append(f"  {h:>2} ({len(nodes):>4}): max rank {max(nd.rank for nd in nodes):>4}, "
-                     f"dense {sum(nd.dense for nd in nodes)}")
+        lines.append(
+            f"  {h:>2} ({len(nodes):>4}): max rank {max(nd.rank for nd in nodes):>4}, "
+            f"dense {sum(nd.dense for nd in nodes)}"
+        )
     prof = rep["profile"]
     lines += ["", f"Difference profile of the first orders (numerical ranks of Δ^k M): {list(prof.ranks)}"]
     return "\n".join(lines)

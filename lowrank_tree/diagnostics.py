@@ -131,9 +131,11 @@ class DifferenceProfile:
         str
         """
         L, m, n = self.shape
-        lines = [f"Difference profile: L = {L} samples of {m} x {n}, rtol = {self.rtol:.3g} "
-                 f"(relative to max_j ||A(j)||_2 = {self.scale:.3g})",
-                 f"{'order':>5}  {'rank':>4}  {'threshold':>9}  ranks at j = 0, 1, ..."]
+        lines = [
+            f"Difference profile: L = {L} samples of {m} x {n}, rtol = {self.rtol:.3g} "
+            f"(relative to max_j ||A(j)||_2 = {self.scale:.3g})",
+            f"{'order':>5}  {'rank':>4}  {'threshold':>9}  ranks at j = 0, 1, ...",
+        ]
         for k, (r, thr, row) in enumerate(zip(self.ranks, self.thresholds, self.rank_table)):
             shown = [str(v) for v in row[:max_columns]]
             if len(row) > max_columns:
@@ -146,17 +148,20 @@ class DifferenceProfile:
             lines.append(f"profile: INCREASES at k = {at}")
         for side, check in (("column", self.column_direct_sum), ("row", self.row_direct_sum)):
             verdict = "direct sum" if check.is_direct else "NOT a direct sum (shared subspaces)"
-            lines.append(f"first differences, {side} spaces: {verdict} "
-                         f"(sum of ranks {check.sum_of_ranks}, "
-                         f"rank of concatenation {check.rank_of_concatenation})")
+            lines.append(
+                f"first differences, {side} spaces: {verdict} "
+                f"(sum of ranks {check.sum_of_ranks}, "
+                f"rank of concatenation {check.rank_of_concatenation})"
+            )
         return "\n".join(lines)
 
     def __str__(self):
         return self.summary()
 
 
-def numerical_difference_profile(mats: ArrayLike | Sequence[ArrayLike], *, rtol: float | None = None,
-                                 max_order: int | None = None) -> DifferenceProfile:
+def numerical_difference_profile(
+    mats: ArrayLike | Sequence[ArrayLike], *, rtol: float | None = None, max_order: int | None = None
+) -> DifferenceProfile:
     """Numerical ranks of the forward differences of a matrix sequence.
 
     The ``k``-th forward difference of ``A(0), ..., A(L-1)`` is
@@ -291,8 +296,9 @@ def numerical_difference_profile(mats: ArrayLike | Sequence[ArrayLike], *, rtol:
     )
 
 
-def direct_sum_check(mats: ArrayLike | Sequence[ArrayLike], *, side: str = "column",
-                     rtol: float | None = None) -> DirectSumCheck:
+def direct_sum_check(
+    mats: ArrayLike | Sequence[ArrayLike], *, side: str = "column", rtol: float | None = None
+) -> DirectSumCheck:
     """Whether the column (or row) spaces of matrices ``B_0..B_{p-1}`` form a direct sum.
 
     The spaces form a direct sum iff ``Σ_j rank B_j`` equals the dimension of
@@ -450,14 +456,15 @@ def _stack(mats, name):
         for j, a in enumerate(items):
             a = as_array(a, xp, f"{name}[{j}]", ndim=2)
             if arrays and tuple(a.shape) != tuple(arrays[0].shape):
-                raise ValueError(f"{name}[{j}] must have shape {tuple(arrays[0].shape)} "
-                                 f"(the shape of {name}[0]), got {tuple(a.shape)}")
+                raise ValueError(
+                    f"{name}[{j}] must have shape {tuple(arrays[0].shape)} "
+                    f"(the shape of {name}[0]), got {tuple(a.shape)}"
+                )
             check_finite(a, xp, f"{name}[{j}]")
             arrays.append(a)
         dtype = xp.result_type(*[a.dtype for a in arrays])
         X = xp.stack([xp.astype(a, dtype, copy=False) for a in arrays])
     L, m, n = X.shape
     if m == 0 or n == 0:
-        raise ValueError(f"{name} must hold matrices with at least one row and one column, "
-                         f"got shape {(m, n)}")
+        raise ValueError(f"{name} must hold matrices with at least one row and one column, got shape {(m, n)}")
     return xp, X

@@ -109,15 +109,18 @@ def correction_factors(delta, xp, name, shape, allow_dense=False):
     m, n = shape
     if isinstance(delta, LowRank):
         if delta.xp is not xp:
-            raise TypeError(f"{name} is a LowRank on {backend_name(delta.xp)} arrays but {backend_name(xp)} "
-                            f"arrays are expected (mixing array libraries is not allowed)")
+            raise TypeError(
+                f"{name} is a LowRank on {backend_name(delta.xp)} arrays but {backend_name(xp)} "
+                f"arrays are expected (mixing array libraries is not allowed)"
+            )
         U, V = delta._U, delta._V  # owned by an immutable LowRank: safe to share
     elif isinstance(delta, (tuple, list)) and len(delta) == 2:
         U = as_array(delta[0], xp, f"{name} U factor", ndim=2)
         V = as_array(delta[1], xp, f"{name} V factor", ndim=2)
         if U.shape[1] != V.shape[1]:
-            raise ValueError(f"{name} factors must have the same number of columns, "
-                             f"got U {tuple(U.shape)} and V {tuple(V.shape)}")
+            raise ValueError(
+                f"{name} factors must have the same number of columns, got U {tuple(U.shape)} and V {tuple(V.shape)}"
+            )
     elif allow_dense:
         D = as_array(delta, xp, name, ndim=2)
         if tuple(D.shape) != (m, n):
@@ -128,8 +131,10 @@ def correction_factors(delta, xp, name, shape, allow_dense=False):
     else:
         raise TypeError(f"{name} must be a LowRank or a (U, V) pair, got {type(delta).__name__}")
     if U.shape[0] != m or V.shape[0] != n:
-        raise ValueError(f"{name} must have shape {(m, n)} (a {m}x{n} correction: U with {m} rows, "
-                         f"V with {n} rows), got U {tuple(U.shape)} and V {tuple(V.shape)}")
+        raise ValueError(
+            f"{name} must have shape {(m, n)} (a {m}x{n} correction: U with {m} rows, "
+            f"V with {n} rows), got U {tuple(U.shape)} and V {tuple(V.shape)}"
+        )
     check_finite(U, xp, f"{name} U factor")
     check_finite(V, xp, f"{name} V factor")
     return U, V
@@ -208,8 +213,10 @@ class LowRank:
         U = as_array(U, xp, "U", ndim=2)
         V = as_array(V, xp, "V", ndim=2)
         if U.shape[1] != V.shape[1]:
-            raise ValueError(f"U and V must have the same number of columns (the rank), "
-                             f"got U {tuple(U.shape)} and V {tuple(V.shape)}")
+            raise ValueError(
+                f"U and V must have the same number of columns (the rank), "
+                f"got U {tuple(U.shape)} and V {tuple(V.shape)}"
+            )
         check_finite(U, xp, "U")
         check_finite(V, xp, "V")
         dtype = xp.result_type(U.dtype, V.dtype)
@@ -284,8 +291,9 @@ class LowRank:
         return self._U @ self._xp.matrix_transpose(self._V)
 
     @classmethod
-    def from_dense(cls, M: ArrayLike, *, rank: int | None = None, rtol: float | None = None,
-                   backend: str | None = None) -> LowRank:
+    def from_dense(
+        cls, M: ArrayLike, *, rank: int | None = None, rtol: float | None = None, backend: str | None = None
+    ) -> LowRank:
         """Best low-rank factorisation of a dense matrix by truncated SVD.
 
         Parameters
@@ -386,11 +394,9 @@ class LowRank:
         X = as_array(X, xp, "X", ndim=2, allow_1d=True)
         n = self.shape[1]
         if X.shape[0] != n:
-            raise ValueError(f"X must have {n} rows (the number of columns of the matrix), "
-                             f"got shape {tuple(X.shape)}")
+            raise ValueError(f"X must have {n} rows (the number of columns of the matrix), got shape {tuple(X.shape)}")
         check_finite(X, xp, "X")
-        return self._U @ (xp.matrix_transpose(self._V) @ X) if X.ndim == 2 else \
-            self._U @ (X @ self._V)
+        return self._U @ (xp.matrix_transpose(self._V) @ X) if X.ndim == 2 else self._U @ (X @ self._V)
 
     def __rmatmul__(self, Y):
         """``(Y @ U) @ V.T`` for ``Y`` of shape (m,) or (b, m)."""
@@ -398,8 +404,7 @@ class LowRank:
         Y = as_array(Y, xp, "Y", ndim=2, allow_1d=True)
         m = self.shape[0]
         if Y.shape[-1] != m:
-            raise ValueError(f"Y must have {m} columns (the number of rows of the matrix), "
-                             f"got shape {tuple(Y.shape)}")
+            raise ValueError(f"Y must have {m} columns (the number of rows of the matrix), got shape {tuple(Y.shape)}")
         check_finite(Y, xp, "Y")
         return (Y @ self._U) @ xp.matrix_transpose(self._V)
 

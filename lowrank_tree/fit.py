@@ -147,8 +147,15 @@ class Cascade:
            [1., 1., 2.]])
     """
 
-    def __init__(self, base: ArrayLike, corrections: Sequence[Any], errors: Sequence[float | None] | None = None, *,
-                 method: str = "exact", backend: str | None = None) -> None:
+    def __init__(
+        self,
+        base: ArrayLike,
+        corrections: Sequence[Any],
+        errors: Sequence[float | None] | None = None,
+        *,
+        method: str = "exact",
+        backend: str | None = None,
+    ) -> None:
         base_in = base
         xp = resolve_namespace(base, names=("base",), backend=backend)
         base = as_array(base, xp, "base", ndim=2)
@@ -170,11 +177,15 @@ class Cascade:
         errors = check_sequence(errors, "errors", "floats (one per order) or None")
         if len(errors) != K + 1:
             raise ValueError(f"errors must have length K + 1 = {K + 1}, got {len(errors)}")
-        errors = [float("nan") if e is None else check_real(e, f"errors[{k}]", low=0.0, allow_nan=True)
-                  for k, e in enumerate(errors)]
+        errors = [
+            float("nan") if e is None else check_real(e, f"errors[{k}]", low=0.0, allow_nan=True)
+            for k, e in enumerate(errors)
+        ]
         base = take(base, base_in, dtype, xp)
-        corr = [LowRank._from_factors(take(c._U, U_in, dtype, xp), take(c._V, V_in, dtype, xp), xp)
-                for c, (U_in, V_in) in zip(corr, sources)]
+        corr = [
+            LowRank._from_factors(take(c._U, U_in, dtype, xp), take(c._V, V_in, dtype, xp), xp)
+            for c, (U_in, V_in) in zip(corr, sources)
+        ]
         self._set(base, corr, errors, str(method), xp, backend)
 
     @classmethod
@@ -318,9 +329,11 @@ class Cascade:
         shown = ranks if len(ranks) <= 8 else ranks[:4] + ["..."] + ranks[-3:]
         shown = "[" + ", ".join(str(r) for r in shown) + "]"
         max_err = max(self.errors)
-        return (f"Cascade(max_order={self.max_order}, shape=({m}, {n}), dtype={self.dtype}, "
-                f"method={self.method!r}, ranks={shown}, max_error={max_err:.2e}, "
-                f"params={self.n_params}/{self.dense_params})")
+        return (
+            f"Cascade(max_order={self.max_order}, shape=({m}, {n}), dtype={self.dtype}, "
+            f"method={self.method!r}, ranks={shown}, max_error={max_err:.2e}, "
+            f"params={self.n_params}/{self.dense_params})"
+        )
 
     def summary(self) -> str:
         """Plain-text table of the fit: order, rank and relative error.
@@ -342,9 +355,11 @@ class Cascade:
         parameters: 24 of 32 dense (1.33x fewer)
         """
         m, n = self.shape
-        lines = [f"Cascade: K = {self.max_order}, {m} x {n}, {self.dtype}, method {self.method!r}",
-                 f"{'order':>5}  {'rank':>4}  {'rel. error':>10}",
-                 f"{0:>5}  {'base':>4}  {self.errors[0]:>10.3e}"]
+        lines = [
+            f"Cascade: K = {self.max_order}, {m} x {n}, {self.dtype}, method {self.method!r}",
+            f"{'order':>5}  {'rank':>4}  {'rel. error':>10}",
+            f"{0:>5}  {'base':>4}  {self.errors[0]:>10.3e}",
+        ]
         for k, (r, e) in enumerate(zip(self.ranks, self.errors[1:]), start=1):
             lines.append(f"{k:>5}  {r:>4}  {e:>10.3e}")
         stored, dense = self.n_params, self.dense_params
@@ -355,17 +370,28 @@ class Cascade:
         lines.append(f"parameters: {stored} of {dense} dense ({versus})")
         costly = _costlier_than_dense(self.ranks, m, n)
         if costly:
-            lines.append(f"{costly} of {self.max_order} corrections store more than dense "
-                         f"(rank >= m n / (m + n) = {m * n / (m + n):.1f})")
+            lines.append(
+                f"{costly} of {self.max_order} corrections store more than dense "
+                f"(rank >= m n / (m + n) = {m * n / (m + n):.1f})"
+            )
         return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------
 # The fit
 # --------------------------------------------------------------------------
-def cascade_fit(mats: ArrayLike | Iterable[ArrayLike], *, ranks: int | Sequence[int] | None = None,
-                tol: float | None = None, budget: int | None = None, method: str = "auto", seed: Seed = None,
-                oversample: int = 10, power_iters: int = 2, backend: str | None = None) -> Cascade:
+def cascade_fit(
+    mats: ArrayLike | Iterable[ArrayLike],
+    *,
+    ranks: int | Sequence[int] | None = None,
+    tol: float | None = None,
+    budget: int | None = None,
+    method: str = "auto",
+    seed: Seed = None,
+    oversample: int = 10,
+    power_iters: int = 2,
+    backend: str | None = None,
+) -> Cascade:
     """Fit a base and cascaded low-rank corrections to ``M_0..M_K``.
 
     ``W_0 = M_0`` exactly; for ``k = 1..K`` the residual against the fitted
@@ -563,8 +589,7 @@ def cascade_fit(mats: ArrayLike | Iterable[ArrayLike], *, ranks: int | Sequence[
     >>> cascade_fit(m for m in mats).ranks
     [1, 1]
     """
-    given = [name for name, v in (("ranks", ranks), ("tol", tol), ("budget", budget))
-             if v is not None]
+    given = [name for name, v in (("ranks", ranks), ("tol", tol), ("budget", budget)) if v is not None]
     if len(given) > 1:
         raise ValueError(f"give at most one of ranks, tol, budget; got {' and '.join(given)}")
     if not isinstance(method, str) or method not in _METHODS:
@@ -589,8 +614,14 @@ def cascade_fit(mats: ArrayLike | Iterable[ArrayLike], *, ranks: int | Sequence[
         for k, M in enumerate(stream):
             shaped.append(_check_matrix(M, xp, k, shaped[0].shape if k else None))
         # auto: the allocation's own sketches fall back to exact singular values by size
-        ranks = allocate_budget(shaped, budget, xp, "randomized" if method == "auto" else method, opts,
-                                one_blas_thread=min(shaped[0].shape) <= SMALL_BLAS_MAX)
+        ranks = allocate_budget(
+            shaped,
+            budget,
+            xp,
+            "randomized" if method == "auto" else method,
+            opts,
+            one_blas_thread=min(shaped[0].shape) <= SMALL_BLAS_MAX,
+        )
         return _run(iter(shaped), xp, len(shaped) - 1, ranks, None, method, opts, backend)
     return _run(stream, xp, K, ranks, tol, method, opts, backend)
 
@@ -611,8 +642,7 @@ def _check_matrix(M, xp, k, shape):
     name = f"mats[{k}]"
     M = as_array(M, xp, name, ndim=2)
     if shape is not None and tuple(M.shape) != tuple(shape):
-        raise ValueError(f"{name} must have shape {tuple(shape)} (the shape of mats[0]), "
-                         f"got {tuple(M.shape)}")
+        raise ValueError(f"{name} must have shape {tuple(shape)} (the shape of mats[0]), got {tuple(M.shape)}")
     check_finite(M, xp, name)
     return M
 
@@ -662,8 +692,7 @@ class _TargetRanks:
             self._same = check_int(ranks, "ranks", 0, bound)
         elif ranks is not None:
             if K is not None and len(ranks) != K:
-                raise ValueError(f"ranks must have length K = {K} (one rank per "
-                                 f"correction), got {len(ranks)}")
+                raise ValueError(f"ranks must have length K = {K} (one rank per correction), got {len(ranks)}")
             self._each = [check_int(r, f"ranks[{i}]", 0, bound) for i, r in enumerate(ranks)]
 
     def order(self, k):
@@ -671,15 +700,16 @@ class _TargetRanks:
         if self._each is None:
             return self._same
         if k > len(self._each):
-            raise ValueError(f"ranks must have length K (one rank per correction), got "
-                             f"{len(self._each)} ranks for at least {k} corrections")
+            raise ValueError(
+                f"ranks must have length K (one rank per correction), got "
+                f"{len(self._each)} ranks for at least {k} corrections"
+            )
         return self._each[k - 1]
 
     def check_count(self, K):
         """Refuse a per-order list whose length is not the number ``K`` of corrections fitted."""
         if self._each is not None and len(self._each) != K:
-            raise ValueError(f"ranks must have length K = {K} (one rank per correction), "
-                             f"got {len(self._each)}")
+            raise ValueError(f"ranks must have length K = {K} (one rank per correction), got {len(self._each)}")
 
 
 # --------------------------------------------------------------------------
@@ -716,22 +746,29 @@ def _run(stream, xp, K, ranks, tol, method, opts, backend=None):
     targets.check_count(k)
     dtype = W.dtype
     if used_tol > 0.0:
-        warnings.warn(f"tol={tol:.3g} is below the lossless level of {dtype} for these "
-                      f"matrices; the fit used a relative tolerance of up to {used_tol:.3g} "
-                      f"instead (rounding noise of the working precision cannot be fitted)",
-                      PrecisionFloorWarning, stacklevel=3)
+        warnings.warn(
+            f"tol={tol:.3g} is below the lossless level of {dtype} for these "
+            f"matrices; the fit used a relative tolerance of up to {used_tol:.3g} "
+            f"instead (rounding noise of the working precision cannot be fitted)",
+            PrecisionFloorWarning,
+            stacklevel=3,
+        )
     costly = _costlier_than_dense([d.rank for d in corrections], m, n)
     if costly:
         stored = m * n + sum(d.rank for d in corrections) * (m + n)
-        warnings.warn(f"{costly} of {k} corrections have rank >= m n / (m + n) = {m * n / (m + n):.1f} and "
-                      f"store more numbers factored than dense; the cascade stores {stored} numbers, "
-                      f"{stored / ((k + 1) * m * n):.2f}x the {k + 1} dense matrices (the residuals are "
-                      f"close to full rank: is the family really low-rank from order to order?)",
-                      DenseCorrectionWarning, stacklevel=3)
+        warnings.warn(
+            f"{costly} of {k} corrections have rank >= m n / (m + n) = {m * n / (m + n):.1f} and "
+            f"store more numbers factored than dense; the cascade stores {stored} numbers, "
+            f"{stored / ((k + 1) * m * n):.2f}x the {k + 1} dense matrices (the residuals are "
+            f"close to full rank: is the family really low-rank from order to order?)",
+            DenseCorrectionWarning,
+            stacklevel=3,
+        )
     base = xp.astype(base, dtype, copy=False)
-    corrections = [LowRank._from_factors(xp.astype(c._U, dtype, copy=False),
-                                         xp.astype(c._V, dtype, copy=False), xp)
-                   for c in corrections]
+    corrections = [
+        LowRank._from_factors(xp.astype(c._U, dtype, copy=False), xp.astype(c._V, dtype, copy=False), xp)
+        for c in corrections
+    ]
     return Cascade._from_parts(base, corrections, errors, choice.reported(), xp, backend)
 
 
@@ -813,8 +850,9 @@ def _fit_order_rescaled(M, W, r_req, tol, method, sketch, opts, xp, norm_m, norm
     if not big < float("inf"):  # the norm itself is beyond float64: use max |entry|
         big = max(max_abs(M, xp), max_abs(W, xp))
     e = pow2_exponent(big)
-    delta, W_new, err, raised, ran = _fit_order(scale_pow2(M, -e, xp), scale_pow2(W, -e, xp), r_req, tol,
-                                                method, sketch, opts, xp, rescaled=True)
+    delta, W_new, err, raised, ran = _fit_order(
+        scale_pow2(M, -e, xp), scale_pow2(W, -e, xp), r_req, tol, method, sketch, opts, xp, rescaled=True
+    )
     if delta.rank == 0:
         return delta, W, err, raised, ran
     delta = LowRank._from_factors(scale_pow2(delta._U, e, xp), delta._V, xp)
@@ -850,8 +888,9 @@ def _randomized_fixed(R, r, xp, sketch, opts):
     m, n = R.shape
     if r + opts["oversample"] > min(m, n) // 2:
         return _exact(R, xp)
-    Q, B = fixed_rank_qb(R, r, xp, sketch.rng, sketch.backend, oversample=opts["oversample"],
-                         power_iters=opts["power_iters"])
+    Q, B = fixed_rank_qb(
+        R, r, xp, sketch.rng, sketch.backend, oversample=opts["oversample"], power_iters=opts["power_iters"]
+    )
     P, s, Wh = xp.linalg.svd(B, full_matrices=False)
     return Q, P, s, Wh, 0.0
 
@@ -876,8 +915,7 @@ def _randomized_tol(R, thr, norm_r, xp, sketch, opts):
     sketch.plain_skip = max(sketch.plain_skip - 1, 0)
     for q in tries:
         # check=False: _fit_order measures the fitted order's error itself
-        qb = adaptive_qb(R, thr, xp, sketch.rng, sketch.backend, block=block, power_iters=q, norm_a=norm_r,
-                         check=False)
+        qb = adaptive_qb(R, thr, xp, sketch.rng, sketch.backend, block=block, power_iters=q, norm_a=norm_r, check=False)
         if qb is None:
             if q == tries[-1]:
                 return _exact(R, xp)

@@ -262,11 +262,11 @@ def check_writable(path: PathLike) -> pathlib.Path:
     if name == "":
         raise ValueError("path must name a file to save to, got ''")
     if os.path.isdir(name):
-        raise IsADirectoryError(errno.EISDIR, "cannot save: path is a directory; "
-                                "give a file name inside it, e.g. model.npz", name)
+        raise IsADirectoryError(
+            errno.EISDIR, "cannot save: path is a directory; give a file name inside it, e.g. model.npz", name
+        )
     if name.endswith(("/", os.sep) if os.altsep is None else ("/", os.sep, os.altsep)):
-        raise ValueError(f"path must name a file to save to, got {name!r} "
-                         f"(ends with a path separator)")
+        raise ValueError(f"path must name a file to save to, got {name!r} (ends with a path separator)")
     if not name.lower().endswith(".npz"):
         name += ".npz"
     if os.path.isdir(name):
@@ -360,10 +360,14 @@ def load(path: PathLike, *, backend: str | None = None) -> LowRankSegmentTree | 
     with f:
         meta, arrays = _read_archive(path, f, np)
     if meta["format_version"] == 1:
-        warnings.warn(f"{path}: a format_version 1 file, whose checksum covers the arrays but not "
-                      f"the metadata (the tree's tol, the cascade's method): an edit to those cannot "
-                      f"be detected.  Check them, and save the object again to write format_version "
-                      f"{FORMAT_VERSION}.", UserWarning, stacklevel=2)
+        warnings.warn(
+            f"{path}: a format_version 1 file, whose checksum covers the arrays but not "
+            f"the metadata (the tree's tol, the cascade's method): an edit to those cannot "
+            f"be detected.  Check them, and save the object again to write format_version "
+            f"{FORMAT_VERSION}.",
+            UserWarning,
+            stacklevel=2,
+        )
 
     asarray = get_func("asarray", backend)
     K = meta["num_orders"]
@@ -496,8 +500,18 @@ def _broken(path, exc):
 
 
 #: Every way a damaged zip or .npy stream fails while being read.
-_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError, NotImplementedError,
-                RuntimeError, OverflowError, SyntaxError, ValueError)
+_READ_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    KeyError,
+    NotImplementedError,
+    RuntimeError,
+    OverflowError,
+    SyntaxError,
+    ValueError,
+)
 
 
 def _read_archive(path, f, np):
@@ -505,37 +519,40 @@ def _read_archive(path, f, np):
     try:
         zf = zipfile.ZipFile(f)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
-        raise ValueError(f"{path}: not a readable .npz (zip) archive; the file is truncated, "
-                         f"corrupted or of another format ({type(exc).__name__}: {exc})") from None
+        raise ValueError(
+            f"{path}: not a readable .npz (zip) archive; the file is truncated, "
+            f"corrupted or of another format ({type(exc).__name__}: {exc})"
+        ) from None
     with zf:
         entries = _directory(path, zf, os.fstat(f.fileno()).st_size)
         if _META_KEY not in entries:
-            raise ValueError(f"{path}: no '{_META_KEY}' entry; not a lowrank-tree file "
-                             f"(or its metadata was removed)")
+            raise ValueError(f"{path}: no '{_META_KEY}' entry; not a lowrank-tree file (or its metadata was removed)")
         meta = _parse_metadata(path, _read_metadata_entry(path, zf, entries.pop(_META_KEY), np))
         expected = _expected_entries(meta)
         missing = [key for key in expected if key not in entries]
         if missing:
-            raise ValueError(f"{path}: missing array {missing[0]!r} "
-                             f"(metadata describes {meta['kind']} with K = {meta['num_orders']})")
+            raise ValueError(
+                f"{path}: missing array {missing[0]!r} "
+                f"(metadata describes {meta['kind']} with K = {meta['num_orders']})"
+            )
         extra = sorted(set(entries) - set(expected))
         if extra:
-            raise ValueError(f"{path}: unexpected entry {extra[0]!r} for a {meta['kind']} "
-                             f"with K = {meta['num_orders']}")
+            raise ValueError(
+                f"{path}: unexpected entry {extra[0]!r} for a {meta['kind']} with K = {meta['num_orders']}"
+            )
         # Every header before any data: a lie anywhere is refused before anything is inflated.
-        headers = {key: _read_header(path, zf, entries[key], key, np, *expected[key])
-                   for key in expected}
-        arrays = {key: _read_data(path, zf, entries[key], key, np, *headers[key])
-                  for key in expected}
+        headers = {key: _read_header(path, zf, entries[key], key, np, *expected[key]) for key in expected}
+        arrays = {key: _read_data(path, zf, entries[key], key, np, *headers[key]) for key in expected}
 
     digest = _checksum(arrays)
     recorded = meta["arrays_sha256"] if meta["format_version"] >= 2 else meta["checksum"]["value"]
     if digest != recorded:
-        raise ValueError(f"{path}: checksum mismatch: the SHA-256 of the arrays ({digest[:12]}...) "
-                         f"does not match the one recorded in the metadata ({recorded[:12]}...); "
-                         f"the data is corrupted or was modified")
-    arrays = {key: a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
-              for key, a in arrays.items()}
+        raise ValueError(
+            f"{path}: checksum mismatch: the SHA-256 of the arrays ({digest[:12]}...) "
+            f"does not match the one recorded in the metadata ({recorded[:12]}...); "
+            f"the data is corrupted or was modified"
+        )
+    arrays = {key: a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("=")) for key, a in arrays.items()}
     if meta["kind"] == "cascade":
         stored = np.asarray([np.nan if e is None else e for e in meta["errors"]], dtype=np.float64)
         if not np.array_equal(arrays["errors"], stored, equal_nan=True):
@@ -552,8 +569,7 @@ def _directory(path, zf, disk_size):
     for info in zf.infolist():
         name = info.filename
         if not name.endswith(".npy") or "/" in name or name == ".npy":
-            raise ValueError(f"{path}: unexpected entry {name!r}: a lowrank-tree .npz holds only "
-                             f".npy arrays")
+            raise ValueError(f"{path}: unexpected entry {name!r}: a lowrank-tree .npz holds only .npy arrays")
         key = name[:-4]
         if key in entries:
             raise ValueError(f"{path}: entry {key!r} appears twice in the archive")
@@ -561,22 +577,30 @@ def _directory(path, zf, disk_size):
             raise ValueError(f"{path}: entry {key!r} is encrypted")
         if info.compress_type == zipfile.ZIP_STORED:
             if info.file_size != info.compress_size:
-                raise ValueError(f"{path}: entry {key!r} is stored uncompressed but declares "
-                                 f"{info.file_size} bytes in {info.compress_size}")
+                raise ValueError(
+                    f"{path}: entry {key!r} is stored uncompressed but declares "
+                    f"{info.file_size} bytes in {info.compress_size}"
+                )
         elif info.compress_type == zipfile.ZIP_DEFLATED:
             if info.file_size > _DEFLATE_MAX_RATIO * info.compress_size + _DEFLATE_SLACK:
-                raise ValueError(f"{path}: entry {key!r} declares {info.file_size} bytes from "
-                                 f"{info.compress_size} compressed, more than deflate can produce")
+                raise ValueError(
+                    f"{path}: entry {key!r} declares {info.file_size} bytes from "
+                    f"{info.compress_size} compressed, more than deflate can produce"
+                )
         else:
-            raise ValueError(f"{path}: entry {key!r} uses zip compression method "
-                             f"{info.compress_type}; only stored and deflated entries are read")
+            raise ValueError(
+                f"{path}: entry {key!r} uses zip compression method "
+                f"{info.compress_type}; only stored and deflated entries are read"
+            )
         total_stored += info.compress_size
         entries[key] = info
     # Entries may not share bytes (the overlapping-entry bomb): with the per-entry ratios above,
     # the total that can be inflated is bounded by about 1032 times the size of the file.
     if total_stored > disk_size:
-        raise ValueError(f"{path}: the zip directory declares {total_stored} bytes of entries in a "
-                         f"file of {disk_size} bytes; the file is truncated or corrupted")
+        raise ValueError(
+            f"{path}: the zip directory declares {total_stored} bytes of entries in a "
+            f"file of {disk_size} bytes; the file is truncated or corrupted"
+        )
     return entries
 
 
@@ -584,8 +608,7 @@ def _open_entry(path, zf, info, key):
     try:
         return zf.open(info)
     except _READ_ERRORS as exc:
-        raise ValueError(f"{path}: corrupted .npz archive (entry {key!r}: "
-                         f"{type(exc).__name__}: {exc})") from None
+        raise ValueError(f"{path}: corrupted .npz archive (entry {key!r}: {type(exc).__name__}: {exc})") from None
 
 
 def _npy_header(path, fp, key, np):
@@ -605,29 +628,36 @@ def _npy_header(path, fp, key, np):
         # as ValueError.  Whatever it raises, the entry is not a valid .npy array.
         if isinstance(exc, MemoryError):
             raise
-        raise ValueError(f"{path}: corrupted entry {key!r}: not a valid .npy array "
-                         f"({type(exc).__name__}: {exc})") from None
+        raise ValueError(
+            f"{path}: corrupted entry {key!r}: not a valid .npy array ({type(exc).__name__}: {exc})"
+        ) from None
     if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
-        raise ValueError(f"{path}: corrupted or unsafe entry {key!r}: dtype {dtype} (object and "
-                         f"structured arrays are refused; no pickles are ever loaded)")
+        raise ValueError(
+            f"{path}: corrupted or unsafe entry {key!r}: dtype {dtype} (object and "
+            f"structured arrays are refused; no pickles are ever loaded)"
+        )
     return shape, fortran, dtype, fp.tell()
 
 
 def _check_size(path, info, key, offset, nbytes):
     if info.file_size != offset + nbytes:
-        raise ValueError(f"{path}: entry {key!r} holds {info.file_size - offset} bytes of data but "
-                         f"its .npy header declares {nbytes}")
+        raise ValueError(
+            f"{path}: entry {key!r} holds {info.file_size - offset} bytes of data but its .npy header declares {nbytes}"
+        )
 
 
 def _read_metadata_entry(path, zf, info, np):
     with _open_entry(path, zf, info, _META_KEY) as fp:
         shape, fortran, dtype, offset = _npy_header(path, fp, _META_KEY, np)
     if dtype != np.uint8 or len(shape) != 1 or fortran:
-        raise ValueError(f"{path}: '{_META_KEY}' must be a 1-D uint8 array of UTF-8 JSON, "
-                         f"got {dtype} with shape {shape}")
+        raise ValueError(
+            f"{path}: '{_META_KEY}' must be a 1-D uint8 array of UTF-8 JSON, got {dtype} with shape {shape}"
+        )
     if shape[0] > _MAX_METADATA_BYTES:
-        raise ValueError(f"{path}: '{_META_KEY}' declares {shape[0]} bytes, more than the "
-                         f"{_MAX_METADATA_BYTES} a lowrank-tree file's metadata may take")
+        raise ValueError(
+            f"{path}: '{_META_KEY}' declares {shape[0]} bytes, more than the "
+            f"{_MAX_METADATA_BYTES} a lowrank-tree file's metadata may take"
+        )
     _check_size(path, info, _META_KEY, offset, shape[0])
     return _read_data(path, zf, info, _META_KEY, np, shape, dtype, offset).tobytes()
 
@@ -637,14 +667,12 @@ def _read_header(path, zf, info, key, np, shape, dtype_name):
     with _open_entry(path, zf, info, key) as fp:
         got_shape, fortran, dtype, offset = _npy_header(path, fp, key, np)
     if tuple(got_shape) != shape:
-        raise ValueError(f"{path}: array {key!r} has shape {tuple(got_shape)} but the metadata "
-                         f"implies {shape}")
+        raise ValueError(f"{path}: array {key!r} has shape {tuple(got_shape)} but the metadata implies {shape}")
     want = np.dtype(dtype_name)
     if dtype not in (want.newbyteorder("<"), want.newbyteorder(">")):
         raise ValueError(f"{path}: array {key!r} has dtype {dtype} but the metadata implies {want}")
     if fortran and len(shape) > 1:
-        raise ValueError(f"{path}: array {key!r} is stored in Fortran order; lowrank-tree files "
-                         f"store C-order arrays")
+        raise ValueError(f"{path}: array {key!r} is stored in Fortran order; lowrank-tree files store C-order arrays")
     nbytes = dtype.itemsize
     for s in shape:
         nbytes *= s
@@ -665,7 +693,7 @@ def _read_data(path, zf, info, key, np, shape, dtype, offset):
                 chunk = fp.read(min(_CHUNK, size - pos))
                 if not chunk:
                     raise EOFError(f"entry {key!r} ends after {pos} of {size} data bytes")
-                buf[pos:pos + len(chunk)] = chunk
+                buf[pos : pos + len(chunk)] = chunk
                 pos += len(chunk)
             if fp.read(1):  # also reaches the end of the entry, where its CRC is checked
                 raise ValueError(f"entry {key!r} has data after its {size} bytes")
@@ -689,11 +717,14 @@ def _parse_metadata(path, raw):
     if not _is_int(version):
         raise ValueError(f"{path}: format_version must be an integer, got {version!r}")
     if version > FORMAT_VERSION:
-        raise ValueError(f"{path}: format_version {version} is newer than this library supports "
-                         f"({FORMAT_VERSION}); upgrade lowrank-tree to read it")
+        raise ValueError(
+            f"{path}: format_version {version} is newer than this library supports "
+            f"({FORMAT_VERSION}); upgrade lowrank-tree to read it"
+        )
     if version not in (1, FORMAT_VERSION):
-        raise ValueError(f"{path}: unsupported format_version {version} "
-                         f"(this library reads versions 1 and {FORMAT_VERSION})")
+        raise ValueError(
+            f"{path}: unsupported format_version {version} (this library reads versions 1 and {FORMAT_VERSION})"
+        )
 
     def need(key, ok, expected):
         if key not in meta:
@@ -701,31 +732,45 @@ def _parse_metadata(path, raw):
         if not ok(meta[key]):
             raise ValueError(f"{path}: metadata field {key!r} must be {expected}, got {meta[key]!r}")
 
-    need("checksum", lambda v: isinstance(v, dict) and v.get("algorithm") == "sha256"
-         and _is_hex_digest(v.get("value")), "{'algorithm': 'sha256', 'value': <64 hex digits>}")
+    need(
+        "checksum",
+        lambda v: isinstance(v, dict) and v.get("algorithm") == "sha256" and _is_hex_digest(v.get("value")),
+        "{'algorithm': 'sha256', 'value': <64 hex digits>}",
+    )
     if version >= 2:
         # Before any other field is believed: every field below is covered by this digest.
         digest = _metadata_digest(meta)
         recorded = meta["checksum"]["value"]
         if digest != recorded:
             ours = f"{digest[:12]}..." if digest else "not computable: NaN or Infinity in the JSON"
-            raise ValueError(f"{path}: checksum mismatch: the SHA-256 of the metadata ({ours}) does "
-                             f"not match the recorded checksum ({recorded[:12]}...); the metadata was "
-                             f"edited or corrupted")
+            raise ValueError(
+                f"{path}: checksum mismatch: the SHA-256 of the metadata ({ours}) does "
+                f"not match the recorded checksum ({recorded[:12]}...); the metadata was "
+                f"edited or corrupted"
+            )
         need("arrays_sha256", _is_hex_digest, "64 hex digits")
     need("kind", lambda v: v in ("tree", "cascade"), "'tree' or 'cascade'")
     need("dtype", lambda v: v in _DTYPES, f"one of {list(_DTYPES)}")
-    need("shape", lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(s) and s > 0 for s in v),
-         "[m, n] with m, n >= 1")
+    need(
+        "shape",
+        lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(s) and s > 0 for s in v),
+        "[m, n] with m, n >= 1",
+    )
     need("num_orders", lambda v: _is_int(v) and v >= 0, "an integer >= 0")
     K = meta["num_orders"]
-    need("ranks", lambda v: isinstance(v, list) and len(v) == K and all(_is_int(r) and r >= 0 for r in v),
-         f"a list of {K} integers >= 0")
+    need(
+        "ranks",
+        lambda v: isinstance(v, list) and len(v) == K and all(_is_int(r) and r >= 0 for r in v),
+        f"a list of {K} integers >= 0",
+    )
     if meta["kind"] == "tree":
         need("tol", lambda v: v is None or (_is_number(v) and 0 <= v < 1), "null or a number in [0, 1)")
     else:
-        need("errors", lambda v: isinstance(v, list) and len(v) == K + 1
-             and all(e is None or _is_number(e) for e in v), f"a list of {K + 1} numbers or nulls")
+        need(
+            "errors",
+            lambda v: isinstance(v, list) and len(v) == K + 1 and all(e is None or _is_number(e) for e in v),
+            f"a list of {K + 1} numbers or nulls",
+        )
         need("method", lambda v: isinstance(v, str), "a string")
     return meta
 

@@ -14,9 +14,18 @@ if TYPE_CHECKING:
 __all__ = ["synthetic_evolution"]
 
 
-def synthetic_evolution(*, K: int = 64, m: int = 256, n: int = 256, terms: int = 3, rank: int = 2,
-                        drift_rank: int = 1, noise: float = 1e-9, seed: Seed = 0,
-                        dtype: Any = "float64") -> np.ndarray:
+def synthetic_evolution(
+    *,
+    K: int = 64,
+    m: int = 256,
+    n: int = 256,
+    terms: int = 3,
+    rank: int = 2,
+    drift_rank: int = 1,
+    noise: float = 1e-9,
+    seed: Seed = 0,
+    dtype: Any = "float64",
+) -> np.ndarray:
     """A family ``M_0..M_K`` that moves along a polynomial path plus a slow drift.
 
     ``M_k = W(t_k) + Σ_{i<=k} a_i b_iᵀ + ε_k`` with

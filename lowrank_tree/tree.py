@@ -323,10 +323,16 @@ class LowRankSegmentTree:
     {'inner_dim': 3, 'dense_nodes': 0}
     """
 
-    def __init__(self, base: ArrayLike, corrections: Sequence[CorrectionLike] = (), *, rtol: float | None = None,
-                 backend: str | None = None, cache_bytes: int = 2**28) -> None:
-        corrections = check_sequence(corrections, "corrections",
-                                     "corrections (LowRank, (U, V) pairs or (m, n) arrays)")
+    def __init__(
+        self,
+        base: ArrayLike,
+        corrections: Sequence[CorrectionLike] = (),
+        *,
+        rtol: float | None = None,
+        backend: str | None = None,
+        cache_bytes: int = 2**28,
+    ) -> None:
+        corrections = check_sequence(corrections, "corrections", "corrections (LowRank, (U, V) pairs or (m, n) arrays)")
         arrays, names = [base], ["base"]
         for i, c in enumerate(corrections, start=1):
             if isinstance(c, LowRank):
@@ -351,8 +357,7 @@ class LowRankSegmentTree:
         self._m, self._n = m, n
         self._tol = check_tol(rtol, "rtol")
         self._cache_limit = check_int(cache_bytes, "cache_bytes", 0)
-        factors = [self._leaf_factors(c, f"corrections[{i}]", dtype=None)
-                   for i, c in enumerate(corrections)]
+        factors = [self._leaf_factors(c, f"corrections[{i}]", dtype=None) for i, c in enumerate(corrections)]
         # every factor counts: a complex V with a real U makes a complex correction
         dtype = xp.result_type(base.dtype, *[F.dtype for pair in factors for F in pair])
         self._dtype = dtype
@@ -360,8 +365,10 @@ class LowRankSegmentTree:
         # (once, with the dtype conversion), see _ownership.
         self._base = take(base, base_in, dtype, xp)
         self._empty = _Node(xp.zeros((m, 0), dtype=dtype), xp.zeros((n, 0), dtype=dtype))
-        leaves = [self._make_leaf(take(U, su, dtype, xp), take(V, sv, dtype, xp))
-                  for (U, V), (su, sv) in zip(factors, map(_sources, corrections))]
+        leaves = [
+            self._make_leaf(take(U, su, dtype, xp), take(V, sv, dtype, xp))
+            for (U, V), (su, sv) in zip(factors, map(_sources, corrections))
+        ]
         self._K = len(leaves)
         cap = 1
         while cap < self._K:
@@ -369,8 +376,7 @@ class LowRankSegmentTree:
         self._levels = [leaves + [self._empty] * (cap - self._K)]
         while len(self._levels[-1]) > 1:
             below = self._levels[-1]
-            self._levels.append(self._merge_pairs([(below[2 * j], below[2 * j + 1])
-                                                   for j in range(len(below) // 2)]))
+            self._levels.append(self._merge_pairs([(below[2 * j], below[2 * j + 1]) for j in range(len(below) // 2)]))
         self._float_dtypes = _float_dtypes(xp)
         # _lock guards the mutable state (levels, K, version, caches) and is
         # held only to read or swap references, never during arithmetic;
@@ -419,7 +425,7 @@ class LowRankSegmentTree:
     def corrections(self) -> list[LowRank]:
         """The leaves ``Δ_1..Δ_K`` as a list of :class:`LowRank` (all from one state of the tree)."""
         with self._lock:
-            leaves = self._levels[0][:self._K]
+            leaves = self._levels[0][: self._K]
         return [LowRank._from_factors(leaf.U, leaf.V, self._xp) for leaf in leaves]
 
     def correction(self, i: int) -> LowRank:
@@ -467,8 +473,9 @@ class LowRankSegmentTree:
 
     def __repr__(self):
         m, n = self.shape
-        return (f"LowRankSegmentTree(shape=({m}, {n}), max_order={self._K}, "
-                f"dtype={self._dtype}, backend={self.backend!r})")
+        return (
+            f"LowRankSegmentTree(shape=({m}, {n}), max_order={self._K}, dtype={self._dtype}, backend={self.backend!r})"
+        )
 
     # ------------------------------------------------------------------
     # inspection
@@ -535,8 +542,7 @@ class LowRankSegmentTree:
         k = check_int(k, "k", 0, self._K)
         with self._lock:
             nodes = [self._levels[h][j] for h, j in _prefix_index(k)]
-        return {"inner_dim": sum(nd.rank for nd in nodes if not nd.dense),
-                "dense_nodes": sum(nd.dense for nd in nodes)}
+        return {"inner_dim": sum(nd.rank for nd in nodes if not nd.dense), "dense_nodes": sum(nd.dense for nd in nodes)}
 
     # ------------------------------------------------------------------
     # queries
@@ -719,8 +725,13 @@ class LowRankSegmentTree:
         make = self._ops.linear_operator
         if make is None:
             raise NotImplementedError(f"operation 'linear_operator' is not available for backend {self.backend!r}")
-        return make(self.shape, self._dtype, matvec=lambda x: self.query(k, x),
-                    rmatvec=adjoint, matmat=lambda X: self.query(k, X))
+        return make(
+            self.shape,
+            self._dtype,
+            matvec=lambda x: self.query(k, x),
+            rmatvec=adjoint,
+            matmat=lambda X: self.query(k, X),
+        )
 
     # ------------------------------------------------------------------
     # modification
@@ -828,8 +839,9 @@ class LowRankSegmentTree:
         if dtype is not None:
             for F in (U, V):
                 if xp.isdtype(F.dtype, "complex floating") and not xp.isdtype(dtype, "complex floating"):
-                    raise TypeError(f"{name} is complex ({F.dtype}) but the tree is real ({dtype}); "
-                                    f"expected a real correction")
+                    raise TypeError(
+                        f"{name} is complex ({F.dtype}) but the tree is real ({dtype}); expected a real correction"
+                    )
             su, sv = _sources(delta)
             U, V = take(U, su, dtype, xp), take(V, sv, dtype, xp)
             # a finite float64 correction can overflow a float32 tree
@@ -869,8 +881,11 @@ class LowRankSegmentTree:
         if todo:
             merged = self._ops.merge_pairs([out[i] for i in todo], self._effective_tol(), self._xp)
             for i, node in zip(todo, merged):
-                out[i] = (_Node(D=node.D, rank=node.rank) if node.D is not None
-                          else _Node(node.U, node.V, rank=node.rank, orth=True))
+                out[i] = (
+                    _Node(D=node.D, rank=node.rank)
+                    if node.D is not None
+                    else _Node(node.U, node.V, rank=node.rank, orth=True)
+                )
         return out
 
     def _path(self, pos, leaf, grow):
@@ -1173,8 +1188,12 @@ class LowRankSegmentTree:
         fast = None
         if type(k) is list and all(type(v) is int for v in k):
             fast = k
-        elif (type(k) is type(self._base) and self._backend in ("numpy", "numba") and k.ndim == 1
-              and k.dtype.kind in ("i", "u")):
+        elif (
+            type(k) is type(self._base)
+            and self._backend in ("numpy", "numba")
+            and k.ndim == 1
+            and k.dtype.kind in ("i", "u")
+        ):
             fast = k.tolist()
         if fast is not None and len(fast) == b and (not fast or (min(fast) >= 0 and max(fast) <= self._K)):
             return fast
@@ -1188,7 +1207,7 @@ class LowRankSegmentTree:
         with self._lock:
             cached = {kk: self._cache.get(kk) for kk, _, _ in groups}
             nodes = {(h, j): self._levels[h][j] for kk, _, _ in groups for h, j in _prefix_index(kk)}
-            leaves = self._levels[0][:groups[-1][0]]
+            leaves = self._levels[0][: groups[-1][0]]
         return self._mixed_plan(groups, nodes, cached, leaves)
 
     def _mixed_plan(self, groups, nodes, cached, leaves):
@@ -1302,8 +1321,10 @@ class LowRankSegmentTree:
                 return F
             return xp.concat([F, xp.zeros((rows, rmax - F.shape[1]), dtype=self._dtype)], axis=1)
 
-        return (xp.stack([pad(leaf.U, self._m) for leaf in leaves]),
-                xp.stack([pad(leaf.V, self._n) for leaf in leaves]))
+        return (
+            xp.stack([pad(leaf.U, self._m) for leaf in leaves]),
+            xp.stack([pad(leaf.V, self._n) for leaf in leaves]),
+        )
 
     def _orders_from_nodes(self, Y0, nodes, X):
         """All orders from the canonical nodes that :meth:`query` uses.
@@ -1327,8 +1348,7 @@ class LowRankSegmentTree:
 
 def _float_dtypes(xp):
     """The namespace's floating dtypes as the objects ``array.dtype`` returns (hashable)."""
-    return frozenset(xp.empty((0,), dtype=d).dtype
-                     for d in (xp.float32, xp.float64, xp.complex64, xp.complex128))
+    return frozenset(xp.empty((0,), dtype=d).dtype for d in (xp.float32, xp.float64, xp.complex64, xp.complex128))
 
 
 def _prefix_index(k):

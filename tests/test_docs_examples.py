@@ -34,7 +34,7 @@ def examples(text):
         if lang != "python":
             continue
         expected = None
-        if i + 1 < len(fences) and fences[i + 1][0] == "text" and not text[end:fences[i + 1][2]].strip():
+        if i + 1 < len(fences) and fences[i + 1][0] == "text" and not text[end : fences[i + 1][2]].strip():
             expected = fences[i + 1][1]
         out.append((body, expected, text.count("\n", 0, start) + 1))
     return out
@@ -53,8 +53,7 @@ def run_examples(text, name):
             exec(compile("\n" * line + code, name, "exec"), namespace)
         got = printed.getvalue()
         if expected is None:
-            assert not got, (f"{name}:{line}: the example prints {got!r} but no ```text output block "
-                             f"follows it")
+            assert not got, f"{name}:{line}: the example prints {got!r} but no ```text output block follows it"
         elif not checker.check_output(expected, got, doctest.ELLIPSIS):
             diff = checker.output_difference(doctest.Example("", expected), got, doctest.ELLIPSIS)
             raise AssertionError(f"{name}:{line}: the example's output differs from the page\n{diff}")

@@ -31,8 +31,11 @@ def test_one_version_everywhere():
 def test_modules_take_the_version_from_version_module_not_the_package():
     for name in ("io.py", "benchmark.py", "cli.py"):
         tree = ast.parse((PACKAGE / name).read_text())
-        sources = {(node.level, node.module) for node in ast.walk(tree)
-                   if isinstance(node, ast.ImportFrom) and any(a.name == "__version__" for a in node.names)}
+        sources = {
+            (node.level, node.module)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and any(a.name == "__version__" for a in node.names)
+        }
         assert sources == {(1, "_version")}, (name, sources)
 
 

@@ -144,9 +144,7 @@ def infer_var(M, var=None, name="A"):
     if not free:
         return sp.Dummy("t")
     names = ", ".join(sorted(str(s) for s in free))
-    raise ValueError(
-        f"{name} has several free symbols ({names}); pass var= to choose the variable"
-    )
+    raise ValueError(f"{name} has several free symbols ({names}); pass var= to choose the variable")
 
 
 def _strip(f):
@@ -364,9 +362,7 @@ class RationalMatrix:
 
     def shift(self, a=1):
         """The matrix function ``t -> A(t + a)`` for an integer ``a``."""
-        return self._map(
-            lambda i, j: _normalize(dup_shift(self.num[i][j], a, ZZ), dup_shift(self.den[i][j], a, ZZ))
-        )
+        return self._map(lambda i, j: _normalize(dup_shift(self.num[i][j], a, ZZ), dup_shift(self.den[i][j], a, ZZ)))
 
     def __sub__(self, other):
         if not isinstance(other, RationalMatrix) or other.shape != self.shape:
@@ -451,9 +447,7 @@ def _entry(e, var, label):
         )
     if extra:
         names = ", ".join(sorted(str(s) for s in extra))
-        raise ValueError(
-            f"{label} = {e} depends on symbol(s) {names} other than the variable {var}"
-        )
+        raise ValueError(f"{label} = {e} depends on symbol(s) {names} other than the variable {var}")
     fast = _fast_poly(e, var)
     if fast is not None:
         return fast
@@ -485,10 +479,7 @@ def _entry(e, var, label):
         g = gcd(La, Lb)
         return [c * (Lb // g) for c in a], [c * (La // g) for c in b]
     if isinstance(var, sp.Dummy):  # constant matrix: no variable in sight
-        raise ValueError(
-            f"{label} = {e} is not a rational number; pass numeric=True for an "
-            f"uncertified numerical rank"
-        )
+        raise ValueError(f"{label} = {e} is not a rational number; pass numeric=True for an uncertified numerical rank")
     raise ValueError(
         f"{label} = {e} is not a rational function of {var} with rational coefficients "
         f"(exact generic rank is defined over Q({var})); pass numeric=True for an "

@@ -167,6 +167,7 @@ def counterexamples(seed=0, *, count=5, size=(3, 3), maxdeg=2, var=None):
     rng = random.Random(seed)
     made = 0
     while made < count:
+
         def vec(k):
             return sp.Matrix([sum(rng.randint(-3, 3) * t**e for e in range(maxdeg + 1)) for _ in range(k)])
 

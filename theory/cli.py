@@ -98,8 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--K", type=int, default=5, help="table/search: permutations of 1..K (default 5)")
     parser.add_argument("--budget", type=int, default=3000, help="search: candidates per order and seed")
     parser.add_argument("--out", default=None, help="search: output JSON (default: print)")
-    parser.add_argument("--format", default="markdown", choices=["markdown", "latex"],
-                        help="table: output format (default: markdown)")
+    parser.add_argument(
+        "--format", default="markdown", choices=["markdown", "latex"], help="table: output format (default: markdown)"
+    )
     parser.add_argument("--library", default="extended", choices=["standard", "extended"])
     args = parser.parse_args(argv)
     out = sys.stdout
@@ -110,11 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         data = search_constructions(args.K, library_kind=args.library, budget=args.budget)
         rows = [json.dumps(c, separators=(", ", ": ")) for c in data["constructions"]]
-        text = ('{"constructions": [\n  ' + ",\n  ".join(rows) + '\n ],\n "open": '
-                + json.dumps(data["open"]) + "}\n")
+        text = '{"constructions": [\n  ' + ",\n  ".join(rows) + '\n ],\n "open": ' + json.dumps(data["open"]) + "}\n"
         if args.out and args.out.endswith(".py"):  # the module the designer imports
-            text = ('"""D_a C D_b constructions found by ``python -m theory search`` (re-certified on use)."""\n\n'
-                    f"DATA = {text}")
+            text = (
+                '"""D_a C D_b constructions found by ``python -m theory search`` (re-certified on use)."""\n\n'
+                f"DATA = {text}"
+            )
         if args.out:
             with open(args.out, "w", encoding="utf-8") as fh:
                 fh.write(text)
@@ -131,10 +133,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.write(format_table(targets, discrete=True, fmt=args.format) + "\n")
         counts = {s: sum(r.status == s for r in targets) for s in ("constructed", "impossible", "open")}
         disc = sum(r.discrete.startswith("constructed") for r in targets)
-        out.write(f"\n{len(targets)} targets: {counts['constructed']} constructed, {counts['impossible']} impossible, "
-                  f"{counts['open']} open ({args.library} library); as difference profiles: "
-                  f"{disc} constructed, {counts['impossible']} impossible, "
-                  f"{len(targets) - disc - counts['impossible']} open\n")
+        out.write(
+            f"\n{len(targets)} targets: {counts['constructed']} constructed, {counts['impossible']} impossible, "
+            f"{counts['open']} open ({args.library} library); as difference profiles: "
+            f"{disc} constructed, {counts['impossible']} impossible, "
+            f"{len(targets) - disc - counts['impossible']} open\n"
+        )
         return 0
     t0 = time.perf_counter()
     results = run_checks(args.seed)
@@ -145,8 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for line in res.details:
                 out.write(f"  {line}\n")
     failed = [r.claim for r in results if not r.passed]
-    out.write(f"\n{len(results) - len(failed)}/{len(results)} claims pass "
-              f"({time.perf_counter() - t0:.1f} s total)\n")
+    out.write(f"\n{len(results) - len(failed)}/{len(results)} claims pass ({time.perf_counter() - t0:.1f} s total)\n")
     if failed:
         out.write("FAILED: " + ", ".join(failed) + "\n")
     return 1 if failed else 0

@@ -167,8 +167,9 @@ def library_to_dcd(block):
     else:
         raise ValueError(f"unknown block {block!r}")
     L = math.factorial(ra + rb + m)  # makes every (i+j)!/(i+j+m)! an integer
-    C = tuple(tuple(L * math.factorial(i + j) // math.factorial(i + j + m) for j in range(rb + 1))
-              for i in range(ra + 1))
+    C = tuple(
+        tuple(L * math.factorial(i + j) // math.factorial(i + j + m) for j in range(rb + 1)) for i in range(ra + 1)
+    )
     g = math.gcd(*[x for row in C for x in row])
     C = tuple(tuple(x // g for x in row) for row in C)
     return tuple(i + m for i in range(ra + 1)), tuple(range(rb + 1)), C
@@ -207,8 +208,18 @@ def _integrate(block, m):
     raise ValueError(f"cannot integrate {block!r}")
 
 
-def border_search(target, tail_designs, *, budget=4000, seed=0, max_border=3, exp_range=(-2, 4),
-                  entries=(-2, -1, 1, 1, 2, 3), p_low=0.7, p_high=0.15):
+def border_search(
+    target,
+    tail_designs,
+    *,
+    budget=4000,
+    seed=0,
+    max_border=3,
+    exp_range=(-2, 4),
+    entries=(-2, -1, 1, 1, 2, 3),
+    p_low=0.7,
+    p_high=0.15,
+):
     """Search a ``D_a C D_b`` realisation of ``target`` by lifting a tail design and adding a border.
 
     Parameters
@@ -304,8 +315,12 @@ def border_search(target, tail_designs, *, budget=4000, seed=0, max_border=3, ex
                 # zero rows and columns change no rank: drop them
                 keep_r = [i for i in range(M) if any(C[i])]
                 keep_c = [j for j in range(N) if any(C[i][j] for i in range(M))]
-                return ("dcd", tuple(a[i] for i in keep_r), tuple(b[j] for j in keep_c),
-                        tuple(tuple(int(C[i][j]) for j in keep_c) for i in keep_r))
+                return (
+                    "dcd",
+                    tuple(a[i] for i in keep_r),
+                    tuple(b[j] for j in keep_c),
+                    tuple(tuple(int(C[i][j]) for j in keep_c) for i in keep_r),
+                )
     return None
 
 
@@ -380,7 +395,8 @@ def _repair(a, b, C, target, rng):
             if r < target[k]:
                 return None
             done = _make_row_dependent(a, b, C, H, k, spots, rng) or _make_row_dependent(
-                b, a, _transpose(C), H.T, k, [(j, i) for i, j in spots], rng, C_out=C)
+                b, a, _transpose(C), H.T, k, [(j, i) for i, j in spots], rng, C_out=C
+            )
             if not done:
                 return None
         else:

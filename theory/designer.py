@@ -111,8 +111,18 @@ class DesignResult:
         return " ⊕ ".join(_block_name(b) for b in self.blocks)
 
 
-_LATEX = {"\\": r"\textbackslash{}", "_": r"\_", "^": r"\^{}", "&": r"\&", "%": r"\%", "#": r"\#",
-          "{": r"\{", "}": r"\}", "$": r"\$", "~": r"\~{}"}
+_LATEX = {
+    "\\": r"\textbackslash{}",
+    "_": r"\_",
+    "^": r"\^{}",
+    "&": r"\&",
+    "%": r"\%",
+    "#": r"\#",
+    "{": r"\{",
+    "}": r"\}",
+    "$": r"\$",
+    "~": r"\~{}",
+}
 
 
 def _latex_escape(text):
@@ -193,9 +203,7 @@ def necessary_violations(target: Sequence[int]) -> list[str]:
         if r[k] == 1 and r[k + 1] <= 1:
             bad = [k + i for i in range(2, K - k) if r[k + i] > 1]
             if bad:
-                out.append(
-                    f"rank-one persistence: r_{k} = 1, r_{k + 1} = {r[k + 1]} but r_{bad[0]} = {r[bad[0]]}"
-                )
+                out.append(f"rank-one persistence: r_{k} = 1, r_{k + 1} = {r[k + 1]} but r_{bad[0]} = {r[bad[0]]}")
     return out
 
 
@@ -280,8 +288,9 @@ def library(K: int, max_rank: int, *, kind: str = "standard") -> list[tuple[tupl
     blocks: list[tuple] = [("monomial", e) for e in range(K)]
     blocks += [("hankel_anti", d, m) for d in range(1, max_rank) for m in range(K)]
     if kind == "extended":
-        blocks += [("rect_anti", a, b, m) for a in range(1, max_rank) for b in range(a + 1, a + K + 1)
-                   for m in range(K)]
+        blocks += [
+            ("rect_anti", a, b, m) for a in range(1, max_rank) for b in range(a + 1, a + K + 1) for m in range(K)
+        ]
     out = []
     for b in blocks:
         prof = _block_profile(b, K)
@@ -327,8 +336,10 @@ def _known_constructions():
     out = {}
     for row in DATA["constructions"]:
         out[tuple(row["target"])] = [
-            ("dcd", tuple(b["a"]), tuple(b["b"]), tuple(tuple(r) for r in b["C"])) if b["kind"] == "dcd"
-            else tuple(b["block"]) for b in row["blocks"]
+            ("dcd", tuple(b["a"]), tuple(b["b"]), tuple(tuple(r) for r in b["C"]))
+            if b["kind"] == "dcd"
+            else tuple(b["block"])
+            for b in row["blocks"]
         ]
     return out
 
@@ -411,9 +422,10 @@ def design_profile(
         how = "D_a C D_b found by search, profile certified"
     if blocks is None:
         return DesignResult(
-            target, "open",
+            target,
+            "open",
             reason=f"passes the necessary conditions; not a sum of {library_kind}-library profiles"
-                   + (" and no D_a C D_b construction known" if use_data or search_budget else ""),
+            + (" and no D_a C D_b construction known" if use_data or search_budget else ""),
         )
     A = block_diag(*[block_matrix(b, var) for b in blocks])
     prof = rank_profile(A, len(target) - 1, var=var, seed=1)
@@ -470,9 +482,15 @@ def search_constructions(
             for seed in seeds:
                 r = design_profile(p, library_kind=library_kind, use_data=False, search_budget=budget, seed=seed)
                 if r.status == "constructed":
-                    found.append({"target": list(p), "blocks": [
-                        {"kind": "dcd", "a": list(b[1]), "b": list(b[2]), "C": [list(row) for row in b[3]]}
-                        for b in r.blocks]})
+                    found.append(
+                        {
+                            "target": list(p),
+                            "blocks": [
+                                {"kind": "dcd", "a": list(b[1]), "b": list(b[2]), "C": [list(row) for row in b[3]]}
+                                for b in r.blocks
+                            ],
+                        }
+                    )
                     break
             else:
                 still_open.append(list(p))
@@ -586,8 +604,12 @@ def check(K_max: int = 3) -> list[ClaimResult]:
     with timed(res):
         for r in permutation_table(K_max):
             if r.status == "constructed":
-                ok = (r.profile is not None and r.profile.certified and r.profile.ranks == r.target
-                      and not necessary_violations(r.target))
+                ok = (
+                    r.profile is not None
+                    and r.profile.certified
+                    and r.profile.ranks == r.target
+                    and not necessary_violations(r.target)
+                )
             elif r.status == "impossible":
                 ok = bool(necessary_violations(r.target))
             else:

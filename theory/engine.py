@@ -292,8 +292,11 @@ class Certificate:
             return head + r" (numeric estimate, \textbf{uncertified})"
         if not self.certified:
             return head + rf" (Monte-Carlo lower bound, error $\le {self.error_bound:.1e}$)"
-        ub = (r"$\operatorname{rank} \le \min(m, n)$" if self.kernel_side is None
-              else f"{self.kernel_side} kernel of {len(self._kernel)} vectors")
+        ub = (
+            r"$\operatorname{rank} \le \min(m, n)$"
+            if self.kernel_side is None
+            else f"{self.kernel_side} kernel of {len(self._kernel)} vectors"
+        )
         return head + rf" (certified: $t_0 = {self.point}$, $p = {self.prime}$; upper bound: {ub})"
 
     @property
@@ -348,8 +351,11 @@ class Certificate:
             "version": VERSION,
             "rank": int(self.rank),
             "shape": [int(s) for s in self.shape],
-            "var": {"name": v.name, "assumptions": {k: bool(b) for k, b in v.assumptions0.items()},
-                    "dummy": isinstance(v, sp.Dummy)},
+            "var": {
+                "name": v.name,
+                "assumptions": {k: bool(b) for k, b in v.assumptions0.items()},
+                "dummy": isinstance(v, sp.Dummy),
+            },
             "certified": bool(self.certified),
             "method": self.method,
             "point": self.point,
@@ -387,12 +393,20 @@ class Certificate:
             if kernel is not None:
                 kernel = tuple(tuple((int(i), tuple(int(c) for c in f)) for i, f in col) for col in kernel)
             return cls(
-                rank=int(data["rank"]), shape=tuple(int(s) for s in data["shape"]), var=certificate_var(data),
-                certified=bool(data["certified"]), method=str(data["method"]),
-                point=data.get("point"), prime=data.get("prime"),
-                pivot_rows=tuple(data.get("pivot_rows", ())), pivot_cols=tuple(data.get("pivot_cols", ())),
-                kernel_side=data.get("kernel_side"), kernel_rows=tuple(data.get("kernel_rows", ())),
-                error_bound=data.get("error_bound"), seconds=float(data.get("seconds", 0.0)), _kernel=kernel,
+                rank=int(data["rank"]),
+                shape=tuple(int(s) for s in data["shape"]),
+                var=certificate_var(data),
+                certified=bool(data["certified"]),
+                method=str(data["method"]),
+                point=data.get("point"),
+                prime=data.get("prime"),
+                pivot_rows=tuple(data.get("pivot_rows", ())),
+                pivot_cols=tuple(data.get("pivot_cols", ())),
+                kernel_side=data.get("kernel_side"),
+                kernel_rows=tuple(data.get("kernel_rows", ())),
+                error_bound=data.get("error_bound"),
+                seconds=float(data.get("seconds", 0.0)),
+                _kernel=kernel,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"malformed certificate: {exc}") from None
@@ -634,8 +648,9 @@ def _degree_bound(P, rows, cols, r):
     """
     deg = [[len(P[i][j]) - 1 for j in cols] for i in rows]
     rowbound = sum(max(max(dr, default=0), 0) for dr in deg)
-    coldeg = sorted((max(max((deg[a][b] for a in range(len(rows))), default=0), 0) for b in range(len(cols))),
-                    reverse=True)
+    coldeg = sorted(
+        (max(max((deg[a][b] for a in range(len(rows))), default=0), 0) for b in range(len(cols))), reverse=True
+    )
     return min(rowbound, sum(coldeg[:r]))
 
 
@@ -854,8 +869,9 @@ def generic_rank(
         return _numeric_rank(M, infer_var(M, var), rng, t_start)
     m, n = R.shape
     if m == 0 or n == 0:
-        return Certificate(0, (m, n), R.var, True, "certified", seconds=time.perf_counter() - t_start,
-                           _matrix=R, _source=source)
+        return Certificate(
+            0, (m, n), R.var, True, "certified", seconds=time.perf_counter() - t_start, _matrix=R, _source=source
+        )
     P, mult = R.cleared_rows()
     best = -1
     for _attempt in range(CERTIFY_ATTEMPTS):
@@ -865,19 +881,34 @@ def generic_rank(
         best = r
         common = dict(point=x, prime=p, pivot_rows=rows, pivot_cols=cols, _matrix=R, _source=source)
         if not certify:
-            return Certificate(r, (m, n), R.var, False, "monte-carlo",
-                               error_bound=_monte_carlo_error(P, p),
-                               seconds=time.perf_counter() - t_start, **common)
+            return Certificate(
+                r,
+                (m, n),
+                R.var,
+                False,
+                "monte-carlo",
+                error_bound=_monte_carlo_error(P, p),
+                seconds=time.perf_counter() - t_start,
+                **common,
+            )
         if r == min(m, n):
-            return Certificate(r, (m, n), R.var, True, "certified",
-                               seconds=time.perf_counter() - t_start, **common)
+            return Certificate(r, (m, n), R.var, True, "certified", seconds=time.perf_counter() - t_start, **common)
         witness = _kernel_witness(R, P, r, x, p, rows, cols, rng, backend)
         if witness is None:
             continue  # this point cannot certify r (or the rank is larger): try a new one
         side, free, N = witness
-        return Certificate(r, (m, n), R.var, True, "certified", kernel_side=side,
-                           kernel_rows=free, seconds=time.perf_counter() - t_start,
-                           _kernel=N, **common)
+        return Certificate(
+            r,
+            (m, n),
+            R.var,
+            True,
+            "certified",
+            kernel_side=side,
+            kernel_rows=free,
+            seconds=time.perf_counter() - t_start,
+            _kernel=N,
+            **common,
+        )
     raise CertificationError(f"could not certify the rank after {CERTIFY_ATTEMPTS} random points; please report")
 
 
@@ -977,8 +1008,7 @@ def _numeric_rank(M, var, rng, t_start, points=NUMERIC_POINTS):
                 if not all(mpmath.isfinite(v) for row in vals for v in row):
                     continue
                 best = max(best, _equilibrated_rank(vals, mpmath), _tracked_elimination_rank(vals, mpmath))
-    return Certificate(best, (m, n), var, False, "numeric", seconds=time.perf_counter() - t_start,
-                       _source=M)
+    return Certificate(best, (m, n), var, False, "numeric", seconds=time.perf_counter() - t_start, _source=M)
 
 
 def _equilibrated_rank(vals, mpmath):
@@ -999,8 +1029,10 @@ def _equilibrated_rank(vals, mpmath):
         row_shift, col_shift = _scaling(mag, m, n, rows_first)
         two = mpmath.mpf(2)
         E = np.array(
-            [[complex(vals[i][j] * two ** (row_shift[i] + col_shift[j])) if vals[i][j] else 0j for j in range(n)]
-             for i in range(m)]
+            [
+                [complex(vals[i][j] * two ** (row_shift[i] + col_shift[j])) if vals[i][j] else 0j for j in range(n)]
+                for i in range(m)
+            ]
         )
         s = np.linalg.svd(E, compute_uv=False)
         if s.size and s[0] > 0:
@@ -1026,7 +1058,7 @@ def _scaling(mag, m, n, rows_first):
 
     for _ in range(8):  # alternate until the scaling is stable
         before = (list(row_shift), list(col_shift))
-        for step in ((rows, cols) if rows_first else (cols, rows)):
+        for step in (rows, cols) if rows_first else (cols, rows):
             step()
         if (row_shift, col_shift) == before:
             break
@@ -1069,8 +1101,7 @@ def _tracked_elimination_rank(vals, mpmath):
                     continue
                 prod = f * a[k][j]
                 new = a[i][j] - prod
-                err[i][j] = (err[i][j] + abs(f) * err[k][j] + fe * abs(a[k][j])
-                             + ulp * (abs(a[i][j]) + abs(prod)))
+                err[i][j] = err[i][j] + abs(f) * err[k][j] + fe * abs(a[k][j]) + ulp * (abs(a[i][j]) + abs(prod))
                 a[i][j] = new
     return rank
 
@@ -1185,8 +1216,13 @@ def kernels(A: MatrixLike, *, var: Symbol | None = None, seed: int | None = None
         N = _right_kernel_from_factor(V, list(c.pivot_cols)) if c.rank else sp.ImmutableMatrix.eye(V.shape[1])
         K = sp.QQ.frac_field(c.var)
         S = M.to_sympy() if isinstance(M, RationalMatrix) else as_sympy_matrix(M)
-        if N.shape[1] and not (DomainMatrix.from_Matrix(sp.Matrix(S)).convert_to(K)
-                               * DomainMatrix.from_Matrix(sp.Matrix(N)).convert_to(K)).is_zero_matrix:
+        if (
+            N.shape[1]
+            and not (
+                DomainMatrix.from_Matrix(sp.Matrix(S)).convert_to(K)
+                * DomainMatrix.from_Matrix(sp.Matrix(N)).convert_to(K)
+            ).is_zero_matrix
+        ):
             raise CertificationError("kernel failed its exact check; please report")  # pragma: no cover
         out.append(N)
     return out[0], out[1]

@@ -208,11 +208,7 @@ def persistence_violations(ranks):
     """
     K = len(ranks)
     return [
-        (k, i)
-        for k in range(K - 1)
-        if ranks[k] == 1 and ranks[k + 1] <= 1
-        for i in range(2, K - k)
-        if ranks[k + i] > 1
+        (k, i) for k in range(K - 1) if ranks[k] == 1 and ranks[k + 1] <= 1 for i in range(2, K - k) if ranks[k + i] > 1
     ]
 
 
@@ -229,8 +225,12 @@ def rigidity_violations(ranks):
     ([(0, 1)], [(0, 2)], [])
     """
     K = len(ranks)
-    return [(k, j) for k in range(K) for j in range(1, K - k - 1)
-            if ranks[k] and ranks[k + j] == (j + 1) * ranks[k] and ranks[k + j + 1] < j * ranks[k]]
+    return [
+        (k, j)
+        for k in range(K)
+        for j in range(1, K - k - 1)
+        if ranks[k] and ranks[k + j] == (j + 1) * ranks[k] and ranks[k + j + 1] < j * ranks[k]
+    ]
 
 
 def doubling_violations(ranks):
@@ -244,8 +244,7 @@ def doubling_violations(ranks):
     >>> doubling_violations((1, 2, 0)), doubling_violations((1, 2, 1))
     ([0], [])
     """
-    return [k for k in range(len(ranks) - 2)
-            if ranks[k] and ranks[k + 1] == 2 * ranks[k] and ranks[k + 2] < ranks[k]]
+    return [k for k in range(len(ranks) - 2) if ranks[k] and ranks[k + 1] == 2 * ranks[k] and ranks[k + 2] < ranks[k]]
 
 
 def tight_example(k: int, j: int, r: int, var: Symbol) -> Matrix:
@@ -320,18 +319,20 @@ def check(seed: int = 0, *, d_max: int = 4, n_products: int = 6, n_identities: i
 
     res = ClaimResult("C2 bound (j+1)rho(k), tight; persistence; rigidity")
     with timed(res):
-        for (k, j, r) in ((0, 2, 1), (1, 1, 2), (2, 2, 1), (1, 3, 1)):
+        for k, j, r in ((0, 2, 1), (1, 1, 2), (2, 2, 1), (1, 3, 1)):
             p = rank_profile(tight_example(k, j, r, t), k + j, var=t, seed=seed)
-            res.record(p.ranks[k] == r and p.ranks[k + j] == (j + 1) * r,
-                       f"tight k={k} j={j} r={r}: profile {p.ranks}")
+            res.record(p.ranks[k] == r and p.ranks[k + j] == (j + 1) * r, f"tight k={k} j={j} r={r}: profile {p.ranks}")
         for i in range(n_products):
             m, s, n = rng.randint(2, 4), rng.randint(1, 2), rng.randint(2, 4)
             B = sp.Matrix(m, s, lambda *_: sum(rng.randint(-2, 2) * t**e for e in range(rng.randint(1, 3))))
             C = sp.Matrix(s, n, lambda *_: sum(rng.randint(-2, 2) * t**e for e in range(rng.randint(1, 3))))
             p = rank_profile((B * C).applyfunc(sp.expand), 5, var=t, seed=seed + i)
             q = difference_profile((B * C).subs(t, jv).applyfunc(sp.expand), 5, var=jv, seed=seed + i)
-            ok = all(P.certified and not (bound_violations(P.ranks) or persistence_violations(P.ranks)
-                                          or rigidity_violations(P.ranks)) for P in (p, q))
+            ok = all(
+                P.certified
+                and not (bound_violations(P.ranks) or persistence_violations(P.ranks) or rigidity_violations(P.ranks))
+                for P in (p, q)
+            )
             res.record(ok, f"random {m}x{s}x{n} product: profiles {p.ranks} (d/dt), {q.ranks} (Δ)")
     out.append(res)
     return out

@@ -66,9 +66,7 @@ __all__ = [
 
 def _validate(phis, Ms):
     if len(phis) != len(Ms) or not Ms:
-        raise ValueError(
-            f"phis and Ms must be non-empty and of equal length, got {len(phis)} and {len(Ms)}"
-        )
+        raise ValueError(f"phis and Ms must be non-empty and of equal length, got {len(phis)} and {len(Ms)}")
     Ms = [sp.Matrix(M) for M in Ms]
     shape = Ms[0].shape
     for i, M in enumerate(Ms):
@@ -188,10 +186,7 @@ def predicted_profile(phis, Ms, max_order, *, var, kind="derivative"):
     phis, Ms = _validate(phis, Ms)
     side = direct_sum_side(Ms)
     if side is None:
-        raise ValueError(
-            "neither the column spaces nor the row spaces of Ms form a direct sum: "
-            "C1 does not apply"
-        )
+        raise ValueError("neither the column spaces nor the row spaces of Ms form a direct sum: C1 does not apply")
     out = []
     for k in range(max_order + 1):
         active = [M for f, M in zip(phis, Ms) if not _vanishes(f, k, var, kind)]
@@ -237,8 +232,9 @@ def check_monotonicity(phis, Ms, max_order, *, var, kind="derivative", seed=None
         prof = rank_profile if kind == "derivative" else difference_profile
         P = prof(A, max_order, var=var, seed=seed)
         ok = P.certified and P.ranks == want and is_nonincreasing(P.ranks)
-        res.record(ok, f"profile {P.ranks} == formula {want}, non-increasing"
-                   if ok else f"profile {P.ranks} vs formula {want}")
+        res.record(
+            ok, f"profile {P.ranks} == formula {want}, non-increasing" if ok else f"profile {P.ranks} vs formula {want}"
+        )
     return res
 
 

@@ -234,7 +234,9 @@ def check(seed: int = 0, *, K: int = 4) -> list[ClaimResult]:
         for perm in itertools.permutations(range(1, K + 1)):
             A = taylor_design(perm, t, t0=sp.Rational(1, 2), rng=rng)
             B = newton_design(perm, j, rng=rng)
-            ok = (pointwise_ranks(A, K - 1, var=t, at=sp.Rational(1, 2)) == perm
-                  and pointwise_ranks(B, K - 1, var=j, kind="difference") == perm)
+            ok = (
+                pointwise_ranks(A, K - 1, var=t, at=sp.Rational(1, 2)) == perm
+                and pointwise_ranks(B, K - 1, var=j, kind="difference") == perm
+            )
             res.record(ok, f"{perm}")
     return [res]

@@ -302,4 +302,3 @@ def is_nonincreasing(ranks: Sequence[int]) -> bool:
     (True, False)
     """
     return all(map(operator.ge, ranks[:-1], ranks[1:]))
-

@@ -25,5 +25,17 @@ from .dispatch import (
     unavailable_reason,
 )
 
-__all__ = ["BACKENDS", "MergedNode", "NodePair", "Operations", "backend_name", "get_func", "is_array",
-           "library_of", "namespace_for", "namespace_of", "operations", "unavailable_reason"]
+__all__ = [
+    "BACKENDS",
+    "MergedNode",
+    "NodePair",
+    "Operations",
+    "backend_name",
+    "get_func",
+    "is_array",
+    "library_of",
+    "namespace_for",
+    "namespace_of",
+    "operations",
+    "unavailable_reason",
+]

@@ -40,7 +40,7 @@ def standard_normal(rng, shape, dtype):
     if dtype.kind == "c":
         real = cupy.finfo(dtype).dtype
         z = rng.standard_normal(shape, dtype=real) + 1j * rng.standard_normal(shape, dtype=real)
-        return (z / 2 ** 0.5).astype(dtype)
+        return (z / 2**0.5).astype(dtype)
     return rng.standard_normal(shape, dtype=dtype)
 
 

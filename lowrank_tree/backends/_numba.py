@@ -121,10 +121,10 @@ def _merge_pairs_kernel(pairs, tol):
     oa, ob = np.empty(P, np.bool_), np.empty(P, np.bool_)
     for p, (ua, va, orth_a, ub, vb, orth_b) in enumerate(pairs):
         ra[p], rb[p], oa[p], ob[p] = ua.shape[1], ub.shape[1], orth_a, orth_b
-        UA[p, :, :ra[p]] = ua
-        VA[p, :, :ra[p]] = va
-        UB[p, :, :rb[p]] = ub
-        VB[p, :, :rb[p]] = vb
+        UA[p, :, : ra[p]] = ua
+        VA[p, :, : ra[p]] = va
+        UB[p, :, : rb[p]] = ub
+        VB[p, :, : rb[p]] = vb
     width = min(wa + wb, m, n)
     Uout, Vout = np.empty((P, m, width), dtype), np.empty((P, n, width), dtype)
     rout, dense = np.zeros(P, np.int64), np.zeros(P, np.bool_)

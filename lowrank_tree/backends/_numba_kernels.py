@@ -208,8 +208,8 @@ def _merge_pairs(UA, VA, ra, oa, UB, VB, rb, ob, tol, Uout, Vout, rout, dense):
     P = UA.shape[0]
     m, n = UA.shape[1], VA.shape[1]
     for p in prange(P):
-        a_u, a_v = UA[p, :, :ra[p]], VA[p, :, :ra[p]]
-        b_u, b_v = UB[p, :, :rb[p]], VB[p, :, :rb[p]]
+        a_u, a_v = UA[p, :, : ra[p]], VA[p, :, : ra[p]]
+        b_u, b_v = UB[p, :, : rb[p]], VB[p, :, : rb[p]]
         a_orth = oa[p]
         if ob[p] and not oa[p]:  # put the orthogonal node first: its QR is free
             a_u, b_u = b_u, a_u

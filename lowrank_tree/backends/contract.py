@@ -24,8 +24,7 @@ import functools
 import importlib
 from collections import namedtuple
 
-__all__ = ["BACKENDS", "OPERATIONS", "MergedNode", "NodePair", "Operation", "optional", "portable",
-           "required"]
+__all__ = ["BACKENDS", "OPERATIONS", "MergedNode", "NodePair", "Operation", "optional", "portable", "required"]
 
 #: Backend name -> module (relative to :mod:`lowrank_tree.backends`) implementing it.
 #: Adding a backend is one module plus one line here; the backend whose arrays
@@ -98,7 +97,7 @@ class Operation(namedtuple("Operation", "name required signature summary fallbac
     @property
     def parameters(self):
         """Parameter names of :attr:`signature`, in order."""
-        inner = self.signature[self.signature.index("(") + 1:self.signature.rindex(")")]
+        inner = self.signature[self.signature.index("(") + 1 : self.signature.rindex(")")]
         return tuple(p.split("=")[0].strip() for p in inner.split(",") if p.strip())
 
 
@@ -106,37 +105,92 @@ _R, _O = True, False
 
 #: Every operation a backend module may define, required ones first.
 OPERATIONS = (
-    Operation("namespace", _R, "namespace()",
-              "the array-API namespace; ImportError saying what to install when unusable", None),
-    Operation("asarray", _R, "asarray(x, dtype=None)",
-              "this backend's array from any array (another library's is copied) or nested sequence", None),
+    Operation(
+        "namespace",
+        _R,
+        "namespace()",
+        "the array-API namespace; ImportError saying what to install when unusable",
+        None,
+    ),
+    Operation(
+        "asarray",
+        _R,
+        "asarray(x, dtype=None)",
+        "this backend's array from any array (another library's is copied) or nested sequence",
+        None,
+    ),
     Operation("to_numpy", _R, "to_numpy(x)", "a host NumPy copy (or view) of x", None),
-    Operation("make_rng", _R, "make_rng(seed)", "a random generator from seed (None, int or a generator)",
-              None),
-    Operation("standard_normal", _R, "standard_normal(rng, shape, dtype)",
-              "standard normal samples of dtype; complex dtypes get unit-variance complex samples", None),
-    Operation("prefix_sum", _R, "prefix_sum(first, C)",
-              "out[0] = first, out[k + 1] = out[k] + C[k]: shape (K + 1,) + first.shape", None),
-    Operation("linear_operator", _O, "linear_operator(shape, dtype, matvec, rmatvec, matmat)",
-              "a LinearOperator of the library's SciPy (LowRankSegmentTree.operator)", None),
-    Operation("read_only", _O, "read_only(a)",
-              "a read-only view of a, handed out of an object's own arrays",
-              "lowrank_tree._ownership:copy_of"),
-    Operation("sum_of_squares", _O, "sum_of_squares(x)",
-              "Σ |x_i|² as a Python float, under/overflow unreported (absent: xp.vecdot in _norms)", None),
-    Operation("merge_pairs", _O, "merge_pairs(pairs, tol, xp)",
-              "one MergedNode per NodePair: the recompressed sum, singular values <= tol·scale dropped",
-              "lowrank_tree._portable:recompress_pairs"),
-    Operation("update_node", _O, "update_node(U, V, A, B, tol, xp)",
-              "MergedNode of U Vᵀ + A Bᵀ, U V a recompressed node (orthogonal columns), r + p <= min(m, n)",
-              "lowrank_tree._portable:update_node"),
-    Operation("apply_factors", _O, "apply_factors(W, U, V, X, xp)",
-              "W @ X + U @ (Vᵀ @ X), W may be None", "lowrank_tree._portable:apply_factors"),
-    Operation("accumulate_orders", _O, "accumulate_orders(Y0, U, Z, xp)",
-              "out[0] = Y0, out[k + 1] = out[k] + U[k] @ Z[k]: (m, b), (K, m, r), (K, r, b) -> (K + 1, m, b)",
-              "lowrank_tree._portable:accumulate_orders"),
-    Operation("synchronize", _O, "synchronize()",
-              "wait for queued device work (benchmarks time finished work)", "lowrank_tree._portable:synchronize"),
+    Operation("make_rng", _R, "make_rng(seed)", "a random generator from seed (None, int or a generator)", None),
+    Operation(
+        "standard_normal",
+        _R,
+        "standard_normal(rng, shape, dtype)",
+        "standard normal samples of dtype; complex dtypes get unit-variance complex samples",
+        None,
+    ),
+    Operation(
+        "prefix_sum",
+        _R,
+        "prefix_sum(first, C)",
+        "out[0] = first, out[k + 1] = out[k] + C[k]: shape (K + 1,) + first.shape",
+        None,
+    ),
+    Operation(
+        "linear_operator",
+        _O,
+        "linear_operator(shape, dtype, matvec, rmatvec, matmat)",
+        "a LinearOperator of the library's SciPy (LowRankSegmentTree.operator)",
+        None,
+    ),
+    Operation(
+        "read_only",
+        _O,
+        "read_only(a)",
+        "a read-only view of a, handed out of an object's own arrays",
+        "lowrank_tree._ownership:copy_of",
+    ),
+    Operation(
+        "sum_of_squares",
+        _O,
+        "sum_of_squares(x)",
+        "Σ |x_i|² as a Python float, under/overflow unreported (absent: xp.vecdot in _norms)",
+        None,
+    ),
+    Operation(
+        "merge_pairs",
+        _O,
+        "merge_pairs(pairs, tol, xp)",
+        "one MergedNode per NodePair: the recompressed sum, singular values <= tol·scale dropped",
+        "lowrank_tree._portable:recompress_pairs",
+    ),
+    Operation(
+        "update_node",
+        _O,
+        "update_node(U, V, A, B, tol, xp)",
+        "MergedNode of U Vᵀ + A Bᵀ, U V a recompressed node (orthogonal columns), r + p <= min(m, n)",
+        "lowrank_tree._portable:update_node",
+    ),
+    Operation(
+        "apply_factors",
+        _O,
+        "apply_factors(W, U, V, X, xp)",
+        "W @ X + U @ (Vᵀ @ X), W may be None",
+        "lowrank_tree._portable:apply_factors",
+    ),
+    Operation(
+        "accumulate_orders",
+        _O,
+        "accumulate_orders(Y0, U, Z, xp)",
+        "out[0] = Y0, out[k + 1] = out[k] + U[k] @ Z[k]: (m, b), (K, m, r), (K, r, b) -> (K + 1, m, b)",
+        "lowrank_tree._portable:accumulate_orders",
+    ),
+    Operation(
+        "synchronize",
+        _O,
+        "synchronize()",
+        "wait for queued device work (benchmarks time finished work)",
+        "lowrank_tree._portable:synchronize",
+    ),
 )
 
 _BY_NAME = {op.name: op for op in OPERATIONS}

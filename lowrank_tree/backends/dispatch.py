@@ -40,8 +40,7 @@ def backend_name(xp):
         is_namespace = getattr(array_api_compat, f"is_{name}_namespace", None)
         if is_namespace is not None and is_namespace(xp):
             return name
-    raise TypeError(f"unsupported array namespace {getattr(xp, '__name__', xp)!r}; "
-                    f"expected one of {sorted(BACKENDS)}")
+    raise TypeError(f"unsupported array namespace {getattr(xp, '__name__', xp)!r}; expected one of {sorted(BACKENDS)}")
 
 
 def namespace_of(*arrays, names=None):

@@ -18,12 +18,19 @@ def _dense_orders(base, deltas):
     return np.stack(out)
 
 
-@given(K=st.integers(0, 6), m=st.integers(1, 7), n=st.integers(1, 7), b=st.integers(1, 4),
-       r=st.integers(0, 3), seed=st.integers(0, 2**16), exp=st.integers(-200, 200))
+@given(
+    K=st.integers(0, 6),
+    m=st.integers(1, 7),
+    n=st.integers(1, 7),
+    b=st.integers(1, 4),
+    r=st.integers(0, 3),
+    seed=st.integers(0, 2**16),
+    exp=st.integers(-200, 200),
+)
 def test_all_orders_matches_dense(lib, K, m, n, b, r, seed, exp):
     rng = np.random.default_rng(seed)
-    base = rng.standard_normal((m, n)) * 2.0 ** exp
-    deltas = [(rng.standard_normal((m, r)) * 2.0 ** exp, rng.standard_normal((n, r))) for _ in range(K)]
+    base = rng.standard_normal((m, n)) * 2.0**exp
+    deltas = [(rng.standard_normal((m, r)) * 2.0**exp, rng.standard_normal((n, r))) for _ in range(K)]
     tree = LowRankSegmentTree(lib.asarray(base), [(lib.asarray(U), lib.asarray(V)) for U, V in deltas], **lib.kw)
     X = rng.standard_normal((n, b))
     got = lib.to_numpy(tree.all_orders(lib.asarray(X)))

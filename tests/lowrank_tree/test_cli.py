@@ -28,8 +28,9 @@ def test_demo_report_values_match_dense():
     assert max(rep["errors"]) <= 1e-6
     for k in range(11):  # the reported errors are the true errors
         W = rep["cascade"].matrix(k)
-        assert rep["errors"][k] == pytest.approx(np.linalg.norm(W - mats[k]) / np.linalg.norm(mats[k]),
-                                                 rel=1e-6, abs=1e-15)
+        assert rep["errors"][k] == pytest.approx(
+            np.linalg.norm(W - mats[k]) / np.linalg.norm(mats[k]), rel=1e-6, abs=1e-15
+        )
     assert all(q["error_vs_fit"] <= 1e-12 for q in rep["queries"])
     assert rep["memory"]["per_order_dense"] == 11 * 30 * 24 * 8
 
@@ -64,8 +65,11 @@ def test_fit_with_ranks_and_bad_files(tmp_path, capsys):
     capsys.readouterr()
     np.save(tmp_path / "flat.npy", np.ones((3, 3)))
     (tmp_path / "x.txt").write_text("1 2 3")
-    for name, match in [("missing.npy", "no such file"), ("flat.npy", "expected a stack of shape (K+1, m, n)"),
-                        ("x.txt", "expected a .npy or .npz")]:
+    for name, match in [
+        ("missing.npy", "no such file"),
+        ("flat.npy", "expected a stack of shape (K+1, m, n)"),
+        ("x.txt", "expected a .npy or .npz"),
+    ]:
         with pytest.raises(SystemExit) as info:
             main(["fit", str(tmp_path / name)])
         assert info.value.code == 2

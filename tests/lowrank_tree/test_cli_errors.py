@@ -61,8 +61,7 @@ def test_inf_stack_in_npz_of_matrices(tmp_path, capsys, stack):
     assert "order 1" in fails(capsys, ["fit", tmp_path / "inf.npz"], "NaN or Inf")
 
 
-@pytest.mark.parametrize("dtype,match", [(bool, "got bool"), (np.longdouble, "extended precision"),
-                                         ("U3", "dtype")])
+@pytest.mark.parametrize("dtype,match", [(bool, "got bool"), (np.longdouble, "extended precision"), ("U3", "dtype")])
 def test_refused_dtypes(tmp_path, capsys, stack, dtype, match):
     if dtype is np.longdouble and np.finfo(np.longdouble).bits == 64:
         pytest.skip("longdouble is float64 on this platform (converted, not refused)")
@@ -143,34 +142,40 @@ def test_not_a_stack(tmp_path, capsys):
 
 
 # -- option values ----------------------------------------------------------
-@pytest.mark.parametrize("argv,match", [
-    (["--ranks", "a"], "argument --ranks"),
-    (["--ranks", "2,x"], "argument --ranks"),
-    (["--ranks", "-1"], "argument --ranks"),
-    (["--repeat", "0"], "argument --repeat"),
-    (["--b", "-1"], "argument --b"),
-    (["--b", "1.5"], "argument --b"),
-    (["--tol", "2"], "argument --tol"),
-    (["--tol", "nan"], "argument --tol"),
-    (["--budget", "-5"], "argument --budget"),
-    (["--method", "magic"], "argument --method"),
-    (["--ranks", "9"], "at most min(m, n) = 5"),
-    (["--ranks", "1,2"], "expected one rank or 3"),
-])
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["--ranks", "a"], "argument --ranks"),
+        (["--ranks", "2,x"], "argument --ranks"),
+        (["--ranks", "-1"], "argument --ranks"),
+        (["--repeat", "0"], "argument --repeat"),
+        (["--b", "-1"], "argument --b"),
+        (["--b", "1.5"], "argument --b"),
+        (["--tol", "2"], "argument --tol"),
+        (["--tol", "nan"], "argument --tol"),
+        (["--budget", "-5"], "argument --budget"),
+        (["--method", "magic"], "argument --method"),
+        (["--ranks", "9"], "at most min(m, n) = 5"),
+        (["--ranks", "1,2"], "expected one rank or 3"),
+    ],
+)
 def test_bad_fit_options(capsys, good, argv, match):
     fails(capsys, ["fit", good, *argv], match)
 
 
-@pytest.mark.parametrize("argv,match", [
-    (["bench", "--K", "4,x"], "argument --K"),
-    (["bench", "--K", "0"], "argument --K"),
-    (["bench", "--n", "0"], "argument --n"),
-    (["demo", "--K", "-3"], "argument --K"),
-    (["demo", "--seed", "-1"], "argument --seed"),
-    (["demo", "--repeat", "zero"], "argument --repeat"),
-    (["nonsense"], "invalid choice"),
-    (["fit"], "required"),
-])
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["bench", "--K", "4,x"], "argument --K"),
+        (["bench", "--K", "0"], "argument --K"),
+        (["bench", "--n", "0"], "argument --n"),
+        (["demo", "--K", "-3"], "argument --K"),
+        (["demo", "--seed", "-1"], "argument --seed"),
+        (["demo", "--repeat", "zero"], "argument --repeat"),
+        (["nonsense"], "invalid choice"),
+        (["fit"], "required"),
+    ],
+)
 def test_bad_options_of_other_commands(capsys, argv, match):
     fails(capsys, argv, match)
 

@@ -26,8 +26,9 @@ def binomial_difference(A, k, j):
 
 def reference_table(A, max_order):
     L = len(A)
-    return [[int(np.linalg.matrix_rank(binomial_difference(A, k, j))) for j in range(L - k)]
-            for k in range(max_order + 1)]
+    return [
+        [int(np.linalg.matrix_rank(binomial_difference(A, k, j))) for j in range(L - k)] for k in range(max_order + 1)
+    ]
 
 
 @st.composite
@@ -91,7 +92,7 @@ def direct_sum_families(draw):
     Ms, Qs, start = [], [], 0
     for r in ranks:
         Q = rng.integers(-2, 3, (n, r))
-        Ms.append(P[:, start:start + r] @ Q.T)
+        Ms.append(P[:, start : start + r] @ Q.T)
         Qs.append(Q)
         start += r
     coeffs = []
@@ -100,8 +101,9 @@ def direct_sum_families(draw):
         c[d] = int(rng.choice([-2, -1, 1, 2]))
         coeffs.append(c)
     L = sum(degrees) + max(degrees) + 2
-    A = np.stack([sum(sum(c * j**e for e, c in enumerate(cs)) * M for cs, M in zip(coeffs, Ms))
-                  for j in range(L)]).astype(np.float64)
+    A = np.stack(
+        [sum(sum(c * j**e for e, c in enumerate(cs)) * M for cs, M in zip(coeffs, Ms)) for j in range(L)]
+    ).astype(np.float64)
     return A, Qs, degrees, coeffs
 
 

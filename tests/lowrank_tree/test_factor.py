@@ -75,7 +75,7 @@ def test_from_dense(m, n, r, seed):
     np.testing.assert_allclose(A.to_dense(), D, atol=1e-12 * max(1.0, np.abs(D).max()))
     B = LowRank.from_dense(D, rank=max(r - 1, 0))
     s = np.linalg.svd(D, compute_uv=False)
-    assert np.linalg.norm(B.to_dense() - D) == pytest.approx(np.sqrt(np.sum(s[max(r - 1, 0):] ** 2)), abs=1e-9)
+    assert np.linalg.norm(B.to_dense() - D) == pytest.approx(np.sqrt(np.sum(s[max(r - 1, 0) :] ** 2)), abs=1e-9)
 
 
 def test_complex_and_float32():
@@ -103,17 +103,23 @@ def test_nbytes_and_repr():
     assert repr(A) == "LowRank(shape=(3, 4), rank=2, dtype=float64)"
 
 
-@pytest.mark.parametrize("call,exc,match", [
-    (lambda: LowRank(np.ones((3, 2)), np.ones((4, 3))), ValueError, "same number of columns"),
-    (lambda: LowRank(np.ones(3), np.ones((4, 1))), ValueError, "U must be a 2-D"),
-    (lambda: LowRank(np.ones((3, 1)), np.full((4, 1), np.nan)), ValueError, "V contains NaN"),
-    (lambda: LowRank(np.ones((3, 1), dtype=bool), np.ones((4, 1))), TypeError, "U must have a real or complex"),
-    (lambda: LowRank.from_dense(np.ones((3, 4)), rank=4), ValueError, r"rank must be in \[0, 3\]"),
-    (lambda: LowRank.from_dense(np.ones((3, 4)), rtol=2.0), ValueError, r"rtol must be in \[0, 1\)"),
-    (lambda: LowRank(np.ones((3, 1)), np.ones((4, 1))) @ np.ones(3), ValueError, "X must have 4 rows"),
-    (lambda: LowRank(np.ones((3, 1)), np.ones((4, 1))) + LowRank(np.ones((4, 1)), np.ones((4, 1))),
-     ValueError, "cannot add"),
-])
+@pytest.mark.parametrize(
+    "call,exc,match",
+    [
+        (lambda: LowRank(np.ones((3, 2)), np.ones((4, 3))), ValueError, "same number of columns"),
+        (lambda: LowRank(np.ones(3), np.ones((4, 1))), ValueError, "U must be a 2-D"),
+        (lambda: LowRank(np.ones((3, 1)), np.full((4, 1), np.nan)), ValueError, "V contains NaN"),
+        (lambda: LowRank(np.ones((3, 1), dtype=bool), np.ones((4, 1))), TypeError, "U must have a real or complex"),
+        (lambda: LowRank.from_dense(np.ones((3, 4)), rank=4), ValueError, r"rank must be in \[0, 3\]"),
+        (lambda: LowRank.from_dense(np.ones((3, 4)), rtol=2.0), ValueError, r"rtol must be in \[0, 1\)"),
+        (lambda: LowRank(np.ones((3, 1)), np.ones((4, 1))) @ np.ones(3), ValueError, "X must have 4 rows"),
+        (
+            lambda: LowRank(np.ones((3, 1)), np.ones((4, 1))) + LowRank(np.ones((4, 1)), np.ones((4, 1))),
+            ValueError,
+            "cannot add",
+        ),
+    ],
+)
 def test_bad_input(call, exc, match):
     with pytest.raises(exc, match=match):
         call()

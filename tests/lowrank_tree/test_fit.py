@@ -60,7 +60,7 @@ def true_errors(c, mats, to_numpy=np.asarray):
     return out
 
 
-shapes = st.tuples(st.integers(0, 3), st.integers(1, 7), st.integers(1, 7), st.integers(0, 2 ** 32 - 1))
+shapes = st.tuples(st.integers(0, 3), st.integers(1, 7), st.integers(1, 7), st.integers(0, 2**32 - 1))
 
 
 # --------------------------------------------------------------------------
@@ -111,7 +111,7 @@ def test_tol_exact_reports_true_errors_and_minimal_ranks(args, tol):
     for k, r in enumerate(c.ranks, start=1):
         if r:
             s = np.linalg.svd(mats[k] - c.matrix(k - 1), compute_uv=False)
-            assert np.sqrt(np.sum(s[r - 1:] ** 2)) > tol * np.linalg.norm(mats[k])
+            assert np.sqrt(np.sum(s[r - 1 :] ** 2)) > tol * np.linalg.norm(mats[k])
 
 
 def test_cascade_corrects_earlier_truncation():
@@ -169,8 +169,7 @@ def test_integer_inputs_become_float64_and_mixed_dtypes_promote():
 # --------------------------------------------------------------------------
 def test_list_array_generator_agree():
     mats = family(np.random.default_rng(1), 4, 6, 5)
-    results = [cascade_fit(x, tol=0.05) for x in (mats, list(mats), tuple(mats), (M for M in mats),
-                                                  iter(list(mats)))]
+    results = [cascade_fit(x, tol=0.05) for x in (mats, list(mats), tuple(mats), (M for M in mats), iter(list(mats)))]
     for c in results[1:]:
         assert c.ranks == results[0].ranks
         assert c.errors == results[0].errors
@@ -328,8 +327,7 @@ def test_adaptive_qb_meets_bound_when_indicator_cancels(rel, monkeypatch):
         return value
 
     monkeypatch.setattr(rnd, "fro_norm", spy)
-    Q, B, res = adaptive_qb(A, thr, xp, get_func("make_rng", "numpy")(0), "numpy",
-                            block=4, power_iters=1)
+    Q, B, res = adaptive_qb(A, thr, xp, get_func("make_rng", "numpy")(0), "numpy", block=4, power_iters=1)
     measured = np.linalg.norm(A - Q @ B)
     assert measured <= thr
     assert abs(measured - res) <= 1e-6 * res
@@ -344,16 +342,16 @@ def test_adaptive_qb_meets_bound_when_indicator_cancels(rel, monkeypatch):
 def test_adaptive_qb_gives_up_past_max_cols():
     xp = namespace_for("numpy")
     A = np.random.default_rng(1).standard_normal((100, 80))
-    out = adaptive_qb(A, 1e-3 * np.linalg.norm(A), xp, get_func("make_rng", "numpy")(0), "numpy",
-                      block=8, max_cols=40)
+    out = adaptive_qb(A, 1e-3 * np.linalg.norm(A), xp, get_func("make_rng", "numpy")(0), "numpy", block=8, max_cols=40)
     assert out is None
 
 
 def test_fixed_rank_qb_complex():
     xp = namespace_for("numpy")
     rng = np.random.default_rng(1)
-    A = (rng.standard_normal((50, 3)) + 1j * rng.standard_normal((50, 3))) @ \
-        (rng.standard_normal((3, 40)) + 1j * rng.standard_normal((3, 40)))
+    A = (rng.standard_normal((50, 3)) + 1j * rng.standard_normal((50, 3))) @ (
+        rng.standard_normal((3, 40)) + 1j * rng.standard_normal((3, 40))
+    )
     Q, B = fixed_rank_qb(A, 3, xp, get_func("make_rng", "numpy")(0), "numpy", oversample=2)
     assert Q.dtype == np.complex128
     np.testing.assert_allclose(Q @ B, A, atol=1e-11 * np.abs(A).max())
@@ -397,8 +395,9 @@ def test_complex(dtype):
 def test_complex_randomized():
     rng = np.random.default_rng(12)
     W = rng.standard_normal((600, 100)) + 1j * rng.standard_normal((600, 100))
-    L = (rng.standard_normal((600, 4)) + 1j * rng.standard_normal((600, 4))) @ \
-        (rng.standard_normal((4, 100)) + 1j * rng.standard_normal((4, 100)))
+    L = (rng.standard_normal((600, 4)) + 1j * rng.standard_normal((600, 4))) @ (
+        rng.standard_normal((4, 100)) + 1j * rng.standard_normal((4, 100))
+    )
     mats = [W, W + L, W + L + 1e-3 * L.conj()]
     for method in ("randomized", "exact"):
         c = cascade_fit(mats, tol=1e-9, method=method, seed=0)
@@ -409,8 +408,10 @@ def test_complex_randomized():
         assert max(c.errors) <= 1e-12
 
 
-@pytest.mark.parametrize("kwargs", [dict(ranks=[1, 3, 0]), dict(tol=0.05), dict(budget=30),
-                                    dict(), dict(ranks=2, method="randomized", seed=4)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(ranks=[1, 3, 0]), dict(tol=0.05), dict(budget=30), dict(), dict(ranks=2, method="randomized", seed=4)],
+)
 def test_array_api_strict_same_numbers_as_numpy(kwargs):
     lib = namespace_for("array_api_strict")
     to_numpy = get_func("to_numpy", "array_api_strict")
@@ -464,15 +465,18 @@ def _independent_family(vals_per_order, base_diag):
     pos = 0
     for vals in vals_per_order:
         d = np.zeros(n)
-        d[pos:pos + len(vals)] = vals
+        d[pos : pos + len(vals)] = vals
         pos += len(vals)
         mats.append(mats[-1] + np.diag(d))
     return np.stack(mats)
 
 
 @settings(max_examples=30)
-@given(st.lists(st.lists(st.floats(0.1, 10.0), min_size=1, max_size=2), min_size=1, max_size=3),
-       st.floats(0.1, 10.0), st.integers(0, 6))
+@given(
+    st.lists(st.lists(st.floats(0.1, 10.0), min_size=1, max_size=2), min_size=1, max_size=3),
+    st.floats(0.1, 10.0),
+    st.integers(0, 6),
+)
 def test_budget_matches_brute_force_on_independent_orders(vals, base_scale, units):
     n = sum(len(v) for v in vals) + 1
     mats = _independent_family(vals, base_scale * np.linspace(1.0, 2.0, n))
@@ -480,9 +484,12 @@ def test_budget_matches_brute_force_on_independent_orders(vals, base_scale, unit
     budget = units * 2 * n
     c = cascade_fit(mats, budget=budget)
     assert sum(c.ranks) * 2 * n <= budget
-    obj = sum(e ** 2 for e in c.errors)
-    best = min(sum(e ** 2 for e in cascade_fit(mats, ranks=list(r)).errors)
-               for r in itertools.product(range(n + 1), repeat=K) if sum(r) <= units)
+    obj = sum(e**2 for e in c.errors)
+    best = min(
+        sum(e**2 for e in cascade_fit(mats, ranks=list(r)).errors)
+        for r in itertools.product(range(n + 1), repeat=K)
+        if sum(r) <= units
+    )
     assert obj <= best * (1 + 1e-9) + 1e-15
 
 
@@ -494,7 +501,7 @@ def test_budget_accounts_for_propagation():
     c = cascade_fit(mats, budget=6)
     assert c.ranks == [1, 0]
     worse = cascade_fit(mats, ranks=[0, 1])
-    assert sum(e ** 2 for e in c.errors) < sum(e ** 2 for e in worse.errors)
+    assert sum(e**2 for e in c.errors) < sum(e**2 for e in worse.errors)
 
 
 # --------------------------------------------------------------------------
@@ -528,8 +535,12 @@ def test_cascade_object_reporting_and_tree():
 
 
 def test_cascade_constructor():
-    c = Cascade(np.eye(3), [(np.ones((3, 1)), np.ones((3, 1))), (np.zeros((3, 0)), np.zeros((3, 0)))],
-                errors=[0.0, 0.5, 0.25], method="exact")
+    c = Cascade(
+        np.eye(3),
+        [(np.ones((3, 1)), np.ones((3, 1))), (np.zeros((3, 0)), np.zeros((3, 0)))],
+        errors=[0.0, 0.5, 0.25],
+        method="exact",
+    )
     assert c.ranks == [1, 0] and c.errors == [0.0, 0.5, 0.25]
     np.testing.assert_array_equal(c.matrix(2), np.eye(3) + 1.0)
     with pytest.raises(ValueError, match=r"corrections\[0\] must have shape \(3, 3\)"):
@@ -559,32 +570,51 @@ def _nonfinite(value):
 # One case per bad input, each its own test: a regression in one message
 # does not hide the others.
 BAD_INPUTS = {
-    "shape mismatch, list": (lambda: cascade_fit(_with(1, np.ones((4, 3)))),
-                             ValueError, r"mats\[1\] must have shape \(3, 4\)"),
-    "shape mismatch, iterator": (lambda: cascade_fit(iter(_with(2, np.ones((3, 5))))),
-                                 ValueError, r"mats\[2\] must have shape \(3, 4\)"),
+    "shape mismatch, list": (
+        lambda: cascade_fit(_with(1, np.ones((4, 3)))),
+        ValueError,
+        r"mats\[1\] must have shape \(3, 4\)",
+    ),
+    "shape mismatch, iterator": (
+        lambda: cascade_fit(iter(_with(2, np.ones((3, 5))))),
+        ValueError,
+        r"mats\[2\] must have shape \(3, 4\)",
+    ),
     "1-D item": (lambda: cascade_fit(_MATS[:1] + [np.ones(12)]), ValueError, r"mats\[1\] must be a 2-D array"),
     "NaN": (lambda: cascade_fit(_with(2, _nonfinite(np.nan))), ValueError, r"mats\[2\] contains NaN or Inf"),
-    "Inf, budget": (lambda: cascade_fit(np.stack(_with(2, _nonfinite(np.inf))), budget=10),
-                    ValueError, r"mats\[2\] contains NaN or Inf"),
+    "Inf, budget": (
+        lambda: cascade_fit(np.stack(_with(2, _nonfinite(np.inf))), budget=10),
+        ValueError,
+        r"mats\[2\] contains NaN or Inf",
+    ),
     "rank too large": (lambda: cascade_fit(_MATS, ranks=4), ValueError, r"ranks must be in \[0, 3\], got 4"),
-    "ranks[1] too large": (lambda: cascade_fit(_MATS, ranks=[1, 5]),
-                           ValueError, r"ranks\[1\] must be in \[0, 3\], got 5"),
-    "negative rank": (lambda: cascade_fit(_MATS, ranks=[-1, 1]),
-                      ValueError, r"ranks\[0\] must be in \[0, 3\], got -1"),
+    "ranks[1] too large": (
+        lambda: cascade_fit(_MATS, ranks=[1, 5]),
+        ValueError,
+        r"ranks\[1\] must be in \[0, 3\], got 5",
+    ),
+    "negative rank": (lambda: cascade_fit(_MATS, ranks=[-1, 1]), ValueError, r"ranks\[0\] must be in \[0, 3\], got -1"),
     "ranks too long": (lambda: cascade_fit(_MATS, ranks=[1, 1, 1]), ValueError, r"ranks must have length K = 2"),
-    "ranks too short, iterator": (lambda: cascade_fit(iter(_MATS), ranks=[1]),
-                                  ValueError, r"ranks must have length K"),
-    "ranks too long, iterator": (lambda: cascade_fit(iter(_MATS), ranks=[1, 1, 1]),
-                                 ValueError, r"ranks must have length K = 2"),
+    "ranks too short, iterator": (lambda: cascade_fit(iter(_MATS), ranks=[1]), ValueError, r"ranks must have length K"),
+    "ranks too long, iterator": (
+        lambda: cascade_fit(iter(_MATS), ranks=[1, 1, 1]),
+        ValueError,
+        r"ranks must have length K = 2",
+    ),
     "float rank": (lambda: cascade_fit(_MATS, ranks=[1.5, 1]), TypeError, "ranks"),
-    "ranks and tol": (lambda: cascade_fit(_MATS, ranks=1, tol=0.1),
-                      ValueError, "at most one of ranks, tol, budget; got ranks and tol"),
+    "ranks and tol": (
+        lambda: cascade_fit(_MATS, ranks=1, tol=0.1),
+        ValueError,
+        "at most one of ranks, tol, budget; got ranks and tol",
+    ),
     "tol and budget": (lambda: cascade_fit(_MATS, tol=0.1, budget=10), ValueError, "got tol and budget"),
     "tol >= 1": (lambda: cascade_fit(_MATS, tol=1.5), ValueError, r"tol must be in \[0, 1\)"),
     "negative budget": (lambda: cascade_fit(_MATS, budget=-1), ValueError, r"budget must be in \[0, inf\]"),
-    "unknown method": (lambda: cascade_fit(_MATS, method="svd"),
-                       ValueError, "method must be one of 'auto', 'exact', 'randomized'"),
+    "unknown method": (
+        lambda: cascade_fit(_MATS, method="svd"),
+        ValueError,
+        "method must be one of 'auto', 'exact', 'randomized'",
+    ),
     "negative oversample": (lambda: cascade_fit(_MATS, oversample=-1), ValueError, "oversample"),
     "2-D mats": (lambda: cascade_fit(_MATS[0]), ValueError, "3-D array"),
     "empty list": (lambda: cascade_fit([]), ValueError, "at least one matrix"),

@@ -71,8 +71,7 @@ def test_unchecked_range_finder_meets_the_tolerance_with_an_accurate_indicator(r
     V, _ = np.linalg.qr(rng.standard_normal((150, 60)))
     A = (U * np.logspace(0, -8, 60)) @ V.T
     thr = rel * np.linalg.norm(A)
-    Q, B, res = adaptive_qb(A, thr, xp, get_func("make_rng", "numpy")(0), "numpy", block=4,
-                            power_iters=1, check=False)
+    Q, B, res = adaptive_qb(A, thr, xp, get_func("make_rng", "numpy")(0), "numpy", block=4, power_iters=1, check=False)
     measured = np.linalg.norm(A - Q @ B)
     assert measured <= thr
     assert abs(measured - res) <= 1e-6 * thr

@@ -105,8 +105,9 @@ def test_full_rank_residuals_warn_with_the_true_storage_ratio(lib, method):
     assert f"{stored / c.dense_params:.2f}x more" in c.summary()
     assert "3 of 3 corrections store more than dense" in c.summary()
     # a family with low-rank steps does not warn
-    low = np.cumsum(np.concatenate([mats[:1], np.random.default_rng(6).standard_normal((K, m, 1))
-                                    * np.ones((1, 1, n))]), axis=0)
+    low = np.cumsum(
+        np.concatenate([mats[:1], np.random.default_rng(6).standard_normal((K, m, 1)) * np.ones((1, 1, n))]), axis=0
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error", DenseCorrectionWarning)
         c = cascade_fit(lib.asarray(low), tol=1e-10, method=method, seed=0, **lib.kw)

@@ -66,9 +66,9 @@ def reference_allocation(mats, budget):
     inv2 = [1.0 / np.linalg.norm(M) ** 2 for M in mats[1:]]
     gains = []
     for k in range(1, K + 1):
-        w = sum(inv2[k - 1:])
+        w = sum(inv2[k - 1 :])
         s = np.linalg.svd(mats[k] - mats[k - 1], compute_uv=False)
-        gains += [(sv * sv * w, k) for sv in s[:min(units, m, n)]]
+        gains += [(sv * sv * w, k) for sv in s[: min(units, m, n)]]
     ranks = [0] * K
     for _, k in sorted(gains, key=lambda g: -g[0])[:units]:
         ranks[k - 1] += 1
@@ -76,8 +76,14 @@ def reference_allocation(mats, budget):
 
 
 @settings(max_examples=25, deadline=None)
-@given(K=st.integers(0, 4), m=st.integers(1, 6), n=st.integers(1, 6), units=st.integers(0, 12),
-       scale=st.integers(-40, 40), seed=st.integers(0, 2**16))
+@given(
+    K=st.integers(0, 4),
+    m=st.integers(1, 6),
+    n=st.integers(1, 6),
+    units=st.integers(0, 12),
+    scale=st.integers(-40, 40),
+    seed=st.integers(0, 2**16),
+)
 def test_budget_allocation_matches_the_greedy_reference(lib, K, m, n, units, scale, seed):
     rng = np.random.default_rng(seed)
     mats = [rng.standard_normal((m, n)) * 2.0**scale for _ in range(K + 1)]
@@ -101,8 +107,14 @@ def test_budget_module_imports_no_array_library():
 
 
 BAD_FAMILIES = [
-    (None, TypeError, (r"mats must be a 3-D array .*, a sequence of 2-D arrays or an iterator of 2-D arrays, "
-                       r"got NoneType")),
+    (
+        None,
+        TypeError,
+        (
+            r"mats must be a 3-D array .*, a sequence of 2-D arrays or an iterator of 2-D arrays, "
+            r"got NoneType"
+        ),
+    ),
     ("abc", TypeError, "mats must be a 3-D array .* got str"),
     (3.0, TypeError, "mats must be a 3-D array .* got float"),
     ([], ValueError, "mats must hold at least one matrix, got an empty list"),
@@ -129,8 +141,13 @@ def test_fit_and_diagnostics_refuse_an_empty_iterator_alike():
 
 
 @settings(max_examples=15, deadline=None)
-@given(L=st.integers(1, 4), m=st.integers(1, 5), n=st.integers(1, 5), kind=st.sampled_from(["array", "list", "iter"]),
-       seed=st.integers(0, 2**16))
+@given(
+    L=st.integers(1, 4),
+    m=st.integers(1, 5),
+    n=st.integers(1, 5),
+    kind=st.sampled_from(["array", "list", "iter"]),
+    seed=st.integers(0, 2**16),
+)
 def test_fit_and_diagnostics_read_every_kind_of_family(lib, L, m, n, kind, seed):
     rng = np.random.default_rng(seed)
     stack = rng.standard_normal((L, m, n)) @ np.diag(rng.integers(0, 2, n).astype(float))
@@ -138,7 +155,6 @@ def test_fit_and_diagnostics_read_every_kind_of_family(lib, L, m, n, kind, seed)
     family = {"array": lambda: lib.asarray(stack), "list": lambda: list(items), "iter": lambda: iter(items)}[kind]
     fitted = cascade_fit(family(), **lib.kw)
     for k in range(L):
-        np.testing.assert_allclose(lib.to_numpy(fitted.matrix(k)), stack[k],
-                                   atol=1e-12 * max(1.0, np.abs(stack).max()))
+        np.testing.assert_allclose(lib.to_numpy(fitted.matrix(k)), stack[k], atol=1e-12 * max(1.0, np.abs(stack).max()))
     ranks = lowrank_tree.numerical_difference_profile(family()).ranks
     assert ranks[0] == max(np.linalg.matrix_rank(M) for M in stack)

@@ -39,8 +39,18 @@ from lowrank_tree import Cascade, LowRank, LowRankSegmentTree
 FUZZ = settings(max_examples=50, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 LONGDOUBLE_IS_DOUBLE = np.finfo(np.longdouble).bits == 64
-DTYPES = [np.float16, np.float32, np.float64, np.complex64, np.complex128, np.longdouble, np.int32, np.int64,
-          np.bool_, object]
+DTYPES = [
+    np.float16,
+    np.float32,
+    np.float64,
+    np.complex64,
+    np.complex128,
+    np.longdouble,
+    np.int32,
+    np.int64,
+    np.bool_,
+    object,
+]
 #: Exponents of the entry scale, per working precision (see the module docstring).
 SCALES = {"double": (-150, 150), "single": (-18, 18)}
 
@@ -143,13 +153,24 @@ def shapes_2d(max_side=5, min_side=0):
 
 #: Single orders: valid integers of several types, and every kind of wrong one.
 def orders(K):
-    return weighted((6, st.integers(0, K)), (1, st.one_of(
-        st.integers(-2, K + 2),
-        st.integers(0, max(K, 0)).map(np.int64),
-        st.integers(0, max(K, 0)).map(np.uint8),
-        st.just(2**70), st.just(np.uint64(2**64 - 1)),
-        st.floats(allow_nan=True, allow_infinity=True), st.integers(0, K).map(float),
-        st.booleans(), st.just(None), st.just("1"))))
+    return weighted(
+        (6, st.integers(0, K)),
+        (
+            1,
+            st.one_of(
+                st.integers(-2, K + 2),
+                st.integers(0, max(K, 0)).map(np.int64),
+                st.integers(0, max(K, 0)).map(np.uint8),
+                st.just(2**70),
+                st.just(np.uint64(2**64 - 1)),
+                st.floats(allow_nan=True, allow_infinity=True),
+                st.integers(0, K).map(float),
+                st.booleans(),
+                st.just(None),
+                st.just("1"),
+            ),
+        ),
+    )
 
 
 def order_ok(k, low, high):
@@ -164,8 +185,9 @@ def check_refusal(exc, bad):
     event(f"refused: {bad[0] if bad else '-'}")
     message = str(exc)
     assert bad, f"refused a valid call: {type(exc).__name__}: {message}"
-    assert any(re.search(rf"(?<![A-Za-z_]){re.escape(name)}(?![A-Za-z_])", message) for name in bad), \
+    assert any(re.search(rf"(?<![A-Za-z_]){re.escape(name)}(?![A-Za-z_])", message) for name in bad), (
         f"message names none of {bad}: {message}"
+    )
     assert re.search(r"must|expected", message), f"message says nothing of what was expected: {message}"
 
 
@@ -215,16 +237,28 @@ def test_fuzz_cascade_fit(data):
     ndim = 3 if form != "wrong ndim" else draw(st.sampled_from([1, 2, 4]))
     shape = {1: (m,), 2: (m, n), 3: (K + 1, m, n), 4: (K + 1, 1, m, n)}[ndim]
     stack = draw(arrays(shape), label="mats")
-    mats = {"array": stack, "list": list(stack) if ndim == 3 else stack,
-            "iterator": iter(list(stack)) if ndim == 3 else stack, "wrong ndim": stack}[form]
+    mats = {
+        "array": stack,
+        "list": list(stack) if ndim == 3 else stack,
+        "iterator": iter(list(stack)) if ndim == 3 else stack,
+        "wrong ndim": stack,
+    }[form]
     bound = min(m, n)
     mode = draw(st.sampled_from(["lossless", "ranks", "tol"]), label="mode")
     ranks = tol = None
     if mode == "ranks":
-        ranks = draw(st.one_of(st.integers(-1, bound + 1), st.integers(0, bound).map(np.int64),
-                               st.lists(st.integers(0, bound), min_size=K, max_size=K),
-                               st.lists(st.integers(-1, bound + 1), min_size=0, max_size=K + 1),
-                               st.just(2.0), st.just(True), st.just("2")), label="ranks")
+        ranks = draw(
+            st.one_of(
+                st.integers(-1, bound + 1),
+                st.integers(0, bound).map(np.int64),
+                st.lists(st.integers(0, bound), min_size=K, max_size=K),
+                st.lists(st.integers(-1, bound + 1), min_size=0, max_size=K + 1),
+                st.just(2.0),
+                st.just(True),
+                st.just("2"),
+            ),
+            label="ranks",
+        )
     elif mode == "tol":
         tol = draw(st.sampled_from([0.0, 1e-3, 0.5, -0.1, 1.0, float("nan"), "x"]), label="tol")
     method = draw(st.sampled_from(["exact", "randomized", "auto"] * 3 + ["svd"]), label="method")
@@ -280,9 +314,15 @@ def test_fuzz_cascade_fit(data):
 # --------------------------------------------------------------------------
 # LowRank
 # --------------------------------------------------------------------------
-SCALARS = st.one_of(st.integers(-3, 3), st.floats(allow_nan=True, allow_infinity=True, width=64),
-                    st.complex_numbers(max_magnitude=10), st.integers(-3, 3).map(np.int64),
-                    st.floats(-2, 2, width=32).map(np.float32), st.just(10**400), st.just(True))
+SCALARS = st.one_of(
+    st.integers(-3, 3),
+    st.floats(allow_nan=True, allow_infinity=True, width=64),
+    st.complex_numbers(max_magnitude=10),
+    st.integers(-3, 3).map(np.int64),
+    st.floats(-2, 2, width=32).map(np.float32),
+    st.just(10**400),
+    st.just(True),
+)
 
 
 @FUZZ
@@ -321,8 +361,9 @@ def test_fuzz_lowrank(data):
     # scalar multiples, both sides
     alpha = draw(SCALARS, label="alpha")
     is_number = not isinstance(alpha, (bool, np.bool_))
-    finite = is_number and (isinstance(alpha, int) and abs(alpha) < 1e300 or
-                            not isinstance(alpha, int) and np.isfinite(complex(alpha)))
+    finite = is_number and (
+        isinstance(alpha, int) and abs(alpha) < 1e300 or not isinstance(alpha, int) and np.isfinite(complex(alpha))
+    )
     for side in ("left", "right"):
         try:
             P = alpha * A if side == "left" else A * alpha
@@ -332,8 +373,11 @@ def test_fuzz_lowrank(data):
             else:
                 # alpha or the product beyond the dtype's range: refused by name, never inf
                 limit = float(np.finfo(A.dtype).max)
-                fits = finite and abs(complex(alpha)) <= limit and np.max(np.abs(Ur), initial=0) * abs(
-                    complex(alpha)) <= limit
+                fits = (
+                    finite
+                    and abs(complex(alpha)) <= limit
+                    and np.max(np.abs(Ur), initial=0) * abs(complex(alpha)) <= limit
+                )
                 check_refusal(exc, [] if fits else ["alpha"])
             continue
         assert is_number and finite
@@ -342,8 +386,14 @@ def test_fuzz_lowrank(data):
         close(P.U, complex(alpha) * Ur, abs(complex(alpha)) * fnorm(Ur), eps, factor=4)
         close(P.V, Vr, fnorm(Vr), eps, factor=0)
         if abs(complex(alpha)) * scale < 1e-3 * float(np.finfo(P.dtype).max):
-            close(P.to_dense(), complex(alpha) * D, abs(complex(alpha)) * scale, eps, factor=4 * (r + 1),
-                  tiny=float(np.finfo(P.dtype).tiny) * fnorm(Vr) * (r + 1))
+            close(
+                P.to_dense(),
+                complex(alpha) * D,
+                abs(complex(alpha)) * scale,
+                eps,
+                factor=4 * (r + 1),
+                tiny=float(np.finfo(P.dtype).tiny) * fnorm(Vr) * (r + 1),
+            )
 
     # from_dense: truncated SVD, checked by Eckart-Young
     M = draw(arrays(draw(st.sampled_from([(m, n)] * 6 + [(m,)]))), label="M")
@@ -448,18 +498,25 @@ def test_fuzz_tree(data):
             k = draw(orders(K), label="k")
             bad = ([] if order_ok(k, 0, K) else ["k"]) + ([] if x_ok else ["X"])
             Y, exc = outcome(lambda: tree.query(k, X))
-            want = (lambda: prefix(int(k)) @ Xr)
+            want = lambda: prefix(int(k)) @ Xr
         elif op == "mixed":
             b = X.shape[1] if X.ndim == 2 else 1
-            ks = draw(st.one_of(st.lists(st.integers(-1, K + 1), min_size=b, max_size=b),
-                                st.lists(st.integers(0, K), min_size=b, max_size=b).map(np.array),
-                                st.lists(st.integers(0, K), min_size=b, max_size=b).map(
-                                    lambda v: np.array(v, np.uint64)),
-                                st.lists(st.integers(0, K), min_size=b, max_size=b).map(lambda v: np.array(v, float)),
-                                st.lists(st.integers(0, K), min_size=b + 1, max_size=b + 1)), label="ks")
+            ks = draw(
+                st.one_of(
+                    st.lists(st.integers(-1, K + 1), min_size=b, max_size=b),
+                    st.lists(st.integers(0, K), min_size=b, max_size=b).map(np.array),
+                    st.lists(st.integers(0, K), min_size=b, max_size=b).map(lambda v: np.array(v, np.uint64)),
+                    st.lists(st.integers(0, K), min_size=b, max_size=b).map(lambda v: np.array(v, float)),
+                    st.lists(st.integers(0, K), min_size=b + 1, max_size=b + 1),
+                ),
+                label="ks",
+            )
             arr = np.asarray(ks)
-            ks_ok = (arr.dtype.kind in "iu" or (isinstance(ks, list) and not ks)) and arr.shape == (b,) \
+            ks_ok = (
+                (arr.dtype.kind in "iu" or (isinstance(ks, list) and not ks))
+                and arr.shape == (b,)
                 and all(0 <= int(v) <= K for v in arr.ravel())
+            )
             bad = ([] if ks_ok else ["k"]) + ([] if x_ok else ["X"])
             Y, exc = outcome(lambda: tree.query(ks, X))
 
@@ -470,21 +527,21 @@ def test_fuzz_tree(data):
                 return out if Xr.ndim == 2 else out[:, 0]
         elif op == "range":
             lo, hi = draw(orders(K), label="first"), draw(orders(K), label="last")
-            bad = ([] if order_ok(lo, 1, K) else ["first"])
+            bad = [] if order_ok(lo, 1, K) else ["first"]
             bad += [] if order_ok(hi, int(lo) if "first" not in bad else 1, K) else ["last"]
             bad += [] if x_ok else ["X"]
             Y, exc = outcome(lambda: tree.range_query(lo, hi, X))
-            want = (lambda: (prefix(int(hi)) - prefix(int(lo) - 1)) @ Xr)
+            want = lambda: (prefix(int(hi)) - prefix(int(lo) - 1)) @ Xr
         elif op == "all":
             bad = [] if x_ok else ["X"]
             Y, exc = outcome(lambda: tree.all_orders(X))
-            want = (lambda: np.stack([prefix(k) @ Xr for k in range(K + 1)]))
+            want = lambda: np.stack([prefix(k) @ Xr for k in range(K + 1)])
         else:
             # float64 data into a float32 tree at float32-safe scales (beyond them: see test_validation_errors)
             delta, D, ok = draw(correction(m, n, "delta", single=work in (np.float32, np.complex64)))
-            is_complex = np.iscomplexobj(delta.U if isinstance(delta, LowRank) else
-                                         (delta[0] if isinstance(delta, tuple) else delta)) or \
-                (isinstance(delta, tuple) and np.iscomplexobj(delta[1]))
+            is_complex = np.iscomplexobj(
+                delta.U if isinstance(delta, LowRank) else (delta[0] if isinstance(delta, tuple) else delta)
+            ) or (isinstance(delta, tuple) and np.iscomplexobj(delta[1]))
             if ok and is_complex and work.kind != "c":
                 ok = False  # complex data into a real tree
             bad = [] if ok else ["delta"]
@@ -504,8 +561,15 @@ def test_fuzz_tree(data):
             else:
                 model.append(D)
             first = delta.U if isinstance(delta, LowRank) else (delta[0] if isinstance(delta, tuple) else delta)
-            eps = max(eps, eps_of(*[working_dtype(np.asarray(a).dtype) for a in
-                                    ([first, delta[1]] if isinstance(delta, tuple) else [first])]))
+            eps = max(
+                eps,
+                eps_of(
+                    *[
+                        working_dtype(np.asarray(a).dtype)
+                        for a in ([first, delta[1]] if isinstance(delta, tuple) else [first])
+                    ]
+                ),
+            )
             scale = max(fnorm(x) for x in model)
             assert tree.max_order == len(model) - 1
             got = tree_state(tree, n)
@@ -532,16 +596,24 @@ def test_fuzz_cascade_and_difference_profile(data):
     clean = draw(weighted((2, st.just("valid")), (1, st.none())), label="clean")
     base = draw(arrays((m, n), clean), label="base")
     corr = [draw(correction(m, n, f"corrections[{i}]", clean)) for i in range(K)]
-    corr = [(c, D, ok) if not (isinstance(c, np.ndarray)) else ((np.ones((m, 1)), np.ones((n, 1))), None, True)
-            for c, D, ok in corr]  # Cascade takes factors only; a dense one becomes a known pair
+    corr = [
+        (c, D, ok) if not (isinstance(c, np.ndarray)) else ((np.ones((m, 1)), np.ones((n, 1))), None, True)
+        for c, D, ok in corr
+    ]  # Cascade takes factors only; a dense one becomes a known pair
     corr = [(c, np.ones((m, 1)) @ np.ones((n, 1)).T if D is None and ok else D, ok) for c, D, ok in corr]
-    errors = draw(st.one_of(st.none(), st.lists(st.sampled_from([0.0, 0.5, None, float("nan"), -1.0, "a"]),
-                                                min_size=K + 1, max_size=K + 1),
-                            st.just(["a"])), label="errors")
+    errors = draw(
+        st.one_of(
+            st.none(),
+            st.lists(st.sampled_from([0.0, 0.5, None, float("nan"), -1.0, "a"]), min_size=K + 1, max_size=K + 1),
+            st.just(["a"]),
+        ),
+        label="errors",
+    )
     bad = [] if array_ok(base, 2) else ["base"]
     bad += [f"corrections[{i}]" for i, (_, _, ok) in enumerate(corr) if not ok]
-    if errors is not None and (len(errors) != K + 1 or any(isinstance(e, str) or (e is not None and e < 0)
-                                                             for e in errors)):
+    if errors is not None and (
+        len(errors) != K + 1 or any(isinstance(e, str) or (e is not None and e < 0) for e in errors)
+    ):
         bad.append("errors")
     c, exc = outcome(lambda: Cascade(base, [x for x, _, _ in corr], errors=errors))
     if exc is not None:
@@ -567,10 +639,8 @@ def test_fuzz_cascade_and_difference_profile(data):
     for k in range(K + 1):
         D = np.diff(ref, n=k, axis=0) if k else ref
         # every difference has rank <= min(m, n); the profile is the max over j of the numerical ranks
-        counts = [int(np.sum(np.linalg.svd(Dj, compute_uv=False) > prof.thresholds[k] * (1 + 1e-6)))
-                  for Dj in D]
-        counts_lo = [int(np.sum(np.linalg.svd(Dj, compute_uv=False) > prof.thresholds[k] * (1 - 1e-6)))
-                     for Dj in D]
+        counts = [int(np.sum(np.linalg.svd(Dj, compute_uv=False) > prof.thresholds[k] * (1 + 1e-6))) for Dj in D]
+        counts_lo = [int(np.sum(np.linalg.svd(Dj, compute_uv=False) > prof.thresholds[k] * (1 - 1e-6))) for Dj in D]
         assert max(counts) <= prof.ranks[k] <= max(counts_lo) <= min(m, n)
 
 
@@ -578,24 +648,34 @@ def test_fuzz_cascade_and_difference_profile(data):
 # synthetic_evolution
 # --------------------------------------------------------------------------
 @FUZZ
-@given(K=mostly(st.integers(0, 4), -1, 2.0), m=mostly(st.integers(0, 5), -1, True), n=st.integers(0, 5),
-       terms=mostly(st.integers(0, 3), -1), rank=mostly(st.integers(0, 3), -1, True),
-       drift=mostly(st.integers(0, 2), -1),
-       noise=mostly(st.sampled_from([0.0, 1e-3]), -1.0, float("nan"), float("inf")),
-       seed=mostly(st.sampled_from([0, 5, None]), -1, "s"),
-       dtype=mostly(st.sampled_from(["float64", "float32", np.complex128, "complex64"]), bool, "float16", "int64",
-                    "nope"))
+@given(
+    K=mostly(st.integers(0, 4), -1, 2.0),
+    m=mostly(st.integers(0, 5), -1, True),
+    n=st.integers(0, 5),
+    terms=mostly(st.integers(0, 3), -1),
+    rank=mostly(st.integers(0, 3), -1, True),
+    drift=mostly(st.integers(0, 2), -1),
+    noise=mostly(st.sampled_from([0.0, 1e-3]), -1.0, float("nan"), float("inf")),
+    seed=mostly(st.sampled_from([0, 5, None]), -1, "s"),
+    dtype=mostly(st.sampled_from(["float64", "float32", np.complex128, "complex64"]), bool, "float16", "int64", "nope"),
+)
 def test_fuzz_synthetic_evolution(K, m, n, terms, rank, drift, noise, seed, dtype):
-    bad = [name for name, v in (("K", K), ("m", m), ("n", n), ("terms", terms), ("rank", rank),
-                                ("drift_rank", drift)) if not order_ok(v, 0, math.inf)]
+    bad = [
+        name
+        for name, v in (("K", K), ("m", m), ("n", n), ("terms", terms), ("rank", rank), ("drift_rank", drift))
+        if not order_ok(v, 0, math.inf)
+    ]
     if not (noise >= 0 and math.isfinite(noise)):
         bad.append("noise")
     if not (seed is None or order_ok(seed, 0, math.inf)):
         bad.append("seed")
     if str(np.dtype(dtype) if dtype != "nope" else "nope") not in ("float32", "float64", "complex64", "complex128"):
         bad.append("dtype")
-    mats, exc = outcome(lambda: lrt.synthetic_evolution(K=K, m=m, n=n, terms=terms, rank=rank, drift_rank=drift,
-                                                        noise=noise, seed=seed, dtype=dtype))
+    mats, exc = outcome(
+        lambda: lrt.synthetic_evolution(
+            K=K, m=m, n=n, terms=terms, rank=rank, drift_rank=drift, noise=noise, seed=seed, dtype=dtype
+        )
+    )
     if exc is not None:
         check_refusal(exc, bad)
         return

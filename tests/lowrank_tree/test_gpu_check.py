@@ -14,8 +14,19 @@ SCRIPT = ROOT / "bench" / "gpu_check.py"
 
 def test_dry_run_writes_the_report(tmp_path):
     out = tmp_path / "gpu_check.json"
-    cmd = [sys.executable, str(SCRIPT), "--dry-run", "--no-tests", "--no-install", "--n", "24", "--K", "6",
-           "--out", str(out)]
+    cmd = [
+        sys.executable,
+        str(SCRIPT),
+        "--dry-run",
+        "--no-tests",
+        "--no-install",
+        "--n",
+        "24",
+        "--K",
+        "6",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert "DRY RUN: GPU parts skipped: --dry-run given" in proc.stdout
@@ -34,8 +45,17 @@ def test_dry_run_writes_the_report(tmp_path):
     assert np.isclose(bm["query_fraction_of_gemm_flops"], bm["query_gflops"] / bm["gemm_gflops"])
     # the fitted family is W_0 + cumulative rank-4 corrections: every fitted rank is exactly 4
     assert bm["fit_ranks"] == [4] * bm["fit_K"]
-    for key in ("build_s", "query_s", "query_cold_s", "gemm_same_inner_s", "mixed_query_s", "all_orders_s",
-                "update_s", "append_s", "fit_s"):
+    for key in (
+        "build_s",
+        "query_s",
+        "query_cold_s",
+        "gemm_same_inner_s",
+        "mixed_query_s",
+        "all_orders_s",
+        "update_s",
+        "append_s",
+        "fit_s",
+    ):
         assert bm[key] > 0, key
     assert report["within_budget"] is True
 

@@ -50,16 +50,18 @@ def assert_same_tree(lib, a, b):
     for ca, cb in zip(a.corrections, b.corrections, strict=True):
         assert np.array_equal(host(lib, ca.U), host(lib, cb.U))
         assert np.array_equal(host(lib, ca.V), host(lib, cb.V))
-    assert [(x.level, x.index, x.rank, x.dense) for x in a.nodes()] == \
-        [(x.level, x.index, x.rank, x.dense) for x in b.nodes()]
+    assert [(x.level, x.index, x.rank, x.dense) for x in a.nodes()] == [
+        (x.level, x.index, x.rank, x.dense) for x in b.nodes()
+    ]
 
 
 @tmp_settings
 @given(trees())
 def test_tree_round_trip(lib, tmp_path, fam):
     base, deltas, tol, rng = fam
-    tree = LowRankSegmentTree(lib.asarray(base), [(lib.asarray(U), lib.asarray(V)) for U, V in deltas],
-                              rtol=tol, **lib.kw)
+    tree = LowRankSegmentTree(
+        lib.asarray(base), [(lib.asarray(U), lib.asarray(V)) for U, V in deltas], rtol=tol, **lib.kw
+    )
     path = save(tree, tmp_path / "tree.npz")
     assert path == tmp_path / "tree.npz"
     again = load(path, backend=lib.name)
@@ -73,8 +75,9 @@ def test_tree_round_trip(lib, tmp_path, fam):
 
 def test_tree_after_update_and_append(tmp_path):
     rng = np.random.default_rng(0)
-    tree = LowRankSegmentTree(rng.standard_normal((5, 4)),
-                              [(rng.standard_normal((5, 2)), rng.standard_normal((4, 2))) for _ in range(3)])
+    tree = LowRankSegmentTree(
+        rng.standard_normal((5, 4)), [(rng.standard_normal((5, 2)), rng.standard_normal((4, 2))) for _ in range(3)]
+    )
     tree.update(2, (rng.standard_normal((5, 1)), rng.standard_normal((4, 1))))
     tree.append((rng.standard_normal((5, 3)), rng.standard_normal((4, 3))))
     again = load(save(tree, tmp_path / "t"))
@@ -92,8 +95,10 @@ def test_strict_tree_loads_on_numpy_and_back(tmp_path):
 
     to_strict = get_func("asarray", "array_api_strict")
     rng = np.random.default_rng(4)
-    tree = LowRankSegmentTree(to_strict(rng.standard_normal((3, 4))),
-                              [(to_strict(rng.standard_normal((3, 1))), to_strict(rng.standard_normal((4, 1))))])
+    tree = LowRankSegmentTree(
+        to_strict(rng.standard_normal((3, 4))),
+        [(to_strict(rng.standard_normal((3, 1))), to_strict(rng.standard_normal((4, 1))))],
+    )
     path = save(tree, tmp_path / "strict.npz")
     on_numpy = load(path)
     assert on_numpy.backend == "numpy" and isinstance(on_numpy.base, np.ndarray)
@@ -122,8 +127,9 @@ def test_cascade_round_trip(lib, tmp_path, dtype):
 
 
 def test_cascade_with_unknown_errors_and_zero_rank(tmp_path):
-    casc = Cascade(np.eye(3), [(np.ones((3, 1)), np.ones((3, 1))), (np.zeros((3, 0)), np.zeros((3, 0)))],
-                   method="randomized")
+    casc = Cascade(
+        np.eye(3), [(np.ones((3, 1)), np.ones((3, 1))), (np.zeros((3, 0)), np.zeros((3, 0)))], method="randomized"
+    )
     again = load(save(casc, tmp_path / "c"))
     assert again.ranks == [1, 0] and again.method == "randomized"
     assert again.errors[0] == 0.0 and np.isnan(again.errors[1]) and np.isnan(again.errors[2])
@@ -162,8 +168,9 @@ def test_path_suffix_and_no_leftovers(tmp_path):
 @pytest.fixture
 def saved(tmp_path):
     rng = np.random.default_rng(9)
-    tree = LowRankSegmentTree(rng.standard_normal((40, 30)),
-                              [(rng.standard_normal((40, 3)), rng.standard_normal((30, 3))) for _ in range(4)])
+    tree = LowRankSegmentTree(
+        rng.standard_normal((40, 30)), [(rng.standard_normal((40, 3)), rng.standard_normal((30, 3))) for _ in range(4)]
+    )
     return save(tree, tmp_path / "good.npz")
 
 
@@ -223,17 +230,20 @@ def test_truncated_to_half(saved):
 def test_flipped_bytes(saved, where):
     data = bytearray(saved.read_bytes())
     i = int(len(data) * where)
-    data[i:i + 4] = bytes(b ^ 0xFF for b in data[i:i + 4])
+    data[i : i + 4] = bytes(b ^ 0xFF for b in data[i : i + 4])
     saved.write_bytes(bytes(data))
     with pytest.raises(ValueError, match=r"good\.npz: corrupted"):
         load(saved)
 
 
-@pytest.mark.parametrize("version, message", [
-    (3, "format_version 3 is newer than this library supports"),
-    (0, "unsupported format_version 0"),
-    ("1", "format_version must be an integer"),
-])
+@pytest.mark.parametrize(
+    "version, message",
+    [
+        (3, "format_version 3 is newer than this library supports"),
+        (0, "unsupported format_version 0"),
+        ("1", "format_version must be an integer"),
+    ],
+)
 def test_wrong_version(saved, version, message):
     rewrite(saved, meta_edit=lambda m: m.update(format_version=version))
     with pytest.raises(ValueError, match=rf"good\.npz: {message}"):

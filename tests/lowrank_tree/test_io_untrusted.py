@@ -92,7 +92,7 @@ def patch_central_sizes(path, name, compress_size=None, file_size=None):
     pos = data.find(b"PK\x01\x02")
     while pos >= 0:
         name_len = struct.unpack_from("<H", data, pos + 28)[0]
-        if data[pos + 46:pos + 46 + name_len].decode() == name:
+        if data[pos + 46 : pos + 46 + name_len].decode() == name:
             if compress_size is not None:
                 struct.pack_into("<I", data, pos + 20, compress_size)
             if file_size is not None:
@@ -119,18 +119,23 @@ def refused(path, match, exc_type=ValueError):
 @pytest.fixture
 def tree_file(tmp_path):
     rng = np.random.default_rng(3)
-    tree = LowRankSegmentTree(rng.standard_normal((40, 30)),
-                              [(rng.standard_normal((40, r)), rng.standard_normal((30, r))) for r in (3, 2, 3)],
-                              rtol=1e-8)
+    tree = LowRankSegmentTree(
+        rng.standard_normal((40, 30)),
+        [(rng.standard_normal((40, r)), rng.standard_normal((30, r))) for r in (3, 2, 3)],
+        rtol=1e-8,
+    )
     return save(tree, tmp_path / "tree.npz")
 
 
 @pytest.fixture
 def cascade_file(tmp_path):
     rng = np.random.default_rng(4)
-    casc = Cascade(rng.standard_normal((20, 10)),
-                   [(rng.standard_normal((20, r)), rng.standard_normal((10, r))) for r in (2, 0, 1)],
-                   errors=[0.0, 0.25, float("nan"), 0.125], method="randomized")
+    casc = Cascade(
+        rng.standard_normal((20, 10)),
+        [(rng.standard_normal((20, r)), rng.standard_normal((10, r))) for r in (2, 0, 1)],
+        errors=[0.0, 0.25, float("nan"), 0.125],
+        method="randomized",
+    )
     return save(casc, tmp_path / "casc.npz")
 
 
@@ -215,16 +220,34 @@ def test_tampered_tol_is_refused_not_applied(tree_file):
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
-    max_leaves=6)
+    max_leaves=6,
+)
 
 
 @tmp_settings
-@given(field=st.sampled_from(["tol", "shape", "ranks", "num_orders", "dtype", "kind", "library_version",
-                              "saved_from_backend", "arrays_sha256", "new-field"]),
-       value=json_values)
+@given(
+    field=st.sampled_from(
+        [
+            "tol",
+            "shape",
+            "ranks",
+            "num_orders",
+            "dtype",
+            "kind",
+            "library_version",
+            "saved_from_backend",
+            "arrays_sha256",
+            "new-field",
+        ]
+    ),
+    value=json_values,
+)
 def test_any_edit_of_a_field_is_refused(tree_file, field, value):
     original = entries_of(tree_file)
     meta = meta_of(original)
@@ -261,8 +284,11 @@ def test_version_1_loads_with_a_warning_and_resaves_as_version_2(tree_file, casc
     for path, check in ((tree_file, lambda o: o.rtol == 1e-8), (cascade_file, lambda o: o.method == "randomized")):
         reference = load(path)
         as_version_1(path)
-        with pytest.warns(UserWarning, match=r"format_version 1 file, whose checksum covers the arrays "
-                                             r"but not the metadata") as record:
+        with pytest.warns(
+            UserWarning,
+            match=r"format_version 1 file, whose checksum covers the arrays "
+            r"but not the metadata",
+        ) as record:
             old = load(path)
         assert str(path) in str(record[0].message)
         assert record[0].filename == __file__  # points at the caller of load
@@ -372,16 +398,21 @@ def test_huge_metadata_entry_is_refused_unread(tree_file):
 
 
 # -- lying headers -----------------------------------------------------------------------
-@pytest.mark.parametrize("header, match", [
-    (npy_header((2**22, 2**22), "<f8"),
-     r"array 'U_1' has shape \(4194304, 4194304\) but the metadata implies \(40, 3\)"),
-    (npy_header((40, 2), "<f8"), r"array 'U_1' has shape \(40, 2\) but the metadata implies \(40, 3\)"),
-    (npy_header((40, 3), "<f4"), r"array 'U_1' has dtype float32 but the metadata implies float64"),
-    (npy_header((40, 3), "<c16"), r"array 'U_1' has dtype complex128 but the metadata implies float64"),
-    (npy_header((40, 3), "<f8", fortran=True), r"array 'U_1' is stored in Fortran order"),
-    (npy_header((40, 3), "|O"), r"corrupted or unsafe entry 'U_1': dtype object"),
-    (npy_header((40, 3), [("a", "<f4"), ("b", "<f4")]), r"corrupted or unsafe entry 'U_1': dtype"),
-])
+@pytest.mark.parametrize(
+    "header, match",
+    [
+        (
+            npy_header((2**22, 2**22), "<f8"),
+            r"array 'U_1' has shape \(4194304, 4194304\) but the metadata implies \(40, 3\)",
+        ),
+        (npy_header((40, 2), "<f8"), r"array 'U_1' has shape \(40, 2\) but the metadata implies \(40, 3\)"),
+        (npy_header((40, 3), "<f4"), r"array 'U_1' has dtype float32 but the metadata implies float64"),
+        (npy_header((40, 3), "<c16"), r"array 'U_1' has dtype complex128 but the metadata implies float64"),
+        (npy_header((40, 3), "<f8", fortran=True), r"array 'U_1' is stored in Fortran order"),
+        (npy_header((40, 3), "|O"), r"corrupted or unsafe entry 'U_1': dtype object"),
+        (npy_header((40, 3), [("a", "<f4"), ("b", "<f4")]), r"corrupted or unsafe entry 'U_1': dtype"),
+    ],
+)
 def test_lying_headers(tree_file, header, match):
     entries = entries_of(tree_file)
     entries["U_1.npy"] = header + bytes(960)  # 960 = 40 * 3 * 8: sizes are plausible
@@ -428,9 +459,16 @@ def test_a_pickle_is_never_run(tree_file):
 
 
 # -- members that are not what they should be --------------------------------------------
-@pytest.mark.parametrize("payload", [b"", b"hello, not an array", b"\x93NUMPY\x09\x00" + bytes(20),
-                                     b"\x93NUMPY\x01\x00\xff\xff" + b"{" * 100,
-                                     b"\x93NUMPY\x01\x00\x20\x00{'descr': 1, 'shape': 'x'}     \n"])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",
+        b"hello, not an array",
+        b"\x93NUMPY\x09\x00" + bytes(20),
+        b"\x93NUMPY\x01\x00\xff\xff" + b"{" * 100,
+        b"\x93NUMPY\x01\x00\x20\x00{'descr': 1, 'shape': 'x'}     \n",
+    ],
+)
 def test_member_that_is_not_npy(tree_file, payload):
     entries = entries_of(tree_file)
     entries["V_2.npy"] = payload
@@ -513,8 +551,9 @@ def test_damaged_bytes_never_load_silently(tree_file, data):
         tree_file.write_bytes(original)
 
 
-@pytest.mark.parametrize("content", [b"", b"hello\n", bytes(range(256)) * 4, npy(np.ones(3)),
-                                     b"PK\x05\x06" + bytes(18)])
+@pytest.mark.parametrize(
+    "content", [b"", b"hello\n", bytes(range(256)) * 4, npy(np.ones(3)), b"PK\x05\x06" + bytes(18)]
+)
 def test_not_a_zip(tmp_path, content):
     path = tmp_path / "foreign.npz"
     path.write_bytes(content)
@@ -537,8 +576,10 @@ def test_load_a_directory(tmp_path):
     assert info.value.filename == str(tmp_path)
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
-                    reason="chmod 000 does not stop root from reading; the monkeypatched tests below cover it")
+@pytest.mark.skipif(
+    os.name != "posix" or os.geteuid() == 0,
+    reason="chmod 000 does not stop root from reading; the monkeypatched tests below cover it",
+)
 def test_permission_denied_for_real(tree_file):
     tree_file.chmod(0)
     try:
@@ -585,8 +626,11 @@ def test_save_to_bad_targets_names_them_and_writes_nothing(tmp_path, small_tree)
         (str(tmp_path / "somedir") + os.sep, IsADirectoryError, "somedir"),
         (str(tmp_path / "newdir") + os.sep, ValueError, r"newdir/?' \(ends with a path separator\)"),
         (tmp_path / "taken", IsADirectoryError, r"taken\.npz"),
-        (tmp_path / "missing" / "model.npz", FileNotFoundError,
-         r"directory '.*missing' does not exist: '.*missing/model\.npz'"),
+        (
+            tmp_path / "missing" / "model.npz",
+            FileNotFoundError,
+            r"directory '.*missing' does not exist: '.*missing/model\.npz'",
+        ),
         (tmp_path / "afile" / "model.npz", NotADirectoryError, r"'.*afile' is not a directory"),
     ]
     for target, exc_type, match in cases:
@@ -639,8 +683,13 @@ def test_save_fsyncs_the_data_before_the_rename(tmp_path, small_tree, monkeypatc
     real_fsync, real_replace = os.fsync, os.replace
 
     def fsync(fd):
-        events.append(("fsync", os.path.isdir(f"/proc/self/fd/{fd}") if os.path.exists("/proc/self/fd")
-                       else None, os.fstat(fd).st_size))
+        events.append(
+            (
+                "fsync",
+                os.path.isdir(f"/proc/self/fd/{fd}") if os.path.exists("/proc/self/fd") else None,
+                os.fstat(fd).st_size,
+            )
+        )
         return real_fsync(fd)
 
     def replace(src, dst):

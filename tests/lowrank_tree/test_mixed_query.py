@@ -30,8 +30,9 @@ def _build(lib, m, n, ranks, seed):
     rng = np.random.default_rng(seed)
     base = rng.standard_normal((m, n))
     deltas = [(rng.standard_normal((m, r)), rng.standard_normal((n, r))) for r in ranks]
-    tree = LowRankSegmentTree(lib.asarray(base), [(lib.asarray(U), lib.asarray(V)) for U, V in deltas],
-                              backend=lib.name)
+    tree = LowRankSegmentTree(
+        lib.asarray(base), [(lib.asarray(U), lib.asarray(V)) for U, V in deltas], backend=lib.name
+    )
     prefixes = [base]
     for U, V in deltas:
         prefixes.append(prefixes[-1] + U @ V.T)

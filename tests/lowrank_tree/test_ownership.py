@@ -135,9 +135,11 @@ def test_us0_times_ten_after_build(lib):
 
 def test_tree_exposes_no_writable_state(lib):
     rng = np.random.default_rng(1)
-    tree = LowRankSegmentTree(given_to(lib, rng.standard_normal((4, 3))),
-                              [(given_to(lib, rng.standard_normal((4, 2))), given_to(lib, rng.standard_normal((3, 2))))
-                               for _ in range(3)], **lib.kw)
+    tree = LowRankSegmentTree(
+        given_to(lib, rng.standard_normal((4, 3))),
+        [(given_to(lib, rng.standard_normal((4, 2))), given_to(lib, rng.standard_normal((3, 2)))) for _ in range(3)],
+        **lib.kw,
+    )
     X = given_to(lib, rng.standard_normal((3, 2)))
     answers = tree_answers(lib, tree, lib.to_numpy(X))
     exposure_is_safe(lib, tree.base, lambda: tree.base)

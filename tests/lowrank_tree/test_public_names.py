@@ -53,11 +53,13 @@ def test_one_name_per_meaning():
     # each documents its meaning with a link to the glossary
     assert "tol" in inspect.signature(lrt.cascade_fit).parameters
     assert ":doc:`/glossary`" in lrt.cascade_fit.__doc__
-    cutoffs = [(lrt.LowRankSegmentTree.__init__, lrt.LowRankSegmentTree.__doc__),
-               (lrt.LowRank.from_dense, lrt.LowRank.from_dense.__doc__),
-               (lrt.LowRank.compress, lrt.LowRank.compress.__doc__),
-               (lrt.numerical_difference_profile, lrt.numerical_difference_profile.__doc__),
-               (lrt.direct_sum_check, lrt.direct_sum_check.__doc__)]
+    cutoffs = [
+        (lrt.LowRankSegmentTree.__init__, lrt.LowRankSegmentTree.__doc__),
+        (lrt.LowRank.from_dense, lrt.LowRank.from_dense.__doc__),
+        (lrt.LowRank.compress, lrt.LowRank.compress.__doc__),
+        (lrt.numerical_difference_profile, lrt.numerical_difference_profile.__doc__),
+        (lrt.direct_sum_check, lrt.direct_sum_check.__doc__),
+    ]
     for func, doc in cutoffs:
         params = inspect.signature(func).parameters
         assert "rtol" in params and "tol" not in params, func.__qualname__
@@ -86,8 +88,7 @@ def test_max_order_counts_corrections_and_orders_run_0_to_K(lib, rel_err, K, r, 
     m, n = 5, 4
     base = rng.standard_normal((m, n))
     deltas = [(rng.standard_normal((m, r)), rng.standard_normal((n, r))) for _ in range(K)]
-    tree = lrt.LowRankSegmentTree(lib.asarray(base), [(lib.asarray(U), lib.asarray(V)) for U, V in deltas],
-                                  **lib.kw)
+    tree = lrt.LowRankSegmentTree(lib.asarray(base), [(lib.asarray(U), lib.asarray(V)) for U, V in deltas], **lib.kw)
     cascade = Cascade(base, deltas)
     assert tree.max_order == cascade.max_order == K == len(tree.corrections)
     X = rng.standard_normal((n, 3))
@@ -101,7 +102,7 @@ def test_max_order_counts_corrections_and_orders_run_0_to_K(lib, rel_err, K, r, 
     if K:
         first = int(rng.integers(1, K + 1))
         last = int(rng.integers(first, K + 1))
-        ref = sum((U @ V.T for U, V in deltas[first - 1:last]), np.zeros((m, n))) @ X
+        ref = sum((U @ V.T for U, V in deltas[first - 1 : last]), np.zeros((m, n))) @ X
         got = lib.to_numpy(tree.range_query(first=first, last=last, X=lib.asarray(X)))
         assert np.allclose(got, ref, atol=1e-12 * (1 + np.abs(ref).max()))
 

@@ -56,8 +56,11 @@ def family(dtype, K=3, m=12, n=9, seed=0):
     W = rng.uniform(1, 2, (m, n)) * rng.choice([-1, 1], (m, n))
     mats = [W]
     for _ in range(K):
-        W = W + rng.standard_normal((m, 2)) @ rng.standard_normal((2, n)) \
+        W = (
+            W
+            + rng.standard_normal((m, 2)) @ rng.standard_normal((2, n))
             + 1e-3 * rng.uniform(0.5, 1, (m, n)) * rng.choice([-1, 1], (m, n))
+        )
         mats.append(W)
     return np.stack(mats).astype(dtype)
 
@@ -98,8 +101,9 @@ def test_tail_rank_and_largest_term_are_scale_free(e):
     assert tail_rank(np.ldexp(s, e), math.ldexp(1.0, e), math.ldexp(1.1, e), xp) == 4
     U = np.array([[3.0, 0.0], [4.0, 1.0]])
     V = np.array([[1.0, 2.0], [0.0, 0.0]])
-    assert math.isclose(largest_term(np.ldexp(U, e // 2), np.ldexp(V, e - e // 2), xp),
-                        math.ldexp(5.0, e), rel_tol=1e-15)
+    assert math.isclose(
+        largest_term(np.ldexp(U, e // 2), np.ldexp(V, e - e // 2), xp), math.ldexp(5.0, e), rel_tol=1e-15
+    )
 
 
 @pytest.mark.parametrize("e", [-1000, -530, 530, 1000])
@@ -109,8 +113,9 @@ def test_adaptive_qb_meets_bound_at_extreme_scales(e):
     A1 = (rng.standard_normal((60, 5)) * np.logspace(0, -6, 5)) @ rng.standard_normal((5, 40))
     thr1 = 1e-4 * np.linalg.norm(A1)
     A = np.ldexp(A1, e)
-    Q, B, res = adaptive_qb(A, math.ldexp(thr1, e), xp, get_func("make_rng", "numpy")(0), "numpy",
-                            block=2, power_iters=1)
+    Q, B, res = adaptive_qb(
+        A, math.ldexp(thr1, e), xp, get_func("make_rng", "numpy")(0), "numpy", block=2, power_iters=1
+    )
     measured = np.linalg.norm(A1 - np.ldexp(Q @ B, -e))
     assert measured <= thr1 and Q.shape[1] in (3, 4)
     assert math.isclose(math.ldexp(res, -e), measured, rel_tol=1e-6)
@@ -124,10 +129,12 @@ def test_norms_module_imports_no_array_library():
 
     for name in ("_norms.py", "_threads.py"):
         tree = ast.parse((pathlib.Path(lowrank_tree.__file__).parent / name).read_text())
-        roots = {a.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                 for a in node.names}
-        roots |= {node.module.split(".")[0] for node in ast.walk(tree)
-                  if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module}
+        roots = {a.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+        roots |= {
+            node.module.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+        }
         assert not roots & {"numpy", "scipy", "cupy", "numba", "array_api_strict", "torch"}, name
 
 
@@ -165,9 +172,19 @@ def test_fit_of_scaled_family_has_same_ranks_and_errors(lib, dtype, method, data
     check_fit_invariant(lib, dtype, e, method, mode)
 
 
-@pytest.mark.parametrize("dtype, s", [(np.float64, 1e-160), (np.float64, 1e160), (np.float64, 1e-300),
-                                      (np.float64, 1e300), (np.float32, 1e-20), (np.float32, 1e20),
-                                      (np.float32, 1e-30), (np.float32, 1e30)])
+@pytest.mark.parametrize(
+    "dtype, s",
+    [
+        (np.float64, 1e-160),
+        (np.float64, 1e160),
+        (np.float64, 1e-300),
+        (np.float64, 1e300),
+        (np.float32, 1e-20),
+        (np.float32, 1e20),
+        (np.float32, 1e-30),
+        (np.float32, 1e30),
+    ],
+)
 @pytest.mark.parametrize("mode", MODES[:3], ids=["ranks", "tol", "budget"])
 def test_fit_at_powers_of_ten_reports_true_errors(dtype, s, mode):
     # the reported errors were 0.0 (or NaN) and the ranks 0 here, true errors ~0.5
@@ -202,8 +219,7 @@ def test_float32_fit_warns_when_tol_is_below_its_floor():
     assert c.ranks == cascade_fit(mats).ranks
 
 
-@pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-3), (np.float64, 1e-9), (np.float32, 0.0),
-                                        (np.float32, None)])
+@pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-3), (np.float64, 1e-9), (np.float32, 0.0), (np.float32, None)])
 def test_no_precision_warning_when_tol_is_resolvable(dtype, tol):
     with warnings.catch_warnings():
         warnings.simplefilter("error", PrecisionFloorWarning)
@@ -216,8 +232,13 @@ def test_no_precision_warning_when_tol_is_resolvable(dtype, tol):
 def tree_data(dtype, K=8, m=14, n=10, r=2, seed=5):
     rng = np.random.default_rng(seed)
     base = rng.uniform(1, 2, (m, n)).astype(dtype)
-    deltas = [(rng.uniform(1, 2, (m, r)).astype(dtype) * rng.choice([-1, 1], (m, r)).astype(dtype),
-               rng.uniform(1, 2, (n, r)).astype(dtype)) for _ in range(K)]
+    deltas = [
+        (
+            rng.uniform(1, 2, (m, r)).astype(dtype) * rng.choice([-1, 1], (m, r)).astype(dtype),
+            rng.uniform(1, 2, (n, r)).astype(dtype),
+        )
+        for _ in range(K)
+    ]
     return base, deltas
 
 
@@ -227,13 +248,12 @@ def tree_data(dtype, K=8, m=14, n=10, r=2, seed=5):
 def test_tree_of_scaled_factors_gives_scaled_queries_and_same_ranks(lib, dtype, data):
     base, deltas = tree_data(dtype)
     K, n = len(deltas), base.shape[1]
-    lo, hi = exponent_range(np.concatenate([base.ravel()] + [u.ravel() for u, _ in deltas]), dtype,
-                            headroom=8)
+    lo, hi = exponent_range(np.concatenate([base.ravel()] + [u.ravel() for u, _ in deltas]), dtype, headroom=8)
     e = data.draw(st.integers(lo, hi), label="e")
-    ref = LowRankSegmentTree(lib.asarray(base), [(lib.asarray(u), lib.asarray(v)) for u, v in deltas],
-                             **lib.kw)
-    tree = LowRankSegmentTree(lib.asarray(scaled(base, e)),
-                              [(lib.asarray(scaled(u, e)), lib.asarray(v)) for u, v in deltas], **lib.kw)
+    ref = LowRankSegmentTree(lib.asarray(base), [(lib.asarray(u), lib.asarray(v)) for u, v in deltas], **lib.kw)
+    tree = LowRankSegmentTree(
+        lib.asarray(scaled(base, e)), [(lib.asarray(scaled(u, e)), lib.asarray(v)) for u, v in deltas], **lib.kw
+    )
     assert [(x.rank, x.dense) for x in tree.nodes()] == [(x.rank, x.dense) for x in ref.nodes()]
     X = np.random.default_rng(0).uniform(-1, 1, (n, 3)).astype(dtype)
     dense = base.astype(np.float64)
@@ -250,17 +270,16 @@ def test_tree_of_scaled_factors_gives_scaled_queries_and_same_ranks(lib, dtype, 
 def test_tree_at_the_ends_of_the_range(lib, dtype, where):
     # factors ~1e-200 dropped directions on numba; ~1e+160 raised SystemError
     base, deltas = tree_data(dtype)
-    lo, hi = exponent_range(np.concatenate([base.ravel()] + [u.ravel() for u, _ in deltas]), dtype,
-                            headroom=8)
+    lo, hi = exponent_range(np.concatenate([base.ravel()] + [u.ravel() for u, _ in deltas]), dtype, headroom=8)
     e = lo if where == "bottom" else hi
-    tree = LowRankSegmentTree(lib.asarray(scaled(base, e)),
-                              [(lib.asarray(scaled(u, e)), lib.asarray(v)) for u, v in deltas], **lib.kw)
+    tree = LowRankSegmentTree(
+        lib.asarray(scaled(base, e)), [(lib.asarray(scaled(u, e)), lib.asarray(v)) for u, v in deltas], **lib.kw
+    )
     X = np.random.default_rng(0).uniform(-1, 1, (base.shape[1], 2)).astype(dtype)
     dense = base.astype(np.float64) + sum(u.astype(np.float64) @ v.T.astype(np.float64) for u, v in deltas)
     got = np.ldexp(lib.to_numpy(tree.query(len(deltas), lib.asarray(X))).astype(np.float64), -e)
     assert rel(got, dense @ X) <= 50 * float(np.finfo(dtype).eps)
-    ref = LowRankSegmentTree(lib.asarray(base), [(lib.asarray(u), lib.asarray(v)) for u, v in deltas],
-                             **lib.kw)
+    ref = LowRankSegmentTree(lib.asarray(base), [(lib.asarray(u), lib.asarray(v)) for u, v in deltas], **lib.kw)
     assert [x.rank for x in tree.nodes()] == [x.rank for x in ref.nodes()]
 
 
@@ -280,8 +299,9 @@ def test_cancelling_pairs_give_rank_zero_nodes(lib, dtype, e):
         e = e // 4
     deltas = [(U1, V1), (-U1, V1), (U3, V3), (U3b, V3)]
     base = rng.standard_normal((m, n)).astype(dtype)
-    tree = LowRankSegmentTree(lib.asarray(scaled(base, e)),
-                              [(lib.asarray(scaled(u, e)), lib.asarray(v)) for u, v in deltas], **lib.kw)
+    tree = LowRankSegmentTree(
+        lib.asarray(scaled(base, e)), [(lib.asarray(scaled(u, e)), lib.asarray(v)) for u, v in deltas], **lib.kw
+    )
     ranks = {(x.level, x.index): x.rank for x in tree.nodes()}
     assert ranks[(1, 0)] == 0 and ranks[(1, 1)] == 0 and ranks[(2, 0)] == 0
     X = rng.standard_normal((n, 2)).astype(dtype)
@@ -298,8 +318,9 @@ def test_nearly_cancelling_pair_keeps_its_genuine_part(lib):
     U, V = rng.standard_normal((m, 3)), rng.standard_normal((n, 3))
     u, v = 1e-6 * rng.standard_normal((m, 1)), rng.standard_normal((n, 1))
     deltas = [(U, V), (np.hstack([-U, u]), np.hstack([V, v]))]
-    tree = LowRankSegmentTree(lib.asarray(np.zeros((m, n))),
-                              [(lib.asarray(a), lib.asarray(b)) for a, b in deltas], **lib.kw)
+    tree = LowRankSegmentTree(
+        lib.asarray(np.zeros((m, n))), [(lib.asarray(a), lib.asarray(b)) for a, b in deltas], **lib.kw
+    )
     assert tree.nodes()[-1].rank == 1
     X = rng.standard_normal((n, 2))
     assert rel(lib.to_numpy(tree.query(2, lib.asarray(X))), u @ (v.T @ X)) <= 1e-8
@@ -325,8 +346,9 @@ def test_diagnostics_of_scaled_sequence_give_same_answers(array_lib, dtype, data
         assert tuple(p.row_direct_sum) == tuple(ref.row_direct_sum)
         assert math.isclose(p.scale, math.ldexp(ref.scale, e), rel_tol=1e-5)
         for side in ("column", "row"):
-            assert tuple(direct_sum_check(array_lib.asarray(scaled(X, e)), side=side)) == \
-                tuple(direct_sum_check(array_lib.asarray(X), side=side))
+            assert tuple(direct_sum_check(array_lib.asarray(scaled(X, e)), side=side)) == tuple(
+                direct_sum_check(array_lib.asarray(X), side=side)
+            )
     assert numerical_difference_profile(array_lib.asarray(scaled(A, e))).ranks == [1, 2, 1, 0, 0, 0]
 
 

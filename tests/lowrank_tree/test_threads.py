@@ -182,7 +182,7 @@ def test_readers_and_a_writer(backend, cache_bytes, monkeypatch):
         out = call()
         with history:
             last = len(states) - 1
-        return out, states[first:last + 1]
+        return out, states[first : last + 1]
 
     def writer():
         wrng = np.random.default_rng(4)
@@ -230,8 +230,7 @@ def test_readers_and_a_writer(backend, cache_bytes, monkeypatch):
                     ok = any(close(Y, (W[last] - W[first - 1]) @ X) for W in seen)
                 else:
                     A, seen = window(lambda: tree.all_orders(X))
-                    ok = any(len(W) == A.shape[0] and all(close(A[k], W[k] @ X) for k in range(len(W)))
-                             for W in seen)
+                    ok = any(len(W) == A.shape[0] and all(close(A[k], W[k] @ X) for k in range(len(W))) for W in seen)
                 if not ok:
                     failures.append(f"reader {seed}: kind {kind} answered for no state of its call")
                     return

@@ -40,8 +40,7 @@ def dense_orders(base, deltas):
 
 
 def build(lib, base, deltas, **kw):
-    return LowRankSegmentTree(lib.asarray(base), [(lib.asarray(U), lib.asarray(V)) for U, V in deltas],
-                              **lib.kw, **kw)
+    return LowRankSegmentTree(lib.asarray(base), [(lib.asarray(U), lib.asarray(V)) for U, V in deltas], **lib.kw, **kw)
 
 
 @given(families())
@@ -64,7 +63,7 @@ def test_range_query_every_interval(lib, rel_err, fam):
     K = len(deltas)
     for first in range(1, K + 1):
         for last in range(first, K + 1):
-            ref = sum(U @ V.T for U, V in deltas[first - 1:last]) @ X
+            ref = sum(U @ V.T for U, V in deltas[first - 1 : last]) @ X
             got = tree.range_query(first=first, last=last, X=Xl)
             assert rel_err(lib.to_numpy(got), ref) <= TOL64
 
@@ -165,7 +164,7 @@ def test_shared_subspaces_compress_to_rank_of_dense_sum(backend, K, s, seed):
     for node in tree.nodes():
         if node.first == node.last:  # a leaf, or a node that only passes one leaf up
             continue
-        terms = deltas[node.first - 1:node.last]
+        terms = deltas[node.first - 1 : node.last]
         dense_sum = sum(U @ V.T for U, V in terms)
         # the terms may cancel, so rounding noise scales with the terms, not with the sum
         scale = sum(np.linalg.norm(U, 2) * np.linalg.norm(V, 2) for U, V in terms)
@@ -201,8 +200,9 @@ def test_memory_within_log_bound(backend):
     assert tree.nbytes >= raw + m * n * 8
 
 
-@pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-4), (np.float64, TOL64),
-                                       (np.complex64, 1e-4), (np.complex128, TOL64)])
+@pytest.mark.parametrize(
+    "dtype,tol", [(np.float32, 1e-4), (np.float64, TOL64), (np.complex64, 1e-4), (np.complex128, TOL64)]
+)
 def test_dtypes(lib, rel_err, dtype, tol):
     rng = np.random.default_rng(3)
     m, n, K = 9, 7, 6
@@ -302,8 +302,12 @@ def test_lossy_tolerance_bounds_error(rel_err):
 # bad input, and failed modifications leave the tree unchanged
 # ----------------------------------------------------------------------------
 def snapshot(tree, X):
-    return (tree.max_order, tree.nodes(), [(c.U.copy(), c.V.copy()) for c in tree.corrections],
-            tree.all_orders(X).copy())
+    return (
+        tree.max_order,
+        tree.nodes(),
+        [(c.U.copy(), c.V.copy()) for c in tree.corrections],
+        tree.all_orders(X).copy(),
+    )
 
 
 def assert_same(a, b):
@@ -319,20 +323,22 @@ def assert_same(a, b):
 def small_tree(request):
     rng = np.random.default_rng(9)
     deltas = [(rng.standard_normal((4, 1)), rng.standard_normal((3, 1))) for _ in range(5)]
-    return (LowRankSegmentTree(rng.standard_normal((4, 3)), deltas, backend=request.param),
-            rng.standard_normal((3, 2)))
+    return (LowRankSegmentTree(rng.standard_normal((4, 3)), deltas, backend=request.param), rng.standard_normal((3, 2)))
 
 
-@pytest.mark.parametrize("bad,exc,match", [
-    ((np.ones((5, 1)), np.ones((3, 1))), ValueError, "4x3 correction"),
-    ((np.ones((4, 1)), np.ones((3, 2))), ValueError, "same number of columns"),
-    ((np.full((4, 1), np.nan), np.ones((3, 1))), ValueError, "NaN or Inf"),
-    ((np.ones((4, 1)), np.full((3, 1), np.inf)), ValueError, "NaN or Inf"),
-    ((np.ones((4, 1)) * 1j, np.ones((3, 1))), TypeError, "complex"),
-    ((np.ones((4, 1), dtype=bool), np.ones((3, 1))), TypeError, "dtype"),
-    (np.ones((3, 3)), ValueError, r"shape \(4, 3\)"),
-    ("abc", TypeError, "dtype"),
-])
+@pytest.mark.parametrize(
+    "bad,exc,match",
+    [
+        ((np.ones((5, 1)), np.ones((3, 1))), ValueError, "4x3 correction"),
+        ((np.ones((4, 1)), np.ones((3, 2))), ValueError, "same number of columns"),
+        ((np.full((4, 1), np.nan), np.ones((3, 1))), ValueError, "NaN or Inf"),
+        ((np.ones((4, 1)), np.full((3, 1), np.inf)), ValueError, "NaN or Inf"),
+        ((np.ones((4, 1)) * 1j, np.ones((3, 1))), TypeError, "complex"),
+        ((np.ones((4, 1), dtype=bool), np.ones((3, 1))), TypeError, "dtype"),
+        (np.ones((3, 3)), ValueError, r"shape \(4, 3\)"),
+        ("abc", TypeError, "dtype"),
+    ],
+)
 def test_failed_update_and_append_leave_tree_unchanged(small_tree, bad, exc, match):
     tree, X = small_tree
     before = snapshot(tree, X)
@@ -358,33 +364,39 @@ def test_mixed_libraries_rejected(small_tree):
     assert_same(before, snapshot(tree, X))
 
 
-@pytest.mark.parametrize("call,exc,match", [
-    (lambda t, X: t.query(6, X), ValueError, r"k must be in \[0, 5\]"),
-    (lambda t, X: t.query(-1, X), ValueError, r"k must be in"),
-    (lambda t, X: t.query(1.5, X), TypeError, "k must be an integer"),
-    (lambda t, X: t.query(1, X[:2]), ValueError, "X must have 3 rows"),
-    (lambda t, X: t.query(1, np.full((3, 2), np.nan)), ValueError, "X contains NaN"),
-    (lambda t, X: t.query(1, np.ones((3, 2, 2))), ValueError, "X must be a 2-D"),
-    (lambda t, X: t.query([0, 1, 2], X), ValueError, r"k must be an int or have shape \(2,\)"),
-    (lambda t, X: t.query([0, 9], X), ValueError, r"k must be in \[0, 5\]"),
-    (lambda t, X: t.query(np.array([0.5, 1.0]), X), TypeError, "integers"),
-    (lambda t, X: t.range_query(0, 2, X), ValueError, r"first must be in \[1, 5\]"),
-    (lambda t, X: t.range_query(3, 2, X), ValueError, r"last must be in \[3, 5\]"),
-    (lambda t, X: t.update(0, (np.ones((4, 1)), np.ones((3, 1)))), ValueError, r"i must be in \[1, 5\]"),
-    (lambda t, X: t.operator(7), ValueError, "k must be in"),
-])
+@pytest.mark.parametrize(
+    "call,exc,match",
+    [
+        (lambda t, X: t.query(6, X), ValueError, r"k must be in \[0, 5\]"),
+        (lambda t, X: t.query(-1, X), ValueError, r"k must be in"),
+        (lambda t, X: t.query(1.5, X), TypeError, "k must be an integer"),
+        (lambda t, X: t.query(1, X[:2]), ValueError, "X must have 3 rows"),
+        (lambda t, X: t.query(1, np.full((3, 2), np.nan)), ValueError, "X contains NaN"),
+        (lambda t, X: t.query(1, np.ones((3, 2, 2))), ValueError, "X must be a 2-D"),
+        (lambda t, X: t.query([0, 1, 2], X), ValueError, r"k must be an int or have shape \(2,\)"),
+        (lambda t, X: t.query([0, 9], X), ValueError, r"k must be in \[0, 5\]"),
+        (lambda t, X: t.query(np.array([0.5, 1.0]), X), TypeError, "integers"),
+        (lambda t, X: t.range_query(0, 2, X), ValueError, r"first must be in \[1, 5\]"),
+        (lambda t, X: t.range_query(3, 2, X), ValueError, r"last must be in \[3, 5\]"),
+        (lambda t, X: t.update(0, (np.ones((4, 1)), np.ones((3, 1)))), ValueError, r"i must be in \[1, 5\]"),
+        (lambda t, X: t.operator(7), ValueError, "k must be in"),
+    ],
+)
 def test_bad_arguments(small_tree, call, exc, match):
     tree, X = small_tree
     with pytest.raises(exc, match=match):
         call(tree, X)
 
 
-@pytest.mark.parametrize("base,exc,match", [
-    (np.ones(3), ValueError, "base must be a 2-D"),
-    (np.zeros((0, 3)), ValueError, "at least one row"),
-    (np.array([[np.nan]]), ValueError, "base contains NaN"),
-    (np.array([["a"]]), TypeError, "base must have a real or complex"),
-])
+@pytest.mark.parametrize(
+    "base,exc,match",
+    [
+        (np.ones(3), ValueError, "base must be a 2-D"),
+        (np.zeros((0, 3)), ValueError, "at least one row"),
+        (np.array([[np.nan]]), ValueError, "base contains NaN"),
+        (np.array([["a"]]), TypeError, "base must have a real or complex"),
+    ],
+)
 def test_bad_base(base, exc, match):
     with pytest.raises(exc, match=match):
         LowRankSegmentTree(base)

@@ -11,7 +11,7 @@ from lowrank_tree import LowRankSegmentTree
 
 def test_method_map_names_every_public_member():
     doc = LowRankSegmentTree.__doc__
-    table = doc[doc.index("**Methods and their cost.**"):doc.index("**Layout.**")]
+    table = doc[doc.index("**Methods and their cost.**") : doc.index("**Layout.**")]
     public = {name for name in dir(LowRankSegmentTree) if not name.startswith("_")}
     missing = {name for name in public if not re.search(rf"\b{name}\b", table)}
     assert not missing, f"method map lacks {sorted(missing)}"
@@ -28,5 +28,5 @@ def test_canonical_nodes_are_the_set_bits_of_k(K, k):
     assert [nd.last - nd.first + 1 for nd in nodes] == sizes
     assert [nd.level for nd in nodes] == [s.bit_length() - 1 for s in sizes]
     starts = np.cumsum([1] + sizes[:-1]).tolist()
-    assert [nd.first for nd in nodes] == starts[:len(nodes)]
+    assert [nd.first for nd in nodes] == starts[: len(nodes)]
     assert all(nd.first == nd.index * 2**nd.level + 1 for nd in nodes)

@@ -84,16 +84,16 @@ class TreeMachine(RuleBasedStateMachine):
         return len(self.deltas)
 
     # -- rules -----------------------------------------------------------
-    @initialize(m=st.integers(1, 6), n=st.integers(1, 6), K=st.integers(0, 6), seed=SEEDS,
-                tol=TOLS, cache=CACHES)
+    @initialize(m=st.integers(1, 6), n=st.integers(1, 6), K=st.integers(0, 6), seed=SEEDS, tol=TOLS, cache=CACHES)
     def build(self, m, n, K, seed, tol, cache):
         self.m, self.n = m, n
         rng = np.random.default_rng(seed)
         self.base = rng.standard_normal((m, n))
         pairs = [self.correction(int(rng.integers(2**32))) for _ in range(K)]
         self.deltas = [D for _, D in pairs]
-        self.tree = LowRankSegmentTree(self.to_lib(self.base), [c for c, _ in pairs], rtol=tol,
-                                       backend=self.backend, cache_bytes=cache)
+        self.tree = LowRankSegmentTree(
+            self.to_lib(self.base), [c for c, _ in pairs], rtol=tol, backend=self.backend, cache_bytes=cache
+        )
         assert self.tree.max_order == K and self.tree.shape == (m, n)
 
     @rule(k=st.integers(0, 100), seed=SEEDS, vector=st.booleans())
@@ -117,7 +117,7 @@ class TreeMachine(RuleBasedStateMachine):
     def range_query(self, a, b, seed):
         first, last = sorted((a % self.K + 1, b % self.K + 1))
         X = self.batch(seed)
-        want = sum(self.deltas[first - 1:last], np.zeros_like(self.base)) @ X
+        want = sum(self.deltas[first - 1 : last], np.zeros_like(self.base)) @ X
         self.assert_close(self.tree.range_query(first, last, self.to_lib(X)), want, X)
 
     @rule(seed=SEEDS)
@@ -150,8 +150,9 @@ class TreeMachine(RuleBasedStateMachine):
     def rebuild(self, cache):
         """Construction from what a tree hands out (read-only views or copies, shared LowRanks)."""
         old = self.tree
-        self.tree = LowRankSegmentTree(old.base, old.corrections, rtol=old._tol, backend=self.backend,
-                                       cache_bytes=cache)
+        self.tree = LowRankSegmentTree(
+            old.base, old.corrections, rtol=old._tol, backend=self.backend, cache_bytes=cache
+        )
         assert self.tree.ranks == old.ranks and self.tree.max_order == self.K
 
     @rule()
@@ -189,8 +190,12 @@ def test_tree_state_machine(backend):
 
     run_state_machine_as_test(
         machine_for(backend),
-        settings=settings(max_examples=20, stateful_step_count=20, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]),
+        settings=settings(
+            max_examples=20,
+            stateful_step_count=20,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
     )
 
 
@@ -202,10 +207,10 @@ def test_lossy_tol_query_and_all_orders_agree(lib, K, seed, tol):
     m, n = 8, 6
     base = rng.standard_normal((m, n))
     # each correction: a strong direction and a weak one (1e-5 of it) that lossy merges drop
-    deltas = [(rng.standard_normal((m, 2)) * np.array([1.0, 1e-5]), rng.standard_normal((n, 2)))
-              for _ in range(K)]
-    tree = LowRankSegmentTree(lib.asarray(base), [(lib.asarray(U), lib.asarray(V)) for U, V in deltas],
-                              rtol=tol, **lib.kw)
+    deltas = [(rng.standard_normal((m, 2)) * np.array([1.0, 1e-5]), rng.standard_normal((n, 2))) for _ in range(K)]
+    tree = LowRankSegmentTree(
+        lib.asarray(base), [(lib.asarray(U), lib.asarray(V)) for U, V in deltas], rtol=tol, **lib.kw
+    )
     X = rng.standard_normal((n, 3))
     A = lib.to_numpy(tree.all_orders(lib.asarray(X)))
     exact = base.copy()

@@ -69,8 +69,9 @@ def test_many_random_updates_match_dense_and_rebuild(lib, m, n, K, r):
         q = lib.to_numpy(tree.query(k, lib.asarray(X)))  # reads the updated internal nodes
         assert np.abs(q - ref[k]).max() <= 1e4 * eps * scale
         assert np.abs(q - lib.to_numpy(rebuilt.query(k, lib.asarray(X)))).max() <= 1e4 * eps * scale
-        np.testing.assert_allclose(lib.to_numpy(tree.matrix(k)), _dense_orders(base, deltas[:k])[-1],
-                                   atol=1e4 * eps * scale, rtol=0)
+        np.testing.assert_allclose(
+            lib.to_numpy(tree.matrix(k)), _dense_orders(base, deltas[:k])[-1], atol=1e4 * eps * scale, rtol=0
+        )
 
 
 def test_dense_ancestor_drift_is_bounded():
@@ -93,16 +94,26 @@ def test_dense_ancestor_drift_is_bounded():
         size = np.linalg.norm(exact)
         assert node.drift <= _DRIFT_LIMIT * np.linalg.norm(node.D) * (1 + 1e-12)
         # the carried rounding is what the budget says, relative to the node's current size
-        assert np.linalg.norm(node.D - exact) <= 4 * _DRIFT_LIMIT * eps * size + 8 * r * eps * np.abs(
-            np.stack([U @ V.T for U, V in deltas[:4]])).sum(0).max() * m
+        assert (
+            np.linalg.norm(node.D - exact)
+            <= 4 * _DRIFT_LIMIT * eps * size
+            + 8 * r * eps * np.abs(np.stack([U @ V.T for U, V in deltas[:4]])).sum(0).max() * m
+        )
         incremental += node.drift > 0
         refreshed += node.drift == 0
     assert incremental > 50 and refreshed > 5
     tree._check()
 
 
-@given(m=st.integers(2, 12), n=st.integers(2, 12), r=st.integers(1, 5), p=st.integers(0, 4),
-       complex_=st.booleans(), seed=st.integers(0, 2**16), scale_exp=st.integers(-150, 150))
+@given(
+    m=st.integers(2, 12),
+    n=st.integers(2, 12),
+    r=st.integers(1, 5),
+    p=st.integers(0, 4),
+    complex_=st.booleans(),
+    seed=st.integers(0, 2**16),
+    scale_exp=st.integers(-150, 150),
+)
 def test_update_node_matches_dense(m, n, r, p, complex_, seed, scale_exp):
     """The portable ``update_node`` equals the dense ``U Vᵀ + A Bᵀ`` (numpy and array_api_strict)."""
     r = min(r, min(m, n) - 1)
@@ -114,7 +125,7 @@ def test_update_node_matches_dense(m, n, r, p, complex_, seed, scale_exp):
         x = rng.standard_normal(shape)
         return (x + 1j * rng.standard_normal(shape)).astype(dtype) if complex_ else x
 
-    scale = 2.0 ** scale_exp
+    scale = 2.0**scale_exp
     U0, V0 = rand(m, r) * scale, rand(n, r)
     U, V, _ = recompress(U0, V0, namespace_for("numpy"))  # a recompressed node: orthogonal columns
     A, B = rand(m, p) * scale, rand(n, p)
@@ -148,8 +159,10 @@ def test_failed_update_leaves_tree_unchanged(monkeypatch):
 
         def __getattr__(self, name):
             if name == "update_node":
+
                 def fail(*args):
                     raise FloatingPointError("injected")
+
                 return fail
             return getattr(self._ops, name)
 

@@ -65,8 +65,13 @@ BAD_SCALAR_ORDERS = [float("inf"), float("nan"), 2.0, np.float64(1.0), True, np.
 def test_non_integer_order_is_refused_by_name(small, k):
     lib, base, factors, tree = small
     X = lib.asarray(np.ones((N, 2)))
-    calls = [lambda: tree.query(k, X), lambda: tree.canonical_nodes(k), lambda: tree.query_cost(k),
-             lambda: tree.range_query(k, K, X), lambda: tree.correction(k)]
+    calls = [
+        lambda: tree.query(k, X),
+        lambda: tree.canonical_nodes(k),
+        lambda: tree.query_cost(k),
+        lambda: tree.range_query(k, K, X),
+        lambda: tree.correction(k),
+    ]
     for call in calls:
         with raises(TypeError, "must be an integer", repr(k) if not isinstance(k, str) else "'1'"):
             call()
@@ -80,8 +85,10 @@ def test_numpy_integer_orders_are_accepted(small, rel_err, k):
     lib, base, factors, tree = small
     X = np.random.default_rng(1).standard_normal((N, 3))
     assert rel_err(lib.to_numpy(tree.query(k, lib.asarray(X))), dense(base, factors, 2) @ X) <= 1e-13
-    assert rel_err(lib.to_numpy(tree.range_query(np.int64(1), k, lib.asarray(X))),
-                   (dense(base, factors, 2) - base) @ X) <= 1e-13
+    assert (
+        rel_err(lib.to_numpy(tree.range_query(np.int64(1), k, lib.asarray(X))), (dense(base, factors, 2) - base) @ X)
+        <= 1e-13
+    )
 
 
 @pytest.mark.parametrize("k", [-1, K + 1, 2**70, int(np.iinfo(np.uint64).max), np.uint64(2**64 - 1)], ids=repr)
@@ -110,20 +117,27 @@ def test_range_and_tuple_orders(small, rel_err):
         assert rel_err(lib.to_numpy(tree.query(ks, lib.asarray(X))), ref) <= 1e-13
 
 
-@pytest.mark.parametrize("ks,exc,parts", [
-    (np.array([np.iinfo(np.uint64).max, 0], dtype=np.uint64), ValueError,
-     ["k must be in [0, 3]", "18446744073709551615"]),
-    ([2**70, 0], ValueError, ["k must be in [0, 3]", str(2**70)]),
-    ([-1, 0], ValueError, ["k must be in [0, 3]", "-1"]),
-    (np.array([-1, 0], dtype=np.int8), ValueError, ["k must be in [0, 3]", "-1"]),
-    (np.array([True, False]), TypeError, ["k must hold integers", "bool"]),
-    (np.array([1.0, 0.0]), TypeError, ["k must hold integers", "float64"]),
-    ([1, 2.0], TypeError, ["k[1] must be an integer", "2.0"]),
-    ([True, 0], TypeError, ["k[0] must be an integer", "bool"]),
-    ([float("inf"), 0], TypeError, ["k[0] must be an integer", "inf"]),
-    (np.array([[1, 0]]), ValueError, ["k must be an int or have shape (2,)", "(1, 2)"]),
-    ([0, 1, 2], ValueError, ["k must be an int or have shape (2,)", "length 3"]),
-], ids=lambda v: repr(v)[:30])
+@pytest.mark.parametrize(
+    "ks,exc,parts",
+    [
+        (
+            np.array([np.iinfo(np.uint64).max, 0], dtype=np.uint64),
+            ValueError,
+            ["k must be in [0, 3]", "18446744073709551615"],
+        ),
+        ([2**70, 0], ValueError, ["k must be in [0, 3]", str(2**70)]),
+        ([-1, 0], ValueError, ["k must be in [0, 3]", "-1"]),
+        (np.array([-1, 0], dtype=np.int8), ValueError, ["k must be in [0, 3]", "-1"]),
+        (np.array([True, False]), TypeError, ["k must hold integers", "bool"]),
+        (np.array([1.0, 0.0]), TypeError, ["k must hold integers", "float64"]),
+        ([1, 2.0], TypeError, ["k[1] must be an integer", "2.0"]),
+        ([True, 0], TypeError, ["k[0] must be an integer", "bool"]),
+        ([float("inf"), 0], TypeError, ["k[0] must be an integer", "inf"]),
+        (np.array([[1, 0]]), ValueError, ["k must be an int or have shape (2,)", "(1, 2)"]),
+        ([0, 1, 2], ValueError, ["k must be an int or have shape (2,)", "length 3"]),
+    ],
+    ids=lambda v: repr(v)[:30],
+)
 def test_bad_mixed_orders(small, ks, exc, parts):
     lib, _, _, tree = small
     with raises(exc, *parts):
@@ -170,17 +184,21 @@ def test_scalar_numpy_rank_means_every_order(r, rel_err):
         assert rel_err(got.matrix(k), want.matrix(k)) <= 1e-14
 
 
-@pytest.mark.parametrize("r,exc,parts", [
-    (True, TypeError, ["ranks must be an integer", "bool"]),
-    (2.0, TypeError, ["ranks must be an integer", "2.0"]),
-    (float("inf"), TypeError, ["ranks must be an integer", "inf"]),
-    ("2", TypeError, ["ranks must be an integer", "'2'"]),
-    ([1, 2.0, 1], TypeError, ["ranks[1] must be an integer", "2.0"]),
-    ([1, True, 1], TypeError, ["ranks[1] must be an integer", "bool"]),
-    (np.int64(-1), ValueError, ["ranks must be in [0, 5]", "-1"]),
-    ([1, 1, 2**70], ValueError, ["ranks[2] must be in [0, 5]"]),
-    ({1, 2, 3}, TypeError, ["ranks must be an integer"]),
-], ids=repr)
+@pytest.mark.parametrize(
+    "r,exc,parts",
+    [
+        (True, TypeError, ["ranks must be an integer", "bool"]),
+        (2.0, TypeError, ["ranks must be an integer", "2.0"]),
+        (float("inf"), TypeError, ["ranks must be an integer", "inf"]),
+        ("2", TypeError, ["ranks must be an integer", "'2'"]),
+        ([1, 2.0, 1], TypeError, ["ranks[1] must be an integer", "2.0"]),
+        ([1, True, 1], TypeError, ["ranks[1] must be an integer", "bool"]),
+        (np.int64(-1), ValueError, ["ranks must be in [0, 5]", "-1"]),
+        ([1, 1, 2**70], ValueError, ["ranks[2] must be in [0, 5]"]),
+        ({1, 2, 3}, TypeError, ["ranks must be an integer"]),
+    ],
+    ids=repr,
+)
 def test_bad_ranks(r, exc, parts):
     mats = lrt.synthetic_evolution(K=3, m=6, n=5, seed=1)
     with raises(exc, *parts):
@@ -215,21 +233,37 @@ def entry_points(backend, A, stack):
     }
 
 
-NAMES = {"Cascade base": "base", "difference mats": "mats", "range X": "X", "all X": "X", "append delta": "delta",
-         "LowRank X": "X"}
+NAMES = {
+    "Cascade base": "base",
+    "difference mats": "mats",
+    "range X": "X",
+    "all X": "X",
+    "append delta": "delta",
+    "LowRank X": "X",
+}
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
-@pytest.mark.parametrize("bad,parts", [
-    (lambda a: np.asarray(a) > 0, ["bool"]),
-    (lambda a: np.asarray(a).astype(object), ["object"]),
-    (lambda a: np.asarray(a).astype("U8"), ["dtype"]),
-    (lambda a: np.ma.masked_array(a, mask=np.zeros(np.shape(a), bool)), ["masked array"]),
-    pytest.param(lambda a: np.asarray(a).astype(np.longdouble), ["extended precision"],
-                 marks=pytest.mark.skipif(LONGDOUBLE_IS_DOUBLE, reason="longdouble is float64 here")),
-    pytest.param(lambda a: np.asarray(a).astype(np.clongdouble), ["extended precision"],
-                 marks=pytest.mark.skipif(LONGDOUBLE_IS_DOUBLE, reason="longdouble is float64 here")),
-], ids=["bool", "object", "str", "masked", "longdouble", "clongdouble"])
+@pytest.mark.parametrize(
+    "bad,parts",
+    [
+        (lambda a: np.asarray(a) > 0, ["bool"]),
+        (lambda a: np.asarray(a).astype(object), ["object"]),
+        (lambda a: np.asarray(a).astype("U8"), ["dtype"]),
+        (lambda a: np.ma.masked_array(a, mask=np.zeros(np.shape(a), bool)), ["masked array"]),
+        pytest.param(
+            lambda a: np.asarray(a).astype(np.longdouble),
+            ["extended precision"],
+            marks=pytest.mark.skipif(LONGDOUBLE_IS_DOUBLE, reason="longdouble is float64 here"),
+        ),
+        pytest.param(
+            lambda a: np.asarray(a).astype(np.clongdouble),
+            ["extended precision"],
+            marks=pytest.mark.skipif(LONGDOUBLE_IS_DOUBLE, reason="longdouble is float64 here"),
+        ),
+    ],
+    ids=["bool", "object", "str", "masked", "longdouble", "clongdouble"],
+)
 def test_refused_dtypes_are_named(backend, bad, parts):
     stack = lrt.synthetic_evolution(K=2, m=M, n=N, seed=0)
     for label, call in entry_points(backend, bad, stack).items():
@@ -295,8 +329,11 @@ def test_products_refuse_nan_and_inf(low):
         A.__rmatmul__(lib.asarray(np.full((2, M), np.nan)))  # what Y @ A calls (strict arrays do not defer)
 
 
-@pytest.mark.parametrize("alpha", [2, -3, 0.5, np.int64(2), np.uint8(3), np.float32(0.25), np.float64(-1.5),
-                                   1 + 2j, np.complex64(2 - 1j), 2**70], ids=repr)
+@pytest.mark.parametrize(
+    "alpha",
+    [2, -3, 0.5, np.int64(2), np.uint8(3), np.float32(0.25), np.float64(-1.5), 1 + 2j, np.complex64(2 - 1j), 2**70],
+    ids=repr,
+)
 def test_scalar_multiples_on_both_sides(low, rel_err, alpha):
     lib, A, D = low
     if lib.name == "array_api_strict" and isinstance(alpha, np.generic):
@@ -316,12 +353,16 @@ def test_scalar_multiple_keeps_float32():
     assert (np.complex128(1j) * A).dtype == np.complex64
 
 
-@pytest.mark.parametrize("alpha,parts", [
-    (float("nan"), ["alpha must be finite", "nan"]),
-    (np.float64("inf"), ["alpha must be finite", "inf"]),
-    (complex(0, float("nan")), ["alpha must be finite"]),
-    (10**400, ["alpha must be a finite number representable as a float"]),
-], ids=repr)
+@pytest.mark.parametrize(
+    "alpha,parts",
+    [
+        (float("nan"), ["alpha must be finite", "nan"]),
+        (np.float64("inf"), ["alpha must be finite", "inf"]),
+        (complex(0, float("nan")), ["alpha must be finite"]),
+        (10**400, ["alpha must be a finite number representable as a float"]),
+    ],
+    ids=repr,
+)
 def test_nonfinite_scalar_is_refused(low, alpha, parts):
     _, A, _ = low
     for call in (lambda: A * alpha, lambda: alpha * A):
@@ -361,14 +402,18 @@ def test_corrections_must_be_a_sequence():
             Cascade(base, bad)
 
 
-@pytest.mark.parametrize("errors,exc,parts", [
-    (["a", 0.1, 0.1, 0.1], TypeError, ["errors[0] must be a real number", "'a'"]),
-    (["a"], ValueError, ["errors must have length K + 1 = 4", "got 1"]),
-    ([0.0, -0.1, 0.1, 0.1], ValueError, ["errors[1] must be a finite real number >= 0.0", "-0.1"]),
-    ([0.0, True, 0.1, 0.1], TypeError, ["errors[1] must be a real number"]),
-    (3.0, TypeError, ["errors must be a sequence"]),
-    ("abcd", TypeError, ["errors must be a sequence"]),
-], ids=repr)
+@pytest.mark.parametrize(
+    "errors,exc,parts",
+    [
+        (["a", 0.1, 0.1, 0.1], TypeError, ["errors[0] must be a real number", "'a'"]),
+        (["a"], ValueError, ["errors must have length K + 1 = 4", "got 1"]),
+        ([0.0, -0.1, 0.1, 0.1], ValueError, ["errors[1] must be a finite real number >= 0.0", "-0.1"]),
+        ([0.0, True, 0.1, 0.1], TypeError, ["errors[1] must be a real number"]),
+        (3.0, TypeError, ["errors must be a sequence"]),
+        ("abcd", TypeError, ["errors must be a sequence"]),
+    ],
+    ids=repr,
+)
 def test_cascade_errors_are_checked(errors, exc, parts):
     base, factors = family()
     with raises(exc, *parts):
@@ -381,22 +426,26 @@ def test_cascade_errors_accept_none_nan_and_numpy_floats():
     assert c.errors[0] == 0.0 and math.isnan(c.errors[1]) and c.errors[2] == 0.5 and math.isnan(c.errors[3])
 
 
-@pytest.mark.parametrize("kwargs,exc,parts", [
-    ({"rank": -1}, ValueError, ["rank must be in [0, inf]", "-1"]),
-    ({"K": -1}, ValueError, ["K must be in [0, inf]", "-1"]),
-    ({"K": 2.0}, TypeError, ["K must be an integer", "2.0"]),
-    ({"m": -2}, ValueError, ["m must be in"]),
-    ({"terms": True}, TypeError, ["terms must be an integer"]),
-    ({"drift_rank": -1}, ValueError, ["drift_rank must be in"]),
-    ({"noise": float("nan")}, ValueError, ["noise must be a finite real number"]),
-    ({"noise": -1.0}, ValueError, ["noise must be a finite real number >= 0.0"]),
-    ({"noise": "big"}, TypeError, ["noise must be a real number"]),
-    ({"dtype": bool}, TypeError, ["dtype must be float32, float64, complex64 or complex128"]),
-    ({"dtype": "nonsense"}, TypeError, ["dtype must be float32", "nonsense"]),
-    ({"dtype": np.float16}, TypeError, ["dtype must be float32"]),
-    ({"seed": -1}, ValueError, ["seed must be in [0, inf]"]),
-    ({"seed": "x"}, TypeError, ["seed must be None, a non-negative integer or a random generator"]),
-], ids=repr)
+@pytest.mark.parametrize(
+    "kwargs,exc,parts",
+    [
+        ({"rank": -1}, ValueError, ["rank must be in [0, inf]", "-1"]),
+        ({"K": -1}, ValueError, ["K must be in [0, inf]", "-1"]),
+        ({"K": 2.0}, TypeError, ["K must be an integer", "2.0"]),
+        ({"m": -2}, ValueError, ["m must be in"]),
+        ({"terms": True}, TypeError, ["terms must be an integer"]),
+        ({"drift_rank": -1}, ValueError, ["drift_rank must be in"]),
+        ({"noise": float("nan")}, ValueError, ["noise must be a finite real number"]),
+        ({"noise": -1.0}, ValueError, ["noise must be a finite real number >= 0.0"]),
+        ({"noise": "big"}, TypeError, ["noise must be a real number"]),
+        ({"dtype": bool}, TypeError, ["dtype must be float32, float64, complex64 or complex128"]),
+        ({"dtype": "nonsense"}, TypeError, ["dtype must be float32", "nonsense"]),
+        ({"dtype": np.float16}, TypeError, ["dtype must be float32"]),
+        ({"seed": -1}, ValueError, ["seed must be in [0, inf]"]),
+        ({"seed": "x"}, TypeError, ["seed must be None, a non-negative integer or a random generator"]),
+    ],
+    ids=repr,
+)
 def test_synthetic_evolution_arguments(kwargs, exc, parts):
     with raises(exc, *parts):
         lrt.synthetic_evolution(**{"K": 2, "m": 4, "n": 3, **kwargs})
@@ -410,13 +459,17 @@ def test_synthetic_evolution_rank_zero_is_only_drift():
 
 
 @pytest.mark.parametrize("method", ["exact", "randomized"])
-@pytest.mark.parametrize("seed,exc,parts", [
-    ("x", TypeError, ["seed must be None, a non-negative integer or a random generator", "'x'"]),
-    (2.5, TypeError, ["seed must be None"]),
-    (True, TypeError, ["seed must be None"]),
-    (-1, ValueError, ["seed must be in [0, inf]", "-1"]),
-    ([1, -2], ValueError, ["seed[1] must be in [0, inf]"]),
-], ids=repr)
+@pytest.mark.parametrize(
+    "seed,exc,parts",
+    [
+        ("x", TypeError, ["seed must be None, a non-negative integer or a random generator", "'x'"]),
+        (2.5, TypeError, ["seed must be None"]),
+        (True, TypeError, ["seed must be None"]),
+        (-1, ValueError, ["seed must be in [0, inf]", "-1"]),
+        ([1, -2], ValueError, ["seed[1] must be in [0, inf]"]),
+    ],
+    ids=repr,
+)
 def test_seed_is_checked_on_every_path(method, seed, exc, parts):
     mats = lrt.synthetic_evolution(K=2, m=6, n=5, seed=0)
     with raises(exc, *parts):
@@ -461,8 +514,10 @@ def test_correction_that_overflows_the_tree_dtype_is_refused():
     base = np.ones((3, 2), dtype=np.float32)
     tree = LowRankSegmentTree(base, [(np.ones((3, 1), np.float32), np.ones((2, 1), np.float32))])
     before = tree.all_orders(np.eye(2, dtype=np.float32))
-    for call in (lambda: tree.update(1, (np.full((3, 1), 1e39), np.ones((2, 1)))),
-                 lambda: tree.append(np.full((3, 2), 1e39))):
+    for call in (
+        lambda: tree.update(1, (np.full((3, 1), 1e39), np.ones((2, 1)))),
+        lambda: tree.append(np.full((3, 2), 1e39)),
+    ):
         with raises(ValueError, "delta", "float32", "NaN or Inf"):
             call()
     np.testing.assert_array_equal(tree.all_orders(np.eye(2, dtype=np.float32)), before)

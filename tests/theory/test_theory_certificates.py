@@ -55,7 +55,8 @@ def forgeries(c, M):
         "prime composite": {"prime": c.prime * 3},
         "prime 1": {"prime": 1},
         "prime missing": {"prime": None},
-        "pivot rows duplicated": {"pivot_rows": (c.pivot_rows[0],) * len(c.pivot_rows)} if c.rank > 1
+        "pivot rows duplicated": {"pivot_rows": (c.pivot_rows[0],) * len(c.pivot_rows)}
+        if c.rank > 1
         else {"pivot_rows": ()},
         "pivot cols out of range": {"pivot_cols": tuple(j + n for j in c.pivot_cols)},
         "pivot rows too few": {"pivot_rows": c.pivot_rows[:-1]},
@@ -72,9 +73,7 @@ def forgeries(c, M):
         }
         out["kernel column dropped"] = {"_kernel": c._kernel[:-1]}
         out["kernel zero"] = {"_kernel": tuple(() for _ in c._kernel)}
-        out["kernel row out of range"] = {
-            "_kernel": tuple(tuple((i + size, f) for i, f in col) for col in c._kernel)
-        }
+        out["kernel row out of range"] = {"_kernel": tuple(tuple((i + size, f) for i, f in col) for col in c._kernel)}
         out["kernel_rows too few"] = {"kernel_rows": c.kernel_rows[:-1]}
         if len(c.kernel_rows) > 1:
             out["kernel_rows duplicated"] = {"kernel_rows": (c.kernel_rows[0],) * len(c.kernel_rows)}
@@ -83,8 +82,11 @@ def forgeries(c, M):
         if zero_rows:
             out["kernel_rows on zero rows"] = {"kernel_rows": tuple(zero_rows[: len(c.kernel_rows)])}
     else:
-        out["certified without kernel, rank < min"] = {"rank": c.rank - 1, "pivot_rows": c.pivot_rows[:-1],
-                                                           "pivot_cols": c.pivot_cols[:-1]}
+        out["certified without kernel, rank < min"] = {
+            "rank": c.rank - 1,
+            "pivot_rows": c.pivot_rows[:-1],
+            "pivot_cols": c.pivot_cols[:-1],
+        }
     return out
 
 
@@ -135,9 +137,12 @@ def test_certificates_are_immutable():
 
 
 rationals = st.builds(
-    lambda cs, shift, kind: (sum(c * t**i for i, c in enumerate(cs)) / (t + shift)) if kind else
-    sum(c * t**i for i, c in enumerate(cs)),
-    st.lists(st.integers(-4, 4), min_size=1, max_size=3), st.integers(-2, 2), st.booleans(),
+    lambda cs, shift, kind: (
+        (sum(c * t**i for i, c in enumerate(cs)) / (t + shift)) if kind else sum(c * t**i for i, c in enumerate(cs))
+    ),
+    st.lists(st.integers(-4, 4), min_size=1, max_size=3),
+    st.integers(-2, 2),
+    st.booleans(),
 )
 
 

@@ -72,8 +72,14 @@ def test_difference_profile_accepts_callables_and_binomials():
 
 # ---------------------------------------------------------------- C1
 @settings(max_examples=15, deadline=None)
-@given(st.integers(0, 10**6), st.sampled_from(["col", "row"]), st.sampled_from(["derivative", "difference"]),
-       st.integers(2, 4), st.integers(2, 4), st.integers(1, 4))
+@given(
+    st.integers(0, 10**6),
+    st.sampled_from(["col", "row"]),
+    st.sampled_from(["derivative", "difference"]),
+    st.integers(2, 4),
+    st.integers(2, 4),
+    st.integers(1, 4),
+)
 def test_c1_decomposable_families_follow_the_formula(seed, side, kind, m, n, s):
     rng = random.Random(seed)
     var = t if kind == "derivative" else j

@@ -126,13 +126,15 @@ def test_sympy_issue_11434_regression():
     t_0 except in the last row) keeps the rank at 4 for generic values.
     """
     ax, ay, bx, by, cx, cy, dx, dy, ex, ey, t0, t1 = sp.symbols("a_x a_y b_x b_y c_x c_y d_x d_y e_x e_y t_0 t_1")
-    M = sp.Matrix([
-        [ax, ay, ax * t0, ay * t0, 0],
-        [bx, by, bx * t0, by * t0, 0],
-        [cx, cy, cx * t0, cy * t0, 1],
-        [dx, dy, dx * t0, dy * t0, 1],
-        [ex, ey, 2 * ex * t1 - ex * t0, 2 * ey * t1 - ey * t0, 0],
-    ])
+    M = sp.Matrix(
+        [
+            [ax, ay, ax * t0, ay * t0, 0],
+            [bx, by, bx * t0, by * t0, 0],
+            [cx, cy, cx * t0, cy * t0, 1],
+            [dx, dy, dx * t0, dy * t0, 1],
+            [ex, ey, 2 * ex * t1 - ex * t0, 2 * ey * t1 - ey * t0, 0],
+        ]
+    )
     assert sp.expand(M.det()) == 0
     rng = random.Random(11434)
     for var in (t0, t1):

@@ -18,7 +18,9 @@ def dm(M):
 
 entries = st.builds(
     lambda cs, shift, kind: sum(c * t**i for i, c in enumerate(cs)) / (t + shift if kind else 1),
-    st.lists(st.integers(-3, 3), min_size=1, max_size=3), st.integers(1, 3), st.booleans(),
+    st.lists(st.integers(-3, 3), min_size=1, max_size=3),
+    st.integers(1, 3),
+    st.booleans(),
 )
 
 

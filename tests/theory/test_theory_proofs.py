@@ -35,8 +35,9 @@ def test_gram_lemma_both_functionals(a0, b0):
     """rank [E(x^(i+j))] = N(a0, b0, k) for E = k-th derivative at 0 and k-th difference at 0."""
     for k in range(a0 + b0 + 3):
         deriv = sp.Matrix(a0 + 1, b0 + 1, lambda i, j: sp.diff(x ** (i + j), x, k).subs(x, 0))
-        diff = sp.Matrix(a0 + 1, b0 + 1, lambda i, j: sum(
-            (-1) ** (k - s) * sp.binomial(k, s) * s ** (i + j) for s in range(k + 1)))
+        diff = sp.Matrix(
+            a0 + 1, b0 + 1, lambda i, j: sum((-1) ** (k - s) * sp.binomial(k, s) * s ** (i + j) for s in range(k + 1))
+        )
         assert deriv.rank() == diff.rank() == N(a0, b0, k), k
 
 
@@ -132,7 +133,8 @@ def test_rigidity_is_sharp_on_hankel():
 
 
 def test_impossible_counts():
-    counts = {K: sum(bool(necessary_violations(p)) for p in itertools.permutations(range(1, K + 1)))
-              for K in range(1, 6)}
+    counts = {
+        K: sum(bool(necessary_violations(p)) for p in itertools.permutations(range(1, K + 1))) for K in range(1, 6)
+    }
     assert counts[4] == 15 and sum(counts[K] for K in range(1, 5)) == 17
     assert counts == {1: 0, 2: 0, 3: 2, 4: 15, 5: 94}

@@ -39,10 +39,11 @@ def public_functions(backend):
                 pytest.fail(f"{module_name}: extend public_functions to read {ast.dump(node)[:60]}")
         return found
     module = importlib.import_module(module_name, "lowrank_tree.backends")
-    return {name: tuple(inspect.signature(obj).parameters)
-            for name, obj in vars(module).items()
-            if not name.startswith("_") and callable(obj) and not inspect.isclass(obj)
-            and not inspect.ismodule(obj)}
+    return {
+        name: tuple(inspect.signature(obj).parameters)
+        for name, obj in vars(module).items()
+        if not name.startswith("_") and callable(obj) and not inspect.isclass(obj) and not inspect.ismodule(obj)
+    }
 
 
 def test_operations_are_declared_once_with_a_contract_each():
@@ -112,8 +113,7 @@ def test_tree_resolves_its_operations_at_construction_and_never_looks_up_on_hot_
     tree = LowRankSegmentTree(np.eye(3), [(u, u)], backend="numba")
     assert tree._ops is operations("numba")
     source = pathlib.Path(lowrank_tree.tree.__file__).read_text()
-    calls = {n.func.id for n in ast.walk(ast.parse(source))
-             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    calls = {n.func.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
     assert "get_func" not in calls
 
 
@@ -154,10 +154,11 @@ def test_resolved_merge_pairs_sums_each_pair(lib, case):
     m, n, ranks, seed, scale = case
     rng = np.random.default_rng(seed)
     ops = operations(lib.name)
-    host = [tuple(scale * rng.standard_normal(s) for s in ((m, ra), (n, ra), (m, rb), (n, rb)))
-            for ra, rb in ranks]
-    pairs = [NodePair(lib.asarray(ua), lib.asarray(va), False, lib.asarray(ub), lib.asarray(vb), False)
-             for ua, va, ub, vb in host]
+    host = [tuple(scale * rng.standard_normal(s) for s in ((m, ra), (n, ra), (m, rb), (n, rb))) for ra, rb in ranks]
+    pairs = [
+        NodePair(lib.asarray(ua), lib.asarray(va), False, lib.asarray(ub), lib.asarray(vb), False)
+        for ua, va, ub, vb in host
+    ]
     merged = ops.merge_pairs(pairs, 1e-12, lib.xp)
     assert len(merged) == len(pairs)
     for node, (ua, va, ub, vb) in zip(merged, host):
@@ -170,14 +171,20 @@ def test_resolved_merge_pairs_sums_each_pair(lib, case):
 
 
 @settings(max_examples=15, deadline=None)
-@given(m=st.integers(1, 8), n=st.integers(1, 8), r=st.integers(0, 3), b=st.integers(1, 20),
-       K=st.integers(0, 5), with_w=st.booleans(), seed=st.integers(0, 2**16))
+@given(
+    m=st.integers(1, 8),
+    n=st.integers(1, 8),
+    r=st.integers(0, 3),
+    b=st.integers(1, 20),
+    K=st.integers(0, 5),
+    with_w=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
 def test_resolved_apply_and_accumulate_match_dense(lib, m, n, r, b, K, with_w, seed):
     rng = np.random.default_rng(seed)
     ops = operations(lib.name)
     W, U, V, X = (rng.standard_normal(s) for s in ((m, n), (m, r), (n, r), (n, b)))
-    got = ops.apply_factors(lib.asarray(W) if with_w else None, lib.asarray(U), lib.asarray(V),
-                            lib.asarray(X), lib.xp)
+    got = ops.apply_factors(lib.asarray(W) if with_w else None, lib.asarray(U), lib.asarray(V), lib.asarray(X), lib.xp)
     ref = (W @ X if with_w else 0) + U @ (V.T @ X)
     np.testing.assert_allclose(lib.to_numpy(got), np.broadcast_to(ref, (m, b)), rtol=1e-12, atol=1e-12)
 

@@ -58,14 +58,15 @@ def test_float32_and_complex_on_gpu(cp):
         tree = lrt.cascade_fit(cp.asarray(z.astype(dtype)), ranks=6).tree()
         assert tree.dtype == dtype
         X = z[0, 0, :].astype(dtype)
-        np.testing.assert_allclose(cp.asnumpy(tree.query(2, cp.asarray(X))), z[2].astype(dtype) @ X,
-                                   rtol=tol, atol=tol)
+        np.testing.assert_allclose(cp.asnumpy(tree.query(2, cp.asarray(X))), z[2].astype(dtype) @ X, rtol=tol, atol=tol)
 
 
 def test_save_load_round_trip_on_gpu(cp, tmp_path):
     rng = np.random.default_rng(3)
-    tree = lrt.LowRankSegmentTree(cp.asarray(rng.standard_normal((6, 5))),
-                                  [(cp.asarray(rng.standard_normal((6, 1))), cp.asarray(rng.standard_normal((5, 1))))])
+    tree = lrt.LowRankSegmentTree(
+        cp.asarray(rng.standard_normal((6, 5))),
+        [(cp.asarray(rng.standard_normal((6, 1))), cp.asarray(rng.standard_normal((5, 1))))],
+    )
     again = lrt.load(lrt.save(tree, tmp_path / "t.npz"), backend="cupy")
     assert again.backend == "cupy" and bool(cp.all(again.base == tree.base))
 

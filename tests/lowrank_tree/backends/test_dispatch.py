@@ -81,13 +81,23 @@ def test_core_keeps_arrays_on_device(no_device_to_host):
     m, n, K = 12, 9, 11
     mats = rng.standard_normal((K + 1, m, n))
     dev = xps.asarray(mats)
-    for kwargs in (dict(ranks=2), dict(tol=1e-3), dict(ranks=3, method="randomized", seed=0),
-                   dict(tol=1e-2, method="randomized", seed=0)):
+    for kwargs in (
+        dict(ranks=2),
+        dict(tol=1e-3),
+        dict(ranks=3, method="randomized", seed=0),
+        dict(tol=1e-2, method="randomized", seed=0),
+    ):
         casc = lrt.cascade_fit(dev, **kwargs)
         tree = casc.tree()
         X = xps.asarray(rng.standard_normal((n, 4)))
-        outs = [tree.query(K, X), tree.query(xps.asarray([0, 3, K, 7]), X), tree.range_query(2, 9, X),
-                tree.all_orders(X), tree.matrix(5), casc.matrix(K)]
+        outs = [
+            tree.query(K, X),
+            tree.query(xps.asarray([0, 3, K, 7]), X),
+            tree.range_query(2, 9, X),
+            tree.all_orders(X),
+            tree.matrix(5),
+            casc.matrix(K),
+        ]
         tree.update(3, (xps.ones((m, 1)), xps.ones((n, 1))))
         tree.append((xps.ones((m, 2)), xps.ones((n, 2))))
         outs.append(tree.query(K + 1, X))

@@ -118,10 +118,16 @@ def test_merge_pairs_matches_dense_sum_and_rank(case):
 
 def test_small_single_pairs_take_the_portable_path():
     rng = np.random.default_rng(2)
-    pair = NodePair(rng.standard_normal((20, 2)), rng.standard_normal((16, 2)), False,
-                    rng.standard_normal((20, 3)), rng.standard_normal((16, 3)), False)
-    (U, V, D, r), = _numba.merge_pairs([pair], 1e-12)
-    (Up, Vp, Dp, rp), = recompress_pairs([pair], 1e-12, XP)
+    pair = NodePair(
+        rng.standard_normal((20, 2)),
+        rng.standard_normal((16, 2)),
+        False,
+        rng.standard_normal((20, 3)),
+        rng.standard_normal((16, 3)),
+        False,
+    )
+    ((U, V, D, r),) = _numba.merge_pairs([pair], 1e-12)
+    ((Up, Vp, Dp, rp),) = recompress_pairs([pair], 1e-12, XP)
     assert D is None and Dp is None and r == rp == 5
     np.testing.assert_array_equal(U, Up)  # bit for bit: the same code ran
     np.testing.assert_array_equal(V, Vp)
@@ -153,8 +159,9 @@ def test_numba_tree_equals_numpy_tree(dtype, rel_err):
     a = LowRankSegmentTree(base, deltas, backend="numpy")
     b = LowRankSegmentTree(base, deltas, backend="numba")
     assert b.backend == "numba" and isinstance(b.base, np.ndarray)
-    assert [(x.level, x.index, x.rank, x.dense) for x in a.nodes()] == \
-        [(x.level, x.index, x.rank, x.dense) for x in b.nodes()]
+    assert [(x.level, x.index, x.rank, x.dense) for x in a.nodes()] == [
+        (x.level, x.index, x.rank, x.dense) for x in b.nodes()
+    ]
     X = randn(rng, (n, 24), dtype)
     ref = np.stack([a.matrix(k).astype(np.complex128) @ X for k in range(K + 1)])
     out = b.all_orders(X)
@@ -194,12 +201,14 @@ def test_kernels_are_loaded_from_the_disk_cache(tmp_path):
     for name in ("merge_pairs", "merge_pair_serial", "all_orders", "_qr", "_stacked_basis"):
         assert type(getattr(_numba_kernels, name)._cache).__name__ == "FunctionCache", name
     root = pathlib.Path(__file__).resolve().parents[3]
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path),
-           "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "NUMBA_CACHE_DIR": str(tmp_path),
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
 
     def probe():
-        out = subprocess.run([sys.executable, "-c", _CACHE_PROBE], env=env, capture_output=True, text=True,
-                             check=True)
+        out = subprocess.run([sys.executable, "-c", _CACHE_PROBE], env=env, capture_output=True, text=True, check=True)
         return json.loads(out.stdout.strip().splitlines()[-1])
 
     first, second = probe(), probe()

@@ -26,8 +26,7 @@ DTYPES = [np.float32, np.float64]
 
 def exponents(dtype, amin, amax, headroom):
     fi = np.finfo(dtype)
-    return (math.ceil(math.log2(float(fi.tiny) / amin)),
-            math.floor(math.log2(float(fi.max) / amax)) - headroom)
+    return (math.ceil(math.log2(float(fi.tiny) / amin)), math.floor(math.log2(float(fi.max) / amax)) - headroom)
 
 
 def make_pair(rng, dtype, m, n, ra, rb, orth_a):
@@ -97,8 +96,10 @@ def test_merge_kernel_cancelling_pair_has_rank_zero(dtype, e_frac):
     ua, va, _, _ = make_pair(rng, dtype, 30, 20, 6, 1, False)
     e = int(e_frac * (np.finfo(dtype).maxexp - 8))
     u = np.ldexp(ua, e).astype(dtype)
-    pairs = [NodePair(u, va, False, -u, va, False),
-             NodePair(u, va, False, ((-u * dtype(3)) / dtype(3)).astype(dtype), va, False)]
+    pairs = [
+        NodePair(u, va, False, -u, va, False),
+        NodePair(u, va, False, ((-u * dtype(3)) / dtype(3)).astype(dtype), va, False),
+    ]
     for U, _V, D, r in _numba._merge_pairs_kernel(pairs, 30 * float(np.finfo(dtype).eps)):
         assert r == 0 and D is None and U.shape == (30, 0)
 
