@@ -468,6 +468,7 @@ class LowRankSegmentTree:
         """Drop the per-order and all-orders caches (the next queries rebuild them)."""
         with self._lock:
             self._cache.clear()
+            self._seen = set()  # orders queried since the cache was cleared (cold queries skip assembly)
             self._cache_used = 0
             self._stacks = None
 
@@ -591,7 +592,7 @@ class LowRankSegmentTree:
         X, vector = self._check_X(X)
         if _is_scalar(k):
             k = check_int(k, "k", 0, self._K)
-            Y = self._apply(self._prefix(k, X.shape[1]), X, self._base)
+            Y = self._apply(self._prefix(k, X.shape[1], direct_ok=True), X, self._base)
         else:
             Y = self._mixed_query(k, X)
         return Y[:, 0] if vector else Y
@@ -1002,13 +1003,7 @@ class LowRankSegmentTree:
         D = None
         if dense:
             terms = ([base] if base is not None else []) + dense
-            D = terms[0]
-            if len(terms) > 1:
-                # one new array, then in place: a fresh temporary per term costs
-                # more in allocation (page faults) than in arithmetic
-                D = terms[0] + terms[1]
-                for term in terms[2:]:
-                    D += term
+            D = terms[0] if len(terms) == 1 else self._sum_dense(terms)
         if len(low) == 1:
             U, V = low[0].U, low[0].V
         elif low:
@@ -1019,7 +1014,70 @@ class LowRankSegmentTree:
         size = nbytes(U, xp) + nbytes(V, xp) + (nbytes(D, xp) if D is not None else 0)
         return _Assembled(D, U, V, len(dense), size)
 
-    def _prefix(self, k, b=0):
+    #: Rows per block of :meth:`_sum_dense` on the CPU backends, as a number of
+    #: entries: a block of every term stays in the L2 cache while it is summed.
+    _SUM_BLOCK_ENTRIES = 2**15
+
+    def _sum_dense(self, terms):
+        """``terms[0] + terms[1] + ...`` (m×n each, added left to right) as one new array.
+
+        On the CPU backends the sum runs over blocks of rows, each summed in
+        cache and written once: one pass over memory instead of one per term
+        (the whole-matrix form reads and writes the partial sum ``len(terms) - 1``
+        times).  The additions are the same, in the same order, so the result
+        is bit for bit the whole-matrix one.  Other backends add whole arrays
+        (one kernel per term).
+        """
+        xp = self._xp
+        if self._backend not in ("numpy", "numba"):
+            # one new array, then in place: a fresh temporary per term costs
+            # more in allocation than in arithmetic
+            D = terms[0] + terms[1]
+            for term in terms[2:]:
+                D += term
+            return D
+        m = terms[0].shape[0]
+        step = max(1, self._SUM_BLOCK_ENTRIES // max(1, terms[0].shape[1]))
+        D = xp.empty(terms[0].shape, dtype=xp.result_type(*terms))
+        for s in range(0, m, step):
+            e = min(s + step, m)
+            xp.add(terms[0][s:e], terms[1][s:e], out=D[s:e])
+            for term in terms[2:]:
+                xp.add(D[s:e], term[s:e], out=D[s:e])
+        return D
+
+    def _direct_cheaper(self, nodes, b):
+        """Whether applying ``nodes`` one by one beats assembling them, for one query of ``b`` columns.
+
+        Direct: one GEMM per dense node beyond the first term (``m n b``
+        multiply-adds each, at least a read of the matrix) and a GEMM pair per
+        low-rank node (the same products the entry's pair would do, plus the
+        calls).  Assembling: one pass summing the dense terms and a copy of
+        the low-rank factors (``_ELEM`` per element), then the entry's GEMMs.
+        """
+        m, n = self._m, self._n
+        n_dense = sum(1 for nd in nodes if nd.dense)
+        low = [nd for nd in nodes if not nd.dense and nd.rank > 0]
+        direct = n_dense * m * n * max(b, self._READ) + self._CALL * (n_dense + 2 * len(low))
+        assemble = self._CALL * 2
+        if n_dense:
+            assemble += self._ELEM * (n_dense + 2) * m * n
+        if len(low) > 1:
+            assemble += self._ELEM * 2 * (m + n) * sum(nd.rank for nd in low)
+        return direct <= assemble
+
+    def _apply_nodes(self, nodes, X, base):
+        """``base X + Σ_dense D X + Σ_lowrank U (Vᵀ X)``, node by node: no assembly, nothing cached."""
+        xp = self._xp
+        Y = base @ X
+        for nd in nodes:
+            if nd.dense:
+                Y += nd.D @ X
+            elif nd.rank > 0:
+                Y += nd.U @ (xp.matrix_transpose(nd.V) @ X)
+        return Y
+
+    def _prefix(self, k, b=0, direct_ok=False):
         """Assembled canonical nodes of ``[1, k]`` with the base, LRU-cached per ``k``.
 
         The nodes are read under the lock, assembled outside it, and the entry
@@ -1034,6 +1092,15 @@ class LowRankSegmentTree:
         the better of the two forms would have, and a cold one pays no fold.
         The folded entry answers to rounding what the unfolded one did, not
         bit for bit.  Matrices below ``_FOLD_MIN_ENTRIES`` entries never fold.
+
+        With ``direct_ok``, an order's first use (since the cache was last
+        cleared), or any use of an entry too large for the cache, may return the
+        list of canonical nodes instead of an entry, when applying them one by
+        one to ``b`` columns costs less than assembling them
+        (:meth:`_direct_cheaper`): a cold query then sums no m×n matrices and
+        copies no factors, and the entry is built and cached on the order's
+        second use (rent or buy again: an order used once never pays the
+        assembly).  :meth:`_apply` takes either form.
         """
         with self._lock:
             entry = self._cache.get(k)
@@ -1049,8 +1116,17 @@ class LowRankSegmentTree:
             else:
                 version = self._version
                 nodes = [self._levels[h][j] for h, j in _prefix_index(k)]
+                first_use = k not in self._seen
+                if direct_ok and first_use:
+                    self._seen.add(k)
         if entry is not None:
             return self._fold(k, entry, version)
+        if (
+            direct_ok
+            and (first_use or self._entry_nbytes(nodes) > self._cache_limit)
+            and self._direct_cheaper(nodes, b)
+        ):
+            return nodes
         entry = self._assemble(nodes, self._base)
         if entry.nbytes <= self._cache_limit:
             with self._lock:
@@ -1079,7 +1155,18 @@ class LowRankSegmentTree:
                 self._cache_used += folded.nbytes - entry.nbytes
         return folded
 
+    def _entry_nbytes(self, nodes):
+        """Bytes the assembled entry of ``nodes`` would hold (as :meth:`_assemble` counts them)."""
+        xp, dtype = self._xp, self._dtype
+        item = xp.finfo(dtype).bits // 8 * (2 if xp.isdtype(dtype, "complex floating") else 1)
+        n_dense = sum(1 for nd in nodes if nd.dense)
+        low = [nd for nd in nodes if not nd.dense and nd.rank > 0]
+        size = (self._m * self._n if n_dense else 0) + (self._m + self._n) * sum(nd.rank for nd in low)
+        return size * item
+
     def _apply(self, entry, X, base):
+        if isinstance(entry, list):  # canonical nodes, applied one by one (see _prefix)
+            return self._apply_nodes(entry, X, base)
         W = entry.dense if entry.dense is not None else base
         return self._ops.apply_factors(W, entry.U, entry.V, X, self._xp)
 
