@@ -1046,34 +1046,58 @@ class LowRankSegmentTree:
                 xp.add(D[s:e], term[s:e], out=D[s:e])
         return D
 
-    def _direct_cheaper(self, nodes, b):
-        """Whether applying ``nodes`` one by one beats assembling them, for one query of ``b`` columns.
+    def _dense_costs(self, n_dense, b):
+        """Extra cost of ``n_dense`` dense nodes on ``b`` columns: one GEMM each, or one summing pass.
 
-        Direct: one GEMM per dense node beyond the first term (``m n b``
-        multiply-adds each, at least a read of the matrix) and a GEMM pair per
-        low-rank node (the same products the entry's pair would do, plus the
-        calls).  Assembling: one pass summing the dense terms and a copy of
-        the low-rank factors (``_ELEM`` per element), then the entry's GEMMs.
+        Returns ``(gemm_each, sum_once)`` in the multiply-adds of the mixed-batch
+        cost model: a GEMM per dense node beyond the base (``m n b``, at least a
+        read of the matrix), or one pass over the base and the nodes writing
+        their sum (``_ELEM`` per element) before the base's GEMM.
+        """
+        mn = self._m * self._n
+        return n_dense * mn * max(b, self._READ), self._ELEM * (n_dense + 2) * mn
+
+    def _direct_cheaper(self, nodes, b):
+        """Whether :meth:`_apply_nodes` beats assembling ``nodes``, for one query of ``b`` columns.
+
+        Both pay the same low-rank products; applying the nodes pays a GEMM
+        pair per low-rank node (calls) and the cheaper of :meth:`_dense_costs`;
+        assembling pays the summing pass and a copy of the low-rank factors
+        (``_ELEM`` per element, and the copies are fresh memory).
         """
         m, n = self._m, self._n
         n_dense = sum(1 for nd in nodes if nd.dense)
         low = [nd for nd in nodes if not nd.dense and nd.rank > 0]
-        direct = n_dense * m * n * max(b, self._READ) + self._CALL * (n_dense + 2 * len(low))
+        direct = self._CALL * 2 * len(low)
         assemble = self._CALL * 2
         if n_dense:
-            assemble += self._ELEM * (n_dense + 2) * m * n
+            gemm_each, sum_once = self._dense_costs(n_dense, b)
+            direct += min(gemm_each, sum_once) + self._CALL * n_dense
+            assemble += sum_once
         if len(low) > 1:
             assemble += self._ELEM * 2 * (m + n) * sum(nd.rank for nd in low)
         return direct <= assemble
 
     def _apply_nodes(self, nodes, X, base):
-        """``base X + Σ_dense D X + Σ_lowrank U (Vᵀ X)``, node by node: no assembly, nothing cached."""
+        """``base X + Σ_dense D X + Σ_lowrank U (Vᵀ X)`` without building an entry; nothing is cached.
+
+        The dense nodes are either applied one GEMM each (narrow ``X``: each
+        GEMM is a read of its matrix, as summing them would be) or summed with
+        the base in one pass and applied as one GEMM (wide ``X``), as
+        :meth:`_dense_costs` finds cheaper; the low-rank nodes are applied one
+        GEMM pair each, so their factors are never copied.
+        """
         xp = self._xp
-        Y = base @ X
+        dense = [nd.D for nd in nodes if nd.dense]
+        if dense and self._dense_costs(len(dense), X.shape[1])[1] < self._dense_costs(len(dense), X.shape[1])[0]:
+            Y = self._sum_dense([base, *dense]) @ X
+            dense = []
+        else:
+            Y = base @ X
+        for D in dense:
+            Y += D @ X
         for nd in nodes:
-            if nd.dense:
-                Y += nd.D @ X
-            elif nd.rank > 0:
+            if not nd.dense and nd.rank > 0:
                 Y += nd.U @ (xp.matrix_transpose(nd.V) @ X)
         return Y
 
