@@ -121,3 +121,17 @@ def test_blocked_dense_sum_is_the_whole_matrix_sum_bit_for_bit():
             for t in terms[2:count]:
                 want_c += t
             assert np.array_equal(tree._sum_dense(terms[:count]), want_c)
+
+
+@settings(max_examples=10, deadline=None)
+@given(b=st.sampled_from([1, 3, 40, 90]), k=st.integers(0, 12), seed=st.integers(0, 2**16))
+def test_nodes_applied_without_entry_equal_dense_reference(lib, b, k, seed):
+    """Both forms of the entry-free product (a GEMM per dense node, or their one-pass sum) equal ``W_k X``."""
+    rng = np.random.default_rng(seed)
+    base, deltas = _family(rng, 96, 64, 12, 6)
+    tree = _tree(lib, base, deltas)
+    X = rng.standard_normal((64, b))
+    nodes = [tree._levels[h][j] for h, j in _prefix_index(k)]
+    got = lib.to_numpy(tree._apply_nodes(nodes, lib.asarray(X), tree._base))
+    _close(got, _reference(base, deltas, k) @ X)
+    assert tree.cache_nbytes == 0
