@@ -104,9 +104,10 @@ class _Node:
 _DRIFT_LIMIT = 32
 
 
-#: Matrices with fewer entries are never folded: their queries cost Python
-#: overhead more than arithmetic, and an unfolded entry answers bit for bit the
-#: same on every call.
+#: Matrices with fewer entries are never folded, and their cold queries build
+#: the entry as any other: their queries cost Python overhead more than
+#: arithmetic, and an unfolded entry answers bit for bit the same on every call
+#: (the first one included).
 _FOLD_MIN_ENTRIES = 2**12
 
 
@@ -263,8 +264,14 @@ class LowRankSegmentTree:
     **Cache memory.**  The cache entry of order ``k`` holds the concatenated
     factors of its low-rank canonical nodes, ``(m + n) c_k`` entries, plus,
     when some canonical node is dense, the sum of the base and the dense
-    nodes, ``m n`` entries.  Such an entry is *folded* once the queries of
-    that order have spent on its low-rank product the work of the fold
+    nodes, ``m n`` entries.  An order's first query (since the cache was
+    last cleared) builds no entry when applying its canonical nodes as they
+    are costs less than assembling them (it usually does: no factor is
+    copied), nor, when that is cheaper, does a query whose entry could not
+    be cached; the order's second use builds and caches its entry (the
+    first answer equals the later ones to rounding; matrices under 4096
+    entries always build it).  An entry with a dense part is *folded* once
+    the queries of that order have spent on its low-rank product the work of the fold
     (``m n c_k`` flops, so from about ``m n / (m + n)`` columns in all): the
     factors are added into the dense part and freed, the entry holds
     ``m n`` entries (the size of a dense ``W_k``) and a query is one GEMM.  An
@@ -1124,7 +1131,9 @@ class LowRankSegmentTree:
         (:meth:`_direct_cheaper`): a cold query then sums no m×n matrices and
         copies no factors, and the entry is built and cached on the order's
         second use (rent or buy again: an order used once never pays the
-        assembly).  :meth:`_apply` takes either form.
+        assembly).  The result is the same to rounding, not bit for bit, as
+        the entry's; matrices below ``_FOLD_MIN_ENTRIES`` entries always get
+        the entry.  :meth:`_apply` takes either form.
         """
         with self._lock:
             entry = self._cache.get(k)
@@ -1147,6 +1156,7 @@ class LowRankSegmentTree:
             return self._fold(k, entry, version)
         if (
             direct_ok
+            and self._m * self._n >= _FOLD_MIN_ENTRIES
             and (first_use or self._entry_nbytes(nodes) > self._cache_limit)
             and self._direct_cheaper(nodes, b)
         ):
