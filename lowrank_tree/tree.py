@@ -104,9 +104,10 @@ class _Node:
 _DRIFT_LIMIT = 32
 
 
-#: Matrices with fewer entries are never folded: their queries cost Python
-#: overhead more than arithmetic, and an unfolded entry answers bit for bit the
-#: same on every call.
+#: Matrices with fewer entries are never folded, and their cold queries build
+#: the entry as any other: their queries cost Python overhead more than
+#: arithmetic, and an unfolded entry answers bit for bit the same on every call
+#: (the first one included).
 _FOLD_MIN_ENTRIES = 2**12
 
 
@@ -263,8 +264,14 @@ class LowRankSegmentTree:
     **Cache memory.**  The cache entry of order ``k`` holds the concatenated
     factors of its low-rank canonical nodes, ``(m + n) c_k`` entries, plus,
     when some canonical node is dense, the sum of the base and the dense
-    nodes, ``m n`` entries.  Such an entry is *folded* once the queries of
-    that order have spent on its low-rank product the work of the fold
+    nodes, ``m n`` entries.  An order's first query (since the cache was
+    last cleared) builds no entry when applying its canonical nodes as they
+    are costs less than assembling them (it usually does: no factor is
+    copied), nor, when that is cheaper, does a query whose entry could not
+    be cached; the order's second use builds and caches its entry (the
+    first answer equals the later ones to rounding; matrices under 4096
+    entries always build it).  An entry with a dense part is *folded* once
+    the queries of that order have spent on its low-rank product the work of the fold
     (``m n c_k`` flops, so from about ``m n / (m + n)`` columns in all): the
     factors are added into the dense part and freed, the entry holds
     ``m n`` entries (the size of a dense ``W_k``) and a query is one GEMM.  An
@@ -468,6 +475,7 @@ class LowRankSegmentTree:
         """Drop the per-order and all-orders caches (the next queries rebuild them)."""
         with self._lock:
             self._cache.clear()
+            self._seen = set()  # orders queried since the cache was cleared (cold queries skip assembly)
             self._cache_used = 0
             self._stacks = None
 
@@ -591,7 +599,7 @@ class LowRankSegmentTree:
         X, vector = self._check_X(X)
         if _is_scalar(k):
             k = check_int(k, "k", 0, self._K)
-            Y = self._apply(self._prefix(k, X.shape[1]), X, self._base)
+            Y = self._apply(self._prefix(k, X.shape[1], direct_ok=True), X, self._base)
         else:
             Y = self._mixed_query(k, X)
         return Y[:, 0] if vector else Y
@@ -1002,13 +1010,7 @@ class LowRankSegmentTree:
         D = None
         if dense:
             terms = ([base] if base is not None else []) + dense
-            D = terms[0]
-            if len(terms) > 1:
-                # one new array, then in place: a fresh temporary per term costs
-                # more in allocation (page faults) than in arithmetic
-                D = terms[0] + terms[1]
-                for term in terms[2:]:
-                    D += term
+            D = terms[0] if len(terms) == 1 else self._sum_dense(terms)
         if len(low) == 1:
             U, V = low[0].U, low[0].V
         elif low:
@@ -1019,7 +1021,94 @@ class LowRankSegmentTree:
         size = nbytes(U, xp) + nbytes(V, xp) + (nbytes(D, xp) if D is not None else 0)
         return _Assembled(D, U, V, len(dense), size)
 
-    def _prefix(self, k, b=0):
+    #: Rows per block of :meth:`_sum_dense` on the CPU backends, as a number of
+    #: entries: a block of every term stays in the L2 cache while it is summed.
+    _SUM_BLOCK_ENTRIES = 2**15
+
+    def _sum_dense(self, terms):
+        """``terms[0] + terms[1] + ...`` (m×n each, added left to right) as one new array.
+
+        On the CPU backends the sum runs over blocks of rows, each summed in
+        cache and written once: one pass over memory instead of one per term
+        (the whole-matrix form reads and writes the partial sum ``len(terms) - 1``
+        times).  The additions are the same, in the same order, so the result
+        is bit for bit the whole-matrix one.  Other backends add whole arrays
+        (one kernel per term).
+        """
+        xp = self._xp
+        if self._backend not in ("numpy", "numba"):
+            # one new array, then in place: a fresh temporary per term costs
+            # more in allocation than in arithmetic
+            D = terms[0] + terms[1]
+            for term in terms[2:]:
+                D += term
+            return D
+        m = terms[0].shape[0]
+        step = max(1, self._SUM_BLOCK_ENTRIES // max(1, terms[0].shape[1]))
+        D = xp.empty(terms[0].shape, dtype=xp.result_type(*terms))
+        for s in range(0, m, step):
+            e = min(s + step, m)
+            xp.add(terms[0][s:e], terms[1][s:e], out=D[s:e])
+            for term in terms[2:]:
+                xp.add(D[s:e], term[s:e], out=D[s:e])
+        return D
+
+    def _dense_costs(self, n_dense, b):
+        """Extra cost of ``n_dense`` dense nodes on ``b`` columns: one GEMM each, or one summing pass.
+
+        Returns ``(gemm_each, sum_once)`` in the multiply-adds of the mixed-batch
+        cost model: a GEMM per dense node beyond the base (``m n b``, at least a
+        read of the matrix), or one pass over the base and the nodes writing
+        their sum (``_ELEM`` per element) before the base's GEMM.
+        """
+        mn = self._m * self._n
+        return n_dense * mn * max(b, self._READ), self._ELEM * (n_dense + 2) * mn
+
+    def _direct_cheaper(self, nodes, b):
+        """Whether :meth:`_apply_nodes` beats assembling ``nodes``, for one query of ``b`` columns.
+
+        Both pay the same low-rank products; applying the nodes pays a GEMM
+        pair per low-rank node (calls) and the cheaper of :meth:`_dense_costs`;
+        assembling pays the summing pass and a copy of the low-rank factors
+        (``_ELEM`` per element, and the copies are fresh memory).
+        """
+        m, n = self._m, self._n
+        n_dense = sum(1 for nd in nodes if nd.dense)
+        low = [nd for nd in nodes if not nd.dense and nd.rank > 0]
+        direct = self._CALL * 2 * len(low)
+        assemble = self._CALL * 2
+        if n_dense:
+            gemm_each, sum_once = self._dense_costs(n_dense, b)
+            direct += min(gemm_each, sum_once) + self._CALL * n_dense
+            assemble += sum_once
+        if len(low) > 1:
+            assemble += self._ELEM * 2 * (m + n) * sum(nd.rank for nd in low)
+        return direct <= assemble
+
+    def _apply_nodes(self, nodes, X, base):
+        """``base X + Σ_dense D X + Σ_lowrank U (Vᵀ X)`` without building an entry; nothing is cached.
+
+        The dense nodes are either applied one GEMM each (narrow ``X``: each
+        GEMM is a read of its matrix, as summing them would be) or summed with
+        the base in one pass and applied as one GEMM (wide ``X``), as
+        :meth:`_dense_costs` finds cheaper; the low-rank nodes are applied one
+        GEMM pair each, so their factors are never copied.
+        """
+        xp = self._xp
+        dense = [nd.D for nd in nodes if nd.dense]
+        if dense and self._dense_costs(len(dense), X.shape[1])[1] < self._dense_costs(len(dense), X.shape[1])[0]:
+            Y = self._sum_dense([base, *dense]) @ X
+            dense = []
+        else:
+            Y = base @ X
+        for D in dense:
+            Y += D @ X
+        for nd in nodes:
+            if not nd.dense and nd.rank > 0:
+                Y += nd.U @ (xp.matrix_transpose(nd.V) @ X)
+        return Y
+
+    def _prefix(self, k, b=0, direct_ok=False):
         """Assembled canonical nodes of ``[1, k]`` with the base, LRU-cached per ``k``.
 
         The nodes are read under the lock, assembled outside it, and the entry
@@ -1034,6 +1123,17 @@ class LowRankSegmentTree:
         the better of the two forms would have, and a cold one pays no fold.
         The folded entry answers to rounding what the unfolded one did, not
         bit for bit.  Matrices below ``_FOLD_MIN_ENTRIES`` entries never fold.
+
+        With ``direct_ok``, an order's first use (since the cache was last
+        cleared), or any use of an entry too large for the cache, may return the
+        list of canonical nodes instead of an entry, when applying them one by
+        one to ``b`` columns costs less than assembling them
+        (:meth:`_direct_cheaper`): a cold query then sums no m×n matrices and
+        copies no factors, and the entry is built and cached on the order's
+        second use (rent or buy again: an order used once never pays the
+        assembly).  The result is the same to rounding, not bit for bit, as
+        the entry's; matrices below ``_FOLD_MIN_ENTRIES`` entries always get
+        the entry.  :meth:`_apply` takes either form.
         """
         with self._lock:
             entry = self._cache.get(k)
@@ -1049,8 +1149,18 @@ class LowRankSegmentTree:
             else:
                 version = self._version
                 nodes = [self._levels[h][j] for h, j in _prefix_index(k)]
+                first_use = k not in self._seen
+                if direct_ok and first_use:
+                    self._seen.add(k)
         if entry is not None:
             return self._fold(k, entry, version)
+        if (
+            direct_ok
+            and self._m * self._n >= _FOLD_MIN_ENTRIES
+            and (first_use or self._entry_nbytes(nodes) > self._cache_limit)
+            and self._direct_cheaper(nodes, b)
+        ):
+            return nodes
         entry = self._assemble(nodes, self._base)
         if entry.nbytes <= self._cache_limit:
             with self._lock:
@@ -1079,7 +1189,18 @@ class LowRankSegmentTree:
                 self._cache_used += folded.nbytes - entry.nbytes
         return folded
 
+    def _entry_nbytes(self, nodes):
+        """Bytes the assembled entry of ``nodes`` would hold (as :meth:`_assemble` counts them)."""
+        xp, dtype = self._xp, self._dtype
+        item = xp.finfo(dtype).bits // 8 * (2 if xp.isdtype(dtype, "complex floating") else 1)
+        n_dense = sum(1 for nd in nodes if nd.dense)
+        low = [nd for nd in nodes if not nd.dense and nd.rank > 0]
+        size = (self._m * self._n if n_dense else 0) + (self._m + self._n) * sum(nd.rank for nd in low)
+        return size * item
+
     def _apply(self, entry, X, base):
+        if isinstance(entry, list):  # canonical nodes, applied one by one (see _prefix)
+            return self._apply_nodes(entry, X, base)
         W = entry.dense if entry.dense is not None else base
         return self._ops.apply_factors(W, entry.U, entry.V, X, self._xp)
 
