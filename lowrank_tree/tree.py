@@ -475,7 +475,7 @@ class LowRankSegmentTree:
         """Drop the per-order and all-orders caches (the next queries rebuild them)."""
         with self._lock:
             self._cache.clear()
-            self._seen = set()  # orders queried since the cache was cleared (cold queries skip assembly)
+            self._seen: set[int] = set()  # orders queried since the cache was cleared (cold queries skip assembly)
             self._cache_used = 0
             self._stacks = None
 
