@@ -254,6 +254,54 @@ def mixed_table(path=HERE / "results" / "mixed.json"):
     return "\n".join(rows) + "\n\n" + caption + "\n"
 
 
+def tree_ops_tables(path=HERE / "results" / "tree_ops.json"):
+    """Markdown tables of ``bench/tree_ops.py``: updates, their accuracy, and all orders."""
+    data = json.loads(pathlib.Path(path).read_text())
+    rows = [
+        "| n | K | update ms | re-merge (before) ms | append ms | dense `D + U Vᵀ`, rank 2r, ms | update / dense add "
+        "| re-merge / update |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for run in data["update"]:
+        p, s, r = run["params"], run["seconds"], run["ratios"]
+        rows.append(
+            f"| {p['n']} | {p['K']} | {_ms(s['update'])} | {_ms(s['update_remerge'])} | {_ms(s['append'])} "
+            f"| {_ms(s['dense_rank2r_add'])} | {r['update_over_dense_add']:.0f}× | {r['remerge_over_update']:.1f}× |"
+        )
+    acc = data["accuracy"]
+    err = acc["max_abs_error_over_eps_scale"]
+    rows += [
+        "",
+        f"Accuracy after {acc['params']['updates']} random updates (n = {acc['params']['n']}, "
+        f"K = {acc['params']['K']}), largest entry error over `eps · max |W_k X|`: queries against the dense "
+        f"reference {err['query_vs_dense']:.0f}, a tree rebuilt from the same corrections "
+        f"{err['rebuilt_query_vs_dense']:.0f}, updated against rebuilt {err['query_vs_rebuilt_query']:.0f}.",
+        "",
+    ]
+    a = data["all_orders"]
+    s, r, p = a["seconds"], a["ratios"], a["params"]
+    rows += [
+        f"All orders at K = {p['K']}, n = {p['n']}, b = {p['b']}:",
+        "",
+        "| | ms | / floor | peak memory / output |",
+        "|---|---|---|---|",
+        f"| output-write floor | {_ms(s['floor'])} | 1 | |",
+        f"| `tree.all_orders` (numpy) | {_ms(s['tree_numpy'])} | {r['tree_numpy_over_floor']:.1f} "
+        f"| {r['tree_peak_over_output']:.2f} |",
+        f"| numba backend, kernel alone (the same in-place path) | {_ms(s['kernel_numba'])} "
+        f"| {r['numba_over_floor']:.1f} | |",
+        f"| Numba fused kernel (off by default) | {_ms(s['kernel_numba_fused'])} "
+        f"| {r['numba_fused_over_floor']:.1f} | |",
+        f"| previous NumPy path | {_ms(s['kernel_previous_numpy'])} | {r['previous_numpy_over_floor']:.1f} "
+        f"| {r['previous_peak_over_output']:.2f} |",
+        f"| K + 1 dense GEMMs | {_ms(s['K_plus_1_dense_gemms'])} | "
+        f"{s['K_plus_1_dense_gemms'] / s['floor']:.0f} | (K + 1) dense matrices |",
+        "",
+        f"Recorded with `{data['machine'].get('command', '')}`; {_machine(data['machine'])}.",
+    ]
+    return "\n".join(rows) + "\n"
+
+
 def update_readme(readme=ROOT / "README.md"):
     text = readme.read_text()
     block = f"{BEGIN}\n{query_table()}{END}"
