@@ -10,7 +10,18 @@ import pytest
 import lowrank_tree
 
 PACKAGE = pathlib.Path(lowrank_tree.__file__).parent
-ALGORITHM_MODULES = ["factor.py", "fit.py", "tree.py", "diagnostics.py", "_validation.py", "_randomized.py"]
+ALGORITHM_MODULES = [
+    "factor.py",
+    "fit.py",
+    "tree.py",
+    "diagnostics.py",
+    "_validation.py",
+    "_randomized.py",
+    "_portable.py",
+    "_budget.py",
+    "_norms.py",
+    "_threads.py",
+]
 ARRAY_LIBRARIES = {"numpy", "scipy", "cupy", "cupyx", "numba", "array_api_compat", "array_api_strict", "torch", "jax"}
 
 
