@@ -11,6 +11,9 @@ LowRankSegmentTree
 numerical_difference_profile, direct_sum_check
     Numerical rank profile of finite differences of a matrix sequence, and the
     direct-sum test of the first differences' column or row spaces.
+fit_checkpoints, CheckpointFamily
+    Every 2-D parameter of a run's checkpoints (state dicts or
+    ``.safetensors`` / ``.npz`` / ``.pt`` files) as one cascade each.
 save, load
     Versioned ``.npz`` + JSON persistence of trees and cascades.
 synthetic_evolution
@@ -18,6 +21,7 @@ synthetic_evolution
 """
 
 from ._version import __version__
+from .checkpoints import CheckpointFamily, fit_checkpoints
 from .diagnostics import DifferenceProfile, direct_sum_check, numerical_difference_profile
 from .factor import LowRank
 from .fit import Cascade, cascade_fit
@@ -27,6 +31,7 @@ from .tree import LowRankSegmentTree, NodeInfo
 
 __all__ = [
     "Cascade",
+    "CheckpointFamily",
     "DifferenceProfile",
     "LowRank",
     "LowRankSegmentTree",
@@ -34,6 +39,7 @@ __all__ = [
     "__version__",
     "cascade_fit",
     "direct_sum_check",
+    "fit_checkpoints",
     "load",
     "numerical_difference_profile",
     "save",

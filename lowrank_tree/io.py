@@ -27,6 +27,17 @@ separators=(",", ":"), ensure_ascii=True, allow_nan=False)``.  So the checksum
 covers every array and every metadata field, and its value does not depend on
 how the stored JSON is spaced.
 
+A checkpoint family (:func:`lowrank_tree.fit_checkpoints`) is saved with
+``kind`` ``"checkpoints"`` in the same container and under the same two
+checksums: ``num_checkpoints``, ``framework``, ``tol``, ``method`` and a
+``parameters`` list (per parameter its ``name``, ``role`` ``"cascade"`` or
+``"exact"``, ``shape``, checkpoint ``dtype`` and ``storage_dtype``; for a
+cascade its ``ranks``, ``errors`` and methods; for an exact parameter its
+``changes``, one per checkpoint after the first: ``null``, ``["dense"]`` or
+``["sparse", count]``).  Parameter ``i``'s arrays are ``p{i}_base``, then
+``p{i}_U_{k}``/``p{i}_V_{k}`` (cascades) or ``p{i}_d_{k}`` (a dense change) /
+``p{i}_i_{k}`` and ``p{i}_v_{k}`` (flat indices and values of a sparse one).
+
 Version 1 files (written by pre-release versions) had one checksum, of the
 arrays only: their ``tol`` and ``method`` are not protected.  They still load,
 with a ``UserWarning``; saving the loaded object again writes version 2.
@@ -64,6 +75,7 @@ from ._typing import PathLike
 from .backends import get_func, namespace_for
 
 if TYPE_CHECKING:
+    from .checkpoints import CheckpointFamily
     from .fit import Cascade
     from .tree import LowRankSegmentTree
 
@@ -86,12 +98,12 @@ _DEFLATE_SLACK = 1024
 _CHUNK = 2**20
 
 
-def save(obj: LowRankSegmentTree | Cascade, path: PathLike) -> pathlib.Path:
-    """Write a tree or a cascade to a ``.npz`` file.
+def save(obj: LowRankSegmentTree | Cascade | CheckpointFamily, path: PathLike) -> pathlib.Path:
+    """Write a tree, a cascade or a checkpoint family to a ``.npz`` file.
 
     Parameters
     ----------
-    obj : LowRankSegmentTree or Cascade
+    obj : LowRankSegmentTree, Cascade or CheckpointFamily
         What to save.  Device (e.g. CuPy) arrays are copied to the host.
     path : str or os.PathLike
         Destination file.  ``.npz`` is appended when the name does not end
@@ -166,6 +178,19 @@ def save(obj: LowRankSegmentTree | Cascade, path: PathLike) -> pathlib.Path:
 
     kind, backend = _kind_of(obj)
     target = check_writable(path)
+    if kind == "checkpoints":
+        from .checkpoints import _family_payload
+
+        arrays, fields = _family_payload(obj)
+        meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind, "library_version": __version__}
+        meta.update(fields)
+        meta["arrays_sha256"] = _checksum(arrays)
+        meta["checksum"] = {"algorithm": "sha256", "value": _metadata_digest(meta)}
+        text = json.dumps(meta, sort_keys=True, allow_nan=False)
+        arrays[_META_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+        _write_atomically(target, arrays, np)
+        return target
+    assert isinstance(obj, (LowRankSegmentTree, Cascade))
     to_host = get_func("to_numpy", backend)
 
     def host(a):
@@ -281,8 +306,8 @@ def check_writable(path: PathLike) -> pathlib.Path:
     return pathlib.Path(name)
 
 
-def load(path: PathLike, *, backend: str | None = None) -> LowRankSegmentTree | Cascade:
-    """Read a tree or a cascade written by :func:`save`.
+def load(path: PathLike, *, backend: str | None = None) -> LowRankSegmentTree | Cascade | CheckpointFamily:
+    """Read a tree, a cascade or a checkpoint family written by :func:`save`.
 
     Safe on files from untrusted sources: nothing is unpickled, and the zip
     directory, the metadata (at most 16 MiB) and every array's ``.npy``
@@ -303,9 +328,10 @@ def load(path: PathLike, *, backend: str | None = None) -> LowRankSegmentTree | 
 
     Returns
     -------
-    LowRankSegmentTree or Cascade
+    LowRankSegmentTree, Cascade or CheckpointFamily
         Same kind, dtype, shape, factors (bit for bit), tolerance, errors and
-        method as the saved object.
+        method as the saved object.  A checkpoint family is always on NumPy
+        (``backend`` applies to trees and cascades).
 
     Raises
     ------
@@ -369,6 +395,13 @@ def load(path: PathLike, *, backend: str | None = None) -> LowRankSegmentTree | 
             stacklevel=2,
         )
 
+    if meta["kind"] == "checkpoints":
+        from .checkpoints import _family_from
+
+        try:
+            return _family_from(meta, arrays)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: the stored arrays do not form a valid checkpoint family: {exc}") from exc
     asarray = get_func("asarray", backend)
     K = meta["num_orders"]
     base = asarray(arrays["base"])
@@ -401,7 +434,11 @@ def _kind_of(obj):
         return "tree", obj.backend
     if isinstance(obj, Cascade):
         return "cascade", obj.backend
-    raise TypeError(f"obj must be a LowRankSegmentTree or a Cascade, got {type(obj).__name__}")
+    from .checkpoints import CheckpointFamily
+
+    if isinstance(obj, CheckpointFamily):
+        return "checkpoints", "numpy"
+    raise TypeError(f"obj must be a LowRankSegmentTree or a Cascade (or a CheckpointFamily), got {type(obj).__name__}")
 
 
 def _fspath(path):
@@ -530,16 +567,12 @@ def _read_archive(path, f, np):
         meta = _parse_metadata(path, _read_metadata_entry(path, zf, entries.pop(_META_KEY), np))
         expected = _expected_entries(meta)
         missing = [key for key in expected if key not in entries]
+        K = meta["num_orders"] if meta["kind"] != "checkpoints" else meta["num_checkpoints"] - 1
         if missing:
-            raise ValueError(
-                f"{path}: missing array {missing[0]!r} "
-                f"(metadata describes {meta['kind']} with K = {meta['num_orders']})"
-            )
+            raise ValueError(f"{path}: missing array {missing[0]!r} (metadata describes {meta['kind']} with K = {K})")
         extra = sorted(set(entries) - set(expected))
         if extra:
-            raise ValueError(
-                f"{path}: unexpected entry {extra[0]!r} for a {meta['kind']} with K = {meta['num_orders']}"
-            )
+            raise ValueError(f"{path}: unexpected entry {extra[0]!r} for a {meta['kind']} with K = {K}")
         # Every header before any data: a lie anywhere is refused before anything is inflated.
         headers = {key: _read_header(path, zf, entries[key], key, np, *expected[key]) for key in expected}
         arrays = {key: _read_data(path, zf, entries[key], key, np, *headers[key]) for key in expected}
@@ -749,7 +782,14 @@ def _parse_metadata(path, raw):
                 f"edited or corrupted"
             )
         need("arrays_sha256", _is_hex_digest, "64 hex digits")
-    need("kind", lambda v: v in ("tree", "cascade"), "'tree' or 'cascade'")
+    need("kind", lambda v: v in ("tree", "cascade", "checkpoints"), "'tree', 'cascade' or 'checkpoints'")
+    if meta["kind"] == "checkpoints":
+        if version < 2:
+            raise ValueError(f"{path}: a checkpoint family needs format_version 2, got {version}")
+        from .checkpoints import _family_check_metadata
+
+        _family_check_metadata(path, meta)
+        return meta
     need("dtype", lambda v: v in _DTYPES, f"one of {list(_DTYPES)}")
     need(
         "shape",
@@ -777,6 +817,10 @@ def _parse_metadata(path, raw):
 
 def _expected_entries(meta):
     """``{key: (shape, dtype name)}`` of every array the metadata describes."""
+    if meta["kind"] == "checkpoints":
+        from .checkpoints import _family_expected
+
+        return _family_expected(meta)
     K, (m, n), dtype = meta["num_orders"], meta["shape"], meta["dtype"]
     expected = {"base": ((m, n), dtype)}
     for k, r in enumerate(meta["ranks"], start=1):
