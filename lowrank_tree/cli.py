@@ -1,4 +1,4 @@
-"""``lowrank-tree`` command line: demo, fit, check, bench.
+"""``lowrank-tree`` command line: demo, fit, fit-checkpoints, extract, check, bench.
 
 Bad input never ends in a Python traceback: an option value, a file or a
 stack the library refuses is reported as one line on stderr,
@@ -250,6 +250,121 @@ def _fit(args):
     return 0
 
 
+def _executor(args):
+    """(executor, closer) for ``--workers`` / ``--scheduler``; (None, None) for a serial fit."""
+    if args.scheduler is not None:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise _InputError('--scheduler needs Dask distributed (pip install "lowrank-tree[distributed]")') from None
+        try:
+            client = Client(args.scheduler, timeout="10s")
+        except (OSError, ValueError) as exc:
+            raise _InputError(f"--scheduler: cannot connect to {args.scheduler}: {exc}") from None
+        return client.get_executor(), client.close
+    if args.workers is not None and args.workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # fresh worker processes: a fork of a process that used torch's or BLAS's thread pools can hang
+        methods = multiprocessing.get_all_start_methods()
+        ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        pool = ProcessPoolExecutor(args.workers, mp_context=ctx)
+        return pool, pool.shutdown
+    return None, None
+
+
+def _fit_checkpoints(args):
+    from .checkpoints import fit_checkpoints
+    from .io import save
+
+    for path in args.checkpoints:
+        if not os.path.isfile(path):
+            raise _InputError(
+                f"no such checkpoint file: {path}" if not os.path.exists(path) else f"{path} is not a file"
+            )
+    out = _fit_output(args)  # checked before any work; nothing is written unless the fit succeeds
+    executor, close = _executor(args)
+    try:
+        family = fit_checkpoints(
+            args.checkpoints,
+            tol=args.tol if args.ranks is None else None,
+            ranks=args.ranks,
+            include=args.include,
+            exclude=args.exclude,
+            method=args.method,
+            executor=executor,
+            progress=False if args.no_progress else None,
+        )
+    finally:
+        if close is not None:
+            close()
+    print(family.summary())
+    written = save(family, out)
+    print(f"\nfamily saved to {written}")
+    return 0
+
+
+_EXTRACT_FORMATS = (".safetensors", ".npz", ".pt")
+
+
+def _extract(args):
+    from .checkpoints import CheckpointFamily
+
+    ext = os.path.splitext(args.out)[1].lower()
+    if ext not in _EXTRACT_FORMATS:
+        raise _InputError(f"--out: expected a .safetensors, .npz or .pt file name, got {args.out}")
+    _check_output_file(args.out, "--out")
+    if not os.path.exists(args.family) and not os.path.exists(args.family + ".npz"):
+        raise _InputError(f"no such file: {args.family}")
+    family = CheckpointFamily.load(args.family)
+    k = args.checkpoint
+    if k >= family.num_checkpoints:
+        raise _InputError(
+            f"--checkpoint: expected an index in [0, {family.num_checkpoints - 1}] "
+            f"(the family holds {family.num_checkpoints} checkpoints), got {k}"
+        )
+    framework = "numpy" if ext == ".npz" else "torch" if ext == ".pt" else family.framework
+    if framework == "torch":
+        try:
+            import torch
+        except ImportError:
+            if ext == ".pt":
+                raise _InputError("--out: writing a .pt file needs PyTorch") from None
+            framework = "numpy"
+    sd = family.state_dict(k, framework=framework)
+    tmp = f"{args.out}.{os.getpid()}.tmp"
+    try:
+        if ext == ".npz":
+            with open(tmp, "wb") as fh:
+                _savez(fh, sd)
+        elif ext == ".pt":
+            torch.save(sd, tmp)
+        else:
+            try:
+                if framework == "torch":
+                    from safetensors.torch import save_file
+                else:
+                    from safetensors.numpy import save_file
+            except ImportError:
+                raise _InputError(
+                    '--out: writing .safetensors needs safetensors (pip install "lowrank-tree[checkpoints]")'
+                ) from None
+            save_file({n: v.contiguous() if framework == "torch" else v for n, v in sd.items()}, tmp)
+        os.replace(tmp, args.out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    print(f"checkpoint {k} of {args.family} written to {args.out}")
+    return 0
+
+
+def _savez(fh, arrays):
+    import numpy as np
+
+    np.savez(fh, **arrays)
+
+
 def _check(args):
     try:
         from theory.cli import main as theory_main
@@ -348,6 +463,61 @@ def build_parser():
     p.add_argument("--out", help="output .npz; its folder must exist (default: FILE stem + .cascade.npz)")
     p.add_argument("--plot", action="store_true", help="also write a PNG next to the output (default: off)")
     p.set_defaults(func=_fit)
+
+    p = sub.add_parser(
+        "fit-checkpoints", help="fit every 2-D parameter of a run's checkpoint files and save the family"
+    )
+    p.add_argument(
+        "checkpoints", nargs="+", metavar="CKPT", help=".safetensors, .npz or .pt checkpoint files, in time order"
+    )
+    p.add_argument(
+        "--tol",
+        type=_tolerance,
+        default=1e-4,
+        help="relative tolerance per parameter and checkpoint (default: %(default)s)",
+    )
+    p.add_argument(
+        "--ranks",
+        type=_nonnegative_int,
+        help="fixed rank of every correction; overrides --tol (default: chosen by --tol)",
+    )
+    p.add_argument(
+        "--include",
+        action="append",
+        metavar="PATTERN",
+        help="fit only parameters matching this glob (repeatable; default: every 2-D float parameter)",
+    )
+    p.add_argument(
+        "--exclude",
+        action="append",
+        metavar="PATTERN",
+        help="store parameters matching this glob exactly (repeatable; default: none)",
+    )
+    p.add_argument(
+        "--method", default="auto", choices=["auto", "exact", "randomized"], help="SVD method (default: %(default)s)"
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers", type=_positive_int, help="fit parameters in N local worker processes (default: serial)"
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="fit on a Dask cluster, e.g. tcp://host:8786 (needs distributed; default: no cluster)",
+    )
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (default: shown on a terminal if tqdm is installed)"
+    )
+    p.add_argument(
+        "--out", required=True, help="output family file (.npz appended when missing); its folder must exist"
+    )
+    p.set_defaults(func=_fit_checkpoints)
+
+    p = sub.add_parser("extract", help="rebuild one checkpoint of a saved family as a checkpoint file")
+    p.add_argument("family", help="a family saved by fit-checkpoints")
+    p.add_argument("--checkpoint", type=_nonnegative_int, required=True, help="checkpoint index k")
+    p.add_argument("--out", required=True, help="output file: .safetensors, .npz or .pt (by extension)")
+    p.set_defaults(func=_extract)
 
     p = sub.add_parser("check", help="run the theory package's claim checks (needs sympy)")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments passed to python -m theory (default: none)")

@@ -8,6 +8,7 @@ the logits' change derived from the weights' reported errors.
 
 import concurrent.futures as cf
 import multiprocessing
+import os
 import tracemalloc
 
 import numpy as np
@@ -16,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lowrank_tree import CheckpointFamily, fit_checkpoints, load
+from lowrank_tree.cli import main
 
 torch = pytest.importorskip("torch", reason="the checkpoint tests train a torch model (pip install torch)")
 safetensors_torch = pytest.importorskip(
@@ -232,7 +234,7 @@ def test_process_pool_equals_serial(run):
     _assert_same(parallel_dicts, serial)
 
 
-def test_dask_local_cluster_equals_serial(run):
+def test_dask_local_cluster_equals_serial(run, tmp_path, capsys):
     distributed = pytest.importorskip(
         "distributed", reason="needs Dask distributed (pip install 'lowrank-tree[distributed]')"
     )
@@ -244,7 +246,11 @@ def test_dask_local_cluster_equals_serial(run):
         distributed.Client(cluster) as client,
     ):
         parallel = fit_checkpoints(paths[:few], tol=TOL, executor=client.get_executor(), progress=False)
+        out = tmp_path / "family.npz"
+        argv = ["fit-checkpoints", *paths[:few], "--tol", str(TOL), "--scheduler", cluster.scheduler_address]
+        assert main([*argv, "--out", str(out)]) == 0
     _assert_same(parallel, serial)
+    _assert_same(CheckpointFamily.load(out), serial)
 
 
 # --------------------------------------------------------------------------
@@ -502,3 +508,61 @@ def test_progress_bar_counts_parameters_times_checkpoints(run, capsys):
     assert "20/20" in err  # 4 parameters x 5 checkpoints
     fit_checkpoints(run[1][:5], tol=TOL, progress=False)
     assert capsys.readouterr().err == ""
+
+
+# --------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------
+def _cli_fails(capsys, argv, match):
+    with pytest.raises(SystemExit) as info:
+        main([str(a) for a in argv])
+    assert info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and ": error: " in lines[0] and match in lines[0], lines
+    return lines[0]
+
+
+def test_cli_round_trip(run, tmp_path, capsys):
+    states, paths = run
+    out = tmp_path / "family.npz"
+    assert main(["fit-checkpoints", *paths[:8], "--tol", "1e-3", "--out", str(out), "--workers", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "CheckpointFamily: 8 checkpoints, 2 fitted parameters, 2 exact" in text and f"saved to {out}" in text
+    fam = CheckpointFamily.load(out)
+    reference = fit_checkpoints(paths[:8], tol=1e-3, progress=False)
+    _assert_same(fam, reference)
+    for ext in ("safetensors", "npz", "pt"):
+        target = tmp_path / f"ckpt5.{ext}"
+        assert main(["extract", str(out), "--checkpoint", "5", "--out", str(target)]) == 0
+        if ext == "npz":
+            with np.load(target) as data:
+                got = {n: torch.from_numpy(data[n]) for n in data.files}
+        elif ext == "pt":
+            got = torch.load(target, weights_only=True)
+        else:
+            got = safetensors_torch.load_file(str(target))
+        want = reference.state_dict(5)
+        assert set(got) == set(states[5]) and all(torch.equal(got[n], want[n]) for n in want)
+        model = _mlp()
+        model.load_state_dict(got)  # a real checkpoint again
+
+
+def test_cli_bad_input_writes_nothing(run, tmp_path, capsys):
+    states, paths = run
+    sd = dict(states[2])
+    sd["0.bias"] = torch.zeros(31)
+    bad = tmp_path / "bad.safetensors"
+    safetensors_torch.save_file(sd, str(bad))
+    out = tmp_path / "family.npz"
+    line = _cli_fails(capsys, ["fit-checkpoints", paths[0], paths[1], bad, "--out", out], "checkpoint 2")
+    assert "bad.safetensors" in line and "'0.bias'" in line
+    _cli_fails(capsys, ["fit-checkpoints", paths[0], tmp_path / "nope.safetensors", "--out", out], "no such")
+    _cli_fails(capsys, ["fit-checkpoints", paths[0], "--out", tmp_path / "missing" / "f.npz"], "does not exist")
+    assert not out.exists() and sorted(os.listdir(tmp_path)) == ["bad.safetensors"]
+    family = fit_checkpoints(paths[:3], progress=False).save(out)
+    _cli_fails(capsys, ["extract", family, "--checkpoint", "3", "--out", tmp_path / "c.npz"], "[0, 2]")
+    _cli_fails(
+        capsys, ["extract", family, "--checkpoint", "1", "--out", tmp_path / "c.bin"], ".safetensors, .npz or .pt"
+    )
+    _cli_fails(capsys, ["extract", bad, "--checkpoint", "0", "--out", tmp_path / "c.npz"], "bad.safetensors")
+    assert not (tmp_path / "c.npz").exists()
