@@ -669,14 +669,29 @@ class CheckpointFamily(Mapping):
         return out
 
     def tree(self, name: str, **opts: Any) -> Any:
-        """The :class:`~lowrank_tree.LowRankSegmentTree` of parameter ``name`` (built once, then reused).
+        """The :class:`~lowrank_tree.LowRankSegmentTree` of parameter ``name``.
 
-        ``opts`` (e.g. ``rtol``, ``backend``) are passed to
-        :meth:`Cascade.tree` on the first call; with ``opts`` a new tree is
-        built each time.
+        Parameters
+        ----------
+        name : str
+            A fitted parameter.
+        **opts
+            Passed to :meth:`Cascade.tree` (e.g. ``rtol``); ``backend``
+            (``'numpy'``, ``'numba'``, ``'cupy'``, ``'array_api_strict'``)
+            places the tree's arrays on that library, e.g. the GPU.
+
+        Returns
+        -------
+        LowRankSegmentTree
+            Without ``opts``, one NumPy tree per parameter, built on the first
+            call and reused (and appended to by :meth:`append`); with
+            ``opts``, a new tree each time.
         """
         cascade = self[name]
         if opts:
+            backend = opts.get("backend")
+            if backend not in (None, "numpy", "numba"):
+                cascade = _cascade_on(cascade, backend)
             return cascade.tree(**opts)
         tree = self._trees.get(name)
         if tree is None:
@@ -847,6 +862,19 @@ def _cascade_from(res):
     factors = [(np.asarray(U), np.asarray(V)) for U, V in res["factors"]]
     with adopting(base, *[a for pair in factors for a in pair]):
         return Cascade(base, factors, errors=res["errors"], method=res["method"])
+
+
+def _cascade_on(c, backend):
+    """``c`` with its arrays moved to ``backend``'s library (a new cascade)."""
+    from ._ownership import adopting
+    from .backends import get_func
+    from .fit import Cascade
+
+    asarray = get_func("asarray", backend)
+    base = asarray(c._base)
+    factors = [(asarray(d._U), asarray(d._V)) for d in c._corrections]
+    with adopting(base, *[a for pair in factors for a in pair]):
+        return Cascade(base, factors, errors=c.errors, method=c.method, backend=backend)
 
 
 def _extend_cascade(c, U, V, err, used):
