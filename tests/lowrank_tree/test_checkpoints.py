@@ -606,3 +606,18 @@ def test_cli_bad_input_writes_nothing(run, tmp_path, capsys):
     )
     _cli_fails(capsys, ["extract", bad, "--checkpoint", "0", "--out", tmp_path / "c.npz"], "bad.safetensors")
     assert not (tmp_path / "c.npz").exists()
+
+
+# --------------------------------------------------------------------------
+# The Checkpoints page
+# --------------------------------------------------------------------------
+@requires_run
+def test_docs_page_examples_run_and_print_what_the_page_shows():
+    import importlib.util
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("_docs_examples", root / "tests" / "test_docs_examples.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.run_examples((root / "docs" / "checkpoints.md").read_text(), "docs/checkpoints.md")
