@@ -518,6 +518,22 @@ class CheckpointFamily(Mapping):
     it; it fits every parameter first and changes nothing if any fails.
     Reading methods may run in several threads at once, but not beside
     :meth:`append`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowrank_tree import fit_checkpoints
+    >>> rng = np.random.default_rng(0)
+    >>> u, v = rng.standard_normal((6, 1)), rng.standard_normal((4, 1))
+    >>> run = [{"w": k * u @ v.T, "step": np.array(k)} for k in range(3)]
+    >>> fam = fit_checkpoints(run, tol=1e-12)
+    >>> fam["w"].ranks, fam.exact_names
+    ([1, 1], ['step'])
+    >>> fam.append({"w": 3 * u @ v.T, "step": np.array(3)})
+    >>> fam.num_checkpoints, int(fam.state_dict(3)["step"])
+    (4, 3)
+    >>> bool(np.allclose(fam.query("w", 3, np.ones(4)), 3 * u @ v.T @ np.ones(4)))
+    True
     """
 
     def __init__(self, *, names, specs, results, num_checkpoints, framework, tol, method):
