@@ -10,6 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lowrank_tree import CheckpointFamily, fit_checkpoints, load, save
 from lowrank_tree.io import _checksum, _metadata_digest
@@ -151,3 +153,35 @@ def test_numpy_iterator_equals_sequence_and_executor():
         for a, b in zip(other["w"].corrections, seq["w"].corrections):
             np.testing.assert_array_equal(a.U, b.U)
             np.testing.assert_array_equal(a.V, b.V)
+
+
+@given(
+    K=st.integers(0, 4),
+    m=st.integers(1, 6),
+    n=st.integers(1, 6),
+    scale=st.sampled_from([1e-200, 1.0, 1e200]),
+    tol=st.sampled_from([0.0, 1e-3, 0.3]),
+    repeat=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_reported_errors_are_true_and_append_equals_refit(K, m, n, scale, tol, repeat, seed):
+    """Any shape, K = 0, unchanged checkpoints (rank 0), extreme scales: errors are true, append == refit."""
+    rng = np.random.default_rng(seed)
+    mats = [scale * rng.standard_normal((m, n))]
+    for _ in range(K + 1):
+        mats.append(mats[-1] if repeat else mats[-1] + scale * rng.standard_normal((m, n)))
+    run = [{"w": M, "t": np.array([k])} for k, M in enumerate(mats)]
+    full = fit_checkpoints(run, tol=tol, progress=False)
+    for k, M in enumerate(mats):
+        # divided by the scale first: squaring 1e-200 underflows in the reference norm
+        true = np.linalg.norm((full.state_dict(k)["w"] - M) / scale) / np.linalg.norm(M / scale)
+        assert true == pytest.approx(full.errors["w"][k], rel=1e-6, abs=1e-12)
+        assert full.errors["w"][k] <= max(tol, 1e-12)
+    if repeat:
+        assert full["w"].ranks == [0] * (K + 1)
+    grown = fit_checkpoints(run[:-1], tol=tol, progress=False)
+    assert grown.num_checkpoints == K + 1
+    grown.append(run[-1])
+    assert grown["w"].ranks == full["w"].ranks
+    np.testing.assert_allclose(grown.errors["w"], full.errors["w"], rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(grown["w"].matrix(K + 1), full["w"].matrix(K + 1), rtol=1e-10, atol=1e-12 * scale)
