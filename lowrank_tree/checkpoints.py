@@ -14,6 +14,7 @@ progress bar, a Dask executor passed in by the caller).
 from __future__ import annotations
 
 import fnmatch
+import math
 import os
 import pathlib
 import warnings
@@ -301,9 +302,11 @@ def _as_source(index, item):
 class _Spec:
     """What is known of one parameter from checkpoint 0: role, shape, dtype, fit settings."""
 
-    def __init__(self, name, shape, dtype, role, rank=None, budget=None):
+    def __init__(self, name, shape, dtype, role, rank=None, budget=None, matrix_shape=None):
         self.name, self.shape, self.dtype, self.role = name, tuple(shape), dtype, role
         self.rank, self.budget = rank, budget
+        # a convolution kernel (out, in, *k) is fitted as the matrix (out, in * prod(k))
+        self.matrix_shape = tuple(matrix_shape) if matrix_shape is not None else self.shape
 
     @property
     def fit_dtype(self):
@@ -328,7 +331,7 @@ class _CascadeFitter:
     def start(self, M, W=None):
         import numpy as np
 
-        self.base = np.array(M, dtype=self.spec.fit_dtype, copy=True)
+        self.base = np.array(M, dtype=self.spec.fit_dtype, copy=True).reshape(self.spec.matrix_shape)
         self.W = self.base if W is None else W
 
     def step(self, M, k):
@@ -339,7 +342,7 @@ class _CascadeFitter:
         from .fit import SMALL_BLAS_MAX, _fit_order
 
         spec = self.spec
-        M = np.asarray(M, dtype=spec.fit_dtype)
+        M = np.asarray(M, dtype=spec.fit_dtype).reshape(spec.matrix_shape)
         r_req = spec.rank if not isinstance(spec.rank, list) else spec.rank[k - 1]
         seed = [_SEED, k]
         opts = dict(oversample=10, power_iters=2, seed=seed)
@@ -449,7 +452,8 @@ def _fit_budget(spec, sources, method, tick):
 
     mats = []
     for src in sources:
-        mats.append(np.asarray(_check_slice(spec, src.read(spec.name), src), dtype=spec.fit_dtype))
+        a = _check_slice(spec, src.read(spec.name), src)
+        mats.append(np.asarray(a, dtype=spec.fit_dtype).reshape(spec.matrix_shape))
         if tick is not None:
             tick(1)
     with warnings.catch_warnings():
@@ -638,7 +642,7 @@ class CheckpointFamily(Mapping):
         import numpy as np
 
         if name in self._cascades:
-            return np.asarray(self._cascades[name].matrix(k))
+            return np.asarray(self._cascades[name].matrix(k)).reshape(self._specs[name].shape)
         ex = self._exact[name]
         out = np.array(ex["base"], copy=True)
         ch = ex["changes"][k - 1] if k > 0 else None
@@ -948,7 +952,7 @@ def _per_parameter(value, arg, names, check):
     return dict.fromkeys(names, v)
 
 
-def _make_specs(entries, include, exclude, ranks, budget, K1):
+def _make_specs(entries, include, exclude, ranks, budget, K1, reshape_conv=False):
     from ._validation import check_int
 
     inc, exc = _patterns(include, "include"), _patterns(exclude, "exclude")
@@ -958,7 +962,7 @@ def _make_specs(entries, include, exclude, ranks, budget, K1):
                 raise ValueError(f"{arg}: pattern {p!r} matches no parameter of checkpoint 0")
     fitted = []
     for name, (shape, dtype) in entries.items():
-        ok = len(shape) == 2 and dtype in _FIT_DTYPE
+        ok = (len(shape) == 2 or (reshape_conv and len(shape) >= 3)) and dtype in _FIT_DTYPE
         if inc is not None:
             ok = ok and any(fnmatch.fnmatchcase(name, p) for p in inc)
         if exc is not None:
@@ -966,11 +970,13 @@ def _make_specs(entries, include, exclude, ranks, budget, K1):
         if ok:
             fitted.append(name)
 
+    matrix_shapes = {name: (entries[name][0][0], math.prod(entries[name][0][1:])) for name in fitted}
+
     def rank_of(name):
         def check(v, arg):
             if v is None:
                 return None
-            bound = min(entries[name][0])
+            bound = min(matrix_shapes[name])
             if isinstance(v, (list, tuple)):
                 if K1 is None:
                     raise ValueError(f"{arg}: a list of ranks needs a sequence of checkpoints (K is unknown)")
@@ -998,7 +1004,9 @@ def _make_specs(entries, include, exclude, ranks, budget, K1):
     specs = {}
     for name, (shape, dtype) in entries.items():
         if name in fitted:
-            specs[name] = _Spec(name, shape, dtype, "cascade", rank_map.get(name), budget_map.get(name))
+            specs[name] = _Spec(
+                name, shape, dtype, "cascade", rank_map.get(name), budget_map.get(name), matrix_shapes[name]
+            )
         else:
             specs[name] = _Spec(name, shape, dtype, "exact")
     return specs
@@ -1018,6 +1026,7 @@ def fit_checkpoints(
     method: str = "auto",
     executor: Executor | None = None,
     progress: bool | None = None,
+    reshape_conv: bool = False,
 ) -> CheckpointFamily:
     """Fit one cascade per 2-D parameter across a run's checkpoints.
 
@@ -1067,6 +1076,12 @@ def fit_checkpoints(
         A tqdm progress bar over parameters × checkpoints (if tqdm is
         installed): ``None`` shows it on a terminal only, ``True`` always,
         ``False`` never.
+    reshape_conv : bool, optional
+        Also fit floating-point parameters of 3 or more dimensions —
+        convolution kernels ``(out, in, *kernel)`` — as the matrices
+        ``(out, in * prod(kernel))`` (the layout of ``weight.flatten(1)``);
+        their trees and :meth:`CheckpointFamily.query` work on that matrix.
+        Default False: such parameters are stored exactly.
 
     Returns
     -------
@@ -1092,7 +1107,7 @@ def fit_checkpoints(
     ``exclude``) becomes a cascade in its fit dtype (float32 for
     float16/bfloat16/float32, float64 for float64): checkpoint 0 is the base,
     and checkpoint ``k``'s correction approximates ``M_k − Ŵ_{k−1}``.
-    Convolution kernels (4-D) and every other parameter are stored exactly:
+    Convolution kernels (unless ``reshape_conv``) and every other parameter are stored exactly:
     checkpoint 0, then per checkpoint only the entries that differ from it
     (sparse when fewer than about half differ, else dense).
 
@@ -1139,12 +1154,14 @@ def fit_checkpoints(
         if isinstance(first, (str, os.PathLike)):
             checkpoints = [first, *it]  # only paths: listing them reads nothing
         else:
-            return _fit_stream(first, it, tol, ranks, budget, include, exclude, method, executor, progress)
+            return _fit_stream(
+                first, it, tol, ranks, budget, include, exclude, method, executor, progress, reshape_conv
+            )
     if len(checkpoints) == 0:
         raise ValueError("checkpoints holds no checkpoint")
     sources = [_as_source(k, c) for k, c in enumerate(checkpoints)]
     entries = sources[0].entries()
-    specs = _make_specs(entries, include, exclude, ranks, budget, len(sources))
+    specs = _make_specs(entries, include, exclude, ranks, budget, len(sources), reshape_conv)
     names = list(entries)
     for src in sources[1:]:  # every file's names and shapes before any fitting
         _check_entries(src, specs, names)
@@ -1195,7 +1212,7 @@ def _fit_parallel(executor, specs, names, sources, tol, method, bar):
     return results
 
 
-def _fit_stream(first, rest, tol, ranks, budget, include, exclude, method, executor, progress):
+def _fit_stream(first, rest, tol, ranks, budget, include, exclude, method, executor, progress, reshape_conv):
     """An iterator of state dicts, read once: every parameter advances one checkpoint at a time."""
     if executor is not None:
         raise ValueError(
@@ -1207,7 +1224,7 @@ def _fit_stream(first, rest, tol, ranks, budget, include, exclude, method, execu
     src0 = _as_source(0, first)
     entries = src0.entries()
     # ranks as a per-checkpoint list need K, unknown for an iterator: only ints or mappings of ints
-    specs = _make_specs(entries, include, exclude, ranks, None, None)
+    specs = _make_specs(entries, include, exclude, ranks, None, None, reshape_conv)
     names = list(entries)
     workers = {name: _make_worker(specs[name], tol, method) for name in names}
     framework = "torch" if src0.is_torch() else "numpy"
@@ -1255,7 +1272,7 @@ def _warn_fit(specs, results, tol):
         spec = specs[n]
         if spec.role != "cascade":
             continue
-        m, nn = spec.shape
+        m, nn = spec.matrix_shape
         if any(U.shape[1] and U.shape[1] * (m + nn) >= m * nn for U, _ in r["factors"]):
             costly.append(n)
     if costly:
@@ -1297,6 +1314,8 @@ def _family_payload(fam):
     for i, name in enumerate(fam._names):
         spec = fam._specs[name]
         entry = {"name": name, "role": spec.role, "shape": list(spec.shape), "dtype": spec.dtype}
+        if spec.role == "cascade" and spec.matrix_shape != spec.shape:
+            entry["matrix_shape"] = list(spec.matrix_shape)
         if spec.role == "cascade":
             c = fam._cascades[name]
             arrays[f"p{i}_base"] = np.asarray(c._base, order="C")
@@ -1378,6 +1397,18 @@ def _family_check_metadata(path, meta):
             fail(f"{where}.storage_dtype: unsupported {p.get('storage_dtype')!r}")
         role = p.get("role")
         if role == "cascade":
+            if "matrix_shape" in p:
+                ms = p["matrix_shape"]
+                if not (
+                    len(shape) >= 3
+                    and isinstance(ms, list)
+                    and len(ms) == 2
+                    and all(_is_count(s) for s in ms)
+                    and ms[0] == shape[0]
+                    and ms[1] == math.prod(shape[1:])
+                ):
+                    fail(f"{where}.matrix_shape must be [shape[0], prod(shape[1:])] of a 3-D or higher shape")
+                shape = ms
             if len(shape) != 2 or p["storage_dtype"] not in ("float32", "float64"):
                 fail(f"{where}: a fitted parameter must be 2-D float32 or float64")
             ranks = p.get("ranks")
@@ -1431,9 +1462,9 @@ def _family_expected(meta):
     out = {}
     for i, p in enumerate(meta["parameters"]):
         shape, dt = tuple(p["shape"]), p["storage_dtype"]
-        out[f"p{i}_base"] = (shape, dt)
+        out[f"p{i}_base"] = (tuple(p.get("matrix_shape", shape)), dt)
         if p["role"] == "cascade":
-            m, n = shape
+            m, n = p.get("matrix_shape", shape)
             for k, r in enumerate(p["ranks"], start=1):
                 out[f"p{i}_U_{k}"] = ((m, r), dt)
                 out[f"p{i}_V_{k}"] = ((n, r), dt)
@@ -1459,7 +1490,7 @@ def _family_from(meta, arrays):
         names.append(name)
         base = arrays[f"p{i}_base"]
         if p["role"] == "cascade":
-            specs[name] = _Spec(name, p["shape"], p["dtype"], "cascade", p["rank"], p["budget"])
+            specs[name] = _Spec(name, p["shape"], p["dtype"], "cascade", p["rank"], p["budget"], p.get("matrix_shape"))
             K = len(p["ranks"])
             results[name] = {
                 "base": base,

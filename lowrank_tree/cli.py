@@ -295,6 +295,7 @@ def _fit_checkpoints(args):
             method=args.method,
             executor=executor,
             progress=False if args.no_progress else None,
+            reshape_conv=args.reshape_conv,
         )
     finally:
         if close is not None:
@@ -507,6 +508,11 @@ def build_parser():
     )
     p.add_argument(
         "--no-progress", action="store_true", help="no progress bar (default: shown on a terminal if tqdm is installed)"
+    )
+    p.add_argument(
+        "--reshape-conv",
+        action="store_true",
+        help="also fit kernels of 3+ dimensions as (out, in * prod(kernel)) matrices (default: stored exactly)",
     )
     p.add_argument(
         "--out", required=True, help="output family file (.npz appended when missing); its folder must exist"

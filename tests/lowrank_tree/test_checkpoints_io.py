@@ -185,3 +185,42 @@ def test_reported_errors_are_true_and_append_equals_refit(K, m, n, scale, tol, r
     assert grown["w"].ranks == full["w"].ranks
     np.testing.assert_allclose(grown.errors["w"], full.errors["w"], rtol=1e-6, atol=1e-12)
     np.testing.assert_allclose(grown["w"].matrix(K + 1), full["w"].matrix(K + 1), rtol=1e-10, atol=1e-12 * scale)
+
+
+def _conv_run(K=5, seed=5):
+    """A conv kernel (out 8, in 3, 3x3) changing by rank-1 steps of its (8, 27) matrix, and a bias."""
+    rng = np.random.default_rng(seed)
+    kernel = rng.standard_normal((8, 3, 3, 3))
+    out = []
+    for k in range(K + 1):
+        if k:
+            kernel = kernel + np.outer(rng.standard_normal(8), rng.standard_normal(27)).reshape(8, 3, 3, 3)
+        out.append({"conv.weight": kernel.copy(), "conv.bias": np.full(8, float(k))})
+    return out
+
+
+def test_conv_kernels_exact_by_default_and_fitted_as_matrices_on_request(tmp_path):
+    run = _conv_run()
+    exact = fit_checkpoints(run, tol=1e-10, progress=False)
+    assert list(exact) == [] and exact.exact_names == ["conv.weight", "conv.bias"]
+    fam = fit_checkpoints(run, tol=1e-10, reshape_conv=True, progress=False)
+    assert list(fam) == ["conv.weight"] and fam["conv.weight"].shape == (8, 27)
+    assert fam["conv.weight"].ranks == [1] * 5 and fam.shape("conv.weight") == (8, 3, 3, 3)
+    X = np.random.default_rng(0).standard_normal((27, 4))
+    again = load(save(fam, tmp_path / "conv.npz"))
+    for k, sd in enumerate(run):
+        got = again.state_dict(k)["conv.weight"]
+        assert got.shape == (8, 3, 3, 3)
+        np.testing.assert_allclose(got, sd["conv.weight"], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(fam.query("conv.weight", k, X), sd["conv.weight"].reshape(8, 27) @ X, atol=1e-9)
+    fam.append(_conv_run(K=6)[6])
+    np.testing.assert_allclose(fam.state_dict(6)["conv.weight"], _conv_run(K=6)[6]["conv.weight"], atol=1e-9)
+
+
+def test_forged_conv_matrix_shape_is_refused(tmp_path):
+    path = save(fit_checkpoints(_conv_run(), reshape_conv=True, progress=False), tmp_path / "conv.npz")
+    meta, arrays = _read(path)
+    meta["parameters"][0]["matrix_shape"] = [24, 9]
+    _forge(tmp_path / "forged.npz", meta, arrays)
+    with pytest.raises(ValueError, match="matrix_shape must be"):
+        load(tmp_path / "forged.npz")
