@@ -1070,8 +1070,9 @@ def fit_checkpoints(
         a Ray executor...  With files, each task reads its own parameter from
         every file (the paths must be readable by the workers); with state
         dicts, each task is sent that parameter's values.  The results equal
-        the serial ones bit for bit: each step is seeded from its checkpoint
-        index alone.  Not available for an iterator of state dicts.
+        the serial ones bit for bit where the workers run the same NumPy and
+        BLAS: each step is seeded from its checkpoint index alone.  Not
+        available for an iterator of state dicts.
     progress : bool, optional
         A tqdm progress bar over parameters × checkpoints (if tqdm is
         installed): ``None`` shows it on a terminal only, ``True`` always,
