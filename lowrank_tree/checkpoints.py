@@ -334,7 +334,7 @@ class _CascadeFitter:
         self.base = np.array(M, dtype=self.spec.fit_dtype, copy=True).reshape(self.spec.matrix_shape)
         self.W = self.base if W is None else W
 
-    def step(self, M, k):
+    def step(self, M, k, rank=None):
         import numpy as np
 
         from ._randomized import Sketcher
@@ -343,7 +343,10 @@ class _CascadeFitter:
 
         spec = self.spec
         M = np.asarray(M, dtype=spec.fit_dtype).reshape(spec.matrix_shape)
-        r_req = spec.rank if not isinstance(spec.rank, list) else spec.rank[k - 1]
+        if rank is not None:
+            r_req = rank
+        else:
+            r_req = spec.rank if not isinstance(spec.rank, list) else spec.rank[k - 1]
         seed = [_SEED, k]
         opts = dict(oversample=10, power_iters=2, seed=seed)
         with small_blas(min(M.shape) <= SMALL_BLAS_MAX):
@@ -727,7 +730,7 @@ class CheckpointFamily(Mapping):
         return self.tree(name).query(k, X)
 
     # -- growth ----------------------------------------------------------
-    def append(self, state_dict: Mapping[str, Any] | PathLike) -> None:
+    def append(self, state_dict: Mapping[str, Any] | PathLike, *, rank: int | Mapping[str, int] | None = None) -> None:
         """Add checkpoint ``K + 1``: one cascade step (one tree append) per fitted parameter.
 
         Parameters
@@ -735,6 +738,11 @@ class CheckpointFamily(Mapping):
         state_dict : dict or path
             The new checkpoint, with the same parameter names and shapes
             (a state dict or a checkpoint file).
+        rank : int or mapping, optional, keyword-only
+            Rank of the new correction of every fitted parameter, or a
+            mapping ``name -> rank``; needed for parameters fitted with one
+            rank per checkpoint.  By default each parameter is fitted as
+            before: by its tolerance, or its fixed rank.
 
         The new order of each cascade is fitted as :func:`fit_checkpoints`
         would have fitted it with this checkpoint at the end (the same
@@ -745,14 +753,33 @@ class CheckpointFamily(Mapping):
         Raises
         ------
         ValueError
-            A parameter missing, extra or of another shape, NaN/Inf, or a
+            A parameter missing, extra or of another shape, NaN/Inf, a
             family fitted with a ``budget`` (a budget allocation cannot be
-            extended: refit).
+            extended: refit), a rank out of range or missing for a
+            parameter fitted with one rank per checkpoint.
         """
         import numpy as np
 
+        from ._validation import check_int
+
         if any(s.budget is not None for s in self._specs.values() if s.role == "cascade"):
             raise ValueError("append: this family was fitted with a budget, which cannot be extended; refit it")
+        if isinstance(rank, Mapping):
+            unknown = [n for n in rank if n not in self._cascades]
+            if unknown:
+                raise ValueError(f"rank: no fitted parameter {unknown[0]!r}")
+        new_rank = {}
+        for name in self._cascades:
+            spec = self._specs[name]
+            r = rank.get(name) if isinstance(rank, Mapping) else rank
+            label = f"rank[{name!r}]" if isinstance(rank, Mapping) else "rank"
+            if r is not None:
+                new_rank[name] = check_int(r, label, 0, min(spec.matrix_shape))
+            elif isinstance(spec.rank, list):
+                raise ValueError(
+                    f"append: parameter {name!r} was fitted with one rank per checkpoint; give its rank for "
+                    f"the new one (rank=...)"
+                )
         src = _as_source(self._K1, state_dict)
         _check_entries(src, self._specs, self._names)
         new_cascades, new_exact, new_next = {}, {}, {}
@@ -764,7 +791,7 @@ class CheckpointFamily(Mapping):
                 fitter = _CascadeFitter(spec, self._tol, self._method)
                 fitter.next_method = self._next_method[name]
                 fitter.start(np.asarray(c._base), W=np.asarray(c.matrix(c.max_order)))
-                fitter.step(a, self._K1)
+                fitter.step(a, self._K1, new_rank.get(name))
                 U, V = fitter.factors[0]
                 new_cascades[name] = _extend_cascade(c, U, V, fitter.errors[1], fitter.used)
                 new_next[name] = fitter.next_method
@@ -773,6 +800,9 @@ class CheckpointFamily(Mapping):
         # everything fitted: commit
         for name, c in new_cascades.items():
             self._cascades[name] = c
+            spec = self._specs[name]
+            if isinstance(spec.rank, list):  # the per-checkpoint ranks stay one per correction
+                spec.rank = [*spec.rank, new_rank[name]]
             self._next_method[name] = new_next[name]
             tree = self._trees.get(name)
             if tree is not None:

@@ -224,3 +224,31 @@ def test_forged_conv_matrix_shape_is_refused(tmp_path):
     _forge(tmp_path / "forged.npz", meta, arrays)
     with pytest.raises(ValueError, match="matrix_shape must be"):
         load(tmp_path / "forged.npz")
+
+
+def test_append_with_fixed_and_per_checkpoint_ranks():
+    run = _run(K=5, m=8, n=6, seed=9)
+    fixed = fit_checkpoints(run[:-1], ranks=2, progress=False)
+    fixed.append(run[-1])
+    assert fixed["w"].ranks == fit_checkpoints(run, ranks=2, progress=False)["w"].ranks == [1] * 5
+    each = fit_checkpoints(run[:-1], ranks=[1, 0, 1, 1], progress=False)
+    before = each.state_dict(4)
+    with pytest.raises(ValueError, match="one rank per checkpoint"):
+        each.append(run[-1])
+    with pytest.raises(ValueError, match=r"rank must be in \[0, 6\]"):
+        each.append(run[-1], rank=7)
+    with pytest.raises(ValueError, match="no fitted parameter 'b'"):
+        each.append(run[-1], rank={"b": 1})
+    assert each.num_checkpoints == 5 and all(each.state_dict(4)[n].tobytes() == before[n].tobytes() for n in before)
+    each.append(run[-1], rank={"w": 1})
+    refit = fit_checkpoints(run, ranks=[1, 0, 1, 1, 1], progress=False)
+    assert each["w"].ranks == refit["w"].ranks == [1, 0, 1, 1, 1]
+    np.testing.assert_allclose(each["w"].matrix(5), refit["w"].matrix(5), rtol=1e-12, atol=1e-12)
+    assert _reloaded(each)["w"].ranks == [1, 0, 1, 1, 1]
+
+
+def _reloaded(fam):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        return load(save(fam, f"{d}/f.npz"))
