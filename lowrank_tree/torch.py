@@ -283,7 +283,7 @@ class CascadedLinear(nn.Module):
             y = self._mixed(x2, orders.reshape(-1))
         else:
             y = self._fixed(x2, _check_order(order, "order", 0, self.max_order))
-        return y.reshape(*batch, self.out_features)
+        return y if x.ndim == 2 else y.reshape(*batch, self.out_features)
 
     def all_orders(self, x: torch.Tensor) -> torch.Tensor:
         """Every order at once: ``x W_kᵀ + b_k`` for ``k = 0..K``, in one pass.
@@ -339,19 +339,20 @@ class CascadedLinear(nn.Module):
         y = F.linear(x2, self.weight, bias)
         if c:
             # one GEMM pair over the factors of orders <= k (views: no copy)
-            y = torch.addmm(y, x2 @ self.V[:, :c], self.U[:, :c].T)
+            U, V = (self.U, self.V) if c == self._offsets[-1] else (self.U[:, :c], self.V[:, :c])
+            y = torch.addmm(y, x2 @ V, U.T)
         return y
 
     def _mixed(self, x2, orders):
-        y = F.linear(x2, self.weight)
         if self.bias is not None:
-            # b_0, b_1, ..., b_K as rows, gathered per row
-            table = torch.cat([self.bias[None], self.bias[None] + self.bias_corrections.cumsum(dim=0)], dim=0)
-            y = y + table[orders]
+            # rows b_0, b_1, ..., b_K, gathered per row, then the base product added onto them
+            table = torch.cat([self.bias[None], self.bias_corrections]).cumsum(dim=0)
+            y = torch.addmm(table.index_select(0, orders), x2, self.weight.T)
+        else:
+            y = F.linear(x2, self.weight)
         if self._offsets[-1]:
-            Z = x2 @ self.V
             # keep column j of row t when its correction's order is <= the row's order
-            Z = Z * (orders[:, None] >= self.column_order[None, :]).to(Z.dtype)
+            Z = (x2 @ self.V) * (orders[:, None] >= self.column_order)
             y = torch.addmm(y, Z, self.U.T)
         return y
 
@@ -370,7 +371,7 @@ class CascadedLinear(nn.Module):
             )
         if x.device != w.device:
             raise TypeError(f"x is on {x.device} but the layer's parameters are on {w.device}")
-        return x.reshape(-1, self.in_features), tuple(x.shape[:-1])
+        return (x if x.ndim == 2 else x.reshape(-1, self.in_features)), tuple(x.shape[:-1])
 
     def _check_orders(self, order, batch, device):
         if order.dtype == torch.bool or order.is_floating_point() or order.is_complex():
@@ -661,7 +662,7 @@ class CascadedLinear(nn.Module):
         if self.bias is None:
             return None
         with torch.no_grad():
-            table = torch.cat([self.bias[None], self.bias[None] + self.bias_corrections.cumsum(dim=0)], dim=0)
+            table = torch.cat([self.bias[None], self.bias_corrections]).cumsum(dim=0)
         return asarray(_host(table))
 
 
