@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 
 __all__ = ["CascadedLinear"]
 
+#: all_orders sums the orders with ``cumsum`` below this many outputs per order (rows times
+#: out_features) on the CPU, and with one addition per order from there on (see all_orders).
+_CPU_CUMSUM_MAX = 4096
+
 
 class CascadedLinear(nn.Module):
     """Linear layer with one weight per order: a shared base plus cascaded low-rank corrections.
@@ -309,27 +313,57 @@ class CascadedLinear(nn.Module):
         the corrections.
         """
         x2, batch = self._check_x(x)
-        b, K, r = x2.shape[0], self.max_order, self._r_max
-        y0 = F.linear(x2, self.weight, self.bias)  # (b, m)
+        b, K, r, m = x2.shape[0], self.max_order, self._r_max, self.out_features
         if K == 0:
-            return y0.reshape(1, *batch, self.out_features)
+            return F.linear(x2, self.weight, self.bias).reshape(1, *batch, m)
+        lhs = rhs = None  # the corrections' products are bmm(lhs, rhs): (K, b, r) @ (K, r, m)
         if r:
-            Z = x2 @ self.V  # (b, c_K)
-            U: torch.Tensor = self.U
+            Z, U = x2 @ self.V, self.U  # (b, c_K), (m, c_K)
             if self._padded_columns is not None:  # ranks differ: pad each block to r_max with a zero column
                 idx = self._padded_columns.reshape(-1)
                 Z = torch.cat([Z, Z.new_zeros(b, 1)], dim=1)[:, idx]
-                U = torch.cat([U, U.new_zeros(self.out_features, 1)], dim=1)[:, idx]
-            # (K, b, r) @ (K, r, m) -> (K, b, m): the corrections' products, one batched GEMM
-            steps = torch.bmm(Z.reshape(b, K, r).transpose(0, 1), U.reshape(self.out_features, K, r).permute(1, 2, 0))
-            if self.bias_corrections is not None:
-                steps = steps + self.bias_corrections[:, None, :]
-        elif self.bias_corrections is not None:
-            steps = self.bias_corrections[:, None, :].expand(K, b, self.out_features)
+                U = torch.cat([U, U.new_zeros(m, 1)], dim=1)[:, idx]
+            lhs, rhs = Z.reshape(b, K, r).transpose(0, 1), U.reshape(m, K, r).permute(1, 2, 0)
+        beta = self.bias_corrections
+        # PyTorch's CPU cumsum over the leading dimension runs far below memory speed on wide
+        # slices (about 10x at 256 x 256); one addition per order does not
+        by_additions = x2.device.type == "cpu" and b * m >= _CPU_CUMSUM_MAX
+        if not torch.is_grad_enabled():
+            # inference: every step written into the result, no intermediate (K, b, m) buffers
+            out = x2.new_empty((K + 1, b, m))
+            if self.bias is not None:
+                torch.addmm(self.bias, x2, self.weight.T, out=out[0])
+            else:
+                torch.mm(x2, self.weight.T, out=out[0])
+            if lhs is not None:
+                torch.bmm(lhs, rhs, out=out[1:])
+            else:
+                out[1:].zero_()
+            if beta is not None:
+                out[1:] += beta[:, None, :]
+            if by_additions:
+                for k in range(1, K + 1):
+                    out[k] += out[k - 1]
+            else:
+                out.cumsum_(dim=0)
+            return out.reshape(K + 1, *batch, m)
+        y0 = F.linear(x2, self.weight, self.bias)  # (b, m)
+        if lhs is not None:
+            steps = torch.bmm(lhs, rhs)
+            if beta is not None:
+                steps = steps + beta[:, None, :]
+        elif beta is not None:
+            steps = beta[:, None, :].expand(K, b, m)
         else:
-            steps = y0.new_zeros(K, b, self.out_features)
-        out = torch.cat([y0[None], steps], dim=0).cumsum(dim=0)
-        return out.reshape(K + 1, *batch, self.out_features)
+            steps = y0.new_zeros(K, b, m)
+        if by_additions:
+            running = [y0]
+            for step in steps.unbind(0):
+                running.append(running[-1] + step)
+            out = torch.stack(running)
+        else:
+            out = torch.cat([y0[None], steps], dim=0).cumsum(dim=0)
+        return out.reshape(K + 1, *batch, m)
 
     def _fixed(self, x2, k):
         c = self._offsets[k]

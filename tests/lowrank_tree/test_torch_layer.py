@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch", reason="lowrank_tree.torch needs PyTorch (pip install torch)")
 
+import lowrank_tree.torch  # noqa: E402
 from lowrank_tree import Cascade, cascade_fit  # noqa: E402
 from lowrank_tree.torch import CascadedLinear  # noqa: E402
 
@@ -122,11 +123,15 @@ def test_every_forward_mode_matches_dense_per_order_reference(case, data):
     y = layer(x, order_t)
     assert y.shape == (*batch, m)
     _assert_close(y.detach().numpy().reshape(rows, m), _dense_rows(weights, biases, xn, orders), dtype)
-    # all orders in one pass
+    # all orders in one pass, with autograd and without (the in-place inference path)
     Y = layer.all_orders(x)
-    assert Y.shape == (num_orders, *batch, m)
+    with torch.no_grad():
+        Y_inference = layer.all_orders(x)
+    assert Y.shape == Y_inference.shape == (num_orders, *batch, m)
     for k in range(num_orders):
-        _assert_close(Y[k].detach().numpy().reshape(rows, m), _dense_rows(weights, biases, xn, [k] * rows), dtype)
+        want = _dense_rows(weights, biases, xn, [k] * rows)
+        _assert_close(Y[k].detach().numpy().reshape(rows, m), want, dtype)
+        _assert_close(Y_inference[k].numpy().reshape(rows, m), want, dtype)
 
 
 def test_mixed_batch_with_every_order_rank_zero_orders_and_int32_orders():
@@ -140,6 +145,24 @@ def test_mixed_batch_with_every_order_rank_zero_orders_and_int32_orders():
     _assert_close(layer(x, torch.tensor(4)).detach(), layer(x, 4).detach(), torch.float64)
     # NumPy integers are orders too
     assert torch.equal(layer(x, np.int64(2)), layer(x, 2))
+
+
+@pytest.mark.parametrize("ranks", [[3, 3, 3, 3], [2, 0, 3, 1], [0, 0, 0, 0]])
+@pytest.mark.parametrize("bias", [True, False])
+def test_all_orders_on_wide_batches(ranks, bias):
+    """Batches of at least 4096 outputs per order sum the orders by additions instead of cumsum."""
+    layer = _layer(5, 64, 5, ranks, bias, torch.float64, 12)
+    x = _x((70,), 5, torch.float64, 12)
+    weights, biases = _reference(layer)
+    Y = layer.all_orders(x)
+    with torch.no_grad():
+        Y_inference = layer.all_orders(x)
+    for k in range(5):
+        want = _dense_rows(weights, biases, x.numpy(), [k] * 70)
+        _assert_close(Y[k].detach().numpy(), want, torch.float64)
+        _assert_close(Y_inference[k].numpy(), want, torch.float64)
+    Y.sum().backward()  # the additions are differentiable
+    assert layer.weight.grad is not None
 
 
 def test_one_dimensional_input_is_one_row():
@@ -194,7 +217,7 @@ def test_initialisation_like_linear_and_lora():
 # --------------------------------------------------------------------------
 @pytest.mark.parametrize("ranks", [[2, 2, 2], [2, 0, 3], [0, 0, 0]], ids=["uniform", "mixed-with-zero", "all-zero"])
 @pytest.mark.parametrize("bias", [True, False])
-def test_gradcheck_every_parameter_every_mode(ranks, bias):
+def test_gradcheck_every_parameter_every_mode(ranks, bias, monkeypatch):
     layer = _layer(4, 3, 4, ranks, bias, torch.float64, 11)
     names = [name for name, _ in layer.named_parameters()]
     assert len(names) == (5 if bias else 3)
@@ -214,7 +237,9 @@ def test_gradcheck_every_parameter_every_mode(ranks, bias):
     run(3)  # int order: every correction used
     run(1)
     run(orders)  # one order per row, all present
-    run("all_orders")
+    run("all_orders")  # the orders summed by cumsum (a small batch) ...
+    monkeypatch.setattr(lowrank_tree.torch, "_CPU_CUMSUM_MAX", 1)
+    run("all_orders")  # ... and by one addition per order (what wide batches use)
 
 
 def _call_all(layer, state, x):
