@@ -1,7 +1,7 @@
 """A trainable cascaded linear layer for PyTorch: shared base plus cascaded low-rank corrections.
 
 :class:`CascadedLinear` is the structure of :func:`~lowrank_tree.cascade_fit`
-as an :class:`torch.nn.Module`: order ``k`` (``0 <= k <= K``) applies
+as a ``torch.nn.Module``: order ``k`` (``0 <= k <= K``) applies
 
 ``y = x W_kᵀ + b_k``,  ``W_k = W_0 + Σ_{i=1..k} U_i V_iᵀ``,  ``b_k = b_0 + Σ_{i=1..k} β_i``,
 
@@ -118,8 +118,8 @@ class CascadedLinear(nn.Module):
     :meth:`factors` returns the (differentiable) views of one correction.
 
     *Cost* for ``b`` rows: order ``k``, ``O(b n m + b c_k (n + m))``; one
-    order per row, ``O(b n m + b c_K (n + m))`` (the corrections past a row's
-    order are masked out); :meth:`all_orders`, ``O(b n m + b c_K (n + m) +
+    order per row, ``O(b n m + b c_K (n + m) + b K m)`` (the corrections past a
+    row's order are masked out); :meth:`all_orders`, ``O(b n m + b c_K (n + m) +
     K b m)`` and ``(K + 1) b m`` memory for the result.
 
     Examples
@@ -184,6 +184,9 @@ class CascadedLinear(nn.Module):
         column_order = [i for i, r in enumerate(ranks, start=1) for _ in range(r)]
         self.register_buffer(
             "column_order", torch.tensor(column_order, dtype=torch.int64, device=device).reshape(-1), persistent=False
+        )
+        self.register_buffer(
+            "_correction_order", torch.arange(1, num_orders, dtype=torch.int64, device=device), persistent=False
         )
         # all_orders reads the factors as (K, r_max) blocks: an index into [columns | one zero column]
         # pads the shorter ones (None when every rank is the same and plain reshapes do)
@@ -277,7 +280,8 @@ class CascadedLinear(nn.Module):
         A fixed order ``k`` costs the base product plus one GEMM pair over the
         first ``c_k`` factor columns.  A mixed batch is one pass with no loop
         over rows or orders: ``Z = x V`` over all ``c_K`` columns, columns of
-        corrections past each row's order zeroed by a mask, then ``Z Uᵀ``;
+        corrections past each row's order zeroed by a mask, then ``Z Uᵀ`` (and
+        the bias corrections by the same mask, one product with ``β``);
         checking the orders' range reads their minimum and maximum back to
         the host (one synchronisation on a GPU).
         """
@@ -379,9 +383,11 @@ class CascadedLinear(nn.Module):
 
     def _mixed(self, x2, orders):
         if self.bias is not None:
-            # rows b_0, b_1, ..., b_K, gathered per row, then the base product added onto them
-            table = torch.cat([self.bias[None], self.bias_corrections]).cumsum(dim=0)
-            y = torch.addmm(table.index_select(0, orders), x2, self.weight.T)
+            # b_{order_t} = b_0 + Σ_i [i <= order_t] β_i as one masked GEMM (at most half the work of
+            # the factors' own masked GEMM pair, and no cumsum, which is slow on the CPU), then the
+            # base product added onto it
+            steps = (orders[:, None] >= self._correction_order).to(x2.dtype)
+            y = torch.addmm(torch.addmm(self.bias, steps, self.bias_corrections), x2, self.weight.T)
         else:
             y = F.linear(x2, self.weight)
         if self._offsets[-1]:
