@@ -1,6 +1,10 @@
 """lowrank_tree.torch.CascadedLinear against dense per-order NumPy references, gradients, exports, files."""
 
+import importlib.util
+import itertools
+import json
 import pathlib
+import warnings
 
 import numpy as np
 import pytest
@@ -521,3 +525,94 @@ def test_compiled_forward_still_refuses_orders_out_of_range():
     with pytest.raises(RuntimeError, match=r"order must be in \[0, 2\]"):
         compiled(x, torch.tensor([0, 3]))
     torch._dynamo.reset()
+
+
+# --------------------------------------------------------------------------
+# the benchmark script and the docs page
+# --------------------------------------------------------------------------
+def _load(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _check_benchmark_json(data):
+    assert data["benchmark"] == "torch_layer"
+    assert data["machine"]["torch"] and data["torch_threads"] >= 1
+    assert "cpu" in data["devices"]
+    if "cuda" not in data["devices"]:
+        assert data["skipped"]["cuda"]  # says why
+    runs = data["runs"]
+    grid = data["grid"]
+    for device in data["devices"]:
+        cases = sorted((r["n"], r["K"], r["r"], r["b"]) for r in runs if r["device"] == device)
+        assert cases == sorted(itertools.product(grid["n"], grid["K"], grid["r"], grid["b"]))
+    for run in runs:
+        s, r = run["seconds"], run["ratios"]
+        assert all(v > 0 for v in s.values())
+        assert r["fixed_over_linear"] == pytest.approx(s["fixed"] / s["linear"])
+        assert r["mixed_over_fixed"] == pytest.approx(s["mixed"] / s["fixed"])
+        assert r["mixed_over_grouped"] == pytest.approx(s["mixed"] / s["grouped"])
+        assert r["all_orders_over_heads"] == pytest.approx(s["all_orders"] / s["heads_all"])
+        assert r["all_orders_over_layer_loop"] == pytest.approx(s["all_orders"] / s["layer_loop_all"])
+        assert r["fixed_fwd_bwd_over_linear"] == pytest.approx(s["fixed_fwd_bwd"] / s["linear_fwd_bwd"])
+        fastest = run["seconds_min"]
+        assert set(fastest) == set(s) == set(run["relative_iqr"])
+        assert all(0 < fastest[k] <= s[k] for k in s)
+        minima = run["ratios_of_minima"]
+        assert minima["fixed_over_linear"] == pytest.approx(fastest["fixed"] / fastest["linear"])
+        assert minima["all_orders_over_heads"] == pytest.approx(fastest["all_orders"] / fastest["heads_all"])
+        n, K, rank = run["n"], run["K"], run["r"]
+        assert run["parameters"]["layer"] == n * n + n + K * (2 * n * rank + n)
+        assert run["parameters"]["heads"] == (K + 1) * (n * n + n)
+        assert run["mixed_vs_grouped_max_abs_diff"] < 1e-3  # the timed mixed forward answered right
+    assert set(data["verdicts"]) == {f"{name}@{d}" for name in data["targets"] for d in data["devices"]}
+    for key, v in data["verdicts"].items():
+        name, device = key.split("@")
+        cases = [r for r in runs if r["device"] == device and (name != "fixed_over_linear" or r["K"] <= 8)]
+        ratios = [r["ratios"][name] for r in cases]
+        assert v["worst"] == max(ratios)
+        missed = [x for x in ratios if (x > v["target"] if v["kind"] == "max" else x >= v["target"])]
+        assert v["met"] == (not missed) and len(v["missed"]) == len(missed)
+        assert v["met_in"] == f"{len(cases) - len(missed)} of {len(cases)}"
+        assert all(m["why"] and m["over_target"] == pytest.approx(m["ratio"] / v["target"]) for m in v["missed"])
+
+
+def test_benchmark_quick_mode_writes_consistent_json(tmp_path):
+    bench = _load(ROOT / "bench" / "torch_layer.py", "bench_torch_layer")
+    out = tmp_path / "torch_layer.json"
+    threads = torch.get_num_threads()
+    try:
+        assert bench.main(["--quick", "--out", str(out)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    data = json.loads(out.read_text())
+    assert data["quick"] is True and data["grid"] == bench.QUICK_GRID
+    assert data["machine"]["torch"] == torch.__version__
+    if not torch.cuda.is_available():
+        assert data["devices"] == ["cpu"]
+    _check_benchmark_json(data)
+    report = _load(ROOT / "bench" / "report.py", "bench_report")
+    table = report.torch_layer_tables(out)
+    assert table.count("\n| cpu | 32 |") == len(data["runs"])
+
+
+def test_committed_benchmark_is_the_full_grid():
+    bench = _load(ROOT / "bench" / "torch_layer.py", "bench_torch_layer")
+    data = json.loads((ROOT / "bench" / "results" / "torch_layer.json").read_text())
+    assert data["quick"] is False and data["grid"] == bench.GRID
+    _check_benchmark_json(data)
+
+
+def test_pytorch_docs_page_examples_print_what_the_page_shows(tmp_path, monkeypatch):
+    docs = _load(ROOT / "tests" / "test_docs_examples.py", "docs_examples")
+    monkeypatch.chdir(tmp_path)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: threads only wait for each other on busy cores
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the page's examples run clean
+            docs.run_examples((ROOT / "docs" / "pytorch.md").read_text(), "docs/pytorch.md")
+    finally:
+        torch.set_num_threads(threads)
