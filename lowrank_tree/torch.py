@@ -320,14 +320,16 @@ class CascadedLinear(nn.Module):
         b, K, r, m = x2.shape[0], self.max_order, self._r_max, self.out_features
         if K == 0:
             return F.linear(x2, self.weight, self.bias).reshape(1, *batch, m)
-        lhs = rhs = None  # the corrections' products are bmm(lhs, rhs): (K, b, r) @ (K, r, m)
+        # the corrections' products are bmm(*factors): (K, b, r) @ (K, r, m)
+        factors: tuple[torch.Tensor, torch.Tensor] | None = None
         if r:
-            Z, U = x2 @ self.V, self.U  # (b, c_K), (m, c_K)
+            Z: torch.Tensor = x2 @ self.V  # (b, c_K)
+            U: torch.Tensor = self.U  # (m, c_K)
             if self._padded_columns is not None:  # ranks differ: pad each block to r_max with a zero column
                 idx = self._padded_columns.reshape(-1)
                 Z = torch.cat([Z, Z.new_zeros(b, 1)], dim=1)[:, idx]
                 U = torch.cat([U, U.new_zeros(m, 1)], dim=1)[:, idx]
-            lhs, rhs = Z.reshape(b, K, r).transpose(0, 1), U.reshape(m, K, r).permute(1, 2, 0)
+            factors = Z.reshape(b, K, r).transpose(0, 1), U.reshape(m, K, r).permute(1, 2, 0)
         beta = self.bias_corrections
         # PyTorch's CPU cumsum over the leading dimension runs far below memory speed on wide
         # slices (about 10x at 256 x 256); one addition per order does not
@@ -339,8 +341,8 @@ class CascadedLinear(nn.Module):
                 torch.addmm(self.bias, x2, self.weight.T, out=out[0])
             else:
                 torch.mm(x2, self.weight.T, out=out[0])
-            if lhs is not None:
-                torch.bmm(lhs, rhs, out=out[1:])
+            if factors is not None:
+                torch.bmm(*factors, out=out[1:])
             else:
                 out[1:].zero_()
             if beta is not None:
@@ -352,8 +354,8 @@ class CascadedLinear(nn.Module):
                 out.cumsum_(dim=0)
             return out.reshape(K + 1, *batch, m)
         y0 = F.linear(x2, self.weight, self.bias)  # (b, m)
-        if lhs is not None:
-            steps = torch.bmm(lhs, rhs)
+        if factors is not None:
+            steps = torch.bmm(*factors)
             if beta is not None:
                 steps = steps + beta[:, None, :]
         elif beta is not None:
