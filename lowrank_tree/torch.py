@@ -249,7 +249,7 @@ class CascadedLinear(nn.Module):
 
         Parameters
         ----------
-        x : torch.Tensor, shape (*, in_features)
+        x : torch.Tensor, shape ``(*, in_features)``
             Any number of leading dimensions (none: a single row), the
             layer's dtype and device.
         order : int or integer torch.Tensor of shape x.shape[:-1]
@@ -262,7 +262,7 @@ class CascadedLinear(nn.Module):
 
         Returns
         -------
-        torch.Tensor, shape (*, out_features)
+        torch.Tensor, shape ``(*, out_features)``
 
         Raises
         ------
@@ -301,11 +301,11 @@ class CascadedLinear(nn.Module):
 
         Parameters
         ----------
-        x : torch.Tensor, shape (*, in_features)
+        x : torch.Tensor, shape ``(*, in_features)``
 
         Returns
         -------
-        torch.Tensor, shape (K + 1, *, out_features)
+        torch.Tensor, shape ``(K + 1, *, out_features)``
             Entry ``k`` equals ``self(x, k)`` up to rounding.
 
         Notes
