@@ -429,7 +429,8 @@ class CascadedLinear(nn.Module):
             )
         if torch.compiler.is_compiling():
             # a compiled graph cannot branch on the values without a graph break: check on the device
-            torch._assert_async(((order >= 0) & (order <= self.max_order)).all(), _order_range_message(self.max_order))
+            in_range = ((order >= 0) & (order <= self.max_order)).all()
+            torch._assert_async(in_range, f"order must be in [0, {self.max_order}]")
         elif order.numel():
             lo, hi = torch.aminmax(order)
             lo, hi = int(lo), int(hi)
@@ -733,10 +734,6 @@ def _check_order(value, name, low, high):
     if not low <= value <= high:
         raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
     return value
-
-
-def _order_range_message(K):
-    return f"order must be in [0, {K}]"
 
 
 def _check_ranks(rank, K, bound):
