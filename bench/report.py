@@ -302,6 +302,56 @@ def tree_ops_tables(path=HERE / "results" / "tree_ops.json"):
     return "\n".join(rows) + "\n"
 
 
+def torch_layer_tables(path=HERE / "results" / "torch_layer.json"):
+    """Markdown table, target verdicts and caption of ``bench/torch_layer.py`` at ``path``."""
+    data = json.loads(pathlib.Path(path).read_text())
+    mach = data["machine"]
+    rows = [
+        "| device | n | K | r | b | nn.Linear µs | fixed / Linear | mixed / fixed | mixed / grouped "
+        "| all orders / K + 1 heads | all orders / K + 1 forwards | fwd+bwd fixed / Linear "
+        "| fwd+bwd all orders / heads | heads' parameters / layer's |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in data["runs"]:
+        s_, q = run["seconds"], run["ratios"]
+        rows.append(
+            f"| {run['device']} | {run['n']} | {run['K']} | {run['r']} | {run['b']} | {1e6 * s_['linear']:.3g} "
+            f"| {q['fixed_over_linear']:.2f} | {q['mixed_over_fixed']:.2f} | {q['mixed_over_grouped']:.2f} "
+            f"| {q['all_orders_over_heads']:.2f} | {q['all_orders_over_layer_loop']:.2f} "
+            f"| {q['fixed_fwd_bwd_over_linear']:.2f} | {q['all_orders_fwd_bwd_over_heads']:.2f} "
+            f"| {q['heads_params_over_layer']:.1f} |"
+        )
+    words = {
+        "fixed_over_linear": "fixed-order forward ≤ {t}× one `nn.Linear` ({w})",
+        "mixed_over_fixed": "mixed-order forward ≤ {t}× a fixed-order forward ({w})",
+        "all_orders_over_heads": "`all_orders` faster than K + 1 separate heads ({w})",
+    }
+    lines = []
+    for key, v in data["verdicts"].items():
+        name, device = key.split("@")
+        wc = v["worst_case"]
+        line = (
+            f"* {device}: {words[name].format(t=v['target'], w=v['where'])}: "
+            f"**{'met' if v['met'] else 'missed'}** (met in {v['met_in']} cases; worst {v['worst']:.2f} at "
+            f"n = {wc['n']}, K = {wc['K']}, r = {wc['r']}, b = {wc['b']})"
+        )
+        if v["missed"]:
+            worst = max(v["missed"], key=lambda m: m["ratio"])
+            line += f". Worst miss, {worst['over_target']:.2f}× the target: {worst['why']}"
+        lines.append(line + ".")
+    for device, reason in data["skipped"].items():
+        lines.append(f"* {device}: not measured — {reason}.")
+    caption = (
+        f"{data['dtype']}, in = out = n, every correction of rank r, orders drawn uniformly per row for the mixed "
+        f"batch; medians (functions of one case timed round-robin) on {data['machine'].get('cpu_count')} CPUs with "
+        f"{data['torch_threads']} torch thread(s), "
+        f"PyTorch {mach.get('torch')}; forwards under `torch.no_grad()`; *grouped* is the same rows split by order, "
+        f"one fixed-order call per distinct order.  Regenerate: `python bench/torch_layer.py` (writes "
+        f"`bench/results/torch_layer.json`)."
+    )
+    return "\n".join(rows) + "\n\n" + caption + "\n\n" + "\n".join(lines) + "\n"
+
+
 def update_readme(readme=ROOT / "README.md"):
     text = readme.read_text()
     block = f"{BEGIN}\n{query_table()}{END}"
