@@ -346,11 +346,12 @@ def check_orders(k, b, K, xp, backend, name="k", device=None):
     return xp.astype(ks, xp.int64)
 
 
-def check_seed(seed, name="seed"):
+def check_seed(seed, name="seed", backend=None):
     """``seed`` if it is None, a non-negative integer, a sequence of them, or a random generator.
 
-    Generators and seed sequences of ``numpy.random`` (or ``cupy.random``) and
-    ``torch.Generator`` pass through; anything else raises
+    Generators and seed sequences of ``numpy.random`` (or ``cupy.random``)
+    pass through, and so does a ``torch.Generator`` where ``backend`` is
+    ``'torch'`` or not yet known (None); anything else raises
     ``TypeError``/``ValueError`` naming ``name``.
     """
     if seed is None:
@@ -358,6 +359,11 @@ def check_seed(seed, name="seed"):
     if type(seed).__module__.split(".")[0] in ("numpy", "cupy") and ".random" in type(seed).__module__:
         return seed
     if type(seed).__module__.split(".")[0] == "torch" and type(seed).__name__ == "Generator":
+        if backend not in (None, "torch"):
+            raise TypeError(
+                f"{name} is a torch.Generator, which only the torch backend draws from, but the arrays "
+                f"are {backend}'s; pass an int seed (or a numpy.random.Generator)"
+            )
         return seed  # the torch backend draws from it (on its device)
     if isinstance(seed, Sequence) and not isinstance(seed, (str, bytes)):
         return [check_int(s, f"{name}[{j}]", 0) for j, s in enumerate(seed)]

@@ -631,6 +631,7 @@ def cascade_fit(
         seed = 0
 
     xp, _, stream, count = open_matrices(mats, "mats", "(K + 1, m, n)", backend)
+    check_seed(seed, backend=backend_name(xp))  # a torch.Generator needs torch arrays
     K = None if count is None else count - 1
     opts = dict(oversample=oversample, power_iters=power_iters, seed=seed, device=resolve_device(xp, device))
     if budget is not None:

@@ -151,11 +151,17 @@ class LowRankSegmentTree:
         children that cancel leave a rank-0 node, not rounding noise; see
         :func:`~lowrank_tree.factor.recompress`).  Default ``max(m, n) * eps``:
         lossless up to rounding.
-    backend : {'numpy', 'numba', 'cupy', 'array_api_strict'}, optional
+    backend : {'numpy', 'numba', 'cupy', 'torch', 'array_api_strict'}, optional
         Array library; by default the library of the inputs.  ``'numba'``
         keeps NumPy arrays and runs the build, the re-merges of update and
         append, and the all-orders pass in JIT kernels; ``'cupy'`` moves
-        NumPy inputs to the GPU.
+        NumPy inputs to the GPU, ``'torch'`` to tensors on ``device``.
+    device : optional, keyword-only
+        Device of the tree's arrays (``'cuda'``, ``'cpu'``, a ``torch.device``);
+        by default that of ``base`` (NumPy input to a device library: the
+        library's default device).  Inputs on another device are copied there;
+        later arguments (``X``, updates) must lie there already (NumPy input
+        excepted, which is copied), else ``TypeError``.
     cache_bytes : int, optional
         Memory budget of the per-order cache of concatenated factors (LRU,
         default 256 MiB; 0 disables caching).
@@ -287,7 +293,7 @@ class LowRankSegmentTree:
     (it never changes).  What the tree hands out cannot change it:
     :attr:`base` and the factors of :meth:`correction` are read-only views
     on NumPy (``numpy`` and ``numba`` backends) and copies on libraries
-    without read-only arrays (``array_api_strict``, CuPy); query results are
+    without read-only arrays (``array_api_strict``, CuPy, PyTorch); query results are
     new arrays.
 
     **Threads.**  Any number of threads may query at once, and
@@ -424,8 +430,13 @@ class LowRankSegmentTree:
 
     @property
     def backend(self) -> str:
-        """Name of the backend: ``'numpy'``, ``'numba'``, ``'cupy'`` or ``'array_api_strict'``."""
+        """Name of the backend: ``'numpy'``, ``'numba'``, ``'cupy'``, ``'torch'`` or ``'array_api_strict'``."""
         return self._backend
+
+    @property
+    def device(self) -> Any:
+        """Device of the tree's arrays (``'cpu'`` for NumPy; a ``torch.device`` for torch); results land there."""
+        return self._device
 
     @property
     def rtol(self) -> float:
@@ -1008,7 +1019,8 @@ class LowRankSegmentTree:
             type(X) is not type(self._base)
             or X.dtype not in self._float_dtypes
             or X.ndim not in (1, 2)
-            or device_of(X) != self._device
+            # the library's own .device attribute: cheaper than device_of on the hot path
+            or getattr(X, "device", None) != getattr(self._base, "device", None)
             or getattr(X, "requires_grad", False)  # refused by as_array, never silently detached
         ):
             X = as_array(X, xp, "X", ndim=2, allow_1d=True, device=self._device)

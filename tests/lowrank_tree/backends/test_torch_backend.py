@@ -514,6 +514,10 @@ def test_random_streams_are_reproducible_and_complex_has_unit_variance():
         seed=torch.Generator().manual_seed(1),
     )
     assert torch.equal(casc_a.matrix(2), casc_b.matrix(2))
+    with pytest.raises(TypeError, match="seed is a torch.Generator, which only the torch backend draws from"):
+        cascade_fit(np.zeros((2, 3, 3)), seed=torch.Generator())
+    with pytest.raises(TypeError, match="seed is a torch.Generator"):
+        lrt.synthetic_evolution(K=2, m=3, n=3, seed=torch.Generator())
 
 
 def test_asarray_copies_foreign_memory_and_keeps_float64():
