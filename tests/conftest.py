@@ -31,6 +31,12 @@ def _torch_cuda_missing():
 
 #: Why the torch backend cannot run here (None where PyTorch is installed; no GPU needed).
 TORCH_MISSING = unavailable_reason("torch")
+if TORCH_MISSING is None:
+    import torch
+
+    # One intra-op thread: on CI's two shared cores torch's threads spin against the other
+    # processes and the suite's small CPU operations ran about 6x slower (docs/backends.md).
+    torch.set_num_threads(1)
 requires_torch = pytest.mark.skipif(TORCH_MISSING is not None, reason="needs PyTorch: pip install torch")
 #: Why torch's CUDA device cannot be used here (None with PyTorch built with CUDA and a GPU).
 TORCH_CUDA_MISSING = _torch_cuda_missing()

@@ -555,6 +555,26 @@ def test_operations_of_the_torch_backend():
     assert unavailable_reason("torch") is None
 
 
+def test_small_fits_hold_torch_at_one_thread_and_restore_it():
+    from lowrank_tree._threads import small_blas
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        a, b = small_blas(True), small_blas(True)
+        a.__enter__()
+        assert torch.get_num_threads() == 1
+        b.__enter__()
+        a.__exit__(None, None, None)  # interleaved exits: the limit stays while b is inside
+        assert torch.get_num_threads() == 1
+        b.__exit__(None, None, None)
+        assert torch.get_num_threads() == 2
+        with small_blas(False):
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_handed_out_tensors_cannot_change_the_objects():
     base = torch.eye(3, dtype=torch.float64)
     U = torch.ones((3, 1), dtype=torch.float64)
