@@ -230,7 +230,8 @@ class LowRankSegmentTree:
                                                library has no read-only views)
     ``corrections``, ``ranks``                 ``O(K)``
     ``shape``, ``max_order``, ``dtype``        ``O(1)``
-    ``backend``, ``rtol``, ``cache_nbytes``    ``O(1)``
+    ``backend``, ``device``, ``rtol``          ``O(1)``
+    ``cache_nbytes``                           ``O(1)``
     :meth:`clear_cache`                        ``O(1)``
     =========================================  ========================================================
 
