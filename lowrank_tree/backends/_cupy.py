@@ -20,7 +20,7 @@ def asarray(x, dtype=None, device=None):
 
     if device is None:
         return cupy.asarray(x, dtype=dtype)
-    with cupy.cuda.Device(device) as dev:
+    with _device(device) as dev:
         if isinstance(x, cupy.ndarray) and x.device.id != dev.id:
             return cupy.array(x, dtype=dtype, copy=True)  # a peer copy to the current device
         return cupy.asarray(x, dtype=dtype)
@@ -37,8 +37,15 @@ def make_rng(seed, device=None):
 
     if device is None:
         return cupy.random.default_rng(seed)
-    with cupy.cuda.Device(device):
+    with _device(device):
         return cupy.random.default_rng(seed)
+
+
+def _device(device):
+    """``cupy.cuda.Device`` of ``device`` (an id or a ``Device``, as ``array_api_compat.device`` gives)."""
+    import cupy
+
+    return cupy.cuda.Device(getattr(device, "id", device))
 
 
 def standard_normal(rng, shape, dtype):
