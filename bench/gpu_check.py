@@ -1,4 +1,4 @@
-"""One-command GPU check: the CuPy test cases and the GPU benchmarks, with versions, as JSON.
+"""One-command GPU check: the CuPy and torch-cuda test cases and the GPU benchmarks, with versions, as JSON.
 
 On a machine with a CUDA GPU and CuPy this
 
