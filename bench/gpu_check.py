@@ -1,4 +1,4 @@
-"""One-command GPU check: the CuPy test cases and the GPU benchmarks, with versions, as JSON.
+"""One-command GPU check: the CuPy and torch-cuda test cases and the GPU benchmarks, with versions, as JSON.
 
 On a machine with a CUDA GPU and CuPy this
 
@@ -6,9 +6,9 @@ On a machine with a CUDA GPU and CuPy this
    ``array-api-strict``, ``threadpoolctl``, ``pytest``, ``hypothesis``) from wheels
    placed beside the checkout (``.whl/`` at the repository root), without a
    network: ``pip install --no-index --find-links .whl NAME``;
-2. runs every ``cupy`` test case (``pytest -k cupy``) and reports the counts; the
-   same for a ``torch`` backend once the library has one (today it reports
-   "no torch backend yet");
+2. runs every ``cupy`` test case (``pytest -k cupy``) and every ``torch-cuda``
+   one (``pytest -k torch-cuda``: the torch backend on device ``'cuda'``, when
+   PyTorch sees a CUDA GPU; CuPy is not needed for those) and reports the counts;
 3. times on the GPU, ``backend="cupy"``: the tree query at the worst order
    against one cuBLAS GEMM of the same total inner dimension ``n + c`` (the
    achieved fraction of the GEMM's FLOP/s; target >= 0.5), ``all_orders``
@@ -124,6 +124,17 @@ def detect_gpu():
         "runtime_cuda": cuda_version(cupy.cuda.runtime.runtimeGetVersion()),
         "memory_gib": round(props["totalGlobalMem"] / 2**30, 1),
     }, None
+
+
+def detect_torch_cuda():
+    """``(info, None)`` when PyTorch is installed and sees a CUDA GPU, else ``(None, reason)``."""
+    try:
+        import torch
+    except Exception as exc:
+        return None, f"PyTorch not importable ({type(exc).__name__}: {exc})"
+    if not torch.cuda.is_available():
+        return None, f"torch {torch.__version__}: torch.cuda.is_available() is False"
+    return {"torch": torch.__version__, "torch_cuda": torch.version.cuda, "device": torch.cuda.get_device_name(0)}, None
 
 
 def nvidia_smi():
@@ -299,13 +310,19 @@ def main(argv=None):
         log("running the cupy test cases")
         tests["cupy"] = run_tests("cupy", timeout=max(30, int(min(300, deadline - time.perf_counter() - 120))))
         log(f"cupy tests: {tests['cupy'].get('summary', tests['cupy'].get('status'))}")
+    torch_gpu, torch_reason = (None, "--dry-run given") if args.dry_run else detect_torch_cuda()
+    report["torch_cuda"] = torch_gpu
     if "torch" not in BACKENDS:
-        tests["torch"] = {"status": "no torch backend yet", "torch": _version("torch")}
+        tests["torch-cuda"] = {"status": "no torch backend yet", "torch": _version("torch")}
         log("torch: no torch backend yet")
-    elif gpu is None or args.no_tests:
-        tests["torch"] = {"status": f"skipped: {reason if gpu is None else '--no-tests'}"}
+    elif args.no_tests or torch_gpu is None:
+        tests["torch-cuda"] = {"status": f"skipped: {'--no-tests' if args.no_tests else torch_reason}"}
+        log(f"torch-cuda tests: {tests['torch-cuda']['status']}")
     else:
-        tests["torch"] = run_tests("torch", timeout=max(30, int(min(200, deadline - time.perf_counter() - 90))))
+        log("running the torch-cuda test cases")
+        timeout = max(30, int(min(200, deadline - time.perf_counter() - 90)))
+        tests["torch-cuda"] = run_tests("torch-cuda", timeout=timeout)
+        log(f"torch-cuda tests: {tests['torch-cuda'].get('summary', tests['torch-cuda'].get('status'))}")
     report["tests"] = tests
     # benchmarks
     backend = "cupy" if gpu else "numpy"

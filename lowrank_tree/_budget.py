@@ -12,7 +12,7 @@ from ._norms import comfortable, fro_norm, max_abs, pow2_exponent, scale_pow2
 from ._randomized import Sketcher, fixed_rank_qb
 from ._threads import small_blas
 from ._validation import lossless_fit_tol
-from .backends import get_func
+from .backends import device_of, get_func
 
 __all__ = ["allocate_budget"]
 
@@ -46,7 +46,7 @@ def allocate_budget(mats, budget, xp, method, opts, *, one_blas_thread):
     units = budget // (m + n) if m + n else 0
     if K == 0 or units == 0 or min(m, n) == 0:
         return [0] * K
-    sketch = Sketcher(xp, opts["seed"])
+    sketch = Sketcher(xp, opts["seed"], device_of(mats[0]))
     to_host = get_func("to_numpy", sketch.backend)
     # Gains σ² w are compared with each other only, so they are formed
     # relative to ref = 2**e_ref, the scale of the largest ‖M_k‖: no square

@@ -10,7 +10,7 @@ them (a ``LowRank`` passed to a tree, a cascade's factors in ``cascade.tree()``)
 Arrays handed out (``tree.base``, ``LowRank.U``, ...) cannot be used to change
 the object: on NumPy (the ``numpy`` and ``numba`` backends) they are read-only
 views, which cost no copy; libraries without read-only arrays
-(``array_api_strict``, CuPy) get a copy.  The backend module decides, through
+(``array_api_strict``, CuPy, PyTorch) get a copy.  The backend module decides, through
 its ``read_only`` operation.
 """
 

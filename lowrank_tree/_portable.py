@@ -7,7 +7,7 @@ through :func:`lowrank_tree.backends.contract.portable`.
 """
 
 from ._norms import largest_term
-from .backends import backend_name, operations
+from .backends import backend_name, device_of, operations
 from .backends.contract import MergedNode
 from .factor import _kept_rank, recompress
 
@@ -71,17 +71,21 @@ def update_node(U, V, A, B, tol, xp):
     Qu = U / xp.astype(s_safe, U.dtype)[None, :]
     Qu2, Pu, Ru = _extend_basis(Qu, A, xp)
     Qv2, Pv, Rv = _extend_basis(V, B, xp)
-    dt = U.dtype
+    dt, dev = U.dtype, device_of(U)
     # [U A] = [Qu Qu2] Cu and [V B] = [V Qv2] Cv, with block upper-triangular C
     Cu = xp.concat(
         [
-            xp.concat([xp.eye(r, dtype=dt) * xp.astype(s, dt)[None, :], Pu], axis=1),
-            xp.concat([xp.zeros((p, r), dtype=dt), Ru], axis=1),
+            xp.concat([xp.eye(r, dtype=dt, device=dev) * xp.astype(s, dt)[None, :], Pu], axis=1),
+            xp.concat([xp.zeros((p, r), dtype=dt, device=dev), Ru], axis=1),
         ],
         axis=0,
     )
     Cv = xp.concat(
-        [xp.concat([xp.eye(r, dtype=dt), Pv], axis=1), xp.concat([xp.zeros((p, r), dtype=dt), Rv], axis=1)], axis=0
+        [
+            xp.concat([xp.eye(r, dtype=dt, device=dev), Pv], axis=1),
+            xp.concat([xp.zeros((p, r), dtype=dt, device=dev), Rv], axis=1),
+        ],
+        axis=0,
     )
     P, sig, Wh = xp.linalg.svd(Cu @ xp.matrix_transpose(Cv), full_matrices=False)
     k = _kept_rank(sig, tol, None, xp, scale=largest_term(Cu, Cv, xp))
@@ -106,13 +110,17 @@ def _extend_basis(Q, A, xp):
 
 
 def apply_factors(W, U, V, X, xp):
-    """Portable ``apply_factors``: ``W @ X + U @ (V.T @ X)``; ``W`` may be None."""
-    Y = W @ X if W is not None else None
+    """Portable ``apply_factors``: ``W @ X + U @ (V.T @ X)``; ``W`` may be None.
+
+    ``X`` may have another dtype than the factors: ``xp.matmul`` promotes
+    (torch's ``@`` does not).
+    """
+    Y = xp.matmul(W, X) if W is not None else None
     if U.shape[1]:
-        low = U @ (xp.matrix_transpose(V) @ X)
+        low = xp.matmul(U, xp.matmul(xp.matrix_transpose(V), X))
         Y = low if Y is None else Y + low
     if Y is None:
-        Y = xp.zeros((U.shape[0], X.shape[1]), dtype=xp.result_type(U.dtype, X.dtype))
+        Y = xp.zeros((U.shape[0], X.shape[1]), dtype=xp.result_type(U.dtype, X.dtype), device=device_of(X))
     return Y
 
 
@@ -122,7 +130,7 @@ def accumulate_orders(Y0, U, Z, xp):
     One batched GEMM, then the backend's ``prefix_sum``; shapes ``Y0`` (m, b),
     ``U`` (K, m, r), ``Z`` (K, r, b) -> (K + 1, m, b).
     """
-    return operations(backend_name(xp)).prefix_sum(Y0, U @ Z)
+    return operations(backend_name(xp)).prefix_sum(Y0, xp.matmul(U, Z))
 
 
 def synchronize():

@@ -32,17 +32,18 @@ References
 import math
 
 from ._norms import fro_norm
-from .backends import backend_name, get_func
+from .backends import backend_name, device_of, get_func
 
 __all__ = ["Sketcher", "adaptive_qb", "fixed_rank_qb", "conj_transpose", "fro_norm"]
 
 
 class Sketcher:
-    """Lazily created random generator shared by all orders of a fit (one seed, one stream)."""
+    """Lazily created random generator shared by all orders of a fit (one seed, one stream, one device)."""
 
-    def __init__(self, xp, seed):
+    def __init__(self, xp, seed, device=None):
         self.backend = backend_name(xp)
         self.seed = seed
+        self.device = device
         self._rng = None
         #: orders left before the tolerance fit tries a sketch without power iterations again
         self.plain_skip = 0
@@ -50,7 +51,7 @@ class Sketcher:
     @property
     def rng(self):
         if self._rng is None:
-            self._rng = get_func("make_rng", self.backend)(self.seed)
+            self._rng = get_func("make_rng", self.backend)(self.seed, self.device)
         return self._rng
 
 
@@ -82,7 +83,7 @@ def fixed_rank_qb(A, rank, xp, rng, backend, *, oversample=10, power_iters=2):
     xp : module
         Array namespace of ``A``.
     rng : generator
-        From ``get_func("make_rng", backend)(seed)``.
+        From ``get_func("make_rng", backend)(seed, device)`` on ``A``'s device.
     backend : str
         Backend name (for the random numbers).
     oversample, power_iters : int
@@ -165,8 +166,8 @@ def adaptive_qb(A, thr, xp, rng, backend, *, block=16, power_iters=2, max_cols=N
         max_cols = min(m, n) // 2
     if norm_a is None:
         norm_a = fro_norm(A, xp)
-    Q = xp.zeros((m, 0), dtype=dtype)
-    B = xp.zeros((0, n), dtype=dtype)
+    Q = xp.zeros((m, 0), dtype=dtype, device=device_of(A))
+    B = xp.zeros((0, n), dtype=dtype, device=device_of(A))
     if norm_a <= thr:
         return Q, B, norm_a
     # relative indicator E / ‖A‖² and threshold (thr / ‖A‖)²: scale-free

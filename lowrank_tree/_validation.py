@@ -11,7 +11,11 @@ import numbers
 import operator
 from collections.abc import Sequence
 
-from .backends import backend_name, get_func, is_array, library_of, namespace_for, namespace_of
+from .backends import backend_name, device_of, get_func, is_array, library_of, namespace_for, namespace_of
+
+#: Device libraries that accept NumPy input, copying it to the device (a host array is never
+#: computed with there); every other mix of array libraries is refused.
+_TAKES_NUMPY = frozenset({"cupy", "torch"})
 
 
 def resolve_namespace(*arrays, names=None, backend=None):
@@ -24,6 +28,28 @@ def resolve_namespace(*arrays, names=None, backend=None):
     if backend is not None:
         return namespace_for(backend)
     return namespace_of(*arrays, names=names)
+
+
+def resolve_device(xp, device, name="device"):
+    """``device`` as namespace ``xp`` spells it (``'cuda'`` becomes ``cuda:0``), or None.
+
+    Raises ``ValueError`` naming ``name`` when ``xp``'s library has no such
+    device (``'cuda'`` for NumPy arrays, or on a machine without CUDA).
+    """
+    if device is None:
+        return None
+    try:
+        # an empty array costs no memory and makes the library parse (and place) the device
+        return device_of(xp.empty((0,), device=device))
+    except (TypeError, ValueError, RuntimeError, AssertionError) as exc:
+        raise ValueError(
+            f"{name} must be a device of the {backend_name(xp)} backend (e.g. 'cpu'), got {device!r}: {exc}"
+        ) from None
+
+
+def same_device(x, device):
+    """Whether array ``x`` lies on ``device`` (None: any device is fine)."""
+    return device is None or str(device_of(x)) == str(device)
 
 
 def open_matrices(mats, name, layout, backend=None):
@@ -105,14 +131,14 @@ def _chain(first, it):
 _NATIVE_DTYPES = ("float32", "float64", "complex64", "complex128")
 
 
-def as_array(x, xp, name, ndim=None, allow_1d=False):
-    """``x`` as an array of namespace ``xp`` with a float or complex dtype.
+def as_array(x, xp, name, ndim=None, allow_1d=False, device=None, move=False):
+    """``x`` as an array of namespace ``xp`` with a float or complex dtype, on ``device``.
 
     The dtype rule, the same for every array argument of the library:
 
     * float32, float64, complex64, complex128: used as they are;
-    * float16: converted to float32 (exact; LAPACK has no half precision,
-      SciPy's ``linalg`` does the same);
+    * float16 and bfloat16: converted to float32 (exact; LAPACK has no half
+      precision, SciPy's ``linalg`` does the same), and results are float32;
     * integers: converted to float64, like ``numpy.linalg`` and SciPy;
     * bool, object, strings, dates: ``TypeError`` (a boolean array is far more
       often a mask passed by mistake than a 0/1 matrix; convert explicitly);
@@ -123,10 +149,24 @@ def as_array(x, xp, name, ndim=None, allow_1d=False):
 
     Masked arrays (``numpy.ma``) raise ``TypeError``: computing with the data
     under the mask would be a wrong answer.  Other NumPy subclasses
-    (``numpy.matrix``) become plain arrays.
+    (``numpy.matrix``) become plain arrays.  Tensors that require gradients
+    raise ``TypeError``: the objects here do not differentiate, and detaching
+    silently would drop what the caller asked to track.
+
+    ``device`` (normalised by :func:`resolve_device`, or None for "where
+    ``x`` is"): non-arrays and NumPy input to a device library are put
+    there; an array of ``xp``'s library on another device raises
+    ``TypeError``, or with ``move=True`` (an explicit ``device=`` argument)
+    is copied there.
     """
     if x is None:
         raise TypeError(f"{name} must be an array, got None")
+    if _requires_grad(x) or (isinstance(x, (list, tuple)) and any(_requires_grad(a) for a in x)):
+        raise TypeError(
+            f"{name} is a tensor that requires grad; these objects do not differentiate and would "
+            f"not track it: pass {name}.detach() to compute without gradients, or train with "
+            f"lowrank_tree.torch.CascadedLinear (a differentiable cascaded layer)"
+        )
     if _is_masked(x) or (isinstance(x, (list, tuple)) and any(_is_masked(a) for a in x)):
         raise TypeError(
             f"{name} is a masked array; expected a plain array (fill the masked entries, "
@@ -136,18 +176,26 @@ def as_array(x, xp, name, ndim=None, allow_1d=False):
     backend = backend_name(xp)
     if not is_array(x):
         try:
-            x = get_func("asarray", backend)(x)
+            x = get_func("asarray", backend)(x, device=device)
         except (TypeError, ValueError, OverflowError) as exc:
             raise TypeError(f"{name} must be a numeric array, got {type(x).__name__}: {exc}") from None
     elif library_of(x) != backend:
         other = library_of(x)
-        if backend == "cupy" and other == "numpy":
-            x = get_func("asarray", backend)(x)
+        if backend in _TAKES_NUMPY and other == "numpy":
+            # the dtype rule first, on the host, where NumPy's dtypes (longdouble, ...) are understood
+            x = get_func("asarray", backend)(_floating(x, namespace_for("numpy"), name), device=device)
         else:
             raise TypeError(
                 f"{name} is a {other} array but this object uses the {backend} backend; "
                 f"expected a {backend} array (mixing array libraries is not allowed)"
             )
+    elif not same_device(x, device):
+        if not move:
+            raise TypeError(
+                f"{name} is on device {device_of(x)} but this object's arrays are on {device}; "
+                f"expected an array on {device} (move it there first)"
+            )
+        x = get_func("asarray", backend)(x, device=device)
     elif backend == "numpy" and type(x).__name__ != "ndarray":
         x = get_func("asarray", backend)(x)  # np.matrix and friends: their operators mean other things
     x = _floating(x, xp, name)
@@ -163,6 +211,10 @@ def _is_masked(x):
     return any(cls.__module__.startswith("numpy.ma") for cls in type(x).__mro__)
 
 
+def _requires_grad(x):
+    return getattr(x, "requires_grad", False) is True
+
+
 def _floating(x, xp, name):
     """``x`` in a dtype LAPACK computes in, by the rule of :func:`as_array`."""
     dtype = x.dtype
@@ -175,10 +227,12 @@ def _floating(x, xp, name):
         )
     if xp.isdtype(dtype, "integral"):
         return xp.astype(x, xp.float64)
-    # Dtypes outside the array API standard (NumPy and CuPy only): sized by itemsize.
-    kind, size = getattr(dtype, "kind", None), getattr(dtype, "itemsize", 0)
+    # Dtypes outside the array API standard (float16, bfloat16, longdouble, ...): sized by itemsize.
+    kind, size = _kind(dtype, xp), getattr(dtype, "itemsize", 0)
     if kind == "f" and size < 4:
         return xp.astype(x, xp.float32)
+    if kind == "c" and size < 8:  # torch's complex32: halves, like float16
+        return xp.astype(x, xp.complex64)
     if (kind == "f" and size == 8) or (kind == "c" and size == 16):
         return xp.astype(x, xp.float64 if kind == "f" else xp.complex128)
     if kind in ("f", "c"):
@@ -190,9 +244,20 @@ def _floating(x, xp, name):
     raise TypeError(f"{name} must have a real or complex floating dtype (or an integer one), got {dtype}")
 
 
+def _kind(dtype, xp):
+    """NumPy's dtype kind (``'f'``, ``'c'``, ...), also for libraries whose dtypes have none (torch)."""
+    kind = getattr(dtype, "kind", None)
+    if kind is None:
+        if xp.isdtype(dtype, "real floating"):
+            return "f"
+        if xp.isdtype(dtype, "complex floating"):
+            return "c"
+    return kind
+
+
 def check_finite(x, xp, name):
     """Raise ``ValueError`` if ``x`` holds NaN or Inf."""
-    if x.size and not bool(xp.all(xp.isfinite(x))):
+    if _size(x) and not bool(xp.all(xp.isfinite(x))):
         raise ValueError(f"{name} contains NaN or Inf; expected finite values")
 
 
@@ -231,7 +296,7 @@ def is_single_order(k):
     return getattr(k, "ndim", 0) == 0
 
 
-def check_orders(k, b, K, xp, backend, name="k"):
+def check_orders(k, b, K, xp, backend, name="k", device=None):
     """One order per column: ``k`` as an int64 array of shape ``(b,)`` with values in ``[0, K]``.
 
     Parameters
@@ -246,6 +311,10 @@ def check_orders(k, b, K, xp, backend, name="k"):
         Namespace of the result.
     backend : str
         Backend name (for the conversion of arrays).
+    name : str
+        The argument's name, for error messages.
+    device : optional
+        Device of the result (None: that of ``k``, or the default).
     """
     want = f"{name} must be an int or have shape ({b},) (one order per column of X)"
     if isinstance(k, Sequence) and not is_array(k):
@@ -254,9 +323,9 @@ def check_orders(k, b, K, xp, backend, name="k"):
         values = [check_int(v, f"{name}[{j}]") for j, v in enumerate(k)]
         if values and (min(values) < 0 or max(values) > K):
             raise ValueError(f"{name} must be in [0, {K}], got values in [{min(values)}, {max(values)}]")
-        return xp.asarray(values, dtype=xp.int64)
+        return xp.asarray(values, dtype=xp.int64, device=device)
     try:
-        ks = get_func("asarray", backend)(k)
+        ks = get_func("asarray", backend)(k, device=device)
     except (TypeError, ValueError, OverflowError):
         raise TypeError(f"{name} must be an int or an integer array, got {type(k).__name__}") from None
     if ks.ndim != 1 or ks.shape[0] != b:
@@ -265,22 +334,37 @@ def check_orders(k, b, K, xp, backend, name="k"):
         raise TypeError(f"{name} must hold integers, got dtype {ks.dtype}")
     if ks.shape[0]:
         # bounds in the array's own dtype: a cast first would wrap uint64 values to negatives
-        lo, hi = int(xp.min(ks)), int(xp.max(ks))
+        try:
+            lo, hi = int(xp.min(ks)), int(xp.max(ks))
+        except (NotImplementedError, RuntimeError):
+            # torch has no min/max for uint32/uint64 (the orders cross to the host: a mixed batch's
+            # distinct orders do anyway)
+            host = get_func("to_numpy", backend)(ks)
+            lo, hi = int(host.min()), int(host.max())
         if lo < 0 or hi > K:
             raise ValueError(f"{name} must be in [0, {K}], got values in [{lo}, {hi}]")
     return xp.astype(ks, xp.int64)
 
 
-def check_seed(seed, name="seed"):
+def check_seed(seed, name="seed", backend=None):
     """``seed`` if it is None, a non-negative integer, a sequence of them, or a random generator.
 
-    Generators and seed sequences of ``numpy.random`` (or ``cupy.random``) pass
-    through; anything else raises ``TypeError``/``ValueError`` naming ``name``.
+    Generators and seed sequences of ``numpy.random`` (or ``cupy.random``)
+    pass through, and so does a ``torch.Generator`` where ``backend`` is
+    ``'torch'`` or not yet known (None); anything else raises
+    ``TypeError``/``ValueError`` naming ``name``.
     """
     if seed is None:
         return None
     if type(seed).__module__.split(".")[0] in ("numpy", "cupy") and ".random" in type(seed).__module__:
         return seed
+    if type(seed).__module__.split(".")[0] == "torch" and type(seed).__name__ == "Generator":
+        if backend not in (None, "torch"):
+            raise TypeError(
+                f"{name} is a torch.Generator, which only the torch backend draws from, but the arrays "
+                f"are {backend}'s; pass an int seed (or a numpy.random.Generator)"
+            )
+        return seed  # the torch backend draws from it (on its device)
     if isinstance(seed, Sequence) and not isinstance(seed, (str, bytes)):
         return [check_int(s, f"{name}[{j}]", 0) for j, s in enumerate(seed)]
     try:
@@ -375,4 +459,12 @@ def nbytes(a, xp):
     bits = xp.finfo(a.dtype).bits
     if xp.isdtype(a.dtype, "complex floating"):
         bits *= 2  # finfo of a complex dtype describes its real part
-    return a.size * bits // 8
+    return _size(a) * bits // 8
+
+
+def _size(a):
+    """Number of entries (``a.size`` is a method on torch tensors, not the standard's attribute)."""
+    n = 1
+    for d in a.shape:
+        n *= int(d)
+    return n

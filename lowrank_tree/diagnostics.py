@@ -30,7 +30,7 @@ from ._validation import (
     default_tol,
     open_matrices,
 )
-from .backends import backend_name, get_func, is_array
+from .backends import backend_name, device_of, get_func, is_array
 from .factor import LowRank
 
 __all__ = ["DifferenceProfile", "DirectSumCheck", "direct_sum_check", "numerical_difference_profile"]
@@ -454,7 +454,8 @@ def _stack(mats, name):
     else:
         arrays = []
         for j, a in enumerate(items):
-            a = as_array(a, xp, f"{name}[{j}]", ndim=2)
+            # the first array fixes the device (a nested list among tensors goes there)
+            a = as_array(a, xp, f"{name}[{j}]", ndim=2, device=device_of(arrays[0]) if arrays else None)
             if arrays and tuple(a.shape) != tuple(arrays[0].shape):
                 raise ValueError(
                     f"{name}[{j}] must have shape {tuple(arrays[0].shape)} "

@@ -21,9 +21,11 @@ from ._validation import (
     count_above,
     default_tol,
     nbytes,
+    resolve_device,
     resolve_namespace,
+    same_device,
 )
-from .backends import backend_name
+from .backends import backend_name, device_of
 
 __all__ = ["LowRank", "correction_factors", "recompress"]
 
@@ -66,7 +68,7 @@ def recompress(U, V, xp, tol=None, max_rank=None):
     if tol is None:
         tol = default_tol(xp, U.dtype, (m, n))
     if r == 0:
-        return U, V, xp.zeros((0,), dtype=xp.real(U[:0, :0]).dtype)
+        return U, V, xp.zeros((0,), dtype=xp.real(U[:0, :0]).dtype, device=device_of(U))
     Qu, Ru = xp.linalg.qr(U)
     Qv, Rv = xp.linalg.qr(V)
     P, s, Wh = xp.linalg.svd(Ru @ xp.matrix_transpose(Rv), full_matrices=False)
@@ -78,7 +80,7 @@ def recompress(U, V, xp, tol=None, max_rank=None):
     return U_new, V_new, s
 
 
-def correction_factors(delta, xp, name, shape, allow_dense=False):
+def correction_factors(delta, xp, name, shape, allow_dense=False, device=None, move=False):
     """Validated factors ``(U, V)`` of one correction ``Δ = U @ V.T``.
 
     Parameters
@@ -92,6 +94,13 @@ def correction_factors(delta, xp, name, shape, allow_dense=False):
         Argument name used in error messages.
     shape : tuple of int
         ``(m, n)`` of the matrix the correction is added to.
+    allow_dense : bool
+        Accept a dense array (see ``delta``).
+    device : optional
+        Device the factors must lie on (None: any); see
+        :func:`~lowrank_tree._validation.as_array`.
+    move : bool
+        Copy factors on another device to ``device`` instead of refusing them.
 
     Returns
     -------
@@ -101,7 +110,7 @@ def correction_factors(delta, xp, name, shape, allow_dense=False):
     Raises
     ------
     TypeError
-        Another array library, a non-numeric dtype, or (without
+        Another array library or device, a non-numeric dtype, or (without
         ``allow_dense``) something that is neither a LowRank nor a pair.
     ValueError
         Wrong shapes, unequal factor widths, NaN/Inf.
@@ -114,15 +123,20 @@ def correction_factors(delta, xp, name, shape, allow_dense=False):
                 f"arrays are expected (mixing array libraries is not allowed)"
             )
         U, V = delta._U, delta._V  # owned by an immutable LowRank: safe to share
+        if not same_device(U, device):
+            if not move:
+                raise TypeError(f"{name} is a LowRank on device {delta.device} but the arrays are on {device}")
+            U = as_array(U, xp, f"{name} U factor", device=device, move=True)
+            V = as_array(V, xp, f"{name} V factor", device=device, move=True)
     elif isinstance(delta, (tuple, list)) and len(delta) == 2:
-        U = as_array(delta[0], xp, f"{name} U factor", ndim=2)
-        V = as_array(delta[1], xp, f"{name} V factor", ndim=2)
+        U = as_array(delta[0], xp, f"{name} U factor", ndim=2, device=device, move=move)
+        V = as_array(delta[1], xp, f"{name} V factor", ndim=2, device=device, move=move)
         if U.shape[1] != V.shape[1]:
             raise ValueError(
                 f"{name} factors must have the same number of columns, got U {tuple(U.shape)} and V {tuple(V.shape)}"
             )
     elif allow_dense:
-        D = as_array(delta, xp, name, ndim=2)
+        D = as_array(delta, xp, name, ndim=2, device=device, move=move)
         if tuple(D.shape) != (m, n):
             raise ValueError(f"{name} must have shape {(m, n)}, got {tuple(D.shape)}")
         check_finite(D, xp, name)
@@ -156,8 +170,12 @@ class LowRank:
         Left factor.  ``r`` may be 0 (the zero matrix).
     V : array_like, shape (n, r)
         Right factor.
-    backend : {'numpy', 'numba', 'cupy', 'array_api_strict'}, optional
+    backend : {'numpy', 'numba', 'cupy', 'torch', 'array_api_strict'}, optional
         Array library; by default the library of ``U`` and ``V``.
+    device : optional
+        Device of the factors (``'cuda'``, ``'cpu'`` for torch); by default
+        that of ``U`` and ``V`` (NumPy input to a device library: the
+        library's default device).  Factors on another device are copied there.
 
     Attributes
     ----------
@@ -182,7 +200,7 @@ class LowRank:
     the caller's arrays afterwards does not change it.  ``A.U`` and ``A.V``
     cannot be used to change it either: NumPy arrays come back as read-only
     views (no copy; writing raises ``ValueError``), arrays of libraries
-    without a read-only flag (``array_api_strict``, CuPy) as copies.  Results
+    without a read-only flag (``array_api_strict``, CuPy, PyTorch) as copies.  Results
     of operations (``A + B``, ``A.T``, ``-A``, ``compress``) may share
     factors with their operands, which is safe because none of them ever
     changes.
@@ -207,11 +225,12 @@ class LowRank:
     # broadcasting over the object, so Python calls __rmul__ / __rmatmul__.
     __array_ufunc__ = None
 
-    def __init__(self, U: ArrayLike, V: ArrayLike, *, backend: str | None = None) -> None:
+    def __init__(self, U: ArrayLike, V: ArrayLike, *, backend: str | None = None, device: Any = None) -> None:
         U_in, V_in = U, V
         xp = resolve_namespace(U, V, names=("U", "V"), backend=backend)
-        U = as_array(U, xp, "U", ndim=2)
-        V = as_array(V, xp, "V", ndim=2)
+        device = resolve_device(xp, device)
+        U = as_array(U, xp, "U", ndim=2, device=device, move=device is not None)
+        V = as_array(V, xp, "V", ndim=2, device=device_of(U), move=device is not None)
         if U.shape[1] != V.shape[1]:
             raise ValueError(
                 f"U and V must have the same number of columns (the rank), "
@@ -267,6 +286,11 @@ class LowRank:
         return self._xp
 
     @property
+    def device(self) -> Any:
+        """Device of the factors (``'cpu'`` for NumPy; a ``torch.device`` for torch tensors)."""
+        return device_of(self._U)
+
+    @property
     def nbytes(self) -> int:
         """Bytes held by the two factors."""
         return nbytes(self._U, self._xp) + nbytes(self._V, self._xp)
@@ -292,7 +316,13 @@ class LowRank:
 
     @classmethod
     def from_dense(
-        cls, M: ArrayLike, *, rank: int | None = None, rtol: float | None = None, backend: str | None = None
+        cls,
+        M: ArrayLike,
+        *,
+        rank: int | None = None,
+        rtol: float | None = None,
+        backend: str | None = None,
+        device: Any = None,
     ) -> LowRank:
         """Best low-rank factorisation of a dense matrix by truncated SVD.
 
@@ -307,8 +337,11 @@ class LowRank:
             singular values ``<= rtol * sigma_max``.  Default
             ``max(m, n) * eps`` (lossless), as in ``numpy.linalg.matrix_rank``,
             so that the result has the numerical rank of ``M``.
-        backend : {'numpy', 'numba', 'cupy', 'array_api_strict'}, optional, keyword-only
+        backend : {'numpy', 'numba', 'cupy', 'torch', 'array_api_strict'}, optional, keyword-only
             Array library; by default that of ``M``.
+        device : optional, keyword-only
+            Device of the factors (e.g. ``'cuda'`` for torch); by default that
+            of ``M`` (NumPy input to a device library: the library's default).
 
         Returns
         -------
@@ -335,7 +368,8 @@ class LowRank:
         (1, True)
         """
         xp = resolve_namespace(M, names=("M",), backend=backend)
-        M = as_array(M, xp, "M", ndim=2)
+        device = resolve_device(xp, device)
+        M = as_array(M, xp, "M", ndim=2, device=device, move=device is not None)
         check_finite(M, xp, "M")
         m, n = M.shape
         if rank is not None:
@@ -344,7 +378,10 @@ class LowRank:
         if tol is None:
             tol = default_tol(xp, M.dtype, M.shape)
         if min(m, n) == 0:
-            return cls._from_factors(xp.zeros((m, 0), dtype=M.dtype), xp.zeros((n, 0), dtype=M.dtype), xp)
+            dev = device_of(M)
+            return cls._from_factors(
+                xp.zeros((m, 0), dtype=M.dtype, device=dev), xp.zeros((n, 0), dtype=M.dtype, device=dev), xp
+            )
         P, s, Wh = xp.linalg.svd(M, full_matrices=False)
         k = _kept_rank(s, tol, rank, xp)
         U = P[:, :k] * xp.astype(s[:k], M.dtype)
@@ -391,22 +428,25 @@ class LowRank:
     def __matmul__(self, X):
         """``U @ (V.T @ X)`` for ``X`` of shape (n,) or (n, b)."""
         xp = self._xp
-        X = as_array(X, xp, "X", ndim=2, allow_1d=True)
+        X = as_array(X, xp, "X", ndim=2, allow_1d=True, device=self.device)
         n = self.shape[1]
         if X.shape[0] != n:
             raise ValueError(f"X must have {n} rows (the number of columns of the matrix), got shape {tuple(X.shape)}")
         check_finite(X, xp, "X")
-        return self._U @ (xp.matrix_transpose(self._V) @ X) if X.ndim == 2 else self._U @ (X @ self._V)
+        # xp.matmul, not @: X may have another dtype, and torch's @ does not promote
+        if X.ndim == 2:
+            return xp.matmul(self._U, xp.matmul(xp.matrix_transpose(self._V), X))
+        return xp.matmul(self._U, xp.matmul(X, self._V))
 
     def __rmatmul__(self, Y):
         """``(Y @ U) @ V.T`` for ``Y`` of shape (m,) or (b, m)."""
         xp = self._xp
-        Y = as_array(Y, xp, "Y", ndim=2, allow_1d=True)
+        Y = as_array(Y, xp, "Y", ndim=2, allow_1d=True, device=self.device)
         m = self.shape[0]
         if Y.shape[-1] != m:
             raise ValueError(f"Y must have {m} columns (the number of rows of the matrix), got shape {tuple(Y.shape)}")
         check_finite(Y, xp, "Y")
-        return (Y @ self._U) @ xp.matrix_transpose(self._V)
+        return xp.matmul(xp.matmul(Y, self._U), xp.matrix_transpose(self._V))
 
     def _check_same(self, other, op):
         if not isinstance(other, LowRank):
@@ -415,6 +455,8 @@ class LowRank:
             raise ValueError(f"cannot {op} LowRank of shape {other.shape} and {self.shape}")
         if other._xp is not self._xp:
             raise TypeError(f"cannot {op} LowRank objects from different array libraries")
+        if str(other.device) != str(self.device):
+            raise TypeError(f"cannot {op} LowRank objects on different devices ({self.device} and {other.device})")
         return True
 
     def __add__(self, other):
@@ -450,8 +492,12 @@ class LowRank:
         value = check_scalar(alpha, "alpha")
         if value is None:
             return NotImplemented
-        U = self._U * value
+        # a Python float, not an int: torch refuses ints beyond int64 (2**70), and a float factor
+        # times a float is what NumPy computes for an int too
+        U = self._U * (float(value) if isinstance(value, int) else value)
         check_finite(U, self._xp, f"alpha * U (alpha={alpha!r}, dtype {self.dtype})")
-        return LowRank._from_factors(U, self._V, self._xp)
+        # a complex alpha makes U complex: V follows, so that both factors keep one dtype
+        V = self._V if U.dtype == self._V.dtype else self._xp.astype(self._V, U.dtype)
+        return LowRank._from_factors(U, V, self._xp)
 
     __rmul__ = __mul__

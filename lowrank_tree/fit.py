@@ -35,9 +35,10 @@ from ._validation import (
     lossless_fit_tol,
     nbytes,
     open_matrices,
+    resolve_device,
     resolve_namespace,
 )
-from .backends import backend_name
+from .backends import backend_name, device_of
 from .factor import LowRank, correction_factors
 
 if TYPE_CHECKING:
@@ -89,8 +90,12 @@ class Cascade:
         unknown; by default all unknown except ``errors[0] = 0``).
     method : str, optional, keyword-only
         The SVD method that produced the fit (informative only).
-    backend : {'numpy', 'numba', 'cupy', 'array_api_strict'}, optional, keyword-only
+    backend : {'numpy', 'numba', 'cupy', 'torch', 'array_api_strict'}, optional, keyword-only
         Array library; by default that of ``base``.
+    device : optional, keyword-only
+        Device of the arrays (``'cuda'``, ``'cpu'`` for torch); by default that
+        of ``base`` (NumPy input to a device library: the library's default).
+        Arrays on another device are copied there.
 
     Attributes
     ----------
@@ -129,7 +134,7 @@ class Cascade:
     :class:`LowRank`'s factors are shared, being immutable too), and
     :func:`cascade_fit` hands over the arrays it computed without a second
     copy.  :attr:`base` is a read-only view on NumPy and a copy on libraries
-    without read-only arrays (``array_api_strict``, CuPy);
+    without read-only arrays (``array_api_strict``, CuPy, PyTorch);
     :attr:`corrections` and :attr:`errors` are new lists.  :meth:`tree`
     shares the base and the factors with the new tree, which never writes to
     them either.  A cascade is therefore safe to share between threads.
@@ -155,22 +160,29 @@ class Cascade:
         *,
         method: str = "exact",
         backend: str | None = None,
+        device: Any = None,
     ) -> None:
         base_in = base
         xp = resolve_namespace(base, names=("base",), backend=backend)
-        base = as_array(base, xp, "base", ndim=2)
+        device = resolve_device(xp, device)
+        move = device is not None
+        base = as_array(base, xp, "base", ndim=2, device=device, move=move)
         check_finite(base, xp, "base")
+        device = device_of(base)
         m, n = base.shape
         corr = []
         dtype = base.dtype
         sources = []  # what the caller passed, to decide what must be copied
         corrections = check_sequence(corrections, "corrections", "LowRank or (U, V) pairs")
         for i, c in enumerate(corrections):
-            U, V = correction_factors(c, xp, f"corrections[{i}]", (m, n))
+            U, V = correction_factors(c, xp, f"corrections[{i}]", (m, n), device=device, move=move)
             dtype = xp.result_type(dtype, U.dtype, V.dtype)
             corr.append(LowRank._from_factors(U, V, xp))
-            # a LowRank's factors are immutable and may be shared (None: no copy)
-            sources.append((None, None) if isinstance(c, LowRank) else (c[0], c[1]))
+            if isinstance(c, LowRank):
+                # its factors are immutable and may be shared (None: no copy); moved ones are new
+                sources.append((None, None) if U is c._U else (c._U, c._V))
+            else:
+                sources.append((c[0], c[1]))
         K = len(corr)
         if errors is None:
             errors = [0.0] + [float("nan")] * K
@@ -229,6 +241,11 @@ class Cascade:
     def backend(self) -> str:
         """Backend name (``'numba'`` keeps NumPy arrays; :meth:`tree` builds on it)."""
         return self._backend
+
+    @property
+    def device(self) -> Any:
+        """Device of the base and factors (``'cpu'`` for NumPy; a ``torch.device`` for torch)."""
+        return device_of(self._base)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -391,6 +408,7 @@ def cascade_fit(
     oversample: int = 10,
     power_iters: int = 2,
     backend: str | None = None,
+    device: Any = None,
 ) -> Cascade:
     """Fit a base and cascaded low-rank corrections to ``M_0..M_K``.
 
@@ -441,8 +459,9 @@ def cascade_fit(
         randQB_EI); an order whose range would exceed ``min(m, n) / 2``
         columns falls back to the full SVD, which is cheaper by then.
         ``'auto'``: chosen per order from the work (see Notes).
-    seed : None, int or numpy.random.Generator
-        Seed of the random sketches; the same seed gives identical results.
+    seed : None, int, numpy.random.Generator or torch.Generator
+        Seed of the random sketches; the same seed gives identical results
+        (a ``torch.Generator`` only on the torch backend, on the arrays' device).
         Checked on every call, whether or not the fit draws random numbers.
         With ``method="auto"``, ``None`` means the fixed seed 0, so that the
         default fit is reproducible; with ``method="randomized"`` it means
@@ -455,10 +474,16 @@ def cascade_fit(
         sketched again with them when the rank found cannot be proven
         minimal (its last kept singular value of the sketch not above the
         tolerance); see Notes, *Cost*.
-    backend : {'numpy', 'numba', 'cupy', 'array_api_strict'}, keyword-only
+    backend : {'numpy', 'numba', 'cupy', 'torch', 'array_api_strict'}, keyword-only
         Array library; by default that of the input arrays.  ``'cupy'`` moves
-        NumPy input to the GPU; ``'numba'`` fits with NumPy (the fit is
-        LAPACK-bound) and builds its :meth:`Cascade.tree` on Numba.
+        NumPy input to the GPU, ``'torch'`` to a tensor on ``device``;
+        ``'numba'`` fits with NumPy (the fit is LAPACK-bound) and builds its
+        :meth:`Cascade.tree` on Numba.
+    device : keyword-only, optional
+        Device to fit on (``'cuda'``, ``'cpu'``, a ``torch.device``; for torch
+        tensors and NumPy input to the torch backend): matrices elsewhere are
+        copied there one at a time.  By default the device of the first
+        matrix; every later one must lie there too (``TypeError`` otherwise).
 
     With none of ``ranks``, ``tol`` and ``budget`` the fit is lossless:
     ``tol`` at its floor ``ε`` (a residual that is rounding noise gets rank 0).
@@ -606,13 +631,18 @@ def cascade_fit(
         seed = 0
 
     xp, _, stream, count = open_matrices(mats, "mats", "(K + 1, m, n)", backend)
+    check_seed(seed, backend=backend_name(xp))  # a torch.Generator needs torch arrays
     K = None if count is None else count - 1
-    opts = dict(oversample=oversample, power_iters=power_iters, seed=seed)
+    opts = dict(oversample=oversample, power_iters=power_iters, seed=seed, device=resolve_device(xp, device))
     if budget is not None:
         # The allocation compares gains across orders, so it needs them all.
         shaped: list[Array] = []
+        asked = opts["device"] is not None
         for k, M in enumerate(stream):
-            shaped.append(_check_matrix(M, xp, k, shaped[0].shape if k else None))
+            if k == 0:
+                shaped.append(_check_matrix(M, xp, 0, None, opts["device"], asked))
+            else:
+                shaped.append(_check_matrix(M, xp, k, shaped[0].shape, device_of(shaped[0]), asked))
         # auto: the allocation's own sketches fall back to exact singular values by size
         ranks = allocate_budget(
             shaped,
@@ -638,9 +668,10 @@ def _parse_ranks(ranks):
     return check_sequence(ranks, "ranks", "ints (one rank per correction) or an int")
 
 
-def _check_matrix(M, xp, k, shape):
+def _check_matrix(M, xp, k, shape, device, move):
+    """``mats[k]`` validated, on ``device`` (copied there with ``move``, else refused if elsewhere)."""
     name = f"mats[{k}]"
-    M = as_array(M, xp, name, ndim=2)
+    M = as_array(M, xp, name, ndim=2, device=device, move=move)
     if shape is not None and tuple(M.shape) != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)} (the shape of mats[0]), got {tuple(M.shape)}")
     check_finite(M, xp, name)
@@ -716,8 +747,10 @@ class _TargetRanks:
 # The cascade
 # --------------------------------------------------------------------------
 def _run(stream, xp, K, ranks, tol, method, opts, backend=None):
-    # The base M_0 fixes the shape, the rank bound and the SVD method of every order.
-    M = _check_matrix(next(stream), xp, 0, None)
+    # The base M_0 fixes the shape, the rank bound, the SVD method and the device of every order.
+    asked = opts["device"] is not None
+    M = _check_matrix(next(stream), xp, 0, None, opts["device"], asked)
+    device = device_of(M)
     m, n = M.shape
     bound = min(m, n)
     targets = _TargetRanks(ranks, K, bound)
@@ -725,13 +758,13 @@ def _run(stream, xp, K, ranks, tol, method, opts, backend=None):
     # A copy, so that a view into a 3-D stack does not pin the stack.
     base = W = xp.asarray(M, copy=True)
     del M
-    sketch = Sketcher(xp, opts["seed"])
+    sketch = Sketcher(xp, opts["seed"], device)
     corrections, errors = [], [0.0]
     used_tol = 0.0  # largest relative tolerance actually applied where tol was raised
     k = 0
     for M in stream:  # not enumerate(): its cached result tuple would keep M_k alive
         k += 1
-        M = _check_matrix(M, xp, k, (m, n))
+        M = _check_matrix(M, xp, k, (m, n), device, asked)
         r_req = targets.order(k)
         dt = xp.result_type(W.dtype, M.dtype)
         M = xp.astype(M, dt, copy=False)
@@ -810,7 +843,10 @@ def _fit_order(M, W, r_req, tol, method, sketch, opts, xp, rescaled=False):
         cand = _randomized_tol(R, thr, norm_r, xp, sketch, opts)
 
     if cand is None:
-        delta = LowRank._from_factors(xp.zeros((m, 0), dtype=dt), xp.zeros((n, 0), dtype=dt), xp)
+        dev = device_of(M)
+        delta = LowRank._from_factors(
+            xp.zeros((m, 0), dtype=dt, device=dev), xp.zeros((n, 0), dtype=dt, device=dev), xp
+        )
         return delta, W, _rel(norm_r, norm_m), raised, None
 
     Q, P, s, Wh, res = cand

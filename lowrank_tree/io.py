@@ -68,7 +68,7 @@ import threading
 import warnings
 import zipfile
 import zlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._ownership import adopting
 from ._typing import PathLike
@@ -306,7 +306,9 @@ def check_writable(path: PathLike) -> pathlib.Path:
     return pathlib.Path(name)
 
 
-def load(path: PathLike, *, backend: str | None = None) -> LowRankSegmentTree | Cascade | CheckpointFamily:
+def load(
+    path: PathLike, *, backend: str | None = None, device: Any = None
+) -> LowRankSegmentTree | Cascade | CheckpointFamily:
     """Read a tree, a cascade or a checkpoint family written by :func:`save`.
 
     Safe on files from untrusted sources: nothing is unpickled, and the zip
@@ -322,16 +324,19 @@ def load(path: PathLike, *, backend: str | None = None) -> LowRankSegmentTree | 
     path : str or os.PathLike
         The file.  If it does not exist and its name lacks ``.npz``, the name
         with ``.npz`` appended is tried (mirroring :func:`save`).
-    backend : {'numpy', 'numba', 'cupy', 'array_api_strict'}, optional
+    backend : {'numpy', 'numba', 'cupy', 'torch', 'array_api_strict'}, optional
         Array library to place the arrays on; default NumPy (whatever the
         backend the object was saved from).
+    device : optional
+        Device to place them on (``'cuda'``, ``'cpu'`` for torch); default
+        the library's default device.
 
     Returns
     -------
     LowRankSegmentTree, Cascade or CheckpointFamily
         Same kind, dtype, shape, factors (bit for bit), tolerance, errors and
         method as the saved object.  A checkpoint family is always on NumPy
-        (``backend`` applies to trees and cascades).
+        (``backend`` and ``device`` apply to trees and cascades).
 
     Raises
     ------
@@ -349,7 +354,8 @@ def load(path: PathLike, *, backend: str | None = None) -> LowRankSegmentTree | 
         dtype, or has a shape, dtype, memory order or size inconsistent with
         the metadata, or the SHA-256 checksum (of the metadata or of the
         arrays) does not match.  The message names the file and the problem.
-        Also for an unknown ``backend`` name.
+        Also for an unknown ``backend`` name, or a ``device`` that backend
+        does not have.
     ImportError
         If ``backend`` names a library that is not installed (or, for CuPy,
         no GPU is usable).
@@ -379,9 +385,12 @@ def load(path: PathLike, *, backend: str | None = None) -> LowRankSegmentTree | 
     """
     import numpy as np
 
+    from ._validation import resolve_device
+
     if backend is None:
         backend = "numpy"
-    namespace_for(backend)  # fail early on an unknown or unavailable backend
+    # fail early on an unknown or unavailable backend or device
+    device = resolve_device(namespace_for(backend), device)
     path, f = _open_for_reading(path)
     with f:
         meta, arrays = _read_archive(path, f, np)
@@ -404,8 +413,10 @@ def load(path: PathLike, *, backend: str | None = None) -> LowRankSegmentTree | 
             raise ValueError(f"{path}: the stored arrays do not form a valid checkpoint family: {exc}") from exc
     asarray = get_func("asarray", backend)
     K = meta["num_orders"]
-    base = asarray(arrays["base"])
-    factors = [(asarray(arrays[f"U_{k}"]), asarray(arrays[f"V_{k}"])) for k in range(1, K + 1)]
+    base = asarray(arrays["base"], device=device)
+    factors = [
+        (asarray(arrays[f"U_{k}"], device=device), asarray(arrays[f"V_{k}"], device=device)) for k in range(1, K + 1)
+    ]
     # the arrays were just read into memory nobody else references: the
     # constructors may take them without the copy they make of a caller's arrays
     fresh = [base] + [a for pair in factors for a in pair]

@@ -90,7 +90,7 @@ def synthetic_evolution(
     terms, rank = check_int(terms, "terms", 0), check_int(rank, "rank", 0)
     drift_rank = check_int(drift_rank, "drift_rank", 0)
     noise = check_real(noise, "noise", low=0.0)
-    seed = check_seed(seed)
+    seed = check_seed(seed, backend="numpy")
     try:
         out_dtype = np.dtype(dtype)
     except TypeError:

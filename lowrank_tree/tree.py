@@ -35,9 +35,10 @@ from ._validation import (
     default_tol,
     is_single_order,
     nbytes,
+    resolve_device,
     resolve_namespace,
 )
-from .backends import NodePair, backend_name, operations
+from .backends import NodePair, backend_name, device_of, operations
 from .factor import LowRank, correction_factors, recompress
 
 __all__ = ["LowRankSegmentTree", "NodeInfo"]
@@ -150,11 +151,17 @@ class LowRankSegmentTree:
         children that cancel leave a rank-0 node, not rounding noise; see
         :func:`~lowrank_tree.factor.recompress`).  Default ``max(m, n) * eps``:
         lossless up to rounding.
-    backend : {'numpy', 'numba', 'cupy', 'array_api_strict'}, optional
+    backend : {'numpy', 'numba', 'cupy', 'torch', 'array_api_strict'}, optional
         Array library; by default the library of the inputs.  ``'numba'``
         keeps NumPy arrays and runs the build, the re-merges of update and
         append, and the all-orders pass in JIT kernels; ``'cupy'`` moves
-        NumPy inputs to the GPU.
+        NumPy inputs to the GPU, ``'torch'`` to tensors on ``device``.
+    device : optional, keyword-only
+        Device of the tree's arrays (``'cuda'``, ``'cpu'``, a ``torch.device``);
+        by default that of ``base`` (NumPy input to a device library: the
+        library's default device).  Inputs on another device are copied there;
+        later arguments (``X``, updates) must lie there already (NumPy input
+        excepted, which is copied), else ``TypeError``.
     cache_bytes : int, optional
         Memory budget of the per-order cache of concatenated factors (LRU,
         default 256 MiB; 0 disables caching).
@@ -223,7 +230,8 @@ class LowRankSegmentTree:
                                                library has no read-only views)
     ``corrections``, ``ranks``                 ``O(K)``
     ``shape``, ``max_order``, ``dtype``        ``O(1)``
-    ``backend``, ``rtol``, ``cache_nbytes``    ``O(1)``
+    ``backend``, ``device``, ``rtol``          ``O(1)``
+    ``cache_nbytes``                           ``O(1)``
     :meth:`clear_cache`                        ``O(1)``
     =========================================  ========================================================
 
@@ -286,7 +294,7 @@ class LowRankSegmentTree:
     (it never changes).  What the tree hands out cannot change it:
     :attr:`base` and the factors of :meth:`correction` are read-only views
     on NumPy (``numpy`` and ``numba`` backends) and copies on libraries
-    without read-only arrays (``array_api_strict``, CuPy); query results are
+    without read-only arrays (``array_api_strict``, CuPy, PyTorch); query results are
     new arrays.
 
     **Threads.**  Any number of threads may query at once, and
@@ -337,6 +345,7 @@ class LowRankSegmentTree:
         *,
         rtol: float | None = None,
         backend: str | None = None,
+        device: Any = None,
         cache_bytes: int = 2**28,
     ) -> None:
         corrections = check_sequence(corrections, "corrections", "corrections (LowRank, (U, V) pairs or (m, n) arrays)")
@@ -352,8 +361,10 @@ class LowRankSegmentTree:
                 arrays.append(c)
                 names.append(f"corrections[{i - 1}]")
         xp = resolve_namespace(*arrays, names=names, backend=backend)
+        device = resolve_device(xp, device)
         base_in = base
-        base = as_array(base, xp, "base", ndim=2)
+        base = as_array(base, xp, "base", ndim=2, device=device, move=device is not None)
+        self._device = device_of(base)  # every array of the tree lives there
         m, n = base.shape
         if m == 0 or n == 0:
             raise ValueError(f"base must have at least one row and one column, got shape {(m, n)}")
@@ -364,17 +375,22 @@ class LowRankSegmentTree:
         self._m, self._n = m, n
         self._tol = check_tol(rtol, "rtol")
         self._cache_limit = check_int(cache_bytes, "cache_bytes", 0)
-        factors = [self._leaf_factors(c, f"corrections[{i}]", dtype=None) for i, c in enumerate(corrections)]
+        factors = [
+            self._leaf_factors(c, f"corrections[{i}]", dtype=None, move=device is not None)
+            for i, c in enumerate(corrections)
+        ]
         # every factor counts: a complex V with a real U makes a complex correction
         dtype = xp.result_type(base.dtype, *[F.dtype for pair in factors for F in pair])
         self._dtype = dtype
         # The tree owns every array it reads later: the caller's are copied
         # (once, with the dtype conversion), see _ownership.
         self._base = take(base, base_in, dtype, xp)
-        self._empty = _Node(xp.zeros((m, 0), dtype=dtype), xp.zeros((n, 0), dtype=dtype))
+        self._empty = _Node(
+            xp.zeros((m, 0), dtype=dtype, device=self._device), xp.zeros((n, 0), dtype=dtype, device=self._device)
+        )
         leaves = [
             self._make_leaf(take(U, su, dtype, xp), take(V, sv, dtype, xp))
-            for (U, V), (su, sv) in zip(factors, map(_sources, corrections))
+            for (U, V), (su, sv) in zip(factors, map(_sources, corrections, factors))
         ]
         self._K = len(leaves)
         cap = 1
@@ -415,8 +431,13 @@ class LowRankSegmentTree:
 
     @property
     def backend(self) -> str:
-        """Name of the backend: ``'numpy'``, ``'numba'``, ``'cupy'`` or ``'array_api_strict'``."""
+        """Name of the backend: ``'numpy'``, ``'numba'``, ``'cupy'``, ``'torch'`` or ``'array_api_strict'``."""
         return self._backend
+
+    @property
+    def device(self) -> Any:
+        """Device of the tree's arrays (``'cpu'`` for NumPy; a ``torch.device`` for torch); results land there."""
+        return self._device
 
     @property
     def rtol(self) -> float:
@@ -674,7 +695,7 @@ class LowRankSegmentTree:
                 nodes = [self._levels[h][j] for h, j in map(_last_canonical, range(1, K + 1))]
             elif stacks is None and K:
                 leaves = self._levels[0][:K]
-        Y0 = self._base @ X
+        Y0 = xp.matmul(self._base, X)  # xp.matmul, not @: it promotes mixed dtypes on every library (torch)
         if K == 0:
             out = Y0[None, ...]
         elif lossy:
@@ -686,7 +707,7 @@ class LowRankSegmentTree:
                     if self._version == version:  # else built from a state that has changed since
                         self._stacks = stacks
             Ust, Vst = stacks
-            out = self._ops.accumulate_orders(Y0, Ust, xp.matrix_transpose(Vst) @ X, xp)
+            out = self._ops.accumulate_orders(Y0, Ust, xp.matmul(xp.matrix_transpose(Vst), X), xp)
         return out[..., 0] if vector else out
 
     def matrix(self, k: int) -> Array:
@@ -840,17 +861,17 @@ class LowRankSegmentTree:
             return nbytes(node.D, self._xp)
         return nbytes(node.U, self._xp) + nbytes(node.V, self._xp)
 
-    def _leaf_factors(self, delta, name, dtype):
-        """Validated ``(U, V)`` of a correction, in ``dtype`` when given."""
+    def _leaf_factors(self, delta, name, dtype, move=False):
+        """Validated ``(U, V)`` of a correction on the tree's device, in ``dtype`` when given."""
         xp = self._xp
-        U, V = correction_factors(delta, xp, name, self.shape, allow_dense=True)
+        U, V = correction_factors(delta, xp, name, self.shape, allow_dense=True, device=self._device, move=move)
         if dtype is not None:
             for F in (U, V):
                 if xp.isdtype(F.dtype, "complex floating") and not xp.isdtype(dtype, "complex floating"):
                     raise TypeError(
                         f"{name} is complex ({F.dtype}) but the tree is real ({dtype}); expected a real correction"
                     )
-            su, sv = _sources(delta)
+            su, sv = _sources(delta, (U, V))
             U, V = take(U, su, dtype, xp), take(V, sv, dtype, xp)
             # a finite float64 correction can overflow a float32 tree
             check_finite(U, xp, f"{name} U factor in the tree's dtype {dtype}")
@@ -995,8 +1016,15 @@ class LowRankSegmentTree:
         xp, n = self._xp, self._n
         # Fast path for the usual call (an array of the tree's own type and a
         # floating dtype): the general conversion costs more than a small query.
-        if type(X) is not type(self._base) or X.dtype not in self._float_dtypes or X.ndim not in (1, 2):
-            X = as_array(X, xp, "X", ndim=2, allow_1d=True)
+        if (
+            type(X) is not type(self._base)
+            or X.dtype not in self._float_dtypes
+            or X.ndim not in (1, 2)
+            # the library's own .device attribute: cheaper than device_of on the hot path
+            or getattr(X, "device", None) != getattr(self._base, "device", None)
+            or getattr(X, "requires_grad", False)  # refused by as_array, never silently detached
+        ):
+            X = as_array(X, xp, "X", ndim=2, allow_1d=True, device=self._device)
         if X.shape[0] != n:
             raise ValueError(f"X must have {n} rows (shape ({n},) or ({n}, b)), got shape {tuple(X.shape)}")
         check_finite(X, xp, "X")
@@ -1045,7 +1073,7 @@ class LowRankSegmentTree:
             return D
         m = terms[0].shape[0]
         step = max(1, self._SUM_BLOCK_ENTRIES // max(1, terms[0].shape[1]))
-        D = xp.empty(terms[0].shape, dtype=xp.result_type(*terms))
+        D = xp.empty(terms[0].shape, dtype=xp.result_type(*terms), device=self._device)
         for s in range(0, m, step):
             e = min(s + step, m)
             xp.add(terms[0][s:e], terms[1][s:e], out=D[s:e])
@@ -1097,15 +1125,15 @@ class LowRankSegmentTree:
         xp = self._xp
         dense = [nd.D for nd in nodes if nd.dense]
         if dense and self._dense_costs(len(dense), X.shape[1])[1] < self._dense_costs(len(dense), X.shape[1])[0]:
-            Y = self._sum_dense([base, *dense]) @ X
+            Y = xp.matmul(self._sum_dense([base, *dense]), X)
             dense = []
         else:
-            Y = base @ X
+            Y = xp.matmul(base, X)
         for D in dense:
-            Y += D @ X
+            Y += xp.matmul(D, X)
         for nd in nodes:
             if not nd.dense and nd.rank > 0:
-                Y += nd.U @ (xp.matrix_transpose(nd.V) @ X)
+                Y += xp.matmul(nd.U, xp.matmul(xp.matrix_transpose(nd.V), X))
         return Y
 
     def _prefix(self, k, b=0, direct_ok=False):
@@ -1238,7 +1266,7 @@ class LowRankSegmentTree:
         b = X.shape[1]
         if b == 0:
             self._orders_layout(k, b)  # validates
-            return self._base @ X
+            return xp.matmul(self._base, X)
         perm, inverse, sorted_ks, groups = self._orders_layout(k, b)
         if len(groups) == 1 and strategy is None:
             # one order for every column: a plain (cached) prefix query, no permutation
@@ -1278,13 +1306,19 @@ class LowRankSegmentTree:
         orders = self._orders_list(k, b)
         if orders is not None:
             perm, sorted_orders, groups = _sort_orders(orders)
-            sorted_ks = xp.asarray(sorted_orders, dtype=xp.int64)
+            sorted_ks = xp.asarray(sorted_orders, dtype=xp.int64, device=self._device)
             if all(p == j for j, p in enumerate(perm)):
                 return None, None, sorted_ks, groups
             inverse = [0] * b
             for j, p in enumerate(perm):
                 inverse[p] = j
-            return (xp.asarray(perm, dtype=xp.int64), xp.asarray(inverse, dtype=xp.int64), sorted_ks, groups)
+            on = self._device
+            return (
+                xp.asarray(perm, dtype=xp.int64, device=on),
+                xp.asarray(inverse, dtype=xp.int64, device=on),
+                sorted_ks,
+                groups,
+            )
         ks = self._check_orders(k, b)
         if b == 0:
             return None, None, ks, []
@@ -1381,7 +1415,7 @@ class LowRankSegmentTree:
             if len(groups) == 1:
                 return Yg
             if out is None:
-                out = xp.empty((self._m, Xs.shape[1]), dtype=Yg.dtype)
+                out = xp.empty((self._m, Xs.shape[1]), dtype=Yg.dtype, device=self._device)
             out[:, s:e] = Yg
         return out
 
@@ -1398,7 +1432,7 @@ class LowRankSegmentTree:
     def _mixed_segmented(self, groups, nodes, Xs):
         """The base on all sorted columns, each canonical node on the block that needs it."""
         xp = self._xp
-        Ys = self._base @ Xs
+        Ys = xp.matmul(self._base, Xs)
         starts = [s for _, s, _ in groups]
         keys = [kk for kk, _, _ in groups]
         for (h, j), node in nodes.items():
@@ -1410,27 +1444,27 @@ class LowRankSegmentTree:
             e = starts[i_end] if i_end < len(starts) else Xs.shape[1]
             Xb = Xs[:, s:e]
             if node.dense:
-                Ys[:, s:e] = Ys[:, s:e] + node.D @ Xb
+                Ys[:, s:e] = Ys[:, s:e] + xp.matmul(node.D, Xb)
             else:
-                Ys[:, s:e] = Ys[:, s:e] + node.U @ (xp.matrix_transpose(node.V) @ Xb)
+                Ys[:, s:e] = Ys[:, s:e] + xp.matmul(node.U, xp.matmul(xp.matrix_transpose(node.V), Xb))
         return Ys
 
     def _mixed_masked(self, ks, leaves, Xs):
         """``W_0 X + [U_1 .. U_kmax] (([V_1 .. V_kmax]ᵀ X) ⊙ mask)``, ``mask[i-th terms, j] = (i <= k_j)``."""
         xp = self._xp
-        Ys = self._base @ Xs
+        Ys = xp.matmul(self._base, Xs)
         low = [(i, leaf) for i, leaf in enumerate(leaves, start=1) if leaf.rank]
         if not low:
             return Ys
         U = xp.concat([leaf.U for _, leaf in low], axis=1)
         V = xp.concat([leaf.V for _, leaf in low], axis=1)
-        term_order = xp.asarray([i for i, leaf in low for _ in range(leaf.rank)], dtype=xp.int64)
-        Z = xp.matrix_transpose(V) @ Xs
+        term_order = xp.asarray([i for i, leaf in low for _ in range(leaf.rank)], dtype=xp.int64, device=self._device)
+        Z = xp.matmul(xp.matrix_transpose(V), Xs)
         Z = Z * xp.astype(term_order[:, None] <= ks[None, :], Z.dtype)
-        return Ys + U @ Z
+        return Ys + xp.matmul(U, Z)
 
     def _check_orders(self, k, b):
-        return check_orders(k, b, self._K, self._xp, self.backend)
+        return check_orders(k, b, self._K, self._xp, self.backend, device=self._device)
 
     def _build_stacks(self, leaves):
         """Leaf factors padded to the largest rank, stacked (K, m, r) and (K, n, r)."""
@@ -1440,7 +1474,8 @@ class LowRankSegmentTree:
         def pad(F, rows):
             if F.shape[1] == rmax:
                 return F
-            return xp.concat([F, xp.zeros((rows, rmax - F.shape[1]), dtype=self._dtype)], axis=1)
+            pad_cols = xp.zeros((rows, rmax - F.shape[1]), dtype=self._dtype, device=self._device)
+            return xp.concat([F, pad_cols], axis=1)
 
         return (
             xp.stack([pad(leaf.U, self._m) for leaf in leaves]),
@@ -1459,9 +1494,9 @@ class LowRankSegmentTree:
         for k, node in enumerate(nodes, start=1):
             prev = out[k - (k & -k)]
             if node.dense:
-                out.append(prev + node.D @ X)
+                out.append(prev + xp.matmul(node.D, X))
             elif node.rank:
-                out.append(prev + node.U @ (xp.matrix_transpose(node.V) @ X))
+                out.append(prev + xp.matmul(node.U, xp.matmul(xp.matrix_transpose(node.V), X)))
             else:
                 out.append(prev)
         return xp.stack(out)
@@ -1509,15 +1544,18 @@ def _range_index(lo, hi):
     return out
 
 
-def _sources(delta):
-    """What the caller passed for the factors of ``delta`` (None: nothing to copy).
+def _sources(delta, factors):
+    """What the caller passed for the validated ``factors`` of ``delta`` (None: nothing to copy).
 
-    A ``LowRank``'s factors are immutable and may be shared; a dense
+    A ``LowRank``'s factors are immutable and may be shared (unless they were
+    moved to another device: then ``factors`` are new arrays); a dense
     correction is factorised into fresh arrays; a ``(U, V)`` pair is the
     caller's and is copied.
     """
     if isinstance(delta, (tuple, list)) and len(delta) == 2:
         return delta[0], delta[1]
+    if isinstance(delta, LowRank) and factors[0] is not delta._U:
+        return delta._U, delta._V
     return None, None
 
 

@@ -19,28 +19,72 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 GPU_MISSING = unavailable_reason("cupy")
 requires_gpu = pytest.mark.skipif(GPU_MISSING is not None, reason=f"needs CuPy and a CUDA GPU ({GPU_MISSING})")
 
+
+def _torch_cuda_missing():
+    """Why torch tensors cannot go to a CUDA device here, or None."""
+    if unavailable_reason("torch") is not None:
+        return "PyTorch is not installed"
+    import torch
+
+    return None if torch.cuda.is_available() else "torch.cuda.is_available() is False"
+
+
+#: Why the torch backend cannot run here (None where PyTorch is installed; no GPU needed).
+TORCH_MISSING = unavailable_reason("torch")
+if TORCH_MISSING is None:
+    import torch
+
+    # One intra-op thread: on CI's two shared cores torch's threads spin against the other
+    # processes and the suite's small CPU operations ran about 6x slower (docs/backends.md).
+    torch.set_num_threads(1)
+requires_torch = pytest.mark.skipif(TORCH_MISSING is not None, reason="needs PyTorch: pip install torch")
+#: Why torch's CUDA device cannot be used here (None with PyTorch built with CUDA and a GPU).
+TORCH_CUDA_MISSING = _torch_cuda_missing()
+requires_torch_cuda = pytest.mark.skipif(
+    TORCH_CUDA_MISSING is not None, reason=f"needs PyTorch with a CUDA GPU ({TORCH_CUDA_MISSING})"
+)
+
 #: Array libraries (what diagnostics and the portable core run on).
-ARRAY_LIBRARIES = ["numpy", "array_api_strict", pytest.param("cupy", marks=requires_gpu)]
+ARRAY_LIBRARIES = [
+    "numpy",
+    "array_api_strict",
+    pytest.param("cupy", marks=requires_gpu),
+    pytest.param("torch", marks=requires_torch),
+    pytest.param("torch-cuda", marks=requires_torch_cuda),
+]
 #: Backends every behavioural test of the tree, the fit and the factors runs on.
-BACKENDS = ["numpy", "numba", "array_api_strict", pytest.param("cupy", marks=requires_gpu)]
+BACKENDS = [
+    "numpy",
+    "numba",
+    "array_api_strict",
+    pytest.param("cupy", marks=requires_gpu),
+    pytest.param("torch", marks=requires_torch),
+    pytest.param("torch-cuda", marks=requires_torch_cuda),
+]
 
 
 class Lib:
-    """One backend as the tests see it: convert in, convert out, and the ``backend=`` to pass."""
+    """One backend as the tests see it: convert in, convert out, and the ``backend=`` to pass.
 
-    def __init__(self, name):
-        self.name = name
-        self.xp = namespace_for(name)
-        self.kw = {"backend": name}
+    ``'torch-cuda'`` is the torch backend with its arrays on device ``'cuda'``:
+    ``name`` is ``'torch'``, ``device`` ``'cuda'``, and ``kw`` passes both.
+    """
+
+    def __init__(self, param):
+        self.param = param
+        self.name, _, device = param.partition("-")
+        self.device = device or None
+        self.xp = namespace_for(self.name)
+        self.kw = {"backend": self.name} if self.device is None else {"backend": self.name, "device": self.device}
 
     def asarray(self, a):
-        return get_func("asarray", self.name)(np.asarray(a))
+        return get_func("asarray", self.name)(np.asarray(a), device=self.device)
 
     def to_numpy(self, a):
         return np.asarray(get_func("to_numpy", self.name)(a))
 
     def __repr__(self):
-        return f"Lib({self.name!r})"
+        return f"Lib({self.param!r})"
 
 
 @pytest.fixture(params=BACKENDS, scope="session")

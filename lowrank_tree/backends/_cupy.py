@@ -15,10 +15,15 @@ def namespace():
     return xp
 
 
-def asarray(x, dtype=None):
+def asarray(x, dtype=None, device=None):
     import cupy
 
-    return cupy.asarray(x, dtype=dtype)
+    if device is None:
+        return cupy.asarray(x, dtype=dtype)
+    with _device(device) as dev:
+        if isinstance(x, cupy.ndarray) and x.device.id != dev.id:
+            return cupy.array(x, dtype=dtype, copy=True)  # a peer copy to the current device
+        return cupy.asarray(x, dtype=dtype)
 
 
 def to_numpy(x):
@@ -27,10 +32,20 @@ def to_numpy(x):
     return cupy.asnumpy(x)
 
 
-def make_rng(seed):
+def make_rng(seed, device=None):
     import cupy
 
-    return cupy.random.default_rng(seed)
+    if device is None:
+        return cupy.random.default_rng(seed)
+    with _device(device):
+        return cupy.random.default_rng(seed)
+
+
+def _device(device):
+    """``cupy.cuda.Device`` of ``device`` (an id or a ``Device``, as ``array_api_compat.device`` gives)."""
+    import cupy
+
+    return cupy.cuda.Device(getattr(device, "id", device))
 
 
 def standard_normal(rng, shape, dtype):

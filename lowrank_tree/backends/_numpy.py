@@ -9,8 +9,9 @@ def namespace():
     return xp
 
 
-def asarray(x, dtype=None):
-    """Convert ``x`` (any array or nested sequence) to a NumPy array."""
+def asarray(x, dtype=None, device=None):
+    """Convert ``x`` (any array or nested sequence) to a NumPy array (``device``: None or ``'cpu'``)."""
+    _check_cpu(device)
     if hasattr(x, "__array_namespace__") and not isinstance(x, np.ndarray):
         x = to_numpy(x)
     return np.asarray(x, dtype=dtype)
@@ -30,9 +31,15 @@ def read_only(a):
     return view
 
 
-def make_rng(seed):
-    """A random generator from ``seed`` (None, int or ``numpy.random.Generator``)."""
+def make_rng(seed, device=None):
+    """A random generator from ``seed`` (None, int or ``numpy.random.Generator``); ``device``: None or ``'cpu'``."""
+    _check_cpu(device)
     return np.random.default_rng(seed)
+
+
+def _check_cpu(device):
+    if device is not None and device != "cpu":
+        raise ValueError(f"device must be None or 'cpu' for NumPy arrays, got {device!r}")
 
 
 def standard_normal(rng, shape, dtype):

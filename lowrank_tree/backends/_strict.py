@@ -15,10 +15,12 @@ def namespace():
     return xp
 
 
-def asarray(x, dtype=None):
+def asarray(x, dtype=None, device=None):
     xp = namespace()
     if isinstance(x, np.ndarray) or not hasattr(x, "__array_namespace__"):
-        return xp.asarray(np.asarray(x), dtype=dtype)
+        return xp.asarray(np.asarray(x), dtype=dtype, device=device)
+    if device is not None and x.device != device:
+        x = x.to_device(device)
     return xp.asarray(x, dtype=dtype)
 
 
@@ -26,13 +28,22 @@ def to_numpy(x):
     return np.asarray(x) if not hasattr(x, "__array_namespace__") else np.from_dlpack(x)
 
 
-make_rng = _numpy.make_rng
+def make_rng(seed, device=None):
+    """A NumPy generator that remembers ``device``: the samples are drawn on the host and copied there."""
+    return _DeviceRng(np.random.default_rng(seed), device)
+
+
+class _DeviceRng:
+    __slots__ = ("rng", "device")
+
+    def __init__(self, rng, device):
+        self.rng, self.device = rng, device
 
 
 def standard_normal(rng, shape, dtype):
     xp = namespace()
     np_dtype = np.dtype(str(dtype).split(".")[-1]) if not isinstance(dtype, np.dtype) else dtype
-    return xp.asarray(_numpy.standard_normal(rng, shape, np_dtype))
+    return xp.asarray(_numpy.standard_normal(rng.rng, shape, np_dtype), device=rng.device)
 
 
 def prefix_sum(first, C):

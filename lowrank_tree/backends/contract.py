@@ -34,6 +34,7 @@ BACKENDS = {
     "numba": "._numba",
     "array_api_strict": "._strict",
     "cupy": "._cupy",
+    "torch": "._torch",
 }
 
 
@@ -115,12 +116,18 @@ OPERATIONS = (
     Operation(
         "asarray",
         _R,
-        "asarray(x, dtype=None)",
-        "this backend's array from any array (another library's is copied) or nested sequence",
+        "asarray(x, dtype=None, device=None)",
+        "this backend's array on device (None: x's, else the default) from any array (another library's is copied)",
         None,
     ),
     Operation("to_numpy", _R, "to_numpy(x)", "a host NumPy copy (or view) of x", None),
-    Operation("make_rng", _R, "make_rng(seed)", "a random generator from seed (None, int or a generator)", None),
+    Operation(
+        "make_rng",
+        _R,
+        "make_rng(seed, device=None)",
+        "a random generator on device from seed (None, int or a generator)",
+        None,
+    ),
     Operation(
         "standard_normal",
         _R,

@@ -52,9 +52,11 @@ def namespace_of(*arrays, names=None):
     Parameters
     ----------
     *arrays : array_like
-        Arrays of one library (NumPy, CuPy, array_api_strict).
+        Arrays of one library (NumPy, CuPy, PyTorch, array_api_strict), on
+        one device.
     names : sequence of str, optional
-        Argument names used in the error message when libraries are mixed.
+        Argument names used in the error message when libraries or devices
+        are mixed.
 
     Returns
     -------
@@ -64,7 +66,8 @@ def namespace_of(*arrays, names=None):
     Raises
     ------
     TypeError
-        If the arrays come from more than one array library.
+        If the arrays come from more than one array library, or sit on more
+        than one device (a CPU and a CUDA tensor, say).
 
     Examples
     --------
@@ -75,15 +78,31 @@ def namespace_of(*arrays, names=None):
     present = [(i, a) for i, a in enumerate(arrays) if _is_array(a)]
     if not present:
         return namespace_for("numpy")
-    spaces = {}
+    spaces, devices = {}, {}
     for i, a in present:
         xp = array_api_compat.array_namespace(a)
         label = names[i] if names is not None and i < len(names) else f"argument {i}"
         spaces.setdefault(xp, []).append(label)
+        devices.setdefault(str(device_of(a)), []).append(label)
     if len(spaces) > 1:
         detail = "; ".join(f"{', '.join(v)} from {backend_name(k)}" for k, v in spaces.items())
         raise TypeError(f"mixed array libraries ({detail}); expected all arrays from one library")
+    if len(devices) > 1:
+        detail = "; ".join(f"{', '.join(v)} on {k}" for k, v in devices.items())
+        raise TypeError(f"arrays on more than one device ({detail}); expected all arrays on one device")
     return next(iter(spaces))
+
+
+def device_of(x):
+    """The device of array ``x`` (``'cpu'`` for NumPy), as ``array_api_compat.device`` gives it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> device_of(np.ones(2))
+    'cpu'
+    """
+    return array_api_compat.device(x)
 
 
 @functools.lru_cache(maxsize=None)
@@ -92,7 +111,7 @@ def namespace_for(backend):
 
     Parameters
     ----------
-    backend : {'numpy', 'numba', 'cupy', 'array_api_strict'}
+    backend : {'numpy', 'numba', 'cupy', 'torch', 'array_api_strict'}
         Backend name.  ``'numba'`` uses NumPy arrays (the NumPy namespace).
 
     Returns
@@ -105,6 +124,7 @@ def namespace_for(backend):
         If ``backend`` is not a known name.
     ImportError
         If the library is not installed (or, for CuPy, no GPU is usable).
+        ``'torch'`` needs PyTorch, not a GPU: its tensors may live on the CPU.
 
     Examples
     --------

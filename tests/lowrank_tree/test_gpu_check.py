@@ -35,8 +35,9 @@ def test_dry_run_writes_the_report(tmp_path):
     assert report["gpu_skipped_reason"] == "--dry-run given"
     assert report["dependencies"]["versions"]["numpy"] == np.__version__
     assert report["tests"]["cupy"]["status"].startswith("skipped")
-    if "torch" not in report["lowrank_tree_backends"]:
-        assert report["tests"]["torch"]["status"] == "no torch backend yet"
+    assert "torch" in report["lowrank_tree_backends"]
+    assert report["tests"]["torch-cuda"]["status"] == "skipped: --no-tests"
+    assert report["torch_cuda"] is None  # --dry-run: not even looked for
     assert "--dry-run" in report["command"]
     bm = report["benchmarks"]
     assert (bm["backend"], bm["n"], bm["K"]) == ("numpy", 24, 6)

@@ -17,11 +17,13 @@ def test_get_func_default_and_missing():
 
 
 def test_unknown_backend_named_in_error():
-    with pytest.raises(ValueError, match=r"backend must be one of \['array_api_strict', 'cupy', 'numba', 'numpy'\]"):
-        lrt.LowRankSegmentTree(np.eye(2), backend="torch")
+    with pytest.raises(
+        ValueError, match=r"backend must be one of \['array_api_strict', 'cupy', 'numba', 'numpy', 'torch'\]"
+    ):
+        lrt.LowRankSegmentTree(np.eye(2), backend="tensorflow")
     with pytest.raises(ValueError, match="backend must be one of"):
         lrt.cascade_fit(np.zeros((2, 2, 2)), backend="jax")
-    assert sorted(BACKENDS) == ["array_api_strict", "cupy", "numba", "numpy"]
+    assert sorted(BACKENDS) == ["array_api_strict", "cupy", "numba", "numpy", "torch"]
 
 
 def test_numba_backend_uses_numpy_arrays_and_is_explicit():
