@@ -483,7 +483,9 @@ class CascadedLinear(nn.Module):
             layer stores ``b_0`` and ``β_i = b_i - b_{i-1}``.  None: a layer
             without bias.
         device : optional
-            Device of the parameters (default: the current default device).
+            Device of the parameters.  Default: the cascade's device for a
+            cascade on the ``'torch'`` backend (its tensors are copied on the
+            device, never through the host), else the current default device.
         dtype : torch.dtype, optional
             Dtype of the parameters; by default the cascade's (float64 stays
             float64).
@@ -534,6 +536,8 @@ class CascadedLinear(nn.Module):
                 )
             if not bool(torch.isfinite(biases).all()):
                 raise ValueError("biases must be finite")
+        if device is None and isinstance(base, torch.Tensor) and cascade.backend == "torch":
+            device = base.device
         layer = cls(n, m, K + 1, cascade.ranks, bias=biases is not None, device=device, dtype=dtype)
         corr = cascade.corrections
         with torch.no_grad():
@@ -646,14 +650,21 @@ class CascadedLinear(nn.Module):
             dtype=first.dtype if dtype is None else dtype,
         )
 
-    def to_cascade(self, *, backend: str = "numpy") -> Cascade:
+    def to_cascade(self, *, backend: str = "numpy", device: Any = None) -> Cascade:
         """The layer's weights as a :class:`~lowrank_tree.Cascade` (biases: :meth:`order_biases`).
 
         Parameters
         ----------
         backend : str, default 'numpy'
             Backend of the cascade's arrays (any backend name the library
-            knows, e.g. ``'numpy'``, ``'numba'``, ``'cupy'``).
+            knows, e.g. ``'numpy'``, ``'numba'``, ``'cupy'``, ``'torch'``).
+            With ``'torch'`` the cascade holds detached tensor copies on the
+            layer's device (no host round trip); other backends get host
+            copies moved to their library.
+        device : optional
+            Device of the cascade's arrays, for backends with devices
+            (default: the layer's device for ``'torch'``, else the library's
+            default).
 
         Returns
         -------
@@ -663,12 +674,19 @@ class CascadedLinear(nn.Module):
             ``cascade.matrix(k)`` is ``W_k``.
         """
         asarray = get_func("asarray", backend)  # refuses an unknown backend by name
-        base = asarray(_host(self.weight))
-        U, V = _host(self.U), _host(self.V)
-        pairs = [(asarray(U[:, lo:hi]), asarray(V[:, lo:hi])) for lo, hi in zip(self._offsets, self._offsets[1:])]
-        return Cascade(base, pairs, backend=backend)
+        if backend == "torch":
+            # the constructor copies what it is given: detached views of the parameters suffice
+            base, U, V = self.weight.detach(), self.U.detach(), self.V.detach()
+            device = base.device if device is None else device
+        else:
+            base, U, V = asarray(_host(self.weight)), _host(self.U), _host(self.V)
+        spans = zip(self._offsets, self._offsets[1:])
+        pairs = [(U[:, lo:hi], V[:, lo:hi]) for lo, hi in spans]
+        if backend != "torch":
+            pairs = [(asarray(a), asarray(b)) for a, b in pairs]
+        return Cascade(base, pairs, backend=backend, device=device)
 
-    def to_tree(self, *, backend: str = "numpy", **tree_kwargs: Any) -> LowRankSegmentTree:
+    def to_tree(self, *, backend: str = "numpy", device: Any = None, **tree_kwargs: Any) -> LowRankSegmentTree:
         """The layer's weights in a :class:`~lowrank_tree.LowRankSegmentTree`, for serving.
 
         ``tree.query(k, X)`` is ``W_k X`` for a column batch ``X`` of shape
@@ -679,6 +697,8 @@ class CascadedLinear(nn.Module):
         ----------
         backend : str, default 'numpy'
             Backend of the tree (see :meth:`to_cascade`).
+        device : optional
+            Device of the tree's arrays (see :meth:`to_cascade`).
         **tree_kwargs
             Passed to the tree (``rtol``, ``cache_bytes``).
 
@@ -686,7 +706,7 @@ class CascadedLinear(nn.Module):
         -------
         LowRankSegmentTree
         """
-        return self.to_cascade(backend=backend).tree(**tree_kwargs)
+        return self.to_cascade(backend=backend, device=device).tree(**tree_kwargs)
 
     def order_biases(self, *, backend: str = "numpy") -> Any:
         """The per-order biases ``b_0..b_K``, or None for a layer without bias.
@@ -773,7 +793,7 @@ def _host(t):
 
 
 def _as_tensor(a, to_numpy):
-    """A CPU tensor copy of an array of any backend (a tensor is detached and copied)."""
+    """A tensor copy of an array of any backend: a tensor stays on its device (detached), others go through the host."""
     if isinstance(a, torch.Tensor):
-        return a.detach().to("cpu", copy=True)
+        return a.detach().clone()
     return torch.from_numpy(np.array(to_numpy(a), copy=True))

@@ -309,12 +309,45 @@ def test_from_cascade_of_a_fit_on_any_backend(lib):
     layer = CascadedLinear.from_cascade(cascade, biases=biases)
     assert layer.weight.dtype == torch.float64 and layer.ranks == (2, 2, 2)
     assert all(p.requires_grad for p in layer.parameters())
-    x = torch.from_numpy(rng.standard_normal((3, 6)))
+    # a torch cascade's layer stays on the cascade's device; other backends' on the default device
+    x = torch.from_numpy(rng.standard_normal((3, 6))).to(layer.weight.device)
     for k in range(4):
-        _assert_close(layer(x, k).detach().numpy(), x.numpy() @ mats[k].T + biases[k], torch.float64)
+        got = layer(x, k).detach().cpu().numpy()
+        _assert_close(got, x.cpu().numpy() @ mats[k].T + biases[k], torch.float64)
     frozen = CascadedLinear.from_cascade(cascade, dtype=torch.float32, requires_grad=False)
     assert frozen.bias is None and frozen.weight.dtype == torch.float32
     assert not any(p.requires_grad for p in frozen.parameters())
+
+
+def test_torch_exports_and_imports_stay_on_the_device_without_host_copies(monkeypatch):
+    layer = _layer(6, 5, 4, [2, 0, 1], True, torch.float64, 3)
+    weights, _ = _reference(layer)
+    host = [torch.Tensor.numpy, torch.Tensor.cpu]
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("host copy")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.Tensor, "numpy", refuse)
+        patch.setattr(torch.Tensor, "cpu", refuse)
+        cascade = layer.to_cascade(backend="torch")
+        tree = layer.to_tree(backend="torch")
+        again = CascadedLinear.from_cascade(cascade)
+        X = torch.ones(6, 2, dtype=torch.float64)
+        Y = tree.query(3, X)
+    assert host == [torch.Tensor.numpy, torch.Tensor.cpu]
+    assert cascade.backend == "torch" and isinstance(cascade.base, torch.Tensor)
+    assert cascade.device == layer.weight.device and again.weight.device == layer.weight.device
+    for k in range(4):
+        _assert_close(cascade.matrix(k).numpy(), weights[k], torch.float64)
+    _assert_close(Y.numpy(), weights[3] @ np.ones((6, 2)), torch.float64)
+    for name in ("weight", "U", "V"):
+        assert torch.equal(getattr(again, name), getattr(layer, name)), name
+    # the export is a copy: training the layer further leaves the cascade as it was
+    before = cascade.matrix(3).clone()
+    with torch.no_grad():
+        layer.U.add_(1.0)
+    assert torch.equal(cascade.matrix(3), before)
 
 
 def test_from_cascade_to_cascade_round_trip():
