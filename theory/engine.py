@@ -29,10 +29,17 @@ How it is computed (all exact integer arithmetic):
    ``J``.  These polynomials are computed by evaluation at many points,
    modular elimination, interpolation and Chinese remaindering over several
    primes, until the reconstruction is stable.
-4. ``P N = 0`` is then checked exactly, by evaluating at ``x0 = 2**B`` with
-   ``2**B`` above the Cauchy root bound of every entry of ``P N`` (a
-   nonzero integer polynomial with coefficients at most ``H`` in absolute
-   value has no root of absolute value ``> 1 + H``).  If the check fails,
+   The interpolation is one product with the inverse Vandermonde matrix
+   and the Chinese remaindering keeps mixed-radix digits (both exact
+   float64 BLAS products on small limbs, :mod:`theory._fast`).
+4. ``P N = 0`` is then checked exactly: every coefficient of every entry of
+   ``P N`` is computed as a sum of limb products (16- or 32-bit limbs of
+   the big kernel coefficients against 16-bit limbs of ``P``, float64 BLAS
+   products whose sums stay below ``2**53``) and tested for zero by exact
+   carrying in ``int64``; beyond those bounds, by evaluating at
+   ``x0 = 2**B`` with ``2**B`` above the Cauchy root bound of every entry of
+   ``P N`` (a nonzero integer polynomial with coefficients at most ``H`` in
+   absolute value has no root of absolute value ``> 1 + H``).  If the check fails,
    more primes are added; if it still fails beyond the Hadamard-type bound
    on the minors, ``r`` was too small and the computation restarts at a new
    random point.  What holds: a returned certified result is always correct
@@ -80,6 +87,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from . import _fast
 from . import _modular as mod
 from ._convert import RationalMatrix, as_sympy_matrix, infer_var
 from ._typing import Expr, Matrix, MatrixLike, Symbol
@@ -602,7 +610,18 @@ def _rank_mod_any(rows, p):
 
 
 def _kernel_is_exact(P, N):
-    """Exact test of ``P N == 0`` (N given as a list of sparse columns)."""
+    """Exact test of ``P N == 0`` (N given as a list of sparse columns).
+
+    The limb products of :func:`theory._fast.poly_product_is_zero` (float64
+    BLAS, exact by construction) answer whenever the sizes allow it; beyond
+    their bounds, :func:`_kernel_is_exact_shift` evaluates at ``2**B``.
+    """
+    ok = _fast.poly_product_is_zero(P, N)
+    return _kernel_is_exact_shift(P, N) if ok is None else ok
+
+
+def _kernel_is_exact_shift(P, N):
+    """Exact test of ``P N == 0`` by evaluation at ``2**B`` beyond the Cauchy root bound."""
     if not N:
         return True
     normP = max((sum(_norm1(e) for e in row) for row in P), default=0)
@@ -657,42 +676,14 @@ def _degree_bound(P, rows, cols, r):
 def _interpolate_highest_first(xs, Y, q, backend):
     """Interpolate value columns modulo ``q``; coefficient rows highest degree first.
 
-    The single point where the lowest-first output of
-    :func:`theory._modular.interpolate_mod` is converted to this module's
-    highest-first order.
+    The single point where the lowest-first output of the interpolation
+    (:func:`theory._fast.interpolate_mod`, or the reference
+    :func:`theory._modular.interpolate_mod` for ``backend="python"``) is
+    converted to this module's highest-first order.
     """
-    return mod.interpolate_mod(xs, Y, q, backend)[::-1]
-
-
-def _crt_combine(X, modulus, residues, q):
-    """Chinese remaindering: from ``X mod modulus`` and ``residues mod q`` to ``X mod modulus*q``.
-
-    Parameters
-    ----------
-    X : ndarray of object (Python int) or None
-        Residues modulo ``modulus`` in ``[0, modulus)``; None before the first prime.
-    modulus : int
-        Product of the primes used so far (ignored when ``X`` is None).
-    residues : ndarray of int64, same shape as ``X``
-        The same quantities modulo the new prime ``q``, in ``[0, q)``.
-    q : int
-        A prime coprime to ``modulus``.
-
-    Returns
-    -------
-    X, modulus : ndarray of object, int
-        Residues modulo ``modulus * q`` in ``[0, modulus * q)``.
-    """
-    if X is None:
-        return residues.astype(object), q
-    xm = (X % q).astype(np.int64)
-    u = (residues - xm) % q * pow(modulus % q, -1, q) % q
-    return X + modulus * u.astype(object), modulus * q
-
-
-def _symmetric_residues(X, modulus):
-    """Residues in ``[0, modulus)`` -> the representatives in ``(-modulus/2, modulus/2]``."""
-    return np.where(X > modulus // 2, X - modulus, X)
+    if backend == "python":
+        return mod.interpolate_mod(xs, Y, q, backend)[::-1]
+    return _fast.interpolate_mod(xs, Y, q)[::-1]
 
 
 def _strip_leading_zeros(col):
@@ -726,7 +717,8 @@ def _cramer_kernel(P, rows, pivots, free, rng, backend, avoid):
     for i in rows:
         H *= max(1, sum(_norm1(P[i][j]) for j in cols))
     cap_bits = (2 * H + 1).bit_length() + CRT_MARGIN_BITS
-    X, modulus, prev = None, 1, None
+    backend = mod._check_backend(backend)
+    crt = _fast.Garner(backend)
     used = set(avoid)
     while True:
         q = mod.random_prime(rng)
@@ -750,11 +742,11 @@ def _cramer_kernel(P, rows, pivots, free, rng, backend, avoid):
             good = np.nonzero(dets)[0]
         good = good[:npts]
         Y = np.concatenate([dets[good, None], nums[good].reshape(npts, r * k)], axis=1)
-        X, modulus = _crt_combine(X, modulus, _interpolate_highest_first(xs[good], Y, q, backend), q)
-        S = _symmetric_residues(X, modulus)
-        stable = prev is not None and np.array_equal(S, prev)
-        prev = S
-        if stable or modulus.bit_length() > cap_bits:
+        # symmetric mixed-radix digits: the reconstruction is unchanged by
+        # this prime exactly when its digit is zero
+        stable = crt.add(_interpolate_highest_first(xs[good], Y, q, backend), q)
+        if stable or crt.modulus.bit_length() > cap_bits:
+            S = crt.integers()
             N = []
             delta = _strip_leading_zeros(S[:, 0])
             for c in range(k):
@@ -766,7 +758,7 @@ def _cramer_kernel(P, rows, pivots, free, rng, backend, avoid):
                 N.append(col)
             if _kernel_is_exact(P, N):
                 return N
-            if modulus.bit_length() > cap_bits:
+            if crt.modulus.bit_length() > cap_bits:
                 return None  # the pivot block is right but P N != 0: rank > r
 
 
