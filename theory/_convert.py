@@ -144,7 +144,10 @@ def infer_var(M, var=None, name="A"):
     if not free:
         return sp.Dummy("t")
     names = ", ".join(sorted(str(s) for s in free))
-    raise ValueError(f"{name} has several free symbols ({names}); pass var= to choose the variable")
+    raise ValueError(
+        f"{name} has several free symbols ({names}); pass var= to choose the variable, "
+        f"or var=({names}) for the rank over Q({names})"
+    )
 
 
 def _strip(f):

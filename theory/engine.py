@@ -263,6 +263,8 @@ class Certificate:
     _kernel: tuple | None = field(default=None, repr=False)
     _matrix: RationalMatrix | None = field(default=None, repr=False)
     _source: object = field(default=None, repr=False)
+    #: several variables: the kernel as a SymPy matrix over ℚ(t₁, …, t_s)
+    _kernel_matrix: object = field(default=None, repr=False)
 
     def __post_init__(self):
         # accept the engine's list-of-dicts kernel and store it immutably
@@ -284,6 +286,8 @@ class Certificate:
         if self.certified:
             if self.kernel_side is None:
                 ub = f"rank <= min(m, n) = {min(m, n)}"
+            elif self._kernel_matrix is not None:
+                ub = f"{self.kernel_side} kernel of {self._kernel_matrix.shape[1]} vectors over Q{self.var}"
             else:
                 deg = max((len(f) - 1 for col in self._kernel for _, f in col), default=0)
                 ub = f"{self.kernel_side} kernel of {len(self._kernel)} vectors, degree <= {deg}"
@@ -315,6 +319,8 @@ class Certificate:
         ``(n, n - rank)``; for ``"left"``, ``N.T * A == 0`` with ``N`` of
         shape ``(m, m - rank)``.
         """
+        if self._kernel_matrix is not None:
+            return self._kernel_matrix
         if self._kernel is None:
             return None
         t = self.var
@@ -353,6 +359,8 @@ class Certificate:
         """
         from .checker import FORMAT, VERSION
 
+        if isinstance(self.var, tuple):
+            raise ValueError("certificates over several variables are not serialisable yet; check them with verify(A)")
         v = self.var
         return {
             "format": FORMAT,
@@ -586,6 +594,12 @@ class Certificate:
             raise ValueError(f"method must be 'exact' or 'sympy', got {method!r}")
         if not self.certified:
             return False
+        if isinstance(self.var, tuple):  # several variables: SymPy's field arithmetic either way
+            from .multivar import verify_multivariate
+
+            if A is None:
+                A = self._source
+            return verify_multivariate(self, A)
         if method == "sympy":
             from .checker import check_certificate
 
@@ -796,8 +810,12 @@ def generic_rank(
         coefficients (polynomials and ``Poly`` objects included;
         ``binomial(t, k)``, ``gamma(t + 1)/gamma(t)`` and similar are
         expanded, and certificates are checked on that rational form).
-    var : sympy.Symbol, optional
-        The variable; inferred when ``A`` has exactly one free symbol.
+    var : sympy.Symbol or sequence of sympy.Symbol, optional
+        The variable; inferred when ``A`` has exactly one free symbol.  A
+        sequence ``(t1, ..., ts)`` of two or more symbols gives the rank
+        over ℚ(t₁, …, t_s) (:mod:`theory.multivar`: a random point in every
+        variable, a Schwartz–Zippel ``error_bound``, and an exact kernel in
+        SymPy's field arithmetic for the upper bound; for small matrices).
     certify : bool, default True
         If True, also produce and check the upper-bound witness (kernel
         basis), so that the result is proven.  If False, return the
@@ -850,6 +868,16 @@ def generic_rank(
     Certificate(rank=1, 2x2, method='numeric', UNCERTIFIED)
     """
     t_start = time.perf_counter()
+    if var is not None and not isinstance(var, sp.Symbol) and isinstance(var, (tuple, list)):
+        from .multivar import generic_rank_multivariate, normalize_vars
+
+        gens = normalize_vars(var)
+        if len(gens) == 1:
+            var = gens[0]
+        else:
+            if numeric:
+                raise ValueError("numeric=True is for one variable; pass a single Symbol as var")
+            return generic_rank_multivariate(A, gens, certify=certify, seed=seed, backend=backend)
     rng = random.Random(seed)
     source = None if isinstance(A, RationalMatrix) else as_sympy_matrix(A)
     try:
