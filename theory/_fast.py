@@ -54,6 +54,25 @@ _EXACT = 2**53
 CHUNK_BYTES = 8 * 2**20
 
 
+#: Work (multiply-adds) above which the engine's BLAS products run on one
+#: BLAS thread: they come in long sequences of medium-sized products, where
+#: threads that wait for busy cores cost far more than they gain.
+ONE_THREAD_WORK = 10**7
+
+
+def one_blas_thread(work):
+    """Context manager: BLAS on one thread while ``work`` exceeds ``ONE_THREAD_WORK`` (needs threadpoolctl)."""
+    import contextlib
+
+    if work < ONE_THREAD_WORK:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with the numba extra
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 # ---------------------------------------------------------------------------
 # modular products
 # ---------------------------------------------------------------------------
@@ -346,6 +365,12 @@ def poly_product_is_zero(P, N):
             if f:
                 L = _limbs(f[::-1], pbytes, 2)  # (len f, AP)
                 Pl[:, : len(f), i, pos[j]] = L.T
+    with one_blas_thread(AP * LP * m * u * k * LN * BN):
+        return _limb_products_vanish(Pl, N, pos, m, u, k, AP, LP, LN, BN, nbytes, width, shift)
+
+
+def _limb_products_vanish(Pl, N, pos, m, u, k, AP, LP, LN, BN, nbytes, width, shift):
+    """The chunked limb products of :func:`poly_product_is_zero` and the exact carry test."""
     chunk = max(1, CHUNK_BYTES // max(1, 8 * u * LN * BN))
     S = LP + LN - 1
     for c0 in range(0, k, chunk):

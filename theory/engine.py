@@ -987,7 +987,10 @@ def _kernel_witness(R, P, r, x, p, rows, cols, rng, backend):
             return None
     pivot_set = set(Jk)
     free = [j for j in range(len(Q[0])) if j not in pivot_set]
-    N = _cramer_kernel(Q, Ik, Jk, free, rng, backend, avoid={p})
+    # the interpolation products: (nodes ~ r * degree)**2 times the 1 + r * k value columns
+    npts = len(Ik) * max((len(e) for row in Q for e in row), default=1)
+    with _fast.one_blas_thread(npts**2 * (1 + len(Ik) * len(free))):
+        N = _cramer_kernel(Q, Ik, Jk, free, rng, backend, avoid={p})
     if N is None:
         return None
     return side, tuple(free), N
