@@ -276,7 +276,11 @@ class RationalMatrix:
             fast = _all_fast_polys(rows)
             if fast is not None:  # every entry an expanded polynomial in one symbol
                 num, den, var = fast
-                return cls(num, den, var, shape=(m, n))
+                # already in lowest terms: the coefficients p_k/q_k are, so no prime
+                # of L = lcm(q_k) divides every p_k * L/q_k; L > 0
+                R = cls.__new__(cls)
+                R.num, R.den, R.var, R.shape = num, den, var, (m, n)
+                return R
         var = infer_var(M, var, name)
         num = [[None] * n for _ in range(m)]
         den = [[None] * n for _ in range(m)]
@@ -459,7 +463,7 @@ def _all_fast_polys(rows):
     for i, row in enumerate(rows):
         for j, e in enumerate(row):
             if isinstance(e, sp.Basic) and e.is_Rational:
-                num[i][j], den[i][j] = ([int(e.p)] if e else []), [int(e.q)]
+                num[i][j], den[i][j] = ([int(e.p)], [int(e.q)]) if e else ([], [1])
                 continue
             if var is None:
                 if not isinstance(e, sp.Basic):
