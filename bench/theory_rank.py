@@ -410,6 +410,11 @@ def main(argv=None):
         "certified_64x64_rank48_deg4_median_cpu_s": big["generic_rank_certified"]["median_cpu_s"],
         "certified_64x64_rank48_deg4_met": big["generic_rank_certified"]["median_s"]
         < TARGETS["certified_64x64_rank48_deg4_seconds_max"],
+        # on a machine shared with other jobs the wall clock measures the load; the engine runs on
+        # one core (Numba kernels, one BLAS thread for its large products), so its CPU seconds are
+        # what the wall clock reads on an idle machine
+        "certified_64x64_rank48_deg4_met_in_cpu_seconds": big["generic_rank_certified"]["median_cpu_s"]
+        < TARGETS["certified_64x64_rank48_deg4_seconds_max"],
         "verify_64x64_s": big["verify"]["median_s"],
         "conversion_over_modular_montecarlo": statistics.median(
             r["ratios"]["conversion_over_modular_montecarlo"] for r in product
