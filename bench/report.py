@@ -59,7 +59,11 @@ def theory_table(path=HERE / "results" / "theory_rank.json"):
 
     def spread(key, scale, unit, rows=runs):
         meds = [run[key]["median_s"] * scale for run in rows if key in run]
-        return f"{min(meds):.3g} – {max(meds):.3g} {unit}" if meds else "–"
+
+        def num(v):
+            return f"{v:.0f}" if v >= 100 else f"{v:.3g}"
+
+        return f"{num(min(meds))} – {num(max(meds))} {unit}" if meds else "–"
 
     def both(key, scale, unit):
         there = spread(key, scale, unit, other["runs"]) if other else "not measured"
