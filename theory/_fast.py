@@ -35,8 +35,8 @@ Examples
 >>> import numpy as np
 >>> A = np.array([[2**30, 3], [5, 7]]); B = np.array([[2**30 + 1, 1], [0, 2**29]])
 >>> p = 2**31 - 1
->>> (matmul_mod(A, B, p) == (A.astype(object) @ B.astype(object)) % p).all()
-np.True_
+>>> bool((matmul_mod(A, B, p) == (A.astype(object) @ B.astype(object)) % p).all())
+True
 """
 
 from __future__ import annotations

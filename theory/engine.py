@@ -222,8 +222,9 @@ class Certificate:
         The generic rank (certified when ``certified`` is True).
     shape : tuple of int
         Shape ``(m, n)`` of the matrix.
-    var : sympy.Symbol
-        The variable.
+    var : sympy.Symbol or tuple of sympy.Symbol
+        The variable; the tuple ``(t1, ..., ts)`` for a rank over
+        ℚ(t₁, …, t_s) (see :mod:`theory.multivar`).
     certified : bool
         True when both witnesses were produced and checked exactly.
     method : str
@@ -232,7 +233,8 @@ class Certificate:
         (floating point, uncertified, for non-rational entries).
     point, prime : int or None
         Lower-bound witness: ``A[pivot_rows, pivot_cols]`` at ``point`` is
-        nonsingular modulo ``prime``.
+        nonsingular modulo ``prime`` (with several variables ``point`` is a
+        tuple of ints, one per variable).
     pivot_rows, pivot_cols : tuple of int
         A nonsingular ``rank x rank`` block of ``A(point) mod prime``.
     kernel_side : {"right", "left", None}
@@ -298,7 +300,7 @@ class Certificate:
 
     def _repr_latex_(self):
         """LaTeX summary for Jupyter, e.g. ``$\\operatorname{grank} A = 1$ (certified ...)``."""
-        v = sp.latex(self.var)
+        v = ", ".join(sp.latex(x) for x in self.var) if isinstance(self.var, tuple) else sp.latex(self.var)
         head = rf"$\operatorname{{rank}}_{{\mathbb{{Q}}({v})}} A = {self.rank}$"
         if self.method == "numeric":
             return head + r" (numeric estimate, \textbf{uncertified})"
@@ -307,7 +309,7 @@ class Certificate:
         ub = (
             r"$\operatorname{rank} \le \min(m, n)$"
             if self.kernel_side is None
-            else f"{self.kernel_side} kernel of {len(self._kernel)} vectors"
+            else f"{self.kernel_side} kernel of {self.shape[self.kernel_side == 'right'] - self.rank} vectors"
         )
         return head + rf" (certified: $t_0 = {self.point}$, $p = {self.prime}$; upper bound: {ub})"
 

@@ -54,6 +54,7 @@ def test_closed_forms():
     y = sp.Matrix([s**2, 1, t])
     c = generic_rank(x * y.T, var=(t, s), seed=0)
     assert c.rank == 1 and c.certified and c.kernel.shape == (3, 2)
+    assert r"\mathbb{Q}(t, s)} A = 1$" in c._repr_latex_() and "kernel of 2 vectors" in c._repr_latex_()
     assert (x * y.T * c.kernel).applyfunc(sp.cancel) == sp.zeros(4, 2)
     # rank 2 generically, rank 1 on the line t = s: the generic rank sees 2
     assert generic_rank(sp.Matrix([[t, s], [s, t]]), var=(t, s), seed=0).rank == 2
