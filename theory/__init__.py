@@ -6,15 +6,17 @@ The package is independent of ``lowrank_tree``; it needs SymPy (the
 Public API
 ----------
 generic_rank(A, *, var=None, certify=True, numeric=False, seed=None, backend="auto")
-    Certified rank over ℚ(t) (:class:`Certificate`, ``.verify()``).
+    Certified rank over ℚ(t) (:class:`Certificate`, ``.verify()``); with
+    ``var=(t1, ..., ts)`` over ℚ(t₁, …, t_s) (:mod:`theory.multivar`).
 exceptional_set(A, *, var=None, max_minors=2000, seed=None)
     The points where ``rank A(t0) < grank A`` (zeros of a polynomial).
 kernels(A, *, var=None, seed=None)
     Right and left kernel bases over ℚ(t), checked exactly.
 rank_factorization(A, *, var=None, seed=None)
     ``A = U V`` over ℚ(t) with ``grank A`` inner columns, checked exactly.
-rank_profile(A, max_order, *, var=None, certify=True, seed=None)
-    Generic ranks of ``A, A', ..., A^{(max_order)}`` (:class:`Profile`).
+rank_profile(A, max_order, *, var=None, wrt=None, certify=True, seed=None)
+    Generic ranks of ``A, A', ..., A^{(max_order)}`` (:class:`Profile`);
+    with ``var=(t, s, ...)`` and ``wrt=t``, of partial derivatives.
 difference_profile(seq, max_order, *, var=None, certify=True, seed=None)
     The same for forward differences of a matrix sequence.
 

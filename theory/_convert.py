@@ -144,7 +144,10 @@ def infer_var(M, var=None, name="A"):
     if not free:
         return sp.Dummy("t")
     names = ", ".join(sorted(str(s) for s in free))
-    raise ValueError(f"{name} has several free symbols ({names}); pass var= to choose the variable")
+    raise ValueError(
+        f"{name} has several free symbols ({names}); pass var= to choose the variable, "
+        f"or var=({names}) for the rank over Q({names})"
+    )
 
 
 def _strip(f):
@@ -159,6 +162,12 @@ def _normalize(num, den):
     num = _strip(num)
     if not num:
         return [], [1]
+    if len(den) == 1:  # a constant denominator: an integer gcd suffices
+        d = den[0]
+        g = gcd(d, *num)
+        if d < 0:
+            g = -g
+        return ([c // g for c in num], [d // g]) if g != 1 else (num, den)
     g = dup_gcd(num, den, ZZ)
     if len(g) > 1 or g[0] not in (1, -1):
         num = dup_exquo(num, g, ZZ)
@@ -261,13 +270,23 @@ class RationalMatrix:
                 raise ValueError(f"{name} is a RationalMatrix in {A.var}, not in var={var}")
             return A
         M = as_sympy_matrix(A, name)
-        var = infer_var(M, var, name)
         m, n = M.shape
+        rows = M.tolist()
+        if var is None:
+            fast = _all_fast_polys(rows)
+            if fast is not None:  # every entry an expanded polynomial in one symbol
+                num, den, var = fast
+                # already in lowest terms: the coefficients p_k/q_k are, so no prime
+                # of L = lcm(q_k) divides every p_k * L/q_k; L > 0
+                R = cls.__new__(cls)
+                R.num, R.den, R.var, R.shape = num, den, var, (m, n)
+                return R
+        var = infer_var(M, var, name)
         num = [[None] * n for _ in range(m)]
         den = [[None] * n for _ in range(m)]
-        for i in range(m):
-            for j in range(n):
-                num[i][j], den[i][j] = _entry(M[i, j], var, f"{name}[{i}, {j}]")
+        for i, row in enumerate(rows):
+            for j, e in enumerate(row):
+                num[i][j], den[i][j] = _entry(e, var, f"{name}[{i}, {j}]")
         return cls(num, den, var, shape=(m, n))
 
     # --------------------------------------------------------------- exports
@@ -390,28 +409,76 @@ def _fast_poly(e, var):
     """(num, [den]) for an expanded polynomial ``sum c_k var**k``, else None.
 
     A shortcut around ``Poly(e, var)`` (which re-expands its input) for the
-    common case of entries that are already expanded polynomials.
+    common case of entries that are already expanded polynomials with
+    rational coefficients.  It reads the expression tree only (terms
+    ``c``, ``var``, ``c*var``, ``var**k``, ``c*var**k`` with a SymPy
+    ``Rational`` ``c``) and uses Python integers throughout; anything else
+    (floats, other symbols, functions) returns None and takes the general,
+    checking path.
     """
     terms = e.args if e.is_Add else (e,)
-    coeffs = {}
+    items = []
     for term in terms:
-        c, rest = term.as_coeff_Mul()
-        if not c.is_Rational:
-            return None
-        if rest is sp.S.One:
-            k = 0
-        elif rest is var:
+        if term.is_Rational:
+            items.append((0, int(term.p), int(term.q)))
+            continue
+        if term.is_Mul:
+            args = term.args
+            # SymPy keeps a numeric coefficient first in a Mul's arguments
+            if len(args) != 2 or not args[0].is_Rational:
+                return None
+            c, rest = args
+            p, q = int(c.p), int(c.q)
+        else:
+            rest, p, q = term, 1, 1
+        if rest is var:
             k = 1
-        elif rest.is_Pow and rest.base is var and rest.exp.is_Integer and rest.exp > 0:
+        elif rest.is_Pow and rest.base is var and rest.exp.is_Integer:
             k = int(rest.exp)
+            if k <= 0:
+                return None
         else:
             return None
-        coeffs[k] = coeffs.get(k, 0) + c
-    deg = max(coeffs)
-    dens = [sp.Rational(c).q for c in coeffs.values()]
-    L = lcm(*dens)
-    out = [int(coeffs.get(k, 0) * L) for k in range(deg, -1, -1)]
+        items.append((k, p, q))
+    L = lcm(*[q for _, _, q in items])
+    deg = max(k for k, _, _ in items)
+    out = [0] * (deg + 1)
+    for k, p, q in items:
+        out[deg - k] += p * (L // q)
     return _strip(out), [L]
+
+
+def _all_fast_polys(rows):
+    """Convert a matrix whose entries are all expanded polynomials in one symbol.
+
+    The symbol is read from the first non-constant entry instead of from the
+    free symbols of the whole matrix (a walk of every expression tree).
+    Returns ``(num, den, var)``, or None when some entry is not such a
+    polynomial in that symbol (the caller then infers the variable and
+    converts with every check).
+    """
+    var = None
+    num = [[None] * len(row) for row in rows]
+    den = [[None] * len(row) for row in rows]
+    for i, row in enumerate(rows):
+        for j, e in enumerate(row):
+            if isinstance(e, sp.Basic) and e.is_Rational:
+                num[i][j], den[i][j] = ([int(e.p)], [int(e.q)]) if e else ([], [1])
+                continue
+            if var is None:
+                if not isinstance(e, sp.Basic):
+                    return None
+                free = e.free_symbols
+                if len(free) != 1:
+                    return None
+                var = next(iter(free))
+            fast = _fast_poly(e, var) if isinstance(e, sp.Basic) else None
+            if fast is None:
+                return None
+            num[i][j], den[i][j] = fast
+    if var is None:
+        return None  # a constant matrix: infer_var gives it a dummy variable
+    return num, den, var
 
 
 def _assumptions(s):
@@ -428,6 +495,10 @@ def _entry(e, var, label):
         return ([int(e)] if e else []), [1]
     if e.is_Rational:
         return [int(e.p)], [int(e.q)]
+    # an expanded polynomial with rational coefficients needs none of the checks below
+    fast = _fast_poly(e, var)
+    if fast is not None:
+        return fast
     if e.has(sp.Float):
         raise ValueError(
             f"{label} = {e} contains a floating-point number; exact rank needs exact "
@@ -448,9 +519,6 @@ def _entry(e, var, label):
     if extra:
         names = ", ".join(sorted(str(s) for s in extra))
         raise ValueError(f"{label} = {e} depends on symbol(s) {names} other than the variable {var}")
-    fast = _fast_poly(e, var)
-    if fast is not None:
-        return fast
     attempts = [e]
     if e.has(*_COMBINATORIAL):
         attempts.append(sp.expand_func(e))

@@ -24,8 +24,25 @@ def powmod(a, e, p):  # pragma: no cover - compiled
 
 
 @_jit
+def mulmod(a, b, p, pinv):  # pragma: no cover - compiled
+    """``a * b % p`` for ``0 <= a, b < p < 2**31`` without an integer division.
+
+    The quotient is estimated in float64 (``pinv = 1.0 / p``); its error is
+    below ``2**-20``, so the remainder needs at most one correction.
+    """
+    q = np.int64(np.float64(a) * np.float64(b) * pinv)
+    r = a * b - q * p
+    if r < 0:
+        r += p
+    elif r >= p:
+        r -= p
+    return r
+
+
+@_jit
 def rank(M, p):  # pragma: no cover - compiled
     m, n = M.shape
+    pinv = 1.0 / p
     a = M.copy() % p
     rowidx = np.arange(m)
     prow = np.empty(min(m, n), np.int64)
@@ -51,10 +68,11 @@ def rank(M, p):  # pragma: no cover - compiled
             rowidx[piv] = tmp
         inv = powmod(a[r, c], p - 2, p)
         for i in range(r + 1, m):
-            f = a[i, c] * inv % p
+            f = mulmod(a[i, c], inv, p, pinv)
             if f != 0:
                 for j in range(c, n):
-                    a[i, j] = (a[i, j] - f * a[r, j]) % p
+                    v = a[i, j] - mulmod(f, a[r, j], p, pinv)
+                    a[i, j] = v + p if v < 0 else v
         prow[r] = rowidx[r]
         pcol[r] = c
         r += 1
@@ -64,6 +82,8 @@ def rank(M, p):  # pragma: no cover - compiled
 @_jit
 def evaluate(C, xs, p):  # pragma: no cover - compiled
     m, n, L = C.shape
+    pinv = 1.0 / p
+    C = C % p
     out = np.empty((xs.shape[0], m, n), np.int64)
     for s in range(xs.shape[0]):
         x = xs[s] % p
@@ -71,7 +91,9 @@ def evaluate(C, xs, p):  # pragma: no cover - compiled
             for j in range(n):
                 acc = 0
                 for d in range(L):
-                    acc = (acc * x + C[i, j, d]) % p
+                    acc = mulmod(acc, x, p, pinv) + C[i, j, d]
+                    if acc >= p:
+                        acc -= p
                 out[s, i, j] = acc
     return out
 
@@ -84,6 +106,7 @@ def cramer(E, rows, cols, F, p):  # pragma: no cover - compiled
     dets = np.zeros(npts, np.int64)
     X = np.zeros((npts, r, k), np.int64)
     a = np.empty((r, r + k), np.int64)
+    pinv = 1.0 / p
     for s in range(npts):
         for i in range(r):
             for j in range(r):
@@ -107,24 +130,42 @@ def cramer(E, rows, cols, F, p):  # pragma: no cover - compiled
                     a[c, j] = a[piv, j]
                     a[piv, j] = tmp
                 det = p - det
-            det = det * a[c, c] % p
+            det = mulmod(det, a[c, c], p, pinv)
             inv = powmod(a[c, c], p - 2, p)
             for j in range(c, r + k):
-                a[c, j] = a[c, j] * inv % p
+                a[c, j] = mulmod(a[c, j], inv, p, pinv)
             for i in range(r):
                 if i != c:
                     f = a[i, c]
                     if f != 0:
                         for j in range(c, r + k):
-                            a[i, j] = (a[i, j] - f * a[c, j]) % p
+                            v = a[i, j] - mulmod(f, a[c, j], p, pinv)
+                            a[i, j] = v + p if v < 0 else v
         if not ok:
             continue
         det %= p
         dets[s] = det
         for i in range(r):
             for q in range(k):
-                X[s, i, q] = a[i, r + q] * det % p
+                X[s, i, q] = mulmod(a[i, r + q], det, p, pinv)
     return dets, X
+
+
+@_jit
+def garner_residues(D, k, w, q):  # pragma: no cover - compiled
+    """``sum_i (D[i, e] mod q) * w[i] mod q`` for every column ``e`` of the first ``k`` rows."""
+    size = D.shape[1]
+    pinv = 1.0 / q
+    out = np.zeros(size, np.int64)
+    for e in range(size):
+        acc = 0
+        for i in range(k):
+            v = D[i, e] % q
+            acc += mulmod(v, w[i], q, pinv)
+            if acc >= q:
+                acc -= q
+        out[e] = acc
+    return out
 
 
 @_jit

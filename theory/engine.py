@@ -29,10 +29,17 @@ How it is computed (all exact integer arithmetic):
    ``J``.  These polynomials are computed by evaluation at many points,
    modular elimination, interpolation and Chinese remaindering over several
    primes, until the reconstruction is stable.
-4. ``P N = 0`` is then checked exactly, by evaluating at ``x0 = 2**B`` with
-   ``2**B`` above the Cauchy root bound of every entry of ``P N`` (a
-   nonzero integer polynomial with coefficients at most ``H`` in absolute
-   value has no root of absolute value ``> 1 + H``).  If the check fails,
+   The interpolation is one product with the inverse Vandermonde matrix
+   and the Chinese remaindering keeps mixed-radix digits (both exact
+   float64 BLAS products on small limbs, :mod:`theory._fast`).
+4. ``P N = 0`` is then checked exactly: every coefficient of every entry of
+   ``P N`` is computed as a sum of limb products (16- or 32-bit limbs of
+   the big kernel coefficients against 16-bit limbs of ``P``, float64 BLAS
+   products whose sums stay below ``2**53``) and tested for zero by exact
+   carrying in ``int64``; beyond those bounds, by evaluating at
+   ``x0 = 2**B`` with ``2**B`` above the Cauchy root bound of every entry of
+   ``P N`` (a nonzero integer polynomial with coefficients at most ``H`` in
+   absolute value has no root of absolute value ``> 1 + H``).  If the check fails,
    more primes are added; if it still fails beyond the Hadamard-type bound
    on the minors, ``r`` was too small and the computation restarts at a new
    random point.  What holds: a returned certified result is always correct
@@ -80,6 +87,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from . import _fast
 from . import _modular as mod
 from ._convert import RationalMatrix, as_sympy_matrix, infer_var
 from ._typing import Expr, Matrix, MatrixLike, Symbol
@@ -214,8 +222,9 @@ class Certificate:
         The generic rank (certified when ``certified`` is True).
     shape : tuple of int
         Shape ``(m, n)`` of the matrix.
-    var : sympy.Symbol
-        The variable.
+    var : sympy.Symbol or tuple of sympy.Symbol
+        The variable; the tuple ``(t1, ..., ts)`` for a rank over
+        ℚ(t₁, …, t_s) (see :mod:`theory.multivar`).
     certified : bool
         True when both witnesses were produced and checked exactly.
     method : str
@@ -224,7 +233,8 @@ class Certificate:
         (floating point, uncertified, for non-rational entries).
     point, prime : int or None
         Lower-bound witness: ``A[pivot_rows, pivot_cols]`` at ``point`` is
-        nonsingular modulo ``prime``.
+        nonsingular modulo ``prime`` (with several variables ``point`` is a
+        tuple of ints, one per variable).
     pivot_rows, pivot_cols : tuple of int
         A nonsingular ``rank x rank`` block of ``A(point) mod prime``.
     kernel_side : {"right", "left", None}
@@ -255,6 +265,8 @@ class Certificate:
     _kernel: tuple | None = field(default=None, repr=False)
     _matrix: RationalMatrix | None = field(default=None, repr=False)
     _source: object = field(default=None, repr=False)
+    #: several variables: the kernel as a SymPy matrix over ℚ(t₁, …, t_s)
+    _kernel_matrix: object = field(default=None, repr=False)
 
     def __post_init__(self):
         # accept the engine's list-of-dicts kernel and store it immutably
@@ -276,6 +288,8 @@ class Certificate:
         if self.certified:
             if self.kernel_side is None:
                 ub = f"rank <= min(m, n) = {min(m, n)}"
+            elif self._kernel_matrix is not None:
+                ub = f"{self.kernel_side} kernel of {self._kernel_matrix.shape[1]} vectors over Q{self.var}"
             else:
                 deg = max((len(f) - 1 for col in self._kernel for _, f in col), default=0)
                 ub = f"{self.kernel_side} kernel of {len(self._kernel)} vectors, degree <= {deg}"
@@ -286,7 +300,7 @@ class Certificate:
 
     def _repr_latex_(self):
         """LaTeX summary for Jupyter, e.g. ``$\\operatorname{grank} A = 1$ (certified ...)``."""
-        v = sp.latex(self.var)
+        v = ", ".join(sp.latex(x) for x in self.var) if isinstance(self.var, tuple) else sp.latex(self.var)
         head = rf"$\operatorname{{rank}}_{{\mathbb{{Q}}({v})}} A = {self.rank}$"
         if self.method == "numeric":
             return head + r" (numeric estimate, \textbf{uncertified})"
@@ -295,7 +309,7 @@ class Certificate:
         ub = (
             r"$\operatorname{rank} \le \min(m, n)$"
             if self.kernel_side is None
-            else f"{self.kernel_side} kernel of {len(self._kernel)} vectors"
+            else f"{self.kernel_side} kernel of {self.shape[self.kernel_side == 'right'] - self.rank} vectors"
         )
         return head + rf" (certified: $t_0 = {self.point}$, $p = {self.prime}$; upper bound: {ub})"
 
@@ -307,6 +321,8 @@ class Certificate:
         ``(n, n - rank)``; for ``"left"``, ``N.T * A == 0`` with ``N`` of
         shape ``(m, m - rank)``.
         """
+        if self._kernel_matrix is not None:
+            return self._kernel_matrix
         if self._kernel is None:
             return None
         t = self.var
@@ -345,6 +361,8 @@ class Certificate:
         """
         from .checker import FORMAT, VERSION
 
+        if isinstance(self.var, tuple):
+            raise ValueError("certificates over several variables are not serialisable yet; check them with verify(A)")
         v = self.var
         return {
             "format": FORMAT,
@@ -578,6 +596,12 @@ class Certificate:
             raise ValueError(f"method must be 'exact' or 'sympy', got {method!r}")
         if not self.certified:
             return False
+        if isinstance(self.var, tuple):  # several variables: SymPy's field arithmetic either way
+            from .multivar import verify_multivariate
+
+            if A is None:
+                A = self._source
+            return verify_multivariate(self, A)
         if method == "sympy":
             from .checker import check_certificate
 
@@ -602,7 +626,18 @@ def _rank_mod_any(rows, p):
 
 
 def _kernel_is_exact(P, N):
-    """Exact test of ``P N == 0`` (N given as a list of sparse columns)."""
+    """Exact test of ``P N == 0`` (N given as a list of sparse columns).
+
+    The limb products of :func:`theory._fast.poly_product_is_zero` (float64
+    BLAS, exact by construction) answer whenever the sizes allow it; beyond
+    their bounds, :func:`_kernel_is_exact_shift` evaluates at ``2**B``.
+    """
+    ok = _fast.poly_product_is_zero(P, N)
+    return _kernel_is_exact_shift(P, N) if ok is None else ok
+
+
+def _kernel_is_exact_shift(P, N):
+    """Exact test of ``P N == 0`` by evaluation at ``2**B`` beyond the Cauchy root bound."""
     if not N:
         return True
     normP = max((sum(_norm1(e) for e in row) for row in P), default=0)
@@ -657,42 +692,14 @@ def _degree_bound(P, rows, cols, r):
 def _interpolate_highest_first(xs, Y, q, backend):
     """Interpolate value columns modulo ``q``; coefficient rows highest degree first.
 
-    The single point where the lowest-first output of
-    :func:`theory._modular.interpolate_mod` is converted to this module's
-    highest-first order.
+    The single point where the lowest-first output of the interpolation
+    (:func:`theory._fast.interpolate_mod`, or the reference
+    :func:`theory._modular.interpolate_mod` for ``backend="python"``) is
+    converted to this module's highest-first order.
     """
-    return mod.interpolate_mod(xs, Y, q, backend)[::-1]
-
-
-def _crt_combine(X, modulus, residues, q):
-    """Chinese remaindering: from ``X mod modulus`` and ``residues mod q`` to ``X mod modulus*q``.
-
-    Parameters
-    ----------
-    X : ndarray of object (Python int) or None
-        Residues modulo ``modulus`` in ``[0, modulus)``; None before the first prime.
-    modulus : int
-        Product of the primes used so far (ignored when ``X`` is None).
-    residues : ndarray of int64, same shape as ``X``
-        The same quantities modulo the new prime ``q``, in ``[0, q)``.
-    q : int
-        A prime coprime to ``modulus``.
-
-    Returns
-    -------
-    X, modulus : ndarray of object, int
-        Residues modulo ``modulus * q`` in ``[0, modulus * q)``.
-    """
-    if X is None:
-        return residues.astype(object), q
-    xm = (X % q).astype(np.int64)
-    u = (residues - xm) % q * pow(modulus % q, -1, q) % q
-    return X + modulus * u.astype(object), modulus * q
-
-
-def _symmetric_residues(X, modulus):
-    """Residues in ``[0, modulus)`` -> the representatives in ``(-modulus/2, modulus/2]``."""
-    return np.where(X > modulus // 2, X - modulus, X)
+    if backend == "python":
+        return mod.interpolate_mod(xs, Y, q, backend)[::-1]
+    return _fast.interpolate_mod(xs, Y, q)[::-1]
 
 
 def _strip_leading_zeros(col):
@@ -726,7 +733,8 @@ def _cramer_kernel(P, rows, pivots, free, rng, backend, avoid):
     for i in rows:
         H *= max(1, sum(_norm1(P[i][j]) for j in cols))
     cap_bits = (2 * H + 1).bit_length() + CRT_MARGIN_BITS
-    X, modulus, prev = None, 1, None
+    backend = mod._check_backend(backend)
+    crt = _fast.Garner(backend)
     used = set(avoid)
     while True:
         q = mod.random_prime(rng)
@@ -750,11 +758,11 @@ def _cramer_kernel(P, rows, pivots, free, rng, backend, avoid):
             good = np.nonzero(dets)[0]
         good = good[:npts]
         Y = np.concatenate([dets[good, None], nums[good].reshape(npts, r * k)], axis=1)
-        X, modulus = _crt_combine(X, modulus, _interpolate_highest_first(xs[good], Y, q, backend), q)
-        S = _symmetric_residues(X, modulus)
-        stable = prev is not None and np.array_equal(S, prev)
-        prev = S
-        if stable or modulus.bit_length() > cap_bits:
+        # symmetric mixed-radix digits: the reconstruction is unchanged by
+        # this prime exactly when its digit is zero
+        stable = crt.add(_interpolate_highest_first(xs[good], Y, q, backend), q)
+        if stable or crt.modulus.bit_length() > cap_bits:
+            S = crt.integers()
             N = []
             delta = _strip_leading_zeros(S[:, 0])
             for c in range(k):
@@ -766,7 +774,7 @@ def _cramer_kernel(P, rows, pivots, free, rng, backend, avoid):
                 N.append(col)
             if _kernel_is_exact(P, N):
                 return N
-            if modulus.bit_length() > cap_bits:
+            if crt.modulus.bit_length() > cap_bits:
                 return None  # the pivot block is right but P N != 0: rank > r
 
 
@@ -804,8 +812,12 @@ def generic_rank(
         coefficients (polynomials and ``Poly`` objects included;
         ``binomial(t, k)``, ``gamma(t + 1)/gamma(t)`` and similar are
         expanded, and certificates are checked on that rational form).
-    var : sympy.Symbol, optional
-        The variable; inferred when ``A`` has exactly one free symbol.
+    var : sympy.Symbol or sequence of sympy.Symbol, optional
+        The variable; inferred when ``A`` has exactly one free symbol.  A
+        sequence ``(t1, ..., ts)`` of two or more symbols gives the rank
+        over ℚ(t₁, …, t_s) (:mod:`theory.multivar`: a random point in every
+        variable, a Schwartz–Zippel ``error_bound``, and an exact kernel in
+        SymPy's field arithmetic for the upper bound; for small matrices).
     certify : bool, default True
         If True, also produce and check the upper-bound witness (kernel
         basis), so that the result is proven.  If False, return the
@@ -858,6 +870,16 @@ def generic_rank(
     Certificate(rank=1, 2x2, method='numeric', UNCERTIFIED)
     """
     t_start = time.perf_counter()
+    if var is not None and not isinstance(var, sp.Symbol) and isinstance(var, (tuple, list)):
+        from .multivar import generic_rank_multivariate, normalize_vars
+
+        gens = normalize_vars(var)
+        if len(gens) == 1:
+            var = gens[0]
+        else:
+            if numeric:
+                raise ValueError("numeric=True is for one variable; pass a single Symbol as var")
+            return generic_rank_multivariate(A, gens, certify=certify, seed=seed, backend=backend)
     rng = random.Random(seed)
     source = None if isinstance(A, RationalMatrix) else as_sympy_matrix(A)
     try:
@@ -967,7 +989,10 @@ def _kernel_witness(R, P, r, x, p, rows, cols, rng, backend):
             return None
     pivot_set = set(Jk)
     free = [j for j in range(len(Q[0])) if j not in pivot_set]
-    N = _cramer_kernel(Q, Ik, Jk, free, rng, backend, avoid={p})
+    # the interpolation products: (nodes ~ r * degree)**2 times the 1 + r * k value columns
+    npts = len(Ik) * max((len(e) for row in Q for e in row), default=1)
+    with _fast.one_blas_thread(npts**2 * (1 + len(Ik) * len(free))):
+        N = _cramer_kernel(Q, Ik, Jk, free, rng, backend, avoid={p})
     if N is None:
         return None
     return side, tuple(free), N

@@ -67,6 +67,8 @@ class Profile:
     kind: str
     certificates: tuple
     var: sp.Symbol
+    #: several variables: the one differentiated in (``var`` is then the tuple of all)
+    wrt: sp.Symbol | None = None
 
     @property
     def certified(self) -> bool:
@@ -94,6 +96,9 @@ class Profile:
         if A is None:
             return all(c.verify(None, method=method) for c in self.certificates)
         max_order = len(self.ranks) - 1
+        if self.wrt is not None:
+            mats = _partial_derivatives(A, max_order, self.var, self.wrt)
+            return all(r == c.rank and c.verify(M) for r, c, M in zip(self.ranks, self.certificates, mats))
         mats = (derivatives if self.kind == "derivative" else differences)(A, max_order, var=self.var)
         return all(r == c.rank and c.verify(M, method=method) for r, c, M in zip(self.ranks, self.certificates, mats))
 
@@ -210,8 +215,25 @@ def _profile(mats, kind, certify, seed):
     return Profile(tuple(c.rank for c in certs), kind, tuple(certs), mats[0].var)
 
 
+def _partial_derivatives(A, max_order, gens, wrt):
+    """``A, ∂A/∂wrt, ..., ∂^max_order A/∂wrt^max_order`` as SymPy matrices (entries cancelled)."""
+    from ._convert import as_sympy_matrix
+
+    M = sp.Matrix(as_sympy_matrix(A))
+    out = [M]
+    for _ in range(max_order):
+        out.append(out[-1].diff(wrt).applyfunc(sp.cancel))
+    return out
+
+
 def rank_profile(
-    A: MatrixLike, max_order: int, *, var: Symbol | None = None, certify: bool = True, seed: int | None = None
+    A: MatrixLike,
+    max_order: int,
+    *,
+    var: Symbol | Sequence[Symbol] | None = None,
+    wrt: Symbol | None = None,
+    certify: bool = True,
+    seed: int | None = None,
 ) -> Profile:
     """Generic ranks of ``A, A', ..., A^{(max_order)}`` with certificates.
 
@@ -221,8 +243,12 @@ def rank_profile(
         Entries rational in ``var`` with rational coefficients.
     max_order : int
         Highest derivative order (the profile has ``max_order + 1`` entries).
-    var : sympy.Symbol, optional
-        The variable (inferred when ``A`` has one free symbol).
+    var : sympy.Symbol or sequence of sympy.Symbol, optional
+        The variable (inferred when ``A`` has one free symbol).  A sequence
+        ``(t1, ..., ts)`` gives the profile of the partial derivatives
+        ``∂^k A/∂wrt^k``, ranks over ℚ(t₁, …, t_s).
+    wrt : sympy.Symbol, optional
+        With several variables: the one to differentiate in (required).
     certify : bool, default True
         Passed to :func:`generic_rank`.
     seed : int, optional
@@ -245,8 +271,27 @@ def rank_profile(
     >>> P = rank_profile(u * u.T, 5)
     >>> P.ranks, P.certified
     ((1, 2, 3, 2, 1, 0), True)
+    >>> s = sp.Symbol("s")
+    >>> rank_profile(sp.Matrix([[1, t * s], [t, t**2 * s]]), 2, var=(t, s), wrt=t).ranks
+    (1, 2, 1)
     """
-    return _profile(derivatives(A, max_order, var=var), "derivative", certify, seed)
+    if var is not None and not isinstance(var, sp.Symbol) and isinstance(var, (tuple, list)):
+        from .multivar import normalize_vars
+
+        gens = normalize_vars(var)
+        if len(gens) > 1:
+            if wrt is None or wrt not in gens:
+                raise ValueError(f"wrt must be one of var={gens} (the variable to differentiate in), got {wrt!r}")
+            max_order = _check_max_order(max_order)
+            mats = _partial_derivatives(A, max_order, gens, wrt)
+            certs = []
+            for k, M in enumerate(mats):
+                certs.append(generic_rank(M, var=gens, certify=certify, seed=None if seed is None else seed + k))
+            return Profile(tuple(c.rank for c in certs), "derivative", tuple(certs), gens, wrt)
+        var = gens[0]
+    if wrt is not None and var is not None and wrt != var:
+        raise ValueError(f"wrt={wrt} differs from var={var}; pass var=({var}, {wrt}) for partial derivatives")
+    return _profile(derivatives(A, max_order, var=var if var is not None else wrt), "derivative", certify, seed)
 
 
 def difference_profile(

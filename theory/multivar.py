@@ -1,0 +1,295 @@
+"""Generic ranks over ℚ(t₁, …, t_s): several variables, or variables and parameters.
+
+``generic_rank(A, var=(t1, ..., ts))`` lands here.  The modular method
+carries over with a random point in *every* variable:
+
+Lower bound ``rank >= r`` (a proof)
+    A point ``x = (x_1, ..., x_s)`` of integers and a prime ``p`` at which
+    every denominator of the pivot block is nonzero and ``A[I, J](x)`` is
+    nonsingular modulo ``p``: that minor of ``A`` is then a nonzero element
+    of ℚ(t₁, …, t_s).
+
+Monte-Carlo error (Schwartz–Zippel)
+    Let ``g`` be a nonzero maximal minor of the row-cleared matrix
+    ``P = D A`` (``D`` diagonal, its entry ``i`` the product of the
+    denominators of row ``i``), of total degree at most ``deg g``, the sum of
+    the ``min(m, n)`` largest row degrees of ``P``.  For ``x`` uniform in
+    ``GF(p)^s``, ``Pr[g(x) = 0] <= deg g / p`` (Schwartz–Zippel); the point
+    is redrawn while the product ``d`` of all denominators vanishes there,
+    which conditions on ``d(x) != 0`` and multiplies the bound by at most
+    ``1 / (1 - deg d / p)``.  Add the probability that ``p`` divides every
+    coefficient of ``g`` (at most ``log2 H / 30`` of the more than
+    ``4.8e7`` primes in ``[2**30, 2**31)``, ``H`` a Hadamard-type bound on
+    those coefficients).  That sum is ``Certificate.error_bound``.
+
+Upper bound ``rank <= r`` (a proof, ``certify=True``)
+    ``r = min(m, n)``, or the kernel ``N`` with the identity in the non-pivot
+    columns ``F`` and ``-A[I, J]^{-1} A[I, F]`` in the pivot columns ``J``,
+    computed and checked (``A N = 0``) exactly in SymPy's ``DomainMatrix``
+    over ``QQ.frac_field(t1, ..., ts)``.  ``N`` has full column rank (its rows
+    ``F`` are the identity), so ``rank A <= n - |F| = r``.  If the check
+    fails, the point underestimated the rank and a new one is drawn.  This
+    exact step is SymPy's rational-function arithmetic: it is meant for small
+    matrices and few variables, where it is cheap; ``certify=False`` returns
+    the Monte-Carlo rank with its bound at the cost of one evaluation.
+
+Examples
+--------
+>>> import sympy as sp
+>>> from theory import generic_rank
+>>> t, s = sp.symbols("t s")
+>>> c = generic_rank(sp.Matrix([[t, s], [t * s, s**2]]), var=(t, s))
+>>> c.rank, c.certified, c.kernel.T
+(1, True, Matrix([[-s/t, 1]]))
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import sympy as sp
+from sympy.polys.matrices import DomainMatrix
+
+from . import _modular as mod
+from ._convert import as_sympy_matrix
+
+__all__ = ["generic_rank_multivariate", "normalize_vars"]
+
+#: Random points tried before :class:`theory.CertificationError` (as in one variable).
+ATTEMPTS = 8
+
+
+def normalize_vars(var):
+    """``var`` as a tuple of distinct SymPy symbols (a single symbol gives a 1-tuple).
+
+    Raises
+    ------
+    TypeError
+        If an element is not a ``Symbol``.
+    ValueError
+        If the sequence is empty or repeats a symbol.
+    """
+    gens = (var,) if isinstance(var, sp.Symbol) else tuple(var)
+    if not gens:
+        raise ValueError("var must be a Symbol or a non-empty sequence of Symbols, got an empty sequence")
+    for v in gens:
+        if not isinstance(v, sp.Symbol):
+            raise TypeError(
+                f"var must be a sympy Symbol or a sequence of Symbols, got element {v!r} ({type(v).__name__})"
+            )
+    if len(set(gens)) != len(gens):
+        raise ValueError(f"var repeats a symbol: {gens}")
+    return gens
+
+
+def _entry_polys(e, gens, label):
+    """(numerator, denominator) Polys over QQ in ``gens``, or a ValueError naming the entry."""
+    if isinstance(e, sp.Poly):
+        e = e.as_expr()
+    e = sp.sympify(e)
+    if e.has(sp.Float):
+        raise ValueError(f"{label} = {e} contains a floating-point number; exact rank needs exact input")
+    extra = e.free_symbols - set(gens)
+    if extra:
+        names = ", ".join(sorted(str(s) for s in extra))
+        raise ValueError(f"{label} = {e} depends on symbol(s) {names} outside var={gens}")
+    try:
+        num, den = sp.fraction(sp.cancel(sp.together(e)))
+        pn, pd = sp.Poly(num, *gens, domain="QQ"), sp.Poly(den, *gens, domain="QQ")
+    except (sp.PolynomialError, sp.polys.polyerrors.CoercionFailed, sp.polys.polyerrors.GeneratorsError):
+        raise ValueError(
+            f"{label} = {e} is not a rational function of {gens} with rational coefficients; "
+            f"pass numeric=True for an uncertified numerical rank"
+        ) from None
+    if pd.is_zero:
+        raise ValueError(f"{label} = {e} has a denominator that is identically zero")
+    return pn, pd
+
+
+def _eval_mod(poly, x, p):
+    """Value of a QQ Poly at the integer point ``x`` modulo ``p``, or None if a coefficient's denominator is 0 mod p."""
+    acc = 0
+    for monom, c in poly.terms():
+        c = sp.Rational(c)
+        if c.q % p == 0:
+            return None
+        v = int(c.p) * pow(int(c.q), -1, p)
+        for xi, e in zip(x, monom):
+            v = v * pow(xi, int(e), p) % p
+        acc = (acc + v) % p
+    return acc
+
+
+def _values_at(entries, x, p, rows, cols):
+    """``A[rows, cols](x) mod p`` as a list of lists, or None where a denominator vanishes."""
+    out = []
+    for i in rows:
+        row = []
+        for j in cols:
+            pn, pd = entries[i][j]
+            dv = _eval_mod(pd, x, p)
+            nv = _eval_mod(pn, x, p)
+            if not dv or nv is None:
+                return None
+            row.append(nv * pow(dv, -1, p) % p)
+        out.append(row)
+    return out
+
+
+def _error_bound(entries, p):
+    """Schwartz–Zippel bound on Pr[rank at a random point mod p < generic rank] (module docstring)."""
+    m, n = len(entries), len(entries[0]) if entries else 0
+    row_deg, row_bits, den_deg = [], [], 0
+    for row in entries:
+        dsum = sum(pd.total_degree() for _, pd in row)
+        den_deg += dsum
+        # a row of P = (product of the row's denominators) * A: degree <= dsum + max(num - den)
+        row_deg.append(dsum + max((pn.total_degree() - pd.total_degree() for pn, pd in row), default=0))
+        row_bits.append(sum(max(1, int(sum(abs(sp.Rational(c).p) for c in pn.coeffs()))).bit_length() for pn, _ in row))
+    k = min(m, n)
+    deg_g = sum(sorted(row_deg, reverse=True)[:k])
+    bits = sum(sorted(row_bits, reverse=True)[:k])
+    from .engine import PRIMES_IN_RANGE
+
+    cond = max(1e-300, 1 - den_deg / p)
+    return min(1.0, deg_g / p / cond + (bits / 30 + 1) / PRIMES_IN_RANGE)
+
+
+def generic_rank_multivariate(M, gens, *, certify=True, seed=None, backend="auto"):
+    """The rank of ``M`` over ℚ(gens) with its witnesses (see the module docstring).
+
+    Parameters
+    ----------
+    M : matrix-like
+        Entries rational in ``gens`` with rational coefficients.
+    gens : tuple of sympy.Symbol
+        At least two distinct symbols.
+    certify : bool
+        Produce the exact upper-bound witness.
+    seed : int, optional
+    backend : {"auto", "numba", "python"}
+        Modular elimination kernel.
+
+    Returns
+    -------
+    theory.Certificate
+        ``var`` is the tuple ``gens``; ``point`` a tuple of integers.
+    """
+    from .engine import Certificate, CertificationError
+
+    t_start = time.perf_counter()
+    rng = random.Random(seed)
+    A = as_sympy_matrix(M)
+    m, n = A.shape
+    entries = [[_entry_polys(A[i, j], gens, f"A[{i}, {j}]") for j in range(n)] for i in range(m)]
+    if m == 0 or n == 0:
+        return Certificate(0, (m, n), gens, True, "certified", seconds=time.perf_counter() - t_start, _source=A)
+    best = -1
+    for _attempt in range(ATTEMPTS):
+        while True:
+            p = mod.random_prime(rng)
+            x = tuple(rng.randrange(p) for _ in gens)
+            E = _values_at(entries, x, p, range(m), range(n))
+            if E is not None:
+                break
+        import numpy as np
+
+        r, prow, pcol = mod.rank_mod(np.array(E, dtype=np.int64).reshape(m, n), p, backend)
+        rows, cols = tuple(int(i) for i in prow), tuple(int(j) for j in pcol)
+        if r < best:
+            continue
+        best = r
+        common = dict(point=x, prime=p, pivot_rows=rows, pivot_cols=cols, _source=A)
+        if not certify:
+            return Certificate(
+                r,
+                (m, n),
+                gens,
+                False,
+                "monte-carlo",
+                error_bound=_error_bound(entries, p),
+                seconds=time.perf_counter() - t_start,
+                **common,
+            )
+        if r == min(m, n):
+            return Certificate(r, (m, n), gens, True, "certified", seconds=time.perf_counter() - t_start, **common)
+        N = _exact_kernel(A, gens, rows, cols)
+        if N is None:
+            continue  # the point underestimated the rank
+        free = tuple(j for j in range(n) if j not in set(cols))
+        return Certificate(
+            r,
+            (m, n),
+            gens,
+            True,
+            "certified",
+            kernel_side="right",
+            kernel_rows=free,
+            seconds=time.perf_counter() - t_start,
+            _kernel_matrix=N,
+            **common,
+        )
+    raise CertificationError(f"could not certify the rank after {ATTEMPTS} random points; please report")
+
+
+def _field_matrix(A, gens):
+    K = sp.QQ.frac_field(*gens)
+    return DomainMatrix.from_Matrix(sp.Matrix(A)).convert_to(K)
+
+
+def _exact_kernel(A, gens, rows, cols):
+    """Kernel ``N`` (n x (n - r)) with ``N[F] = I``, checked ``A N == 0`` exactly; None if it fails."""
+    m, n = A.shape
+    dA = _field_matrix(A, gens)
+    K = dA.domain
+    free = [j for j in range(n) if j not in set(cols)]
+    if cols:
+        X = dA.extract(list(rows), list(cols)).inv() * dA.extract(list(rows), free)
+    N = [[K.zero] * len(free) for _ in range(n)]
+    for c, f in enumerate(free):
+        N[f][c] = K.one
+        for a, j in enumerate(cols):
+            N[j][c] = -X.to_ddm()[a][c] if cols else K.zero
+    dN = DomainMatrix(N, (n, len(free)), K)
+    if not (dA * dN).is_zero_matrix:
+        return None
+    return sp.ImmutableMatrix(dN.to_Matrix())
+
+
+def verify_multivariate(cert, A, method="exact"):
+    """Check a several-variable certificate against the matrix ``A`` (both bounds)."""
+    gens = tuple(cert.var)
+    M = as_sympy_matrix(A)
+    if M.free_symbols - set(gens):
+        return False
+    m, n = M.shape
+    if tuple(cert.shape) != (m, n) or not 0 <= cert.rank <= min(m, n) or not cert.certified:
+        return False
+    entries = [[_entry_polys(M[i, j], gens, f"A[{i}, {j}]") for j in range(n)] for i in range(m)]
+    r = cert.rank
+    if r:
+        p, x = cert.prime, cert.point
+        if not (isinstance(p, int) and p > 1 and sp.isprime(p)) or not isinstance(x, tuple) or len(x) != len(gens):
+            return False
+        rows, cols = list(cert.pivot_rows), list(cert.pivot_cols)
+        if len(set(rows)) != r or len(set(cols)) != r or len(rows) != r or len(cols) != r:
+            return False
+        if not all(0 <= i < m for i in rows) or not all(0 <= j < n for j in cols):
+            return False
+        block = _values_at(entries, x, p, rows, cols)
+        if block is None:
+            return False
+        from .checker import _rank_mod
+
+        if _rank_mod(block, p) != r:
+            return False
+    if cert.kernel_side is None:
+        return r == min(m, n)
+    N = cert.kernel
+    free = list(cert.kernel_rows)
+    if N is None or N.shape != (n, n - r) or len(free) != n - r or len(set(free)) != n - r:
+        return False
+    if not all(0 <= f < n for f in free) or N.extract(free, list(range(n - r))) != sp.eye(n - r):
+        return False  # full column rank: the rows F of N are the identity
+    return (_field_matrix(M, gens) * _field_matrix(N, gens)).is_zero_matrix
