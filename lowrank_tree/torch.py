@@ -117,6 +117,18 @@ class CascadedLinear(nn.Module):
     the base product plus one GEMM pair on views, with no concatenation.
     :meth:`factors` returns the (differentiable) views of one correction.
 
+    *Inference.*  With gradients off (``torch.no_grad()`` or
+    ``torch.inference_mode()``), outside ``torch.compile``, a fixed-order
+    forward rents before it buys: it runs factored until the rows it has
+    served at that order have cost as much as folding the order once
+    (``b (m + n) c_k`` summed past ``m n c_k``, i.e. about ``m n / (m + n)``
+    rows), then folds ``W_k`` and ``b_k`` into one dense weight and bias and
+    serves every later call with a single ``nn.Linear`` product.  At most
+    :attr:`inference_cache_orders` orders (default 1; ``m n`` elements each)
+    stay folded, least recently used dropped first; any change to a
+    parameter (an optimiser step, ``load_state_dict``, ``.to()``) invalidates
+    them.  Training forwards never fold.
+
     *Cost* for ``b`` rows: order ``k``, ``O(b n m + b c_k (n + m))``; one
     order per row, ``O(b n m + b c_K (n + m) + b K m)`` (the corrections past a
     row's order are masked out); :meth:`all_orders`, ``O(b n m + b c_K (n + m) +
@@ -199,6 +211,11 @@ class CascadedLinear(nn.Module):
         else:
             self._padded_columns: torch.Tensor | None = None
         self._r_max = r_max
+        #: How many orders an inference forward may keep folded into one dense (m, n) weight
+        #: (see Notes); 0 disables folding.
+        self.inference_cache_orders = 1
+        # order -> [parameter state, rows seen since that state, folded (W_k, b_k) or None]
+        self._fold: dict[int, list[Any]] = {}
         self.reset_parameters()
 
     # -- parameters -------------------------------------------------------
@@ -373,6 +390,11 @@ class CascadedLinear(nn.Module):
 
     def _fixed(self, x2, k):
         c = self._offsets[k]
+        if c and self.inference_cache_orders > 0 and not torch.is_grad_enabled():
+            if not torch.compiler.is_compiling():
+                folded = self._folded(k, x2.shape[0])
+                if folded is not None:
+                    return F.linear(x2, *folded)
         bias = self.bias
         if bias is not None and k:
             bias = bias + self.bias_corrections[:k].sum(dim=0)
@@ -382,6 +404,45 @@ class CascadedLinear(nn.Module):
             U, V = (self.U, self.V) if c == self._offsets[-1] else (self.U[:, :c], self.V[:, :c])
             y = torch.addmm(y, x2 @ V, U.T)
         return y
+
+    def _parameter_state(self):
+        """What identifies the parameters' current values: storage, version counter, device, dtype."""
+        return tuple(
+            (p.data_ptr(), p._version, p.device, p.dtype)
+            for p in (self.weight, self.U, self.V, self.bias, self.bias_corrections)
+            if p is not None
+        )
+
+    def _folded(self, k, rows):
+        """``(W_k, b_k)`` once the rows served at order ``k`` have paid for folding it, else None.
+
+        Rent or buy: a factored forward costs ``rows (m + n) c_k`` beyond the base
+        product, folding costs ``m n c_k`` once, so the order is folded when the
+        rows served since the parameters last changed reach ``m n / (m + n)``.
+        """
+        state = self._parameter_state()
+        entry = self._fold.pop(k, None)
+        if entry is None or entry[0] != state:
+            entry = [state, 0, None]
+        self._fold[k] = entry  # most recently used last
+        if entry[2] is None:
+            entry[1] += rows
+            m, n = self.out_features, self.in_features
+            if entry[1] * (m + n) < m * n:
+                return None
+            c = self._offsets[k]
+            W = torch.addmm(self.weight, self.U[:, :c], self.V[:, :c].T)
+            b = self.bias
+            if b is not None and k:
+                b = b + self.bias_corrections[:k].sum(dim=0)
+            entry[2] = (W, b)
+        # drop stale entries and the least recently used beyond the limit
+        for key in [key for key, e in self._fold.items() if e[0] != state]:
+            del self._fold[key]
+        while sum(e[2] is not None for e in self._fold.values()) > self.inference_cache_orders:
+            oldest = next(key for key, e in self._fold.items() if e[2] is not None)
+            self._fold[oldest][1:] = [0, None]  # it rents again before it is folded again: no thrashing
+        return entry[2]
 
     def _mixed(self, x2, orders):
         if self.bias is not None:
