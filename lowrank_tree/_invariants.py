@@ -47,15 +47,25 @@ def check_tree(tree):
                         f"{where}: factor shapes {node.U.shape}, {node.V.shape} for rank {node.rank}"
                     )
                     assert node.U.dtype == tree._dtype and node.V.dtype == tree._dtype, f"{where}: dtype"
-                if node.orth and not node.dense and node.rank:
-                    U, V = arr(node.U), arr(node.V)
+                if node.tail:
+                    assert not node.dense and not node.orth and 0 < node.tail < node.rank, (
+                        f"{where}: tail of {node.tail} columns on a node of rank {node.rank} (orth={node.orth})"
+                    )
+                    true = np.linalg.norm(mat(node))
+                    assert node.low is not None and node.low <= true * (1 + rounding) + rounding * node.low, (
+                        f"{where}: norm lower bound {node.low} > the norm {true}"
+                    )
+                # the recompressed part: every column of an orth node, the head of one with a tail
+                head = node.rank - node.tail if (node.orth or node.tail) and not node.dense else 0
+                if head:
+                    U, V = arr(node.U)[:, :head], arr(node.V)[:, :head]
                     gv = V.conj().T @ V
-                    assert np.linalg.norm(gv - np.eye(node.rank)) <= rounding * node.rank, (
-                        f"{where}: V claimed orthonormal, ||V^H V - I|| = {np.linalg.norm(gv - np.eye(node.rank))}"
+                    assert np.linalg.norm(gv - np.eye(head)) <= rounding * head, (
+                        f"{where}: V claimed orthonormal, ||V^H V - I|| = {np.linalg.norm(gv - np.eye(head))}"
                     )
                     gu = U.conj().T @ U
                     off = gu - np.diag(np.diag(gu))
-                    assert np.linalg.norm(off) <= rounding * node.rank * np.linalg.norm(U, 2) ** 2, (
+                    assert np.linalg.norm(off) <= rounding * head * np.linalg.norm(U, 2) ** 2, (
                         f"{where}: U claimed to have orthogonal columns"
                     )
                 if h == 0:

@@ -16,6 +16,7 @@ the capacity puts the old root under a new root: append never rebuilds.
 
 from __future__ import annotations
 
+import math
 import threading
 from bisect import bisect_left
 from collections import OrderedDict, namedtuple
@@ -80,28 +81,51 @@ class _Node:
     update exploit.  ``drift`` bounds, in units of ``eps``, the rounding
     carried by incremental updates since the node was last computed from its
     children (0 for a node computed from them; see ``_DRIFT_LIMIT``).
+
+    ``tail`` counts the last columns of ``U`` and ``V`` that are changes
+    appended since the node was last recompressed (see ``_TAIL_FRACTION``):
+    the first ``rank - tail`` columns are a recompressed node (orthogonal
+    ``U``, orthonormal ``V``) and ``orth`` is False while ``tail > 0``.
+    ``low`` is a lower bound of ``‖U Vᵀ‖_F`` (None: unknown), exact after an
+    incremental recompression and lowered by each appended change's norm; the
+    drift budget of an appended change is checked against it.  ``pending`` sums
+    the rounding estimates (``step``) of the appended changes, charged to
+    ``drift`` when they are recompressed.
     """
 
-    __slots__ = ("U", "V", "D", "rank", "orth", "drift")
+    __slots__ = ("U", "V", "D", "rank", "orth", "drift", "tail", "low", "pending")
 
-    def __init__(self, U=None, V=None, D=None, rank=0, orth=False, drift=0):
+    def __init__(self, U=None, V=None, D=None, rank=0, orth=False, drift=0, tail=0, low=None, pending=0.0):
         self.U, self.V, self.D, self.rank, self.orth, self.drift = U, V, D, rank, orth, drift
+        self.tail, self.low, self.pending = tail, low, pending
 
     @property
     def dense(self):
         return self.D is not None
 
 
-#: Rounding budget of incrementally updated ancestors, in units of ``eps ‖node‖_F``.
+#: Smallest rounding budget of incrementally updated ancestors, in units of
+#: ``eps ‖node‖_F``; the budget is ``max(_DRIFT_LIMIT, max(m, n) / 4)``
+#: (:meth:`LowRankSegmentTree._drift_budget`), a quarter of the lossless rtol
+#: ``max(m, n) · eps`` that a rebuild's recompression may drop at every node.
 #: Each step ``new = old + A Bᵀ`` adds rounding of at most about
 #: ``eps (‖new‖_F + (p + 2) ‖A‖_F ‖B‖_F)`` (``‖old‖ <= ‖new‖ + ‖A Bᵀ‖``);
-#: once the summed estimate exceeds ``_DRIFT_LIMIT · eps · ‖new‖_F`` the node
+#: once the summed estimate exceeds the budget times ``eps · ‖new‖_F`` the node
 #: is recomputed from its children instead.  So an ancestor is at most
-#: ``_DRIFT_LIMIT`` steps from a fresh computation, and a change that cancels
-#: most of a node (a large correction replaced by a small one) refreshes it at
-#: once: the drift from a rebuilt tree stays within ``_DRIFT_LIMIT · eps`` of
-#: the node's current size, inside the lossless rtol ``max(m, n) · eps``.
+#: budget steps from a fresh computation, and a change that cancels most of a
+#: node (a large correction replaced by a small one) refreshes it at once: the
+#: drift from a rebuilt tree stays within the budget times ``eps`` of the
+#: node's current size, inside the lossless rtol.
 _DRIFT_LIMIT = 32
+
+#: A recompressed low-rank ancestor of rank ``ρ`` takes a change by appending
+#: its columns (exact, ``O((m + n) p)``) while the appended columns number at
+#: most ``ρ / _TAIL_FRACTION``; the next change recompresses the node from its
+#: orthogonal part and all appended columns at once (one SVD of size
+#: ``ρ + tail``).  So the rotation of the ``(m + n) × ρ`` factors, the
+#: dominant ``O((m + n) ρ²)`` term, is paid once per about ``ρ / (4 p)``
+#: changes, and a query's inner dimension grows by at most a quarter.
+_TAIL_FRACTION = 4
 
 
 #: Matrices with fewer entries are never folded, and their cold queries build
@@ -826,6 +850,10 @@ class LowRankSegmentTree:
             return self._tol
         return default_tol(self._xp, self._dtype, self.shape)
 
+    def _drift_budget(self):
+        """Rounding budget of an incrementally updated node, in units of ``eps ‖node‖_F``."""
+        return max(_DRIFT_LIMIT, max(self.shape) / 4)
+
     def _lossy(self):
         """Whether the recompression tolerance may drop more than rounding noise."""
         return self._tol is not None and self._tol > default_tol(self._xp, self._dtype, self.shape)
@@ -913,7 +941,9 @@ class LowRankSegmentTree:
         else:
             A, B = leaf.U, leaf.V
         # rounding of one incremental step, beyond the node's own size (see _DRIFT_LIMIT)
-        step = (A.shape[1] + 2) * fro_norm(A, xp) * fro_norm(B, xp)
+        norm_a, norm_b = fro_norm(A, xp), fro_norm(B, xp)
+        step = (A.shape[1] + 2) * norm_a * norm_b
+        change = _product_norm_bound(A, B, norm_a, norm_b, xp)
         path, node, old_child = [(0, pos, leaf)], leaf, old_leaf
         for h in range(top):
             j = pos >> h
@@ -924,14 +954,14 @@ class LowRankSegmentTree:
             old = levels[h + 1][up] if h + 1 < len(levels) and up < len(levels[h + 1]) else None
             new = None
             if old is not None and old is not old_child and old is not sib and old is not self._empty:
-                new = self._updated(old, pair, A, B, step)
+                new = self._updated(old, pair, A, B, step, change)
             if new is None:
                 new = self._merge_pairs([pair])[0]
             node, old_child = new, old
             path.append((h + 1, up, node))
         return path
 
-    def _updated(self, old, pair, A, B, step):
+    def _updated(self, old, pair, A, B, step, change):
         """``old + A Bᵀ`` for an ancestor whose children are ``pair``, or None to merge them.
 
         Only where both children are low-rank and non-empty (a dense child
@@ -940,16 +970,21 @@ class LowRankSegmentTree:
         * a dense node stays dense and takes the rank-``p`` GEMM update,
           ``O(m n p)``, instead of a QR and SVD of its children's summed rank
           (up to ``2 min(m, n)``); its rank is then the bound ``r_a + r_b``;
-        * a recompressed low-rank node is recompressed from its own factors and
-          the ``p`` new columns (the backend's ``update_node``): one SVD of
-          size ``r + p`` and no QR of the stacked children; with a lossy rtol
+        * a recompressed low-rank node of rank ``ρ`` appends the ``p`` new
+          columns to its factors (exact: no rounding, ``O((m + n)(ρ + p))``
+          copied) while its appended columns stay within ``ρ / _TAIL_FRACTION``;
+          past that it is recompressed from its orthogonal part and all the
+          appended columns (the backend's ``update_node``: one SVD of size
+          ``ρ + tail`` and no QR of the stacked children); with a lossy rtol
           the children are merged instead, so that truncation errors do not
           add up over updates.
 
-        ``step`` is ``(p + 2) ‖A‖_F ‖B‖_F``.  Once the rounding carried
-        exceeds the budget ``_DRIFT_LIMIT · ‖new‖_F`` (units of eps), a dense
-        node is recomputed from its children's factors in one GEMM, and a
-        low-rank one by merging them.
+        ``step`` is ``(p + 2) ‖A‖_F ‖B‖_F`` and ``change`` an upper bound of
+        ``‖A Bᵀ‖_F``.  Once the rounding carried exceeds the budget
+        ``_drift_budget() · ‖new‖_F`` (units of eps), a dense node is recomputed
+        from its children's factors in one GEMM, and a low-rank one by merging
+        them; an appended change is checked against a lower bound of
+        ``‖new‖_F``, so that a change cancelling most of a node recompresses it.
         """
         a, b = pair
         m, n = self.shape
@@ -963,20 +998,44 @@ class LowRankSegmentTree:
             D = old.D + A @ xp.matrix_transpose(B)
             size = fro_norm(D, xp)
             drift = old.drift + size + step
-            if drift > _DRIFT_LIMIT * size:
+            if drift > self._drift_budget() * size:
                 D = xp.concat([a.U, b.U], axis=1) @ xp.matrix_transpose(xp.concat([a.V, b.V], axis=1))
                 drift = 0.0
             return _Node(D=D, rank=bound, drift=drift)
-        if not old.orth or not old.rank or self._lossy() or old.rank + A.shape[1] > min(m, n):
+        if not (old.orth or old.tail) or not old.rank or self._lossy():
             return None
-        node = self._ops.update_node(old.U, old.V, A, B, self._effective_tol(), xp)
+        p, head = A.shape[1], old.rank - old.tail
+        width = old.rank + p
+        if old.tail + p <= head // _TAIL_FRACTION and width * (m + n) < m * n:
+            # the node's last size (exact after a recompression) minus every change since
+            low = (old.low if old.low is not None else fro_norm(old.U, xp)) - change
+            if old.drift <= self._drift_budget() * low:
+                U = xp.concat([old.U, A], axis=1)
+                V = xp.concat([old.V, B], axis=1)
+                return _Node(U, V, rank=width, drift=old.drift, tail=old.tail + p, low=low, pending=old.pending + step)
+        if width > min(m, n):
+            return None
+        if old.tail:
+            # each appended change is charged its own step: the recompression
+            # treats the blocks as the updates one by one would, in one pass
+            A, B = xp.concat([old.U[:, head:], A], axis=1), xp.concat([old.V[:, head:], B], axis=1)
+            step += old.pending
+        try:
+            node = self._ops.update_node(old.U[:, :head], old.V[:, :head], A, B, self._effective_tol(), xp)
+        except Exception as exc:
+            if not _lapack_failure(exc):
+                raise
+            # LAPACK's divide-and-conquer SVD can fail to converge on a core with
+            # clusters of tiny singular values (a change that cancels an earlier
+            # one): merging the children is the robust path
+            return None
         if node.D is not None:
             return None  # became dense: the children's sum gives it without carried rounding
         size = fro_norm(node.U, xp)  # = ‖U Vᵀ‖_F: V is orthonormal
         drift = old.drift + size + step
-        if drift > _DRIFT_LIMIT * size:
+        if drift > self._drift_budget() * size:
             return None
-        return _Node(node.U, node.V, rank=node.rank, orth=True, drift=drift)
+        return _Node(node.U, node.V, rank=node.rank, orth=True, drift=drift, low=size)
 
     def _commit(self, path, grow):
         """Store the new nodes of ``path`` (caller holds both locks); a new version of the tree."""
@@ -1465,6 +1524,31 @@ class LowRankSegmentTree:
             else:
                 out.append(prev)
         return xp.stack(out)
+
+
+def _product_norm_bound(A, B, norm_a, norm_b, xp):
+    """An upper bound of ``‖A Bᵀ‖_F`` from the small Gram matrices, scale-safe.
+
+    ``‖A Bᵀ‖_F² = Σ (AᴴA) ∘ conj(BᴴB)`` on the factors scaled to unit norm
+    (no square under- or overflows), plus a margin for the rounding of the
+    ``p × p`` products; ``norm_a``, ``norm_b`` are ``‖A‖_F``, ``‖B‖_F``.
+    Never above ``‖A‖_F ‖B‖_F``.
+    """
+    if norm_a == 0.0 or norm_b == 0.0:
+        return 0.0
+    p = A.shape[1]
+    An = A / xp.asarray(norm_a, dtype=xp.real(A[:0, :0]).dtype)
+    Bn = B / xp.asarray(norm_b, dtype=xp.real(B[:0, :0]).dtype)
+    Ga = xp.conj(xp.matrix_transpose(An)) @ An
+    Gb = xp.conj(xp.matrix_transpose(Bn)) @ Bn
+    ss = float(xp.sum(xp.real(Ga * xp.conj(Gb))))
+    margin = 4.0 * (p + 1) ** 2 * float(xp.finfo(A.dtype).eps)
+    return min(1.0, math.sqrt(max(ss, 0.0) + margin)) * norm_a * norm_b
+
+
+def _lapack_failure(exc):
+    """Whether ``exc`` is a linear-algebra failure (NumPy, CuPy, PyTorch all name it ``LinAlgError``)."""
+    return any("LinAlgError" in cls.__name__ for cls in type(exc).__mro__)
 
 
 def _float_dtypes(xp):
