@@ -258,16 +258,24 @@ def tree_ops_tables(path=HERE / "results" / "tree_ops.json"):
     """Markdown tables of ``bench/tree_ops.py``: updates, their accuracy, and all orders."""
     data = json.loads(pathlib.Path(path).read_text())
     rows = [
-        "| n | K | update ms | re-merge (before) ms | append ms | dense `D + U Vᵀ`, rank 2r, ms | update / dense add "
-        "| re-merge / update |",
-        "|---|---|---|---|---|---|---|---|",
+        "| n | K | update ms (median) | update ms (mean) | re-merge (before) ms | append ms "
+        "| dense `D + U Vᵀ`, rank 2r, ms | update / dense add (median) | (mean) | re-merge / update |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in data["update"]:
         p, s, r = run["params"], run["seconds"], run["ratios"]
+        mean = s.get("update_mean")
+        mean_ratio = f"{r['update_mean_over_dense_add']:.0f}×" if mean is not None else "–"
         rows.append(
-            f"| {p['n']} | {p['K']} | {_ms(s['update'])} | {_ms(s['update_remerge'])} | {_ms(s['append'])} "
-            f"| {_ms(s['dense_rank2r_add'])} | {r['update_over_dense_add']:.0f}× | {r['remerge_over_update']:.1f}× |"
+            f"| {p['n']} | {p['K']} | {_ms(s['update'])} | {_ms(mean) if mean is not None else '–'} "
+            f"| {_ms(s['update_remerge'])} | {_ms(s['append'])} "
+            f"| {_ms(s['dense_rank2r_add'])} | {r['update_over_dense_add']:.0f}× "
+            f"| {mean_ratio} "
+            f"| {r['remerge_over_update']:.1f}× |"
         )
+    timed = data["update"][0]["params"].get("updates_timed")
+    if timed:
+        rows += ["", f"Each update timed on its own, {timed} random updates per size (a fresh correction each)."]
     acc = data["accuracy"]
     err = acc["max_abs_error_over_eps_scale"]
     rows += [

@@ -53,19 +53,29 @@ def _remerge(tree):
     return tree
 
 
-def bench_update(n, K, r, repeat, rng):
+def bench_update(n, K, r, repeat, rng, calls):
     base, deltas = _family(rng, n, K, r)
     t0 = time.perf_counter()
     tree = LowRankSegmentTree(base, deltas)
     build = time.perf_counter() - t0
     picks = iter(rng.integers(1, K + 1, size=10**6))
-    news = [(rng.standard_normal((n, r)), rng.standard_normal((n, r))) for _ in range(8)]
+    # a fresh correction per call (a few reused ones would make leaves equal and ranks drop)
+    news = [(rng.standard_normal((n, r)), rng.standard_normal((n, r))) for _ in range(calls + 2 * repeat + 8)]
     count = iter(range(10**6))
 
     def update():
         tree.update(int(next(picks)), news[next(count) % len(news)])
 
-    t_update = median_time(update, repeat=repeat, min_time=0.0)
+    # every call timed on its own: an update that recompresses an ancestor's
+    # appended columns costs more than one that appends, so the median and the
+    # mean (the amortised cost) are both reported
+    update()
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        update()
+        times.append(time.perf_counter() - t0)
+    t_update, t_mean = float(np.median(times)), float(np.mean(times))
     D = base.copy()
     U2, V2 = rng.standard_normal((n, 2 * r)), rng.standard_normal((n, 2 * r))
     t_dense = median_time(lambda: D + U2 @ V2.T, repeat=repeat)
@@ -81,16 +91,20 @@ def bench_update(n, K, r, repeat, rng):
             "r": r,
             "levels": max(nd.level for nd in nodes) + 1,
             "dense_levels": sorted({nd.level for nd in nodes if nd.dense}),
+            "updates_timed": calls,
         },
         "seconds": {
             "build": build,
             "update": t_update,
+            "update_mean": t_mean,
+            "update_max": float(np.max(times)),
             "append": t_append,
             "update_remerge": t_remerge,
             "dense_rank2r_add": t_dense,
         },
         "ratios": {
             "update_over_dense_add": t_update / t_dense,
+            "update_mean_over_dense_add": t_mean / t_dense,
             "append_over_dense_add": t_append / t_dense,
             "remerge_over_update": t_remerge / t_update,
         },
@@ -239,6 +253,7 @@ def main(argv=None):
     parser.add_argument("--out", default=str(pathlib.Path(__file__).parent / "results" / "tree_ops.json"))
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--updates", type=int, default=200, help="random updates of the accuracy check")
+    parser.add_argument("--timed-updates", type=int, default=64, help="updates timed one by one per size")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     if args.quick:
@@ -254,13 +269,15 @@ def main(argv=None):
         updates = []
         for n in ns:
             for K in Ks:
-                res = bench_update(n, K, r, args.repeat, rng)
+                res = bench_update(n, K, r, args.repeat, rng, args.timed_updates)
                 updates.append(res)
                 s, q = res["seconds"], res["ratios"]
                 print(
-                    f"n={n:5d} K={K:5d} build {s['build']:7.2f}s  update {1e3 * s['update']:7.2f} ms  "
+                    f"n={n:5d} K={K:5d} build {s['build']:7.2f}s  update {1e3 * s['update']:7.2f} ms "
+                    f"(mean {1e3 * s['update_mean']:7.2f})  "
                     f"append {1e3 * s['append']:7.2f} ms  re-merge {1e3 * s['update_remerge']:7.2f} ms  "
-                    f"dense add {1e3 * s['dense_rank2r_add']:6.2f} ms  update/add {q['update_over_dense_add']:6.1f}x",
+                    f"dense add {1e3 * s['dense_rank2r_add']:6.2f} ms  update/add {q['update_over_dense_add']:6.1f}x "
+                    f"(mean {q['update_mean_over_dense_add']:6.1f}x)",
                     flush=True,
                 )
         payload["update"] = updates

@@ -977,7 +977,8 @@ class LowRankSegmentTree:
           appended columns (the backend's ``update_node``: one SVD of size
           ``ρ + tail`` and no QR of the stacked children); with a lossy rtol
           the children are merged instead, so that truncation errors do not
-          add up over updates.
+          add up over updates, and so are the children of a node too small
+          for a tail when they are no wider than the node plus the change.
 
         ``step`` is ``(p + 2) ‖A‖_F ‖B‖_F`` and ``change`` an upper bound of
         ``‖A Bᵀ‖_F``.  Once the rounding carried exceeds the budget
@@ -1014,6 +1015,10 @@ class LowRankSegmentTree:
                 V = xp.concat([old.V, B], axis=1)
                 return _Node(U, V, rank=width, drift=old.drift, tail=old.tail + p, low=low, pending=old.pending + step)
         if width > min(m, n):
+            return None
+        if p > head // _TAIL_FRACTION and a.rank + b.rank <= width:
+            # a small node (no room for a tail): merging its children is a
+            # recompression of no more columns, with fewer calls and no rounding carried
             return None
         if old.tail:
             # each appended change is charged its own step: the recompression
