@@ -1305,8 +1305,9 @@ class LowRankSegmentTree:
             return self._base @ X
         perm, inverse, sorted_ks, groups = self._orders_layout(k, b)
         if len(groups) == 1 and strategy is None:
-            # one order for every column: a plain (cached) prefix query, no permutation
-            return self._apply(self._prefix(groups[0][0]), X, self._base)
+            # one order for every column: exactly query(k, X) (a cold order applies
+            # its nodes directly, a hot one folds), no permutation
+            return self._apply(self._prefix(groups[0][0], b, direct_ok=True), X, self._base)
         needed = sorted({hj for kk, _, _ in groups for hj in _prefix_index(kk)})
         kmax = groups[-1][0]
         with self._lock:
