@@ -258,9 +258,9 @@ def tree_ops_tables(path=HERE / "results" / "tree_ops.json"):
     """Markdown tables of ``bench/tree_ops.py``: updates, their accuracy, and all orders."""
     data = json.loads(pathlib.Path(path).read_text())
     rows = [
-        "| n | K | update ms (median) | update ms (mean) | re-merge (before) ms | append ms "
+        "| n | K | update ms (median) | update ms (mean) | eager incremental ms | re-merge ms | append ms "
         "| dense `D + U Vᵀ`, rank 2r, ms | update / dense add (median) | (mean) | re-merge / update |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in data["update"]:
         p, s, r = run["params"], run["seconds"], run["ratios"]
@@ -268,6 +268,7 @@ def tree_ops_tables(path=HERE / "results" / "tree_ops.json"):
         mean_ratio = f"{r['update_mean_over_dense_add']:.0f}×" if mean is not None else "–"
         rows.append(
             f"| {p['n']} | {p['K']} | {_ms(s['update'])} | {_ms(mean) if mean is not None else '–'} "
+            f"| {_ms(s['update_eager']) if 'update_eager' in s else '–'} "
             f"| {_ms(s['update_remerge'])} | {_ms(s['append'])} "
             f"| {_ms(s['dense_rank2r_add'])} | {r['update_over_dense_add']:.0f}× "
             f"| {mean_ratio} "

@@ -4,10 +4,13 @@ Writes ``bench/results/tree_ops.json`` (or ``--out``): machine, versions,
 BLAS threads, command, medians and ratios.  Everything runs in one process
 with BLAS on one thread (the machines are shared; ratios are what carry over).
 
-* ``update``: ``tree.update`` against the dense floor, one m×n add of a
-  rank-2r term (``D + U @ V.T``), and against ``append`` and the re-merge of
-  every ancestor from its children (the previous algorithm, forced), for
-  r = 4, K in {64, 256, 1024}, n in {256, 1024};
+* ``update``: ``tree.update`` (each of ``--timed-updates`` random updates timed
+  on its own: median and mean) against the dense floor, one m×n add of a
+  rank-2r term (``D + U @ V.T``), against ``append``, the eager incremental
+  algorithm (every low-rank ancestor recompressed at once, rounding budget
+  32 eps: the previous release) and the re-merge of every ancestor from its
+  children (the algorithm before that, forced), for r = 4, K in {64, 256, 1024},
+  n in {256, 1024};
 * ``accuracy``: after many random updates, every order against the dense
   reference and against a tree rebuilt from the same corrections;
 * ``query``: at the largest tree, order k = K - 1 (the most canonical nodes),
@@ -80,6 +83,18 @@ def bench_update(n, K, r, repeat, rng, calls):
     U2, V2 = rng.standard_normal((n, 2 * r)), rng.standard_normal((n, 2 * r))
     t_dense = median_time(lambda: D + U2 @ V2.T, repeat=repeat)
     t_append = median_time(lambda: tree.append(news[next(count) % len(news)]), repeat=repeat, min_time=0.0)
+    # the previous incremental algorithm: every ancestor recompressed at once
+    # (no appended columns), rounding budget 32 eps whatever the size
+    saved = tree_module._TAIL_FRACTION, tree_module._MERGE_BELOW
+    tree_module._TAIL_FRACTION, tree_module._MERGE_BELOW = 2**62, 0
+    tree._drift_budget = lambda: tree_module._DRIFT_LIMIT
+    times_eager = []
+    for _ in range(max(8, calls // 4)):
+        t0 = time.perf_counter()
+        update()
+        times_eager.append(time.perf_counter() - t0)
+    tree_module._TAIL_FRACTION, tree_module._MERGE_BELOW = saved
+    del tree._drift_budget
     old = _remerge(tree)
     t_remerge = median_time(update, repeat=max(3, repeat // 2), min_time=0.0)
     del old._updated
@@ -100,6 +115,8 @@ def bench_update(n, K, r, repeat, rng, calls):
             "update_max": float(np.max(times)),
             "append": t_append,
             "update_remerge": t_remerge,
+            "update_eager": float(np.median(times_eager)),
+            "update_eager_mean": float(np.mean(times_eager)),
             "dense_rank2r_add": t_dense,
         },
         "ratios": {
@@ -107,6 +124,7 @@ def bench_update(n, K, r, repeat, rng, calls):
             "update_mean_over_dense_add": t_mean / t_dense,
             "append_over_dense_add": t_append / t_dense,
             "remerge_over_update": t_remerge / t_update,
+            "eager_over_update": float(np.median(times_eager)) / t_update,
         },
     }
 
@@ -275,7 +293,8 @@ def main(argv=None):
                 print(
                     f"n={n:5d} K={K:5d} build {s['build']:7.2f}s  update {1e3 * s['update']:7.2f} ms "
                     f"(mean {1e3 * s['update_mean']:7.2f})  "
-                    f"append {1e3 * s['append']:7.2f} ms  re-merge {1e3 * s['update_remerge']:7.2f} ms  "
+                    f"append {1e3 * s['append']:7.2f} ms  eager {1e3 * s['update_eager']:7.2f} ms  "
+                    f"re-merge {1e3 * s['update_remerge']:7.2f} ms  "
                     f"dense add {1e3 * s['dense_rank2r_add']:6.2f} ms  update/add {q['update_over_dense_add']:6.1f}x "
                     f"(mean {q['update_mean_over_dense_add']:6.1f}x)",
                     flush=True,
