@@ -93,6 +93,7 @@ def _interleaved(fns, repeat, min_time=0.01):
     out = {name: [] for name in fns}
     for _ in range(max(repeat, 3)):
         for name, fn in fns.items():
+            fn()  # untimed: each sample starts from its own call's cache state, not the previous function's
             t0 = time.perf_counter()
             for _ in range(number[name]):
                 fn()

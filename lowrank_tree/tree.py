@@ -1310,7 +1310,11 @@ class LowRankSegmentTree:
         if b == 0:
             self._orders_layout(k, b)  # validates
             return self._base @ X
-        perm, inverse, sorted_ks, groups = self._orders_layout(k, b)
+        orders = self._orders_list(k, b)
+        if strategy is None and orders is not None and min(orders) == max(orders):
+            # one order for every column (b = 1 included): exactly query(k, X), no layout
+            return self._apply(self._prefix(orders[0], b, direct_ok=True), X, self._base)
+        perm, inverse, sorted_ks, groups = self._orders_layout(k, b, orders)
         if len(groups) == 1 and strategy is None:
             # one order for every column: exactly query(k, X) (a cold order applies
             # its nodes directly, a hot one folds), no permutation
@@ -1335,7 +1339,7 @@ class LowRankSegmentTree:
             Ys = self._mixed_masked(sorted_ks, leaves, Xs)
         return Ys if perm is None else xp.take(Ys, inverse, axis=1)
 
-    def _orders_layout(self, k, b):
+    def _orders_layout(self, k, b, orders=None):
         """Validated per-column orders as ``(perm, inverse, sorted_ks, groups)``.
 
         ``perm`` (None when the columns are already sorted) sorts the columns
@@ -1344,10 +1348,12 @@ class LowRankSegmentTree:
         ``groups`` ``(order, first, end)`` are the blocks of equal order in
         sorted position, as Python ints.  On a device library the orders
         stay on the device: only the distinct orders and their counts are
-        read, as scalars.
+        read, as scalars.  ``orders`` is ``_orders_list(k, b)`` when the
+        caller has it.
         """
         xp = self._xp
-        orders = self._orders_list(k, b)
+        if orders is None:
+            orders = self._orders_list(k, b)
         if orders is not None:
             perm, sorted_orders, groups = _sort_orders(orders)
             sorted_ks = xp.asarray(sorted_orders, dtype=xp.int64)
