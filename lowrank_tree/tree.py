@@ -1326,13 +1326,19 @@ class LowRankSegmentTree:
             cached = {kk: self._cache.get(kk) for kk, _, _ in groups}
             nodes = {(h, j): self._levels[h][j] for h, j in needed}
             leaves = self._levels[0][:kmax]
+            # orders used for the first time since the cache was cleared: as in
+            # query(k, X), the grouped strategy may apply their nodes directly
+            first_use = {kk for kk, _, _ in groups if cached[kk] is None and kk not in self._seen}
         if strategy is None:
             strategy = self._mixed_plan(groups, nodes, cached, leaves)
         elif strategy not in ("grouped", "segmented", "masked"):
             raise ValueError(f"strategy must be 'grouped', 'segmented' or 'masked', got {strategy!r}")
         Xs = X if perm is None else xp.take(X, perm, axis=1)
         if strategy == "grouped":
-            Ys = self._mixed_grouped(groups, nodes, cached, version, Xs)
+            if first_use:
+                with self._lock:
+                    self._seen.update(first_use)
+            Ys = self._mixed_grouped(groups, nodes, cached, version, Xs, first_use)
         elif strategy == "segmented":
             Ys = self._mixed_segmented(groups, nodes, Xs)
         else:
@@ -1446,15 +1452,29 @@ class LowRankSegmentTree:
         costs = {"grouped": grouped, "segmented": seg, "masked": masked}
         return min(costs, key=costs.__getitem__)
 
-    def _mixed_grouped(self, groups, nodes, cached, version, Xs):
-        """One prefix query per distinct order, each on its block of sorted columns."""
+    def _mixed_grouped(self, groups, nodes, cached, version, Xs, first_use=frozenset()):
+        """One prefix query per distinct order, each on its block of sorted columns.
+
+        An order in ``first_use`` (not cached, first used since the cache was
+        cleared) has its canonical nodes applied directly where that is
+        cheaper than assembling them, as a cold ``query(k, X)`` does; any
+        other uncached order is assembled and cached.
+        """
         xp = self._xp
         out = None
         for kk, s, e in groups:
             entry = cached[kk]
             if entry is None:
-                entry = self._assemble([nodes[hj] for hj in _prefix_index(kk)], self._base)
-                self._store_entry(kk, entry, version)
+                canonical = [nodes[hj] for hj in _prefix_index(kk)]
+                if (
+                    kk in first_use
+                    and self._m * self._n >= _FOLD_MIN_ENTRIES
+                    and self._direct_cheaper(canonical, e - s)
+                ):
+                    entry = canonical  # _apply takes the node list as well
+                else:
+                    entry = self._assemble(canonical, self._base)
+                    self._store_entry(kk, entry, version)
             Yg = self._apply(entry, Xs[:, s:e], self._base)
             if len(groups) == 1:
                 return Yg
