@@ -280,17 +280,21 @@ class LowRankSegmentTree:
 
     **Updates.**  Replacing ``Δ_i`` changes every ancestor by
     ``A Bᵀ = U_new V_newᵀ - U_old V_oldᵀ``.  A dense ancestor whose children
-    are low-rank takes that GEMM update; a low-rank ancestor is recompressed
-    from its own factors plus ``A, B``; an ancestor with a dense child is the
-    plain sum of its children (``O(m n)``).  The children are merged instead
-    when the lossy ``rtol`` is in force (truncations would add up over
-    updates), when a dense node's children could again be stored factored, and
-    when the rounding carried by incremental steps, estimated as
+    are low-rank takes that GEMM update; a low-rank ancestor of rank ``ρ``
+    appends the columns of ``A, B`` to its factors (exact) while its appended
+    columns number at most ``ρ / 4``, and is then recompressed from its own
+    orthogonal factors plus all the appended columns in one pass; an ancestor
+    with a dense child is the plain sum of its children (``O(m n)``).  So a
+    low-rank node's width (the ``rank`` that :meth:`nodes` reports, the inner dimension a query
+    pays) may exceed its rank by up to a quarter between recompressions.  The
+    children are merged instead when the lossy ``rtol`` is in force
+    (truncations would add up over updates), when a dense node's children
+    could again be stored factored, for ancestors narrower than four times the
+    change, and when the rounding carried by incremental steps, estimated as
     ``eps (‖node‖_F + (p + 2) ‖A‖_F ‖B‖_F)`` per step, would exceed
-    ``32 eps ‖node‖_F``: an ancestor is at most 32 steps from a fresh
-    computation, a change that cancels most of a node refreshes it at once,
-    and an updated tree agrees with a rebuilt one to rounding (not bit for
-    bit).
+    ``max(32, max(m, n) / 4) eps ‖node‖_F`` (a quarter of the lossless
+    ``rtol``): a change that cancels most of a node refreshes it at once, and
+    an updated tree agrees with a rebuilt one to rounding (not bit for bit).
 
     **Cache memory.**  The cache entry of order ``k`` holds the concatenated
     factors of its low-rank canonical nodes, ``(m + n) c_k`` entries, plus,
@@ -776,7 +780,7 @@ class LowRankSegmentTree:
     # modification
     # ------------------------------------------------------------------
     def update(self, i: int, delta: CorrectionLike) -> None:
-        """Replace ``Δ_i`` and re-merge its ``O(log K)`` ancestors.
+        """Replace ``Δ_i`` and update its ``O(log K)`` ancestors (see the class notes).
 
         Parameters
         ----------
