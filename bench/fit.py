@@ -10,7 +10,8 @@ Families (all fitted in this one process, each method on the same arrays):
 * ``noise`` -- independent Gaussian matrices (full-rank residuals), ``tol=1e-2``;
 * ``lowrank`` -- a rank-4 step per order (exactly low-rank residuals), ``tol=1e-10``.
 
-For each family and method (the three interleaved run by run): the median wall time, the ranks, the reported
+For each family and method (the three interleaved run by run, in an order that rotates from run
+to run): the median wall time, the ranks, the reported
 and the true relative errors (the true error recomputed densely), the bytes
 the cascade holds against its ``nbytes``, and the peak memory of one more fit
 under ``tracemalloc``.  The *floor* is measured in the same script: read every
@@ -209,8 +210,9 @@ def run_family(name, desc, mats, tol, repeat):
     fits = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DenseCorrectionWarning)  # expected on the noise family
-        for _ in range(repeat):
-            for method in METHODS:
+        for i in range(repeat):
+            # the order rotates run by run, so that no method always follows the same one
+            for method in METHODS[i % len(METHODS) :] + METHODS[: i % len(METHODS)]:
                 t, fits[method] = timed(fitter(method), 1)
                 samples[method].append(t)
     for method in METHODS:

@@ -17,6 +17,9 @@ and reports medians:
 * ``gather_dense``: one matrix-vector product ``W_{k_j} x_j`` per column (gather-BMM);
 * ``loop``: ``tree.query(k_j, x_j)`` column by column (b <= 64 only).
 
+The tree and the baselines of each ratio are timed interleaved, sample by
+sample (the cold pair, then the cached trio).
+
 The target: the tree's mixed query (cold and cached) within 1.5x of the best
 baseline that fits the tree's memory (``masked_leaves``, ``per_order_cached`` or
 ``per_order_cold``);
@@ -75,6 +78,29 @@ def _median(fn, repeat=3):
     return statistics.median(out)
 
 
+def _interleaved(fns, repeat, min_time=0.01):
+    """Median seconds per call of each of ``fns`` (name -> callable), the samples alternating.
+
+    Each sample loops its callable enough times to last ``min_time``
+    (calibrated on a warm-up call), as ``median_time`` does.
+    """
+    number = {}
+    for name, fn in fns.items():
+        fn()
+        t0 = time.perf_counter()
+        fn()
+        number[name] = max(1, int(min_time / max(time.perf_counter() - t0, 1e-7)))
+    out = {name: [] for name in fns}
+    for _ in range(max(repeat, 3)):
+        for name, fn in fns.items():
+            fn()  # untimed: each sample starts from its own call's cache state, not the previous function's
+            t0 = time.perf_counter()
+            for _ in range(number[name]):
+                fn()
+            out[name].append((time.perf_counter() - t0) / number[name])
+    return {name: statistics.median(v) for name, v in out.items()}
+
+
 def _orders(rng, K, b, dist):
     if dist == "uniform":
         return rng.integers(0, K + 1, b)
@@ -88,8 +114,6 @@ def run_case(tree, base, factors, Ucat, Vcat, term_order, n, K, b, dist, rng, re
     distinct = sorted({int(v) for v in ks})
     cols = {k: np.flatnonzero(ks == k) for k in distinct}
     s = {}
-    s["tree_cold"] = median_time(lambda: (tree.clear_cache(), tree.query(ks, X)), repeat=repeat)
-    s["tree_cached"] = median_time(lambda: tree.query(ks, X), repeat=repeat)
 
     def per_order():
         Y = np.empty((n, b))
@@ -97,15 +121,29 @@ def run_case(tree, base, factors, Ucat, Vcat, term_order, n, K, b, dist, rng, re
             Y[:, c] = tree.query(k, X[:, c])
         return Y
 
-    s["per_order_cached"] = median_time(per_order, repeat=repeat)
-
     def masked():
         Z = Vcat.T @ X
         Z *= term_order[:, None] <= ks[None, :]
         return base @ X + Ucat @ Z
 
-    s["masked_leaves"] = median_time(masked, repeat=repeat)
-    s["per_order_cold"] = median_time(lambda: (tree.clear_cache(), per_order()), repeat=repeat)
+    # the tree and the baselines it is compared with, interleaved call by call
+    # (cold pair, then cached trio), so that a change of the machine's load
+    # hits both sides of each ratio alike
+    s.update(
+        _interleaved(
+            {
+                "tree_cold": lambda: (tree.clear_cache(), tree.query(ks, X)),
+                "per_order_cold": lambda: (tree.clear_cache(), per_order()),
+            },
+            repeat,
+        )
+    )
+    tree.query(ks, X)
+    s.update(
+        _interleaved(
+            {"tree_cached": lambda: tree.query(ks, X), "per_order_cached": per_order, "masked_leaves": masked}, repeat
+        )
+    )
     s["previous_masked_nodes"] = median_time(lambda: _previous(tree, ks, X), repeat=repeat)
     # dense per order and gather-dense: the W_k are built in increasing k
     # (untimed), CHUNK matrices at a time (memory), and each chunk's products

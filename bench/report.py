@@ -307,20 +307,80 @@ def mixed_table(path=HERE / "results" / "mixed.json"):
     return "\n".join(rows) + "\n\n" + caption + "\n"
 
 
+def fit_table(path=HERE / "results" / "fit.json"):
+    """Markdown table of ``bench/fit.py``: the three methods and the floor per family."""
+    data = json.loads(pathlib.Path(path).read_text())
+    rows = [
+        "| family | K, shape, dtype, tol | auto s | exact s | randomized s | floor s | auto / best "
+        "| randomized / floor | rank sum (auto, exact) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for fam in data["families"]:
+        ms = fam["methods"]
+        m, n = fam["shape"]
+        rows.append(
+            f"| {fam['family']} | {fam['K']}, {m}×{n}, {fam['dtype']}, {fam['tol']:g} "
+            f"| {ms['auto']['median_s']:.3g} | {ms['exact']['median_s']:.3g} | {ms['randomized']['median_s']:.3g} "
+            f"| {fam['floor_s']:.2g} | {fam['auto_over_best']:.2f} | {fam['randomized_over_floor']:.1f} "
+            f"| {ms['auto']['rank_sum']}, {ms['exact']['rank_sum']} |"
+        )
+    rows += [
+        "",
+        f"Recorded with `{data['machine'].get('command', '')}`; {_machine(data['machine'])}; "
+        f"floor: {data.get('floor', '')}.",
+    ]
+    return "\n".join(rows) + "\n"
+
+
+def tree_ops_query_table(path=HERE / "results" / "tree_ops.json"):
+    """Markdown table of ``bench/tree_ops.py``'s cold, cached and folded queries."""
+    data = json.loads(pathlib.Path(path).read_text())
+    q = data["query"]
+    rows = [
+        "| b | cold | cached | folded | dense `W_k X` | fold (once) | cold / cached | cached / folded "
+        "| folded / dense |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for b, res in q["by_b"].items():
+        s, r = res["seconds"], res["ratios"]
+        rows.append(
+            f"| {b} | {_ms(s['cold'])} ms | {_ms(s['cached'])} ms | {_ms(s['folded'])} ms "
+            f"| {_ms(s['dense_Wk_gemm'])} ms | {_ms(s['fold_once'])} ms | {r['cold_over_cached']:.1f} "
+            f"| {r['cached_over_folded']:.1f} | {r['folded_over_dense']:.1f} |"
+        )
+    mem = next(iter(q["by_b"].values()))["cache_bytes"]
+    rows += [
+        "",
+        f"k = {q['params']['k']}; cache memory of the order: {mem['cached'] / 1e6:.1f} MB unfolded, "
+        f"{mem['folded'] / 1e6:.1f} MB folded (a dense `W_k`: {mem['dense_Wk'] / 1e6:.1f} MB).  "
+        f"Recorded with `{data['machine'].get('command', '')}`.",
+    ]
+    return "\n".join(rows) + "\n"
+
+
 def tree_ops_tables(path=HERE / "results" / "tree_ops.json"):
     """Markdown tables of ``bench/tree_ops.py``: updates, their accuracy, and all orders."""
     data = json.loads(pathlib.Path(path).read_text())
     rows = [
-        "| n | K | update ms | re-merge (before) ms | append ms | dense `D + U Vᵀ`, rank 2r, ms | update / dense add "
-        "| re-merge / update |",
-        "|---|---|---|---|---|---|---|---|",
+        "| n | K | update ms (median) | update ms (mean) | eager incremental ms | re-merge ms | append ms "
+        "| dense `D + U Vᵀ`, rank 2r, ms | update / dense add (median) | (mean) | re-merge / update |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in data["update"]:
         p, s, r = run["params"], run["seconds"], run["ratios"]
+        mean = s.get("update_mean")
+        mean_ratio = f"{r['update_mean_over_dense_add']:.0f}×" if mean is not None else "–"
         rows.append(
-            f"| {p['n']} | {p['K']} | {_ms(s['update'])} | {_ms(s['update_remerge'])} | {_ms(s['append'])} "
-            f"| {_ms(s['dense_rank2r_add'])} | {r['update_over_dense_add']:.0f}× | {r['remerge_over_update']:.1f}× |"
+            f"| {p['n']} | {p['K']} | {_ms(s['update'])} | {_ms(mean) if mean is not None else '–'} "
+            f"| {_ms(s['update_eager']) if 'update_eager' in s else '–'} "
+            f"| {_ms(s['update_remerge'])} | {_ms(s['append'])} "
+            f"| {_ms(s['dense_rank2r_add'])} | {r['update_over_dense_add']:.0f}× "
+            f"| {mean_ratio} "
+            f"| {r['remerge_over_update']:.1f}× |"
         )
+    timed = data["update"][0]["params"].get("updates_timed")
+    if timed:
+        rows += ["", f"Each update timed on its own, {timed} random updates per size (a fresh correction each)."]
     acc = data["accuracy"]
     err = acc["max_abs_error_over_eps_scale"]
     rows += [

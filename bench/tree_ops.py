@@ -4,10 +4,13 @@ Writes ``bench/results/tree_ops.json`` (or ``--out``): machine, versions,
 BLAS threads, command, medians and ratios.  Everything runs in one process
 with BLAS on one thread (the machines are shared; ratios are what carry over).
 
-* ``update``: ``tree.update`` against the dense floor, one m×n add of a
-  rank-2r term (``D + U @ V.T``), and against ``append`` and the re-merge of
-  every ancestor from its children (the previous algorithm, forced), for
-  r = 4, K in {64, 256, 1024}, n in {256, 1024};
+* ``update``: ``tree.update`` (each of ``--timed-updates`` random updates timed
+  on its own: median and mean) against the dense floor, one m×n add of a
+  rank-2r term (``D + U @ V.T``, timed after every update), against ``append``, the eager incremental
+  algorithm (every low-rank ancestor recompressed at once, rounding budget
+  32 eps: the previous release) and the re-merge of every ancestor from its
+  children (the algorithm before that, forced), for r = 4, K in {64, 256, 1024},
+  n in {256, 1024};
 * ``accuracy``: after many random updates, every order against the dense
   reference and against a tree rebuilt from the same corrections;
 * ``query``: at the largest tree, order k = K - 1 (the most canonical nodes),
@@ -53,23 +56,49 @@ def _remerge(tree):
     return tree
 
 
-def bench_update(n, K, r, repeat, rng):
+def bench_update(n, K, r, repeat, rng, calls):
     base, deltas = _family(rng, n, K, r)
     t0 = time.perf_counter()
     tree = LowRankSegmentTree(base, deltas)
     build = time.perf_counter() - t0
     picks = iter(rng.integers(1, K + 1, size=10**6))
-    news = [(rng.standard_normal((n, r)), rng.standard_normal((n, r))) for _ in range(8)]
+    # a fresh correction per call (a few reused ones would make leaves equal and ranks drop)
+    news = [(rng.standard_normal((n, r)), rng.standard_normal((n, r))) for _ in range(calls + 2 * repeat + 8)]
     count = iter(range(10**6))
 
     def update():
         tree.update(int(next(picks)), news[next(count) % len(news)])
 
-    t_update = median_time(update, repeat=repeat, min_time=0.0)
+    # every call timed on its own: an update that recompresses an ancestor's
+    # appended columns costs more than one that appends, so the median and the
+    # mean (the amortised cost) are both reported
     D = base.copy()
     U2, V2 = rng.standard_normal((n, 2 * r)), rng.standard_normal((n, 2 * r))
-    t_dense = median_time(lambda: D + U2 @ V2.T, repeat=repeat)
+    update()
+    D + U2 @ V2.T
+    times, dense = [], []
+    for _ in range(calls):  # the floor timed after every update: the ratio is measured side by side
+        t0 = time.perf_counter()
+        update()
+        t1 = time.perf_counter()
+        D + U2 @ V2.T
+        times.append(t1 - t0)
+        dense.append(time.perf_counter() - t1)
+    t_update, t_mean = float(np.median(times)), float(np.mean(times))
+    t_dense = float(np.median(dense))
     t_append = median_time(lambda: tree.append(news[next(count) % len(news)]), repeat=repeat, min_time=0.0)
+    # the previous incremental algorithm: every ancestor recompressed at once
+    # (no appended columns), rounding budget 32 eps whatever the size
+    saved = tree_module._TAIL_FRACTION, tree_module._MERGE_BELOW
+    tree_module._TAIL_FRACTION, tree_module._MERGE_BELOW = 2**62, 0
+    tree._drift_budget = lambda: tree_module._DRIFT_LIMIT
+    times_eager = []
+    for _ in range(max(8, calls // 4)):
+        t0 = time.perf_counter()
+        update()
+        times_eager.append(time.perf_counter() - t0)
+    tree_module._TAIL_FRACTION, tree_module._MERGE_BELOW = saved
+    del tree._drift_budget
     old = _remerge(tree)
     t_remerge = median_time(update, repeat=max(3, repeat // 2), min_time=0.0)
     del old._updated
@@ -81,18 +110,25 @@ def bench_update(n, K, r, repeat, rng):
             "r": r,
             "levels": max(nd.level for nd in nodes) + 1,
             "dense_levels": sorted({nd.level for nd in nodes if nd.dense}),
+            "updates_timed": calls,
         },
         "seconds": {
             "build": build,
             "update": t_update,
+            "update_mean": t_mean,
+            "update_max": float(np.max(times)),
             "append": t_append,
             "update_remerge": t_remerge,
+            "update_eager": float(np.median(times_eager)),
+            "update_eager_mean": float(np.mean(times_eager)),
             "dense_rank2r_add": t_dense,
         },
         "ratios": {
             "update_over_dense_add": t_update / t_dense,
+            "update_mean_over_dense_add": t_mean / t_dense,
             "append_over_dense_add": t_append / t_dense,
             "remerge_over_update": t_remerge / t_update,
+            "eager_over_update": float(np.median(times_eager)) / t_update,
         },
     }
 
@@ -239,6 +275,7 @@ def main(argv=None):
     parser.add_argument("--out", default=str(pathlib.Path(__file__).parent / "results" / "tree_ops.json"))
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--updates", type=int, default=200, help="random updates of the accuracy check")
+    parser.add_argument("--timed-updates", type=int, default=64, help="updates timed one by one per size")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     if args.quick:
@@ -254,13 +291,16 @@ def main(argv=None):
         updates = []
         for n in ns:
             for K in Ks:
-                res = bench_update(n, K, r, args.repeat, rng)
+                res = bench_update(n, K, r, args.repeat, rng, args.timed_updates)
                 updates.append(res)
                 s, q = res["seconds"], res["ratios"]
                 print(
-                    f"n={n:5d} K={K:5d} build {s['build']:7.2f}s  update {1e3 * s['update']:7.2f} ms  "
-                    f"append {1e3 * s['append']:7.2f} ms  re-merge {1e3 * s['update_remerge']:7.2f} ms  "
-                    f"dense add {1e3 * s['dense_rank2r_add']:6.2f} ms  update/add {q['update_over_dense_add']:6.1f}x",
+                    f"n={n:5d} K={K:5d} build {s['build']:7.2f}s  update {1e3 * s['update']:7.2f} ms "
+                    f"(mean {1e3 * s['update_mean']:7.2f})  "
+                    f"append {1e3 * s['append']:7.2f} ms  eager {1e3 * s['update_eager']:7.2f} ms  "
+                    f"re-merge {1e3 * s['update_remerge']:7.2f} ms  "
+                    f"dense add {1e3 * s['dense_rank2r_add']:6.2f} ms  update/add {q['update_over_dense_add']:6.1f}x "
+                    f"(mean {q['update_mean_over_dense_add']:6.1f}x)",
                     flush=True,
                 )
         payload["update"] = updates

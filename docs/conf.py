@@ -54,6 +54,8 @@ import report  # noqa: E402  (bench/report.py)
 
 (_generated / "query_table.md").write_text(report.query_table())
 (_generated / "tree_ops_tables.md").write_text(report.tree_ops_tables())
+(_generated / "fit_table.md").write_text(report.fit_table())
+(_generated / "tree_ops_query_table.md").write_text(report.tree_ops_query_table())
 (_generated / "theory_rank_table.md").write_text(report.theory_table())
 (_generated / "backends_tables.md").write_text(report.backends_tables())
 (_generated / "backends_verdicts.md").write_text(report.backend_verdicts())

@@ -47,17 +47,29 @@ def check_tree(tree):
                         f"{where}: factor shapes {node.U.shape}, {node.V.shape} for rank {node.rank}"
                     )
                     assert node.U.dtype == tree._dtype and node.V.dtype == tree._dtype, f"{where}: dtype"
-                if node.orth and not node.dense and node.rank:
-                    U, V = arr(node.U), arr(node.V)
+                if node.tail:
+                    assert not node.dense and not node.orth and 0 < node.tail < node.rank, (
+                        f"{where}: tail of {node.tail} columns on a node of rank {node.rank} (orth={node.orth})"
+                    )
+                    M = mat(node)
+                    amax = np.abs(M).max() if M.size else 0.0
+                    true = amax * np.linalg.norm(M / amax) if amax > 0 else 0.0  # no squares under- or overflow
+                    assert node.low is not None and node.low <= true * (1 + rounding) + rounding * node.low, (
+                        f"{where}: norm lower bound {node.low} > the norm {true}"
+                    )
+                # the recompressed part: every column of an orth node, the head of one with a tail
+                head = node.rank - node.tail if (node.orth or node.tail) and not node.dense else 0
+                if head:
+                    U, V = arr(node.U)[:, :head], arr(node.V)[:, :head]
                     gv = V.conj().T @ V
-                    assert np.linalg.norm(gv - np.eye(node.rank)) <= rounding * node.rank, (
-                        f"{where}: V claimed orthonormal, ||V^H V - I|| = {np.linalg.norm(gv - np.eye(node.rank))}"
+                    assert np.linalg.norm(gv - np.eye(head)) <= rounding * head, (
+                        f"{where}: V claimed orthonormal, ||V^H V - I|| = {np.linalg.norm(gv - np.eye(head))}"
                     )
-                    gu = U.conj().T @ U
+                    size = np.linalg.norm(U, 2)
+                    Un = U / size if size > 0 else U  # scale-free: U^H U over- or underflows at extreme scales
+                    gu = Un.conj().T @ Un
                     off = gu - np.diag(np.diag(gu))
-                    assert np.linalg.norm(off) <= rounding * node.rank * np.linalg.norm(U, 2) ** 2, (
-                        f"{where}: U claimed to have orthogonal columns"
-                    )
+                    assert np.linalg.norm(off) <= rounding * head, f"{where}: U claimed to have orthogonal columns"
                 if h == 0:
                     assert not node.dense, f"{where}: a leaf is dense"
                     continue

@@ -150,8 +150,9 @@ def adaptive_qb(A, thr, xp, rng, backend, *, block=16, power_iters=2, max_cols=N
     -----
     The error indicator ``E = ‖A‖_F² − Σ_i ‖B_i‖_F²`` equals ``‖A − QB‖_F²``
     for exactly orthonormal ``Q`` (Yu, Gu & Li 2018, Theorem 1); each new block
-    is orthogonalised against the previous ``Q`` twice ("twice is enough") so
-    that the identity holds to working precision.  Subtracting nearly equal
+    is orthogonalised against the previous ``Q`` twice ("twice is enough"),
+    then orthonormalised by one QR, so that the identity holds to working
+    precision (the first block has nothing to be orthogonalised against).  Subtracting nearly equal
     numbers loses all digits once ``thr²`` is near ``eps·‖A‖_F²``; hence the
     explicit check (also made once ``E`` is down to ``4·eps·max(m, n)``, its
     rounding level, which a tolerance below it would otherwise never see
@@ -182,15 +183,22 @@ def adaptive_qb(A, thr, xp, rng, backend, *, block=16, power_iters=2, max_cols=N
         b = min(block, min(m, n) - found)
         if found + b > max_cols or b <= 0:
             return None
-        QH = conj_transpose(Q, xp)
-        BH = conj_transpose(B, xp)
         Om = _sketch(rng, backend, (n, b), dtype)
-        # Products with the deflated matrix A - Q B, never formed explicitly.
-        Qi = _orth(A @ Om - Q @ (B @ Om), xp)
-        for _ in range(power_iters):
-            Z = _orth(AH @ Qi - BH @ (QH @ Qi), xp)
-            Qi = _orth(A @ Z - Q @ (B @ Z), xp)
-        for _ in range(2):
+        if found == 0:
+            # the first block: nothing to deflate or to orthogonalise against
+            Qi = _orth(A @ Om, xp)
+            for _ in range(power_iters):
+                Qi = _orth(A @ _orth(AH @ Qi, xp), xp)
+        else:
+            QH = conj_transpose(Q, xp)
+            BH = conj_transpose(B, xp)
+            # Products with the deflated matrix A - Q B, never formed explicitly.
+            Qi = _orth(A @ Om - Q @ (B @ Om), xp)
+            for _ in range(power_iters):
+                Z = _orth(AH @ Qi - BH @ (QH @ Qi), xp)
+                Qi = _orth(A @ Z - Q @ (B @ Z), xp)
+            # against the previous blocks twice ("twice is enough"), then one QR
+            Qi = Qi - Q @ (QH @ Qi)
             Qi = _orth(Qi - Q @ (QH @ Qi), xp)
         Bi = conj_transpose(Qi, xp) @ A
         Q = xp.concat([Q, Qi], axis=1)

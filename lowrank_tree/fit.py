@@ -12,6 +12,7 @@ and array_api_strict inputs run through the same lines.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -668,14 +669,31 @@ def _parse_ranks(ranks):
     return check_sequence(ranks, "ranks", "ints (one rank per correction) or an int")
 
 
-def _check_matrix(M, xp, k, shape, device, move):
-    """``mats[k]`` validated, on ``device`` (copied there with ``move``, else refused if elsewhere)."""
+def _check_matrix(M, xp, k, shape, device, move, finite=True):
+    """``mats[k]`` as a 2-D array of ``shape`` on ``device`` (copied there with ``move``, else refused
+    if elsewhere); checked for NaN and Inf unless ``finite`` is False.
+
+    The fit checks later orders through their norm instead (:func:`_finite_norm`).
+    """
     name = f"mats[{k}]"
     M = as_array(M, xp, name, ndim=2, device=device, move=move)
     if shape is not None and tuple(M.shape) != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)} (the shape of mats[0]), got {tuple(M.shape)}")
-    check_finite(M, xp, name)
+    if finite:
+        check_finite(M, xp, name)
     return M
+
+
+def _finite_norm(M, xp, k):
+    """``‖M‖_F``, raising ``ValueError`` for NaN or Inf in ``mats[k]``.
+
+    A finite norm proves every entry finite, so the entry-wise check (a
+    second pass and a boolean temporary) runs only when the norm is not.
+    """
+    norm = fro_norm(M, xp)
+    if not math.isfinite(norm):
+        check_finite(M, xp, f"mats[{k}]")  # raises, unless a finite M's norm exceeds the float64 range
+    return norm
 
 
 class _MethodChoice:
@@ -764,13 +782,14 @@ def _run(stream, xp, K, ranks, tol, method, opts, backend=None):
     k = 0
     for M in stream:  # not enumerate(): its cached result tuple would keep M_k alive
         k += 1
-        M = _check_matrix(M, xp, k, (m, n), device, asked)
+        M = _check_matrix(M, xp, k, (m, n), device, asked, finite=False)
         r_req = targets.order(k)
         dt = xp.result_type(W.dtype, M.dtype)
         M = xp.astype(M, dt, copy=False)
         W = xp.astype(W, dt, copy=False)
-        with small_blas(bound <= SMALL_BLAS_MAX):
-            delta, W, err, raised, ran = _fit_order(M, W, r_req, tol, choice.method, sketch, opts, xp)
+        with small_blas(bound <= SMALL_BLAS_MAX):  # the norm is a BLAS dot too
+            norm_m = _finite_norm(M, xp, k)
+            delta, W, err, raised, ran = _fit_order(M, W, r_req, tol, choice.method, sketch, opts, xp, norm_m=norm_m)
         choice.record(ran, delta.rank)
         used_tol = max(used_tol, raised)
         corrections.append(delta)
@@ -805,16 +824,18 @@ def _run(stream, xp, K, ranks, tol, method, opts, backend=None):
     return Cascade._from_parts(base, corrections, errors, choice.reported(), xp, backend)
 
 
-def _fit_order(M, W, r_req, tol, method, sketch, opts, xp, rescaled=False):
+def _fit_order(M, W, r_req, tol, method, sketch, opts, xp, rescaled=False, norm_m=None):
     """One cascade step: ``(Δ_k, Ŵ_k, errors[k], raised, ran)`` from ``M_k`` and ``Ŵ_{k−1}``.
 
     ``raised`` is the relative tolerance actually used when a positive
     ``tol`` was below the lossless floor, else 0; ``ran`` is the
-    factorisation used (``'exact'``, ``'randomized'``, or None for none).
+    factorisation used (``'exact'``, ``'randomized'``, or None for none);
+    ``norm_m`` is ``‖M‖_F`` when the caller has it.
     """
     m, n = M.shape
     dt = M.dtype
-    norm_m = fro_norm(M, xp)
+    if norm_m is None:
+        norm_m = fro_norm(M, xp)
     norm_w = fro_norm(W, xp)
     if not rescaled and not comfortable(max(norm_m, norm_w), xp, dt, m * n):
         return _fit_order_rescaled(M, W, r_req, tol, method, sketch, opts, xp, norm_m, norm_w)
@@ -858,7 +879,11 @@ def _fit_order(M, W, r_req, tol, method, sketch, opts, xp, rescaled=False):
     grow = 0
     while True:
         delta = _factors(Q, P, s, Wh, r, xp)
-        W_new = W + delta._U @ xp.matrix_transpose(delta._V) if r else W
+        if r:
+            W_new = delta._U @ xp.matrix_transpose(delta._V)
+            W_new += W  # = W + U Vᵀ bit for bit, without a second m×n temporary
+        else:
+            W_new = W
         err = fro_norm(M - W_new, xp)
         # The rank came from ‖R − Δ‖ predicted through singular values; the
         # measured error can exceed the target by rounding.  Grow a little.
@@ -869,7 +894,7 @@ def _fit_order(M, W, r_req, tol, method, sketch, opts, xp, rescaled=False):
     if r_req is None and err > thr and Q is not None and method != "exact":
         # the sketched range missed the tolerance after all (rounding): the
         # full SVD decides, so that no reported error exceeds tol silently
-        return _fit_order(M, W, r_req, tol, "exact", sketch, opts, xp, rescaled)
+        return _fit_order(M, W, r_req, tol, "exact", sketch, opts, xp, rescaled, norm_m)
     return delta, W_new, _rel(err, norm_m), raised, "exact" if Q is None else "randomized"
 
 

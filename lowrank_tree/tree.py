@@ -16,6 +16,7 @@ the capacity puts the old root under a new root: append never rebuilds.
 
 from __future__ import annotations
 
+import math
 import threading
 from bisect import bisect_left
 from collections import OrderedDict, namedtuple
@@ -81,28 +82,58 @@ class _Node:
     update exploit.  ``drift`` bounds, in units of ``eps``, the rounding
     carried by incremental updates since the node was last computed from its
     children (0 for a node computed from them; see ``_DRIFT_LIMIT``).
+
+    ``tail`` counts the last columns of ``U`` and ``V`` that are changes
+    appended since the node was last recompressed (see ``_TAIL_FRACTION``):
+    the first ``rank - tail`` columns are a recompressed node (orthogonal
+    ``U``, orthonormal ``V``) and ``orth`` is False while ``tail > 0``.
+    ``low`` is a lower bound of ``‖U Vᵀ‖_F`` (None: unknown), exact after an
+    incremental recompression and lowered by each appended change's norm; the
+    drift budget of an appended change is checked against it.  ``pending`` sums
+    the rounding estimates (``step``) of the appended changes, charged to
+    ``drift`` when they are recompressed.
     """
 
-    __slots__ = ("U", "V", "D", "rank", "orth", "drift")
+    __slots__ = ("U", "V", "D", "rank", "orth", "drift", "tail", "low", "pending")
 
-    def __init__(self, U=None, V=None, D=None, rank=0, orth=False, drift=0):
+    def __init__(self, U=None, V=None, D=None, rank=0, orth=False, drift=0, tail=0, low=None, pending=0.0):
         self.U, self.V, self.D, self.rank, self.orth, self.drift = U, V, D, rank, orth, drift
+        self.tail, self.low, self.pending = tail, low, pending
 
     @property
     def dense(self):
         return self.D is not None
 
 
-#: Rounding budget of incrementally updated ancestors, in units of ``eps ‖node‖_F``.
+#: Smallest rounding budget of incrementally updated ancestors, in units of
+#: ``eps ‖node‖_F``; the budget is ``max(_DRIFT_LIMIT, max(m, n) / 4)``
+#: (:meth:`LowRankSegmentTree._drift_budget`), a quarter of the lossless rtol
+#: ``max(m, n) · eps`` that a rebuild's recompression may drop at every node.
 #: Each step ``new = old + A Bᵀ`` adds rounding of at most about
 #: ``eps (‖new‖_F + (p + 2) ‖A‖_F ‖B‖_F)`` (``‖old‖ <= ‖new‖ + ‖A Bᵀ‖``);
-#: once the summed estimate exceeds ``_DRIFT_LIMIT · eps · ‖new‖_F`` the node
+#: once the summed estimate exceeds the budget times ``eps · ‖new‖_F`` the node
 #: is recomputed from its children instead.  So an ancestor is at most
-#: ``_DRIFT_LIMIT`` steps from a fresh computation, and a change that cancels
-#: most of a node (a large correction replaced by a small one) refreshes it at
-#: once: the drift from a rebuilt tree stays within ``_DRIFT_LIMIT · eps`` of
-#: the node's current size, inside the lossless rtol ``max(m, n) · eps``.
+#: budget steps from a fresh computation, and a change that cancels most of a
+#: node (a large correction replaced by a small one) refreshes it at once: the
+#: drift from a rebuilt tree stays within the budget times ``eps`` of the
+#: node's current size, inside the lossless rtol.
 _DRIFT_LIMIT = 32
+
+#: A recompressed low-rank ancestor of rank ``ρ`` takes a change by appending
+#: its columns (exact, ``O((m + n) p)``) while the appended columns number at
+#: most ``ρ / _TAIL_FRACTION``; the next change recompresses the node from its
+#: orthogonal part and all appended columns at once (one SVD of size
+#: ``ρ + tail``).  So the rotation of the ``(m + n) × ρ`` factors, the
+#: dominant ``O((m + n) ρ²)`` term, is paid once per about ``ρ / (4 p)``
+#: changes, and a query's inner dimension grows by at most a quarter.
+_TAIL_FRACTION = 4
+
+#: A low-rank ancestor narrower than ``_MERGE_BELOW`` times the change (too
+#: small for a tail) merges its children instead, when they are no wider than
+#: the node plus the change: a recompression of no more columns in fewer calls
+#: (measured: half the time of the incremental one at rank 8 to 16), and no
+#: rounding carried.
+_MERGE_BELOW = 4
 
 
 #: Matrices with fewer entries are never folded, and their cold queries build
@@ -257,17 +288,21 @@ class LowRankSegmentTree:
 
     **Updates.**  Replacing ``Δ_i`` changes every ancestor by
     ``A Bᵀ = U_new V_newᵀ - U_old V_oldᵀ``.  A dense ancestor whose children
-    are low-rank takes that GEMM update; a low-rank ancestor is recompressed
-    from its own factors plus ``A, B``; an ancestor with a dense child is the
-    plain sum of its children (``O(m n)``).  The children are merged instead
-    when the lossy ``rtol`` is in force (truncations would add up over
-    updates), when a dense node's children could again be stored factored, and
-    when the rounding carried by incremental steps, estimated as
+    are low-rank takes that GEMM update; a low-rank ancestor of rank ``ρ``
+    appends the columns of ``A, B`` to its factors (exact) while its appended
+    columns number at most ``ρ / 4``, and is then recompressed from its own
+    orthogonal factors plus all the appended columns in one pass; an ancestor
+    with a dense child is the plain sum of its children (``O(m n)``).  So a
+    low-rank node's width (the ``rank`` that :meth:`nodes` reports, the inner dimension a query
+    pays) may exceed its rank by up to a quarter between recompressions.  The
+    children are merged instead when the lossy ``rtol`` is in force
+    (truncations would add up over updates), when a dense node's children
+    could again be stored factored, for ancestors narrower than four times the
+    change, and when the rounding carried by incremental steps, estimated as
     ``eps (‖node‖_F + (p + 2) ‖A‖_F ‖B‖_F)`` per step, would exceed
-    ``32 eps ‖node‖_F``: an ancestor is at most 32 steps from a fresh
-    computation, a change that cancels most of a node refreshes it at once,
-    and an updated tree agrees with a rebuilt one to rounding (not bit for
-    bit).
+    ``max(32, max(m, n) / 4) eps ‖node‖_F`` (a quarter of the lossless
+    ``rtol``): a change that cancels most of a node refreshes it at once, and
+    an updated tree agrees with a rebuilt one to rounding (not bit for bit).
 
     **Cache memory.**  The cache entry of order ``k`` holds the concatenated
     factors of its low-rank canonical nodes, ``(m + n) c_k`` entries, plus,
@@ -766,7 +801,7 @@ class LowRankSegmentTree:
     # modification
     # ------------------------------------------------------------------
     def update(self, i: int, delta: CorrectionLike) -> None:
-        """Replace ``Δ_i`` and re-merge its ``O(log K)`` ancestors.
+        """Replace ``Δ_i`` and update its ``O(log K)`` ancestors (see the class notes).
 
         Parameters
         ----------
@@ -846,6 +881,10 @@ class LowRankSegmentTree:
         if self._tol is not None:
             return self._tol
         return default_tol(self._xp, self._dtype, self.shape)
+
+    def _drift_budget(self):
+        """Rounding budget of an incrementally updated node, in units of ``eps ‖node‖_F``."""
+        return max(_DRIFT_LIMIT, max(self.shape) / 4)
 
     def _lossy(self):
         """Whether the recompression tolerance may drop more than rounding noise."""
@@ -934,7 +973,9 @@ class LowRankSegmentTree:
         else:
             A, B = leaf.U, leaf.V
         # rounding of one incremental step, beyond the node's own size (see _DRIFT_LIMIT)
-        step = (A.shape[1] + 2) * fro_norm(A, xp) * fro_norm(B, xp)
+        norm_a, norm_b = fro_norm(A, xp), fro_norm(B, xp)
+        step = (A.shape[1] + 2) * norm_a * norm_b
+        change = _product_norm_bound(A, B, norm_a, norm_b, xp)
         path, node, old_child = [(0, pos, leaf)], leaf, old_leaf
         for h in range(top):
             j = pos >> h
@@ -945,14 +986,14 @@ class LowRankSegmentTree:
             old = levels[h + 1][up] if h + 1 < len(levels) and up < len(levels[h + 1]) else None
             new = None
             if old is not None and old is not old_child and old is not sib and old is not self._empty:
-                new = self._updated(old, pair, A, B, step)
+                new = self._updated(old, pair, A, B, step, change)
             if new is None:
                 new = self._merge_pairs([pair])[0]
             node, old_child = new, old
             path.append((h + 1, up, node))
         return path
 
-    def _updated(self, old, pair, A, B, step):
+    def _updated(self, old, pair, A, B, step, change):
         """``old + A Bᵀ`` for an ancestor whose children are ``pair``, or None to merge them.
 
         Only where both children are low-rank and non-empty (a dense child
@@ -961,16 +1002,22 @@ class LowRankSegmentTree:
         * a dense node stays dense and takes the rank-``p`` GEMM update,
           ``O(m n p)``, instead of a QR and SVD of its children's summed rank
           (up to ``2 min(m, n)``); its rank is then the bound ``r_a + r_b``;
-        * a recompressed low-rank node is recompressed from its own factors and
-          the ``p`` new columns (the backend's ``update_node``): one SVD of
-          size ``r + p`` and no QR of the stacked children; with a lossy rtol
+        * a recompressed low-rank node of rank ``ρ`` appends the ``p`` new
+          columns to its factors (exact: no rounding, ``O((m + n)(ρ + p))``
+          copied) while its appended columns stay within ``ρ / _TAIL_FRACTION``;
+          past that it is recompressed from its orthogonal part and all the
+          appended columns (the backend's ``update_node``: one SVD of size
+          ``ρ + tail`` and no QR of the stacked children); with a lossy rtol
           the children are merged instead, so that truncation errors do not
-          add up over updates.
+          add up over updates, and so are the children of a node too small
+          for a tail (``_MERGE_BELOW``).
 
-        ``step`` is ``(p + 2) ‖A‖_F ‖B‖_F``.  Once the rounding carried
-        exceeds the budget ``_DRIFT_LIMIT · ‖new‖_F`` (units of eps), a dense
-        node is recomputed from its children's factors in one GEMM, and a
-        low-rank one by merging them.
+        ``step`` is ``(p + 2) ‖A‖_F ‖B‖_F`` and ``change`` an upper bound of
+        ``‖A Bᵀ‖_F``.  Once the rounding carried exceeds the budget
+        ``_drift_budget() · ‖new‖_F`` (units of eps), a dense node is recomputed
+        from its children's factors in one GEMM, and a low-rank one by merging
+        them; an appended change is checked against a lower bound of
+        ``‖new‖_F``, so that a change cancelling most of a node recompresses it.
         """
         a, b = pair
         m, n = self.shape
@@ -981,23 +1028,52 @@ class LowRankSegmentTree:
         if old.dense:
             if bound * (m + n) < m * n:
                 return None  # the sum may fit factored again: merge
-            D = old.D + A @ xp.matrix_transpose(B)
+            D = A @ xp.matrix_transpose(B)
+            D += old.D  # = old.D + A Bᵀ bit for bit, one m×n allocation instead of two
             size = fro_norm(D, xp)
             drift = old.drift + size + step
-            if drift > _DRIFT_LIMIT * size:
+            if drift > self._drift_budget() * size:
                 D = xp.concat([a.U, b.U], axis=1) @ xp.matrix_transpose(xp.concat([a.V, b.V], axis=1))
                 drift = 0.0
             return _Node(D=D, rank=bound, drift=drift)
-        if not old.orth or not old.rank or self._lossy() or old.rank + A.shape[1] > min(m, n):
+        if not (old.orth or old.tail) or not old.rank or self._lossy():
             return None
-        node = self._ops.update_node(old.U, old.V, A, B, self._effective_tol(), xp)
+        p, head = A.shape[1], old.rank - old.tail
+        width = old.rank + p
+        if old.tail + p <= head // _TAIL_FRACTION and width * (m + n) < m * n:
+            # the node's last size (exact after a recompression) minus every change since
+            low = (old.low if old.low is not None else fro_norm(old.U, xp)) - change
+            if old.drift <= self._drift_budget() * low:
+                U = xp.concat([old.U, A], axis=1)
+                V = xp.concat([old.V, B], axis=1)
+                return _Node(U, V, rank=width, drift=old.drift, tail=old.tail + p, low=low, pending=old.pending + step)
+        if width > min(m, n):
+            return None
+        if head < _MERGE_BELOW * p and a.rank + b.rank <= width:
+            # a small node: merging its children is a recompression of no more
+            # columns, with fewer calls and no rounding carried
+            return None
+        if old.tail:
+            # each appended change is charged its own step: the recompression
+            # treats the blocks as the updates one by one would, in one pass
+            A, B = xp.concat([old.U[:, head:], A], axis=1), xp.concat([old.V[:, head:], B], axis=1)
+            step += old.pending
+        try:
+            node = self._ops.update_node(old.U[:, :head], old.V[:, :head], A, B, self._effective_tol(), xp)
+        except Exception as exc:
+            if not _lapack_failure(exc):
+                raise
+            # LAPACK's divide-and-conquer SVD can fail to converge on a core with
+            # clusters of tiny singular values (a change that cancels an earlier
+            # one): merging the children is the robust path
+            return None
         if node.D is not None:
             return None  # became dense: the children's sum gives it without carried rounding
         size = fro_norm(node.U, xp)  # = ‖U Vᵀ‖_F: V is orthonormal
         drift = old.drift + size + step
-        if drift > _DRIFT_LIMIT * size:
+        if drift > self._drift_budget() * size:
             return None
-        return _Node(node.U, node.V, rank=node.rank, orth=True, drift=drift)
+        return _Node(node.U, node.V, rank=node.rank, orth=True, drift=drift, low=size)
 
     def _commit(self, path, grow):
         """Store the new nodes of ``path`` (caller holds both locks); a new version of the tree."""
@@ -1267,10 +1343,15 @@ class LowRankSegmentTree:
         if b == 0:
             self._orders_layout(k, b)  # validates
             return xp.matmul(self._base, X)
-        perm, inverse, sorted_ks, groups = self._orders_layout(k, b)
+        orders = self._orders_list(k, b)
+        if strategy is None and orders is not None and min(orders) == max(orders):
+            # one order for every column (b = 1 included): exactly query(k, X), no layout
+            return self._apply(self._prefix(orders[0], b, direct_ok=True), X, self._base)
+        perm, inverse, sorted_ks, groups = self._orders_layout(k, b, orders)
         if len(groups) == 1 and strategy is None:
-            # one order for every column: a plain (cached) prefix query, no permutation
-            return self._apply(self._prefix(groups[0][0]), X, self._base)
+            # one order for every column: exactly query(k, X) (a cold order applies
+            # its nodes directly, a hot one folds), no permutation
+            return self._apply(self._prefix(groups[0][0], b, direct_ok=True), X, self._base)
         needed = sorted({hj for kk, _, _ in groups for hj in _prefix_index(kk)})
         kmax = groups[-1][0]
         with self._lock:
@@ -1278,20 +1359,26 @@ class LowRankSegmentTree:
             cached = {kk: self._cache.get(kk) for kk, _, _ in groups}
             nodes = {(h, j): self._levels[h][j] for h, j in needed}
             leaves = self._levels[0][:kmax]
+            # orders used for the first time since the cache was cleared: as in
+            # query(k, X), the grouped strategy may apply their nodes directly
+            first_use = {kk for kk, _, _ in groups if cached[kk] is None and kk not in self._seen}
         if strategy is None:
             strategy = self._mixed_plan(groups, nodes, cached, leaves)
         elif strategy not in ("grouped", "segmented", "masked"):
             raise ValueError(f"strategy must be 'grouped', 'segmented' or 'masked', got {strategy!r}")
         Xs = X if perm is None else xp.take(X, perm, axis=1)
         if strategy == "grouped":
-            Ys = self._mixed_grouped(groups, nodes, cached, version, Xs)
+            if first_use:
+                with self._lock:
+                    self._seen.update(first_use)
+            Ys = self._mixed_grouped(groups, nodes, cached, version, Xs, first_use)
         elif strategy == "segmented":
             Ys = self._mixed_segmented(groups, nodes, Xs)
         else:
             Ys = self._mixed_masked(sorted_ks, leaves, Xs)
         return Ys if perm is None else xp.take(Ys, inverse, axis=1)
 
-    def _orders_layout(self, k, b):
+    def _orders_layout(self, k, b, orders=None):
         """Validated per-column orders as ``(perm, inverse, sorted_ks, groups)``.
 
         ``perm`` (None when the columns are already sorted) sorts the columns
@@ -1300,10 +1387,12 @@ class LowRankSegmentTree:
         ``groups`` ``(order, first, end)`` are the blocks of equal order in
         sorted position, as Python ints.  On a device library the orders
         stay on the device: only the distinct orders and their counts are
-        read, as scalars.
+        read, as scalars.  ``orders`` is ``_orders_list(k, b)`` when the
+        caller has it.
         """
         xp = self._xp
-        orders = self._orders_list(k, b)
+        if orders is None:
+            orders = self._orders_list(k, b)
         if orders is not None:
             perm, sorted_orders, groups = _sort_orders(orders)
             sorted_ks = xp.asarray(sorted_orders, dtype=xp.int64, device=self._device)
@@ -1402,15 +1491,29 @@ class LowRankSegmentTree:
         costs = {"grouped": grouped, "segmented": seg, "masked": masked}
         return min(costs, key=costs.__getitem__)
 
-    def _mixed_grouped(self, groups, nodes, cached, version, Xs):
-        """One prefix query per distinct order, each on its block of sorted columns."""
+    def _mixed_grouped(self, groups, nodes, cached, version, Xs, first_use=frozenset()):
+        """One prefix query per distinct order, each on its block of sorted columns.
+
+        An order in ``first_use`` (not cached, first used since the cache was
+        cleared) has its canonical nodes applied directly where that is
+        cheaper than assembling them, as a cold ``query(k, X)`` does; any
+        other uncached order is assembled and cached.
+        """
         xp = self._xp
         out = None
         for kk, s, e in groups:
             entry = cached[kk]
             if entry is None:
-                entry = self._assemble([nodes[hj] for hj in _prefix_index(kk)], self._base)
-                self._store_entry(kk, entry, version)
+                canonical = [nodes[hj] for hj in _prefix_index(kk)]
+                if (
+                    kk in first_use
+                    and self._m * self._n >= _FOLD_MIN_ENTRIES
+                    and self._direct_cheaper(canonical, e - s)
+                ):
+                    entry = canonical  # _apply takes the node list as well
+                else:
+                    entry = self._assemble(canonical, self._base)
+                    self._store_entry(kk, entry, version)
             Yg = self._apply(entry, Xs[:, s:e], self._base)
             if len(groups) == 1:
                 return Yg
@@ -1500,6 +1603,31 @@ class LowRankSegmentTree:
             else:
                 out.append(prev)
         return xp.stack(out)
+
+
+def _product_norm_bound(A, B, norm_a, norm_b, xp):
+    """An upper bound of ``‖A Bᵀ‖_F`` from the small Gram matrices, scale-safe.
+
+    ``‖A Bᵀ‖_F² = Σ (AᴴA) ∘ conj(BᴴB)`` on the factors scaled to unit norm
+    (no square under- or overflows), plus a margin for the rounding of the
+    ``p × p`` products; ``norm_a``, ``norm_b`` are ``‖A‖_F``, ``‖B‖_F``.
+    Never above ``‖A‖_F ‖B‖_F``.
+    """
+    if norm_a == 0.0 or norm_b == 0.0:
+        return 0.0
+    p = A.shape[1]
+    An = A / xp.asarray(norm_a, dtype=xp.real(A[:0, :0]).dtype)
+    Bn = B / xp.asarray(norm_b, dtype=xp.real(B[:0, :0]).dtype)
+    Ga = xp.conj(xp.matrix_transpose(An)) @ An
+    Gb = xp.conj(xp.matrix_transpose(Bn)) @ Bn
+    ss = float(xp.sum(xp.real(Ga * xp.conj(Gb))))
+    margin = 4.0 * (p + 1) ** 2 * float(xp.finfo(A.dtype).eps)
+    return min(1.0, math.sqrt(max(ss, 0.0) + margin)) * norm_a * norm_b
+
+
+def _lapack_failure(exc):
+    """Whether ``exc`` is a linear-algebra failure (NumPy, CuPy, PyTorch all name it ``LinAlgError``)."""
+    return any("LinAlgError" in cls.__name__ for cls in type(exc).__mro__)
 
 
 def _float_dtypes(xp):

@@ -3,6 +3,8 @@ the range finder's indicator where it is far above rounding."""
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import lowrank_tree.fit as fit_mod
 from lowrank_tree import cascade_fit
@@ -75,3 +77,58 @@ def test_unchecked_range_finder_meets_the_tolerance_with_an_accurate_indicator(r
     measured = np.linalg.norm(A - Q @ B)
     assert measured <= thr
     assert abs(measured - res) <= 1e-6 * thr
+
+
+@given(
+    m=st.integers(2, 60),
+    n=st.integers(2, 60),
+    rank=st.integers(0, 40),
+    power_iters=st.integers(0, 2),
+    rel=st.sampled_from([1e-1, 1e-4, 1e-8]),
+    seed=st.integers(0, 2**16),
+)
+def test_range_finder_blocks_stay_orthonormal_and_meet_the_tolerance(m, n, rank, power_iters, rel, seed):
+    """One block or many (block = 4 here): Q orthonormal, B = Qᴴ A, ‖A − Q B‖ <= thr, measured densely."""
+    rng = np.random.default_rng(seed)
+    rank = min(rank, m, n)
+    sv = np.logspace(0, -10, max(rank, 1))[:rank]
+    U, _ = np.linalg.qr(rng.standard_normal((m, max(rank, 1))))
+    V, _ = np.linalg.qr(rng.standard_normal((n, max(rank, 1))))
+    A = (U[:, :rank] * sv) @ V[:, :rank].T
+    xp = namespace_for("numpy")
+    thr = rel * max(np.linalg.norm(A), 1e-300)
+    out = adaptive_qb(
+        A, thr, xp, get_func("make_rng", "numpy")(seed), "numpy", block=4, power_iters=power_iters, max_cols=min(m, n)
+    )
+    if out is None:  # the range would need more columns than min(m, n) allows: the caller's full SVD
+        return
+    Q, B, res = out
+    assert np.linalg.norm(Q.T @ Q - np.eye(Q.shape[1])) <= 1e-12 * max(Q.shape[1], 1)
+    np.testing.assert_allclose(B, Q.T @ A, atol=1e-12 * max(np.abs(A).max(), 1e-300))
+    true = np.linalg.norm(A - Q @ B)
+    assert true <= thr * (1 + 1e-6) + 1e-12 * np.linalg.norm(A)
+    assert abs(res - true) <= 1e-9 * max(np.linalg.norm(A), 1e-300)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_later_order_with_nan_or_inf_is_refused_by_name(bad):
+    """The norm-based check of orders k >= 1 still names the matrix and the problem."""
+    rng = np.random.default_rng(0)
+    mats = rng.standard_normal((4, 12, 10))
+    mats[2, 3, 4] = bad
+    with pytest.raises(ValueError, match=r"mats\[2\] contains NaN or Inf"):
+        cascade_fit(mats, tol=1e-6)
+
+
+def test_finite_values_whose_norm_overflows_are_accepted():
+    """Entries near the float64 maximum: the norm overflows, the entries are finite, the fit is exact."""
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((8, 6))
+    step = np.outer(rng.standard_normal(8), rng.standard_normal(6))
+    mats = np.stack([base, base + step, base + 2 * step]) * 1e307
+    with np.errstate(over="ignore"):
+        assert not np.isfinite(np.sqrt(np.sum(mats[1] ** 2)))  # a naive norm overflows
+    c = cascade_fit(mats, tol=1e-10)
+    assert c.ranks == [1, 1]
+    for k in range(3):
+        np.testing.assert_allclose(c.matrix(k), mats[k], rtol=0, atol=1e-12 * np.abs(mats[k]).max())

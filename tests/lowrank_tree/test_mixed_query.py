@@ -156,3 +156,62 @@ def test_whole_batch_answers_for_one_state_under_concurrent_updates():
         t.join()
     assert failures == []
     tree._check()
+
+
+@given(k=st.integers(0, 8), b=st.integers(1, 6), calls=st.integers(1, 12), seed=st.integers(0, 2**16))
+@settings(max_examples=25, deadline=None)
+def test_a_batch_of_one_order_is_the_plain_query(k, b, calls, seed):
+    """Every column at the same order: the same answers and the same cache state as ``query(k, X)``.
+
+    64×64 with rank-8 corrections: the nodes of 4 leaves are dense, so a cold
+    query applies its nodes directly (no cache entry) and a hot one folds.
+    Two identical trees, one queried with the order per column, one with the
+    plain order, call by call (cold, then cached, then folded).
+    """
+    rng = np.random.default_rng(seed)
+    m = n = 64
+    base = rng.standard_normal((m, n))
+    deltas = [(rng.standard_normal((m, 8)), rng.standard_normal((n, 8))) for _ in range(8)]
+    mixed, plain = LowRankSegmentTree(base, deltas), LowRankSegmentTree(base, deltas)
+    W = base + sum(U @ V.T for U, V in deltas[:k])
+    for _ in range(calls):
+        X = rng.standard_normal((n, b))
+        got, want = mixed.query([k] * b, X), plain.query(k, X)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_allclose(got, W @ X, rtol=0, atol=1e-11 * np.abs(W).sum(1).max() * np.abs(X).max())
+        assert mixed.cache_nbytes == plain.cache_nbytes
+    mixed._check()
+
+
+@given(
+    orders=st.lists(st.integers(0, 8), min_size=2, max_size=12),
+    calls=st.integers(1, 3),
+    seed=st.integers(0, 2**16),
+)
+@settings(max_examples=25, deadline=None)
+def test_grouped_batch_caches_like_per_order_queries(orders, calls, seed):
+    """The grouped strategy: answers against dense, and the cache filled as one ``query`` per distinct order.
+
+    A cold order applies its nodes directly (no entry), its second use builds
+    the entry, as a cold ``query(k, X)`` does.
+    """
+    rng = np.random.default_rng(seed)
+    m = n = 64
+    base = rng.standard_normal((m, n))
+    deltas = [(rng.standard_normal((m, 8)), rng.standard_normal((n, 8))) for _ in range(8)]
+    mixed, plain = LowRankSegmentTree(base, deltas), LowRankSegmentTree(base, deltas)
+    W = [base]
+    for U, V in deltas:
+        W.append(W[-1] + U @ V.T)
+    ks = np.array(orders)
+    for _ in range(calls):
+        X = rng.standard_normal((n, len(orders)))
+        got = mixed._mixed_query(ks, X, strategy="grouped")
+        for k in sorted(set(orders)):
+            cols = np.flatnonzero(ks == k)
+            want = W[k] @ X[:, cols]
+            np.testing.assert_allclose(got[:, cols], want, rtol=0, atol=1e-11 * np.abs(W[k]).sum(1).max())
+            plain.query(k, X[:, cols])
+        assert mixed.cache_nbytes == plain.cache_nbytes
+        assert sorted(mixed._cache) == sorted(plain._cache)
+    mixed._check()
