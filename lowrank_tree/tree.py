@@ -1616,8 +1616,8 @@ def _product_norm_bound(A, B, norm_a, norm_b, xp):
     if norm_a == 0.0 or norm_b == 0.0:
         return 0.0
     p = A.shape[1]
-    An = A / xp.asarray(norm_a, dtype=xp.real(A[:0, :0]).dtype)
-    Bn = B / xp.asarray(norm_b, dtype=xp.real(B[:0, :0]).dtype)
+    An = A / float(norm_a)  # a Python scalar: no array to place on the factors' device
+    Bn = B / float(norm_b)
     Ga = xp.conj(xp.matrix_transpose(An)) @ An
     Gb = xp.conj(xp.matrix_transpose(Bn)) @ Bn
     ss = float(xp.sum(xp.real(Ga * xp.conj(Gb))))
