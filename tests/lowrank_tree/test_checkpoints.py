@@ -58,7 +58,9 @@ def one_torch_thread():
 def digits():
     if torch is None:
         pytest.skip(NO_TORCH)
-    from sklearn.datasets import load_digits
+    load_digits = pytest.importorskip(
+        "sklearn.datasets", reason="the training run uses scikit-learn's digits (pip install scikit-learn)"
+    ).load_digits
 
     X, y = load_digits(return_X_y=True)
     return torch.tensor(X / 16.0, dtype=torch.float32), torch.tensor(y)
