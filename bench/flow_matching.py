@@ -13,7 +13,8 @@ What is built here:
   derivatives.  Head ``k`` (``k = 1..K``) regresses the k-th derivative of
   the *conditional* path, so it learns ``E[x_t^{(k)} | x_t = x]``.  On the OT
   path every derivative past the velocity is zero, so its heads ``k >= 2``
-  learn zero and the Taylor sampler reduces to Euler; the VP path is the one
+  learn zero and the Taylor sampler reduces to Euler (up to those heads' fitting
+  error); the VP path is the one
   whose higher heads carry information.  For a single data point the
   conditional trajectory is the only trajectory and the heads are the exact
   derivatives of the sampler's ODE solution; for a spread-out data
@@ -29,18 +30,23 @@ What is built here:
   :class:`lowrank_tree.torch.CascadedLinear` with ``num_orders = K`` (order
   ``k`` of the model is order ``k - 1`` of the layers), a shared base plus
   rank-``r`` corrections per order (the rank capped at each layer's
-  ``min(in, out)``; rank 0 shares every weight and keeps per-order biases).
+  ``min(in, out)``; rank 0 shares every weight and keeps per-order biases);
+  (d) trained separate heads compressed layer by layer with
+  ``CascadedLinear.from_linears`` at each tolerance of ``compress_tols``
+  (:meth:`CascadedMLP.from_separate`, not retrained); (e) separate heads
+  that start from one shared initialisation.  Parameter counts are
+  reported for every model.
 * **Metrics**: HOMO's mean distance of generated points to the nearest mode
   centre (mixtures only), and the energy distance to fresh target samples
   with its noise floor (the energy distance between two independent target
   samples of the same size).  Cells are repeated over seeds and summarised
   by the mean and a 95 % Student-t interval.
 
-Not built yet: (d) separate heads compressed after training with
-``CascadedLinear.from_linears`` and (e) separate heads with a shared
-initialisation, parameter matching across the families, plots and a report
-table, and a timed run of the default configuration (its grid below is a
-plan; it has not been run, and nothing in ``bench/results`` comes from it).
+Not built yet: widths chosen so that the families match in parameters,
+the digits (64-D) dataset, plots and a report table, and a run of the
+default configuration (its grid below is a plan: it has not been run or
+timed, is likely far over 30 minutes on two cores as it stands, and nothing
+in ``bench/results`` comes from it).
 
 Usage::
 
@@ -222,14 +228,21 @@ def _mlp(n_in, width, depth, n_out):
 
 
 class SeparateHeads(nn.Module):
-    """(a) One MLP per order, each ``depth`` hidden layers of ``width`` units (HOMO's layout)."""
+    """(a) One MLP per order, each ``depth`` hidden layers of ``width`` units (HOMO's layout).
+
+    With ``shared_init`` every head starts from the first head's initial
+    parameters, (e): the heads then differ only by what training changed.
+    """
 
     family = "separate"
 
-    def __init__(self, d: int, K: int, width: int, depth: int):
+    def __init__(self, d: int, K: int, width: int, depth: int, shared_init: bool = False):
         super().__init__()
         self.K = K
         self.heads = nn.ModuleList(_mlp(d + TIME_FEATURES, width, depth, d) for _ in range(K))
+        if shared_init:
+            for head in self.heads[1:]:
+                head.load_state_dict(self.heads[0].state_dict())
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         z = torch.cat([x, time_features(t)], dim=1)
@@ -281,17 +294,35 @@ class CascadedMLP(nn.Module):
             h = layer(nn.functional.silu(h).reshape(self.K * B, -1), orders).reshape(self.K, B, -1)
         return h
 
+    @classmethod
+    def from_separate(cls, model: SeparateHeads, tol: float) -> CascadedMLP:
+        """(d) Compress trained separate heads layer by layer with :meth:`CascadedLinear.from_linears`.
+
+        Layer ``l`` of the result holds layer ``l`` of heads ``1..K`` as a base
+        (head 1's) plus corrections fitted to relative Frobenius error ``tol``
+        per order; the biases are kept exactly.
+        """
+        heads = [[m for m in head if isinstance(m, nn.Linear)] for head in model.heads]
+        out = cls.__new__(cls)
+        nn.Module.__init__(out)
+        out.K, out.rank = model.K, -1  # the ranks come from the fit: see ``layers[l].ranks``
+        with torch.no_grad():
+            out.layers = nn.ModuleList(
+                CascadedLinear.from_linears([h[i] for h in heads], tol=tol) for i in range(len(heads[0]))
+            )
+        return out
+
 
 def build_model(family: str, d: int, K: int, width: int, depth: int, rank: int = 0) -> nn.Module:
-    """A model of ``family`` (``"separate"``, ``"shared"`` or ``"cascaded"``), float64."""
-    if family == "separate":
-        model = SeparateHeads(d, K, width, depth)
+    """A model of ``family`` (``"separate"``, ``"separate_shared_init"``, ``"shared"`` or ``"cascaded"``), float64."""
+    if family in ("separate", "separate_shared_init"):
+        model = SeparateHeads(d, K, width, depth, shared_init=family == "separate_shared_init")
     elif family == "shared":
         model = SharedEmbedding(d, K, width, depth)
     elif family == "cascaded":
         model = CascadedMLP(d, K, width, depth, rank)
     else:
-        raise ValueError(f"family must be 'separate', 'shared' or 'cascaded', got {family!r}")
+        raise ValueError(f"family must be 'separate', 'separate_shared_init', 'shared' or 'cascaded', got {family!r}")
     return model.double()
 
 
@@ -391,7 +422,8 @@ QUICK_GRID = {
     "datasets": ["gmm8"],
     "paths": ["vp"],
     "K": [2],
-    "models": [["separate", 0], ["shared", 0], ["cascaded", 0], ["cascaded", 2]],
+    "models": [["separate", 0], ["separate_shared_init", 0], ["shared", 0], ["cascaded", 0], ["cascaded", 2]],
+    "compress_tols": [0.3],
     "width": 32,
     "depth": 2,
     "train_steps": 800,
@@ -405,7 +437,9 @@ GRID = {
     "datasets": ["gmm4", "gmm5", "gmm8", "spirals", "circles", "gmm16d"],
     "paths": ["ot", "vp"],
     "K": [1, 2, 3, 4],
-    "models": [["separate", 0], ["shared", 0]] + [["cascaded", r] for r in (0, 1, 2, 4, 8, 16)],
+    "models": [["separate", 0], ["separate_shared_init", 0], ["shared", 0]]
+    + [["cascaded", r] for r in (0, 1, 2, 4, 8, 16)],
+    "compress_tols": [0.03, 0.1, 0.3],
     "width": 64,
     "depth": 2,
     "train_steps": 1500,
@@ -416,8 +450,14 @@ GRID = {
 }
 
 
-def run_cell(dataset, path_name, K, family, rank, grid, seed) -> dict:
-    """Train one model on one (dataset, path, K) and score it, untrained and trained, at every step count."""
+def run_cell(dataset, path_name, K, family, rank, grid, seed) -> list[dict]:
+    """Train one model on one (dataset, path, K) and score it, untrained and trained, at every step count.
+
+    Returns the model's run, followed for separate heads by one run per
+    tolerance in ``grid["compress_tols"]``: the trained heads compressed
+    with :meth:`CascadedMLP.from_separate` (family ``"<family>+compressed"``,
+    not retrained).
+    """
     torch.manual_seed(seed)
     model = build_model(family, DATASETS[dataset], K, grid["width"], grid["depth"], rank)
     n = grid["eval_points"]
@@ -426,12 +466,13 @@ def run_cell(dataset, path_name, K, family, rank, grid, seed) -> dict:
     loss = train(model, PATHS[path_name], dataset, K, grid["train_steps"], grid["batch"], seed)
     train_seconds = time.perf_counter() - started
     trained = {N: evaluate(model, dataset, K, N, n, seed) for N in grid["sampler_steps"]}
-    return {
+    run = {
         "dataset": dataset,
         "path": path_name,
         "K": K,
         "family": family,
         "rank": rank,
+        "tol": None,
         "seed": seed,
         "parameters": parameter_count(model),
         "final_loss": loss,
@@ -439,6 +480,24 @@ def run_cell(dataset, path_name, K, family, rank, grid, seed) -> dict:
         "untrained": {str(N): v for N, v in untrained.items()},
         "trained": {str(N): v for N, v in trained.items()},
     }
+    runs = [run]
+    if isinstance(model, SeparateHeads) and K > 1:
+        for tol in grid["compress_tols"]:
+            compressed = CascadedMLP.from_separate(model, tol)
+            scores = {N: evaluate(compressed, dataset, K, N, n, seed) for N in grid["sampler_steps"]}
+            runs.append(
+                {
+                    **run,
+                    "family": f"{family}+compressed",
+                    "rank": None,
+                    "tol": tol,
+                    "layer_ranks": [list(layer.ranks) for layer in compressed.layers],
+                    "parameters": parameter_count(compressed),
+                    "final_loss": None,
+                    "trained": {str(N): v for N, v in scores.items()},
+                }
+            )
+    return runs
 
 
 def summarise(runs: list[dict], grid: dict) -> list[dict]:
@@ -446,20 +505,22 @@ def summarise(runs: list[dict], grid: dict) -> list[dict]:
     cells = {}
     for run in runs:
         for N, scores in run["trained"].items():
-            key = (run["dataset"], run["path"], run["K"], run["family"], run["rank"], int(N))
+            key = (run["dataset"], run["path"], run["K"], run["family"], run["rank"], run["tol"], int(N))
             cells.setdefault(key, {"runs": [], "scores": []})
             cells[key]["runs"].append(run)
             cells[key]["scores"].append(scores)
     out = []
-    for (dataset, path, K, family, rank, N), cell in cells.items():
+    for (dataset, path, K, family, rank, tol, N), cell in cells.items():
         entry = {
             "dataset": dataset,
             "path": path,
             "K": K,
             "family": family,
             "rank": rank,
+            "tol": tol,
             "sampler_steps": N,
-            "parameters": cell["runs"][0]["parameters"],
+            # compressed models' ranks (and so their size) may differ from seed to seed
+            "parameters": mean_interval([r["parameters"] for r in cell["runs"]]),
             "energy_distance": mean_interval([s["energy_distance"] for s in cell["scores"]]),
             "train_seconds": mean_interval([r["train_seconds"] for r in cell["runs"]]),
             "sampling_seconds": mean_interval([s["sampling_seconds"] for s in cell["scores"]]),
@@ -501,14 +562,14 @@ def main(argv=None):
                     if family == "cascaded" and K == 1 and rank > 0:
                         continue  # one order has no corrections: every rank is the same model
                     for seed in grid["seeds"]:
-                        run = run_cell(dataset, path_name, K, family, rank, grid, seed)
-                        runs.append(run)
-                        best = min(v["energy_distance"] for v in run["trained"].values())
-                        print(
-                            f"{dataset} {path_name} K={K} {family}/{rank} seed={seed} params={run['parameters']}"
-                            f" loss={run['final_loss']:.3g} best energy distance={best:.3g}",
-                            flush=True,
-                        )
+                        for run in run_cell(dataset, path_name, K, family, rank, grid, seed):
+                            runs.append(run)
+                            best = min(v["energy_distance"] for v in run["trained"].values())
+                            print(
+                                f"{dataset} {path_name} K={K} {run['family']}/{run['rank']}/{run['tol']} seed={seed}"
+                                f" params={run['parameters']} best energy distance={best:.3g}",
+                                flush=True,
+                            )
     payload = {
         "machine": {**machine_info(), "torch": torch.__version__},
         "benchmark": "flow_matching",

@@ -290,6 +290,11 @@ def test_separate_and_shared_models_match_their_dense_mlps(K, depth):
     per_head = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
     assert fm.parameter_count(separate) == K * per_head
     assert fm.parameter_count(shared) == per_head + K * width
+    # (e): the heads start equal, and train apart
+    shared_init = fm.build_model("separate_shared_init", d, K, width, depth)
+    for head in shared_init.heads[1:]:
+        for p, q in zip(head.parameters(), shared_init.heads[0].parameters()):
+            assert torch.equal(p, q) and p.data_ptr() != q.data_ptr()
     with pytest.raises(ValueError, match="family must be"):
         fm.build_model("lora", d, K, width, depth)
 
@@ -309,15 +314,27 @@ def test_quick_mode_writes_json_and_a_trained_model_beats_an_untrained_one(tmp_p
     assert data["benchmark"] == "flow_matching" and data["quick"] is True and data["grid"] == grid
     assert data["machine"]["torch"] == torch.__version__ and data["machine"]["cpu_count"]
     runs = data["runs"]
-    assert len(runs) == len(grid["datasets"]) * len(grid["paths"]) * len(grid["K"]) * len(grid["models"]) * len(
-        grid["seeds"]
-    )
+    trained_models = [r for r in runs if r["tol"] is None]
+    assert len(trained_models) == len(grid["datasets"]) * len(grid["paths"]) * len(grid["K"]) * len(
+        grid["models"]
+    ) * len(grid["seeds"])
+    separate = [r for r in trained_models if r["family"].startswith("separate")]
+    assert len(runs) == len(trained_models) + len(separate) * len(grid["compress_tols"])
     for run in runs:
         assert set(run["trained"]) == set(run["untrained"]) == {str(n) for n in grid["sampler_steps"]}
-        model = fm.build_model(
-            run["family"], fm.DATASETS[run["dataset"]], run["K"], grid["width"], grid["depth"], run["rank"]
-        )
-        assert run["parameters"] == fm.parameter_count(model)
+        if run["tol"] is None:
+            model = fm.build_model(
+                run["family"], fm.DATASETS[run["dataset"]], run["K"], grid["width"], grid["depth"], run["rank"]
+            )
+            assert run["parameters"] == fm.parameter_count(model)
+        else:
+            # the compressed heads: base layers of the heads' shapes plus the fitted corrections' factors
+            assert run["family"].endswith("+compressed") and run["tol"] in grid["compress_tols"]
+            sizes = [fm.DATASETS[run["dataset"]] + fm.TIME_FEATURES] + [grid["width"]] * grid["depth"] + [2]
+            assert run["parameters"] == sum(
+                a * b + b + (run["K"] - 1) * b + sum(run["layer_ranks"][i]) * (a + b)
+                for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))
+            )
         finest = str(max(grid["sampler_steps"]))
         trained, untrained = run["trained"][finest], run["untrained"][finest]
         assert trained["energy_distance"] < untrained["energy_distance"]
@@ -325,8 +342,11 @@ def test_quick_mode_writes_json_and_a_trained_model_beats_an_untrained_one(tmp_p
     # the summary is the runs', cell by cell (one seed: no interval)
     assert len(data["summary"]) == len(runs) * len(grid["sampler_steps"])
     for entry in data["summary"]:
-        (run,) = [r for r in runs if (r["family"], r["rank"]) == (entry["family"], entry["rank"])]
+        (run,) = [
+            r for r in runs if (r["family"], r["rank"], r["tol"]) == (entry["family"], entry["rank"], entry["tol"])
+        ]
         scores = run["trained"][str(entry["sampler_steps"])]
+        assert entry["parameters"]["mean"] == run["parameters"]
         assert entry["energy_distance"]["mean"] == scores["energy_distance"]
         assert entry["mode_distance"]["mean"] == scores["mode_distance"]
         assert entry["energy_distance"]["low"] is None
@@ -337,3 +357,30 @@ def test_quick_mode_writes_json_and_a_trained_model_beats_an_untrained_one(tmp_p
             fm.sample_dataset("gmm8", grid["eval_points"], 10_000),
         )
     )
+
+
+@settings(max_examples=10)
+@given(K=st.integers(2, 4), depth=st.integers(1, 2), seed=st.integers(0, 2**16))
+def test_compressed_separate_heads_fit_every_layer_within_tol_and_keep_biases(K, depth, seed):
+    torch.manual_seed(seed)
+    d, width = 2, 6
+    model = fm.build_model("separate", d, K, width, depth)
+    x, t = torch.randn((5, d), dtype=torch.float64), torch.rand((5, 1), dtype=torch.float64)
+    # lossless (a tolerance far below float64 rounding of the weights): the same model
+    lossless = fm.CascadedMLP.from_separate(model, 1e-13)
+    torch.testing.assert_close(lossless(x, t), model(x, t), rtol=1e-10, atol=1e-10)
+    # lossy: every order's weight of every layer within tol of its head's, every bias exact
+    tol = 0.5
+    compressed = fm.CascadedMLP.from_separate(model, tol)
+    heads = [[m for m in head if isinstance(m, torch.nn.Linear)] for head in model.heads]
+    for i, layer in enumerate(compressed.layers):
+        W, b = layer.weight.detach().clone(), layer.bias.detach().clone()
+        for k in range(K):
+            if k:
+                U, V = layer.factors(k)
+                W += U.detach() @ V.detach().T
+                b += layer.bias_corrections[k - 1].detach()
+            M = heads[k][i].weight.detach()
+            assert float(torch.linalg.norm(W - M) / torch.linalg.norm(M)) <= tol * (1 + 1e-9)
+            torch.testing.assert_close(b, heads[k][i].bias.detach(), rtol=1e-12, atol=1e-12)
+    assert fm.parameter_count(compressed) <= fm.parameter_count(lossless)
