@@ -217,6 +217,11 @@ def test_datasets_are_reproducible_and_shaped(name):
     elif name == "circles":
         radius = np.linalg.norm(a, axis=1)
         assert np.all((np.abs(radius - 2) < 0.6) | (np.abs(radius - 4) < 0.6))
+    elif name == "digits":
+        from sklearn.datasets import load_digits
+
+        images = load_digits().data / 4.0 - 2.0  # every point is one of the images, pixels 0..16 on [-2, 2]
+        assert np.isin(a.view([("", a.dtype)] * 64), images.view([("", images.dtype)] * 64)).all()
     assert fm.sample_dataset(name, 0, 1).shape == (0, fm.DATASETS[name])
 
 
@@ -225,6 +230,22 @@ def test_datasets_refuse_bad_names_and_sizes():
         fm.sample_dataset("moons", 10, 0)
     with pytest.raises(ValueError, match="n must be"):
         fm.sample_dataset("gmm8", -1, 0)
+
+
+def test_models_targets_and_intervals_refuse_bad_arguments():
+    with pytest.raises(ValueError, match="K must be >= 1"):
+        fm.build_model("separate", 2, 0, 4, 1)
+    with pytest.raises(TypeError, match="width must be an int"):
+        fm.build_model("shared", 2, 2, 4.0, 1)
+    with pytest.raises(ValueError, match="rank must be >= 0"):
+        fm.build_model("cascaded", 2, 2, 4, 1, rank=-1)
+    x = torch.zeros((3, 2), dtype=torch.float64)
+    with pytest.raises(ValueError, match="K must be >= 1"):
+        fm.targets(fm.VPPath, x, x, x[:, :1], 0)
+    with pytest.raises(ValueError, match="values must be a non-empty"):
+        fm.mean_interval([])
+    with pytest.raises(ValueError, match="confidence must be in"):
+        fm.mean_interval([1.0, 2.0], confidence=95)
 
 
 # --------------------------------------------------------------------------
