@@ -444,7 +444,11 @@ def evaluate(model: nn.Module, dataset: str, K: int, steps: int, n: int, seed: i
     finite = bool(np.isfinite(points).all())
     return {
         "energy_distance": energy_distance(points, reference) if finite else float("inf"),
-        "mode_distance": nearest_mode_distance(points, centres) if centres is not None and finite else None,
+        "mode_distance": None
+        if centres is None
+        else nearest_mode_distance(points, centres)
+        if finite
+        else float("inf"),
         "sampling_seconds": seconds,
     }
 

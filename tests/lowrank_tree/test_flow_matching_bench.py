@@ -205,6 +205,8 @@ def test_mean_interval_is_the_student_t_interval():
 # --------------------------------------------------------------------------
 @pytest.mark.parametrize("name", sorted(fm.DATASETS))
 def test_datasets_are_reproducible_and_shaped(name):
+    if name == "digits":
+        pytest.importorskip("sklearn", reason="the digits dataset needs scikit-learn")
     a, b = fm.sample_dataset(name, 3000, 7), fm.sample_dataset(name, 3000, 7)
     assert a.shape == (3000, fm.DATASETS[name]) and np.array_equal(a, b)
     assert not np.array_equal(a, fm.sample_dataset(name, 3000, 8))
