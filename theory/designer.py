@@ -502,11 +502,12 @@ def discrete_status(result: DesignResult) -> str:
 
     * impossible: every necessary condition the designer uses is proved for
       forward differences too, so the target is impossible there as well;
-    * constructed: the same matrix, read as a sequence in an integer
-      variable ``j``, is checked with the engine; if its difference profile
-      equals the target the row says so, otherwise "open" (the derivative
-      construction does not transfer, and no discrete designer is claimed);
-    * open: open.
+    * constructed: :func:`theory.discrete.design_difference_profile` found a
+      sum of discrete library blocks (``j^e``, ``Σ^m H_d``,
+      ``Σ^m u_a u_bᵀ``) or the derivative construction read in ``j`` has the
+      target as its certified difference profile;
+    * open otherwise (the row says what the derivative construction gives
+      in ``j``, if there is one).
 
     Returns
     -------
@@ -515,20 +516,24 @@ def discrete_status(result: DesignResult) -> str:
     Examples
     --------
     >>> discrete_status(design_profile((1, 2)))
-    'constructed (same matrix in j)'
+    'constructed: H_1'
+    >>> discrete_status(design_profile((2, 1)))
+    'constructed: Σ^1 H_1'
     """
     if result.status == "impossible":
         return "impossible (same condition)"
     if result.status == "open":
         return "open"
-    from .profiles import difference_profile
+    from .discrete import design_difference_profile, discrete_construction
 
-    j = sp.Symbol("j", integer=True)
-    A = result.matrix.subs(T, j) if result.matrix is not None else None
-    prof = difference_profile(A, len(result.target) - 1, var=j, seed=2)
-    if prof.certified and prof.ranks == result.target:
-        return "constructed (same matrix in j)"
-    return f"open (same matrix in j has {prof.ranks})"
+    d = design_difference_profile(result.target, derivative=result)
+    if d.status == "constructed":
+        if d.reason.startswith("same matrix"):
+            return "constructed (same matrix in j)"
+        return "constructed: " + (discrete_construction(d.blocks) or "zero matrix")
+    if "has " in d.reason:
+        return f"open (the derivative construction in j has {d.reason.split('has ')[1]})"
+    return "open"
 
 
 def format_table(results: Sequence[DesignResult], *, discrete: bool = False, fmt: str = "markdown") -> str:

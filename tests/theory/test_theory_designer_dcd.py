@@ -118,7 +118,7 @@ def test_permutation_table_up_to_five():
 
 def test_discrete_column_is_checked():
     r = design_profile((1, 2, 3))  # H_2: the Hankel profile is proved for differences too
-    assert discrete_status(r) == "constructed (same matrix in j)"
+    assert discrete_status(r) == "constructed: H_2"
     assert discrete_status(design_profile((1, 3, 2))) == "impossible (same condition)"
     r = design_profile((5, 4, 3, 2, 1), library_kind="extended")
     assert discrete_status(r).startswith(("constructed", "open (same matrix in j has"))

@@ -1,0 +1,109 @@
+"""The K <= 5 (and K = 6) designer table and the difference-profile designer.
+
+Independent references: SymPy's DomainMatrix over QQ(j) (or QQ(t)) on differences (derivatives)
+computed by SymPy itself, and closed forms for the indefinite sums.
+"""
+
+import itertools
+
+import pytest
+import sympy as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sympy.polys.matrices import DomainMatrix
+
+from theory import necessary_violations
+from theory.designer import discrete_status, library, permutation_table
+from theory.discrete import (
+    J,
+    design_difference_profile,
+    discrete_block_matrix,
+    discrete_block_profile,
+    indefinite_sum_power,
+)
+
+
+def domainmatrix_difference_profile(A, K):
+    """Generic ranks of A, ΔA, ..., Δ^(K-1) A by SymPy alone."""
+    field = sp.QQ.frac_field(J)
+    out, D = [], sp.Matrix(A)
+    for _ in range(K):
+        out.append(DomainMatrix.from_Matrix(D.applyfunc(sp.cancel)).convert_to(field).rank())
+        D = (D.subs(J, J + 1) - D).applyfunc(sp.cancel)
+    return tuple(out)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 6), st.integers(0, 4))
+def test_indefinite_sum_inverts_the_difference(s, m):
+    P = indefinite_sum_power(s, m)
+    D = P
+    for _ in range(m):
+        D = sp.expand(D.subs(J, J + 1) - D)
+    assert sp.expand(D - J**s) == 0
+    assert all(P.subs(J, x) == 0 for x in range(m))  # the sums vanish at j = 0..m-1
+
+
+@pytest.mark.parametrize(
+    "block",
+    [("monomial", 2), ("hankel_anti", 1, 0), ("hankel_anti", 1, 1), ("hankel_anti", 2, 2), ("rect_anti", 1, 2, 1)],
+)
+def test_discrete_blocks_have_the_derivative_profiles(block):
+    """The proved statement: Σ^m blocks in j have the profiles of the ∫^m blocks in t."""
+    K = 5
+    want = dict(library(K, 5, kind="extended"))[block]
+    assert discrete_block_profile(block, K) == want
+    assert domainmatrix_difference_profile(discrete_block_matrix(block), K) == want
+
+
+def test_discrete_block_rejects_unknown_kind():
+    with pytest.raises(ValueError, match="unknown block"):
+        discrete_block_matrix(("spline", 1))
+    with pytest.raises(ValueError, match="non-negative"):
+        indefinite_sum_power(-1, 2)
+
+
+def _table(K_max):
+    return permutation_table(K_max, library_kind="extended")
+
+
+def test_difference_designer_on_every_constructed_row_up_to_four():
+    """Every "constructed" difference answer is re-checked by DomainMatrix on SymPy's own differences."""
+    rows = _table(4)
+    seen = 0
+    for r in rows:
+        d = design_difference_profile(r.target, derivative=r)
+        if r.status == "impossible":
+            assert d.status == "impossible" and necessary_violations(r.target)
+            continue
+        if d.status != "constructed":
+            continue
+        seen += 1
+        K = len(r.target)
+        assert d.profile.kind == "difference" and d.profile.certified and d.profile.ranks == r.target
+        assert domainmatrix_difference_profile(d.matrix, K) == r.target
+    assert seen == 14  # every constructed derivative row with K <= 4 except (3, 4, 1, 2)
+
+
+def test_table_counts_and_discrete_column():
+    rows = _table(5)
+    assert [r.target for r in rows] == [p for K in range(1, 6) for p in itertools.permutations(range(1, K + 1))]
+    status = {s: sum(r.status == s for r in rows) for s in ("constructed", "impossible", "open")}
+    assert status == {"constructed": 32, "impossible": 111, "open": 10}
+    disc = [discrete_status(r) for r in rows]
+    assert sum(x.startswith("constructed") for x in disc) == 27
+    assert sum(x.startswith("impossible") for x in disc) == 111
+    # the rows the discrete library cannot reach are exactly the D_a C D_b constructions
+    dcd_rows = {r.target for r in rows if r.status == "constructed" and r.blocks and r.blocks[0][0] == "dcd"}
+    assert {r.target for r, x in zip(rows, disc) if x.startswith("open (")} == dcd_rows
+    assert discrete_status(rows[2]) == "constructed: Σ^1 H_1"  # (2, 1)
+
+
+@pytest.mark.slow
+def test_difference_designer_k5_rows_domainmatrix():
+    for r in _table(5):
+        if len(r.target) < 5 or r.status != "constructed":
+            continue
+        d = design_difference_profile(r.target, derivative=r)
+        if d.status == "constructed":
+            assert domainmatrix_difference_profile(d.matrix, 5) == r.target
