@@ -107,3 +107,37 @@ def test_difference_designer_k5_rows_domainmatrix():
         d = design_difference_profile(r.target, derivative=r)
         if d.status == "constructed":
             assert domainmatrix_difference_profile(d.matrix, 5) == r.target
+
+
+def _drop_bound_holds(p):
+    """The conjectured bound of the theory page: rho(n) <= rho(n+1) + min_{k<n} rho(k)."""
+    return all(p[n] <= p[n + 1] + min(p[:n]) for n in range(1, len(p) - 1))
+
+
+@st.composite
+def _low_rank_dcd(draw):
+    m, n, r = draw(st.integers(1, 5)), draw(st.integers(1, 5)), draw(st.integers(1, 3))
+    a = [draw(st.integers(-3, 4)) for _ in range(m)]
+    b = [draw(st.integers(-3, 4)) for _ in range(n)]
+    X = [[draw(st.sampled_from([0, 0, 1, -1, 2])) for _ in range(r)] for _ in range(m)]
+    Y = [[draw(st.sampled_from([0, 0, 1, -1, 2])) for _ in range(r)] for _ in range(n)]
+    C = [[sum(X[i][q] * Y[k][q] for q in range(r)) for k in range(n)] for i in range(m)]
+    return a, b, C
+
+
+@settings(max_examples=30, deadline=None)
+@given(_low_rank_dcd())
+def test_conjectured_drop_bound_on_random_dcd(block):
+    """Evidence for the unproved drop bound (the designer does not use it)."""
+    from theory.dcd import dcd_profile
+
+    assert _drop_bound_holds(dcd_profile(*block, 6))
+
+
+def test_open_rows_and_the_drop_bound():
+    rows = _table(5)
+    for r in rows:
+        if r.status == "constructed":
+            assert _drop_bound_holds(r.target)
+    open_rows = [r.target for r in rows if r.status == "open"]
+    assert [p for p in open_rows if _drop_bound_holds(p)] == [(4, 3, 5, 2, 1)]
