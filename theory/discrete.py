@@ -28,8 +28,9 @@ generic one).  The profiles are nevertheless recomputed by the engine here,
 and each assembled matrix is certified before the designer answers.
 
 Targets that no discrete library sum realises fall back to the derivative
-construction read as a sequence in ``j`` ("same matrix in j"), which the
-engine checks; otherwise they are reported open.
+construction read as a sequence in ``j`` ("same matrix in j": library
+blocks replaced by their ``Σ`` versions, ``D_a C D_b`` blocks taken as they
+are), which the engine checks; otherwise they are reported open.
 
 Examples
 --------
@@ -225,8 +226,9 @@ def design_difference_profile(
             )
     if derivative is None:
         derivative = design_profile(target, library_kind=library_kind)
-    if derivative.status == "constructed" and derivative.matrix is not None:
-        A = sp.Matrix(derivative.matrix).subs(sp.Symbol("t"), J)
+    if derivative.status == "constructed" and derivative.blocks:
+        # library blocks become their Σ versions, D_a C D_b blocks are read in j
+        A = block_diag(*[discrete_block_matrix(b, J) for b in derivative.blocks])
         prof = difference_profile(A, K - 1, var=J, seed=2)
         if prof.certified and prof.ranks == target:
             how = "same matrix in j, difference profile certified"
