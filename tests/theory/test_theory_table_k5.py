@@ -206,3 +206,14 @@ def test_split_search_finds_43521_by_itself():
 
     A = sp.diag(*[block_matrix(b) for b in blocks])
     assert domainmatrix_profile(A, 5) == (4, 3, 5, 2, 1)
+
+
+def test_every_constructed_row_domainmatrix():
+    """Each "constructed" derivative row: the engine's certified profile and DomainMatrix over QQ(t) agree."""
+    n = 0
+    for r in _table(5):
+        if r.status == "constructed":
+            assert r.profile.certified and r.profile.ranks == r.target
+            assert domainmatrix_profile(r.matrix, len(r.target)) == r.target
+            n += 1
+    assert n == 33
