@@ -1,4 +1,4 @@
-"""D_a C D_b constructions found by ``python -m theory search`` (re-certified on use)."""
+"""Constructions found by ``python -m theory search`` (re-certified on use)."""
 
 DATA = {
     "constructions": [
@@ -28,6 +28,18 @@ DATA = {
                         [1, 0, 1, 2, -2],
                     ],
                 }
+            ],
+        },
+        {
+            "target": [4, 3, 5, 2, 1],
+            "blocks": [
+                {"kind": "library", "block": ["hankel_anti", 1, 1]},
+                {
+                    "kind": "dcd",
+                    "a": [-2, 2, 0, 1],
+                    "b": [-1, 0, 1],
+                    "C": [[-2, 6, 2], [2, -2, 0], [0, 4, 2], [2, 0, 1]],
+                },
             ],
         },
         {
@@ -79,7 +91,6 @@ DATA = {
         [3, 4, 5, 1, 2],
         [4, 2, 3, 5, 1],
         [4, 3, 5, 1, 2],
-        [4, 3, 5, 2, 1],
         [5, 2, 3, 4, 1],
     ],
 }

@@ -9,8 +9,9 @@ Usage::
 ``check`` (the default) prints one row per claim — claim | instances |
 result | time — and exits with status 1 if any check fails.  ``table``
 prints the designer's Markdown table for every permutation of ``{1..K}``
-(the table pasted in ``docs/theory.md``).  ``search`` reruns the
-``D_a C D_b`` border search on every open target and writes the
+(the table pasted in ``docs/theory.md``; ``--K 6`` for K = 6).  ``search``
+reruns the ``D_a C D_b`` border search and the split search (library blocks
+plus one searched ``D_a C D_b`` block) on every open target and writes the
 constructions that the table uses (each is re-certified whenever used).
 """
 
@@ -113,10 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = [json.dumps(c, separators=(", ", ": ")) for c in data["constructions"]]
         text = '{"constructions": [\n  ' + ",\n  ".join(rows) + '\n ],\n "open": ' + json.dumps(data["open"]) + "}\n"
         if args.out and args.out.endswith(".py"):  # the module the designer imports
-            text = (
-                '"""D_a C D_b constructions found by ``python -m theory search`` (re-certified on use)."""\n\n'
-                f"DATA = {text}"
-            )
+            text = f'"""Constructions found by ``python -m theory search`` (re-certified on use)."""\n\nDATA = {text}'
         if args.out:
             with open(args.out, "w", encoding="utf-8") as fh:
                 fh.write(text)

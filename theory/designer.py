@@ -325,7 +325,7 @@ def _search(target, lib):
 
 
 def _known_constructions():
-    """Constructions found by :func:`theory.dcd.border_search`, shipped as data.
+    """Constructions found by ``python -m theory search``, shipped as data.
 
     They are never trusted: :func:`design_profile` certifies the assembled
     matrix with the engine before answering, and the tests re-check each with
@@ -409,7 +409,7 @@ def design_profile(
         if _KNOWN is None:
             _KNOWN = _known_constructions()
         blocks = _KNOWN.get(target)
-        how = "shipped D_a C D_b construction, profile certified"
+        how = "shipped construction (found by python -m theory search), profile certified"
     if blocks is None and search_budget > 0:
         from .dcd import border_search
 
@@ -421,11 +421,14 @@ def design_profile(
         blocks = None if found is None else [found]
         how = "D_a C D_b found by search, profile certified"
     if blocks is None:
+        from .dcd_search import drop_bound_holds
+
         return DesignResult(
             target,
             "open",
             reason=f"passes the necessary conditions; not a sum of {library_kind}-library profiles"
-            + (" and no D_a C D_b construction known" if use_data or search_budget else ""),
+            + (" and no D_a C D_b construction known" if use_data or search_budget else "")
+            + ("" if drop_bound_holds(target) else "; violates the conjectured (unproved) drop bound"),
         )
     A = block_diag(*[block_matrix(b, var) for b in blocks])
     prof = rank_profile(A, len(target) - 1, var=var, seed=1)
@@ -454,46 +457,80 @@ def permutation_table(K_max: int = 4, *, library_kind: str = "standard", use_dat
 
 
 def search_constructions(
-    K_max: int = 5, *, library_kind: str = "extended", budget: int = 3000, seeds: Iterable[int] = range(4)
+    K_max: int = 5,
+    *,
+    library_kind: str = "extended",
+    budget: int = 3000,
+    seeds: Iterable[int] = range(4),
+    K_min: int = 1,
+    border: bool = True,
 ) -> dict[str, Any]:
-    """Run :func:`theory.dcd.border_search` on every open permutation target.
+    """Search constructions for every open permutation target.
+
+    For each permutation of ``{1..K}``, ``K_min <= K <= K_max``, that no
+    library sum realises: first :func:`theory.dcd.border_search` (if
+    ``border``), then :func:`theory.dcd_search.split_search` (library
+    blocks ⊕ one ``D_a C D_b`` block found by the column search), seed by
+    seed.  The split search is only run on targets that satisfy the
+    conjectured drop bound (:func:`theory.dcd_search.drop_bound_holds`): a
+    block-diagonal sum satisfies it when its blocks do, and no search has
+    ever produced a profile that violates it.
 
     Parameters
     ----------
     K_max : int
     library_kind : {"standard", "extended"}
     budget : int
-        Candidates per lifting order and seed.
+        Border-search candidates per lifting order and seed.
     seeds : iterable of int
+    K_min : int
+        Smallest K searched.
+    border : bool
+        Run the border search.
 
     Returns
     -------
     dict
         JSON-compatible ``{"constructions": [{"target": [...], "blocks": [...]}, ...],
-        "open": [[...], ...]}``; every construction's profile is exact
-        (:func:`theory.dcd.dcd_profile`).
+        "open": [[...], ...]}``; a block is ``{"kind": "dcd", "a", "b", "C"}``
+        or ``{"kind": "library", "block": [...]}``.  Every construction's
+        profile is exact (:func:`theory.dcd.dcd_profile` on each block).
     """
+    from .dcd_search import drop_bound_holds, split_search
+
+    seeds = list(seeds)
     found, still_open = [], []
-    for K in range(1, K_max + 1):
+    for K in range(K_min, K_max + 1):
         for p in itertools.permutations(range(1, K + 1)):
             r = design_profile(p, library_kind=library_kind, use_data=False)
             if r.status != "open":
                 continue
+            blocks = None
             for seed in seeds:
-                r = design_profile(p, library_kind=library_kind, use_data=False, search_budget=budget, seed=seed)
-                if r.status == "constructed":
-                    found.append(
-                        {
-                            "target": list(p),
-                            "blocks": [
-                                {"kind": "dcd", "a": list(b[1]), "b": list(b[2]), "C": [list(row) for row in b[3]]}
-                                for b in r.blocks
-                            ],
-                        }
-                    )
-                    break
-            else:
+                if border:
+                    r = design_profile(p, library_kind=library_kind, use_data=False, search_budget=budget, seed=seed)
+                    if r.status == "constructed":
+                        blocks = r.blocks
+                        break
+                if drop_bound_holds(p):
+                    lib = library(K, max(p), kind=library_kind)
+                    blocks = split_search(p, lib, lambda q: not necessary_violations(q), seed=seed)
+                    if blocks is not None:
+                        break
+            if blocks is None:
                 still_open.append(list(p))
+                continue
+            found.append(
+                {
+                    "target": list(p),
+                    "blocks": [
+                        {"kind": "dcd", "a": list(b[1]), "b": list(b[2]), "C": [list(row) for row in b[3]]}
+                        if b[0] == "dcd"
+                        else {"kind": "library", "block": list(b)}
+                        for b in blocks
+                    ],
+                }
+            )
     return {"constructions": found, "open": still_open}
 
 
@@ -502,11 +539,12 @@ def discrete_status(result: DesignResult) -> str:
 
     * impossible: every necessary condition the designer uses is proved for
       forward differences too, so the target is impossible there as well;
-    * constructed: the same matrix, read as a sequence in an integer
-      variable ``j``, is checked with the engine; if its difference profile
-      equals the target the row says so, otherwise "open" (the derivative
-      construction does not transfer, and no discrete designer is claimed);
-    * open: open.
+    * constructed: :func:`theory.discrete.design_difference_profile` found a
+      sum of discrete library blocks (``j^e``, ``Σ^m H_d``,
+      ``Σ^m u_a u_bᵀ``) or the derivative construction read in ``j`` has the
+      target as its certified difference profile;
+    * open otherwise (the row says what the derivative construction gives
+      in ``j``, if there is one).
 
     Returns
     -------
@@ -515,20 +553,24 @@ def discrete_status(result: DesignResult) -> str:
     Examples
     --------
     >>> discrete_status(design_profile((1, 2)))
-    'constructed (same matrix in j)'
+    'constructed: H_1'
+    >>> discrete_status(design_profile((2, 1)))
+    'constructed: Σ^1 H_1'
     """
     if result.status == "impossible":
         return "impossible (same condition)"
     if result.status == "open":
         return "open"
-    from .profiles import difference_profile
+    from .discrete import design_difference_profile, discrete_construction
 
-    j = sp.Symbol("j", integer=True)
-    A = result.matrix.subs(T, j) if result.matrix is not None else None
-    prof = difference_profile(A, len(result.target) - 1, var=j, seed=2)
-    if prof.certified and prof.ranks == result.target:
-        return "constructed (same matrix in j)"
-    return f"open (same matrix in j has {prof.ranks})"
+    d = design_difference_profile(result.target, derivative=result)
+    if d.status == "constructed":
+        if d.reason.startswith("same matrix"):
+            return "constructed (same matrix in j)"
+        return "constructed: " + (discrete_construction(d.blocks) or "zero matrix")
+    if "has " in d.reason:
+        return f"open (the derivative construction in j has {d.reason.split('has ')[1]})"
+    return "open"
 
 
 def format_table(results: Sequence[DesignResult], *, discrete: bool = False, fmt: str = "markdown") -> str:

@@ -88,12 +88,17 @@ def test_border_search_finds_3412_by_itself():
 def test_shipped_constructions_reverified(row):
     target = tuple(row["target"])
     assert not necessary_violations(target)
-    blocks = [block_matrix(("dcd", tuple(b["a"]), tuple(b["b"]), tuple(map(tuple, b["C"]))), t) for b in row["blocks"]]
+    parts = [
+        ("dcd", tuple(b["a"]), tuple(b["b"]), tuple(map(tuple, b["C"]))) if b["kind"] == "dcd" else tuple(b["block"])
+        for b in row["blocks"]
+    ]
+    blocks = [block_matrix(p, t) for p in parts]
     A = sp.diag(*blocks)
     K = len(target)
     assert rank_profile(A, K - 1, seed=3).ranks == target
     assert domainmatrix_profile(A, K) == target
-    assert all(dcd_profile(b["a"], b["b"], b["C"], K) == target for b in row["blocks"])
+    profiles = [dcd_profile(*library_to_dcd(p)[:3], K) for p in parts]
+    assert tuple(map(sum, zip(*profiles))) == target  # block-diagonal sums add profiles
 
 
 def test_permutation_table_up_to_five():
@@ -118,7 +123,7 @@ def test_permutation_table_up_to_five():
 
 def test_discrete_column_is_checked():
     r = design_profile((1, 2, 3))  # H_2: the Hankel profile is proved for differences too
-    assert discrete_status(r) == "constructed (same matrix in j)"
+    assert discrete_status(r) == "constructed: H_2"
     assert discrete_status(design_profile((1, 3, 2))) == "impossible (same condition)"
     r = design_profile((5, 4, 3, 2, 1), library_kind="extended")
     assert discrete_status(r).startswith(("constructed", "open (same matrix in j has"))
