@@ -407,6 +407,8 @@ class CascadedLinear(nn.Module):
 
     def _parameter_state(self):
         """What identifies the parameters' current values: storage, version counter, device, dtype."""
+        # the version counter moves on every in-place change (optimiser steps, copy_ in
+        # load_state_dict); storage, device and dtype move with .to() and parameter reassignment
         return tuple(
             (p.data_ptr(), p._version, p.device, p.dtype)
             for p in (self.weight, self.U, self.V, self.bias, self.bias_corrections)
@@ -421,6 +423,11 @@ class CascadedLinear(nn.Module):
         rows served since the parameters last changed reach ``m n / (m + n)``.
         """
         state = self._parameter_state()
+        entry = self._fold.get(k)
+        if entry is not None and entry[2] is not None and entry[0] == state:
+            if next(reversed(self._fold)) != k:
+                self._fold[k] = self._fold.pop(k)  # most recently used last
+            return entry[2]
         entry = self._fold.pop(k, None)
         if entry is None or entry[0] != state:
             entry = [state, 0, None]
