@@ -408,12 +408,11 @@ class CascadedLinear(nn.Module):
     def _parameter_state(self):
         """What identifies the parameters' current values: storage, version counter, device, dtype."""
         # the version counter moves on every in-place change (optimiser steps, copy_ in
-        # load_state_dict); storage, device and dtype move with .to() and parameter reassignment
-        return tuple(
-            (p.data_ptr(), p._version, p.device, p.dtype)
-            for p in (self.weight, self.U, self.V, self.bias, self.bias_corrections)
-            if p is not None
-        )
+        # load_state_dict); the storage moves with .to() and parameter reassignment, and .to()
+        # moves every parameter to one device and dtype
+        # (read from the module's parameter dict: nn.Module.__getattr__ costs about a microsecond a name)
+        params = [p for p in self._parameters.values() if p is not None]
+        return tuple((p.data_ptr(), p._version) for p in params) + (params[0].device, params[0].dtype)
 
     def _folded(self, k, rows):
         """``(W_k, b_k)`` once the rows served at order ``k`` have paid for folding it, else None.
@@ -473,7 +472,7 @@ class CascadedLinear(nn.Module):
             raise ValueError(
                 f"x must have shape (*, in_features) = (*, {self.in_features}), got shape {tuple(x.shape)}"
             )
-        w = self.weight
+        w = self._parameters["weight"]  # not self.weight: nn.Module.__getattr__ is slow on every call
         if x.dtype != w.dtype:
             raise TypeError(
                 f"x has dtype {x.dtype} but the layer's parameters are {w.dtype}; convert one of them "
