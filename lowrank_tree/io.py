@@ -184,12 +184,7 @@ def save(obj: LowRankSegmentTree | Cascade | CheckpointFamily, path: PathLike) -
         arrays, fields = _family_payload(obj)
         meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind, "library_version": __version__}
         meta.update(fields)
-        meta["arrays_sha256"] = _checksum(arrays)
-        meta["checksum"] = {"algorithm": "sha256", "value": _metadata_digest(meta)}
-        text = json.dumps(meta, sort_keys=True, allow_nan=False)
-        arrays[_META_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-        _write_atomically(target, arrays, np)
-        return target
+        return _write_sealed(target, arrays, meta)
     assert isinstance(obj, (LowRankSegmentTree, Cascade))
     to_host = get_func("to_numpy", backend)
 
@@ -227,6 +222,13 @@ def save(obj: LowRankSegmentTree | Cascade | CheckpointFamily, path: PathLike) -
         meta["method"] = str(obj.method)
         arrays["errors"] = np.asarray(errors, dtype=np.float64)
         arrays["ranks"] = np.asarray(ranks, dtype=np.int64)
+    return _write_sealed(target, arrays, meta)
+
+
+def _write_sealed(target, arrays, meta):
+    """Write ``arrays`` plus ``meta`` sealed by both checksums (every array, every metadata field)."""
+    import numpy as np
+
     meta["arrays_sha256"] = _checksum(arrays)
     meta["checksum"] = {"algorithm": "sha256", "value": _metadata_digest(meta)}
     text = json.dumps(meta, sort_keys=True, allow_nan=False)
