@@ -424,8 +424,8 @@ class CascadedLinear(nn.Module):
         state = self._parameter_state()
         entry = self._fold.get(k)
         if entry is not None and entry[2] is not None and entry[0] == state:
-            if next(reversed(self._fold)) != k:
-                self._fold[k] = self._fold.pop(k)  # most recently used last
+            if next(reversed(self._fold), k) != k:
+                self._fold[k] = self._fold.pop(k, entry)  # most recently used last
             return entry[2]
         entry = self._fold.pop(k, None)
         if entry is None or entry[0] != state:
@@ -442,13 +442,20 @@ class CascadedLinear(nn.Module):
             if b is not None and k:
                 b = b + self.bias_corrections[:k].sum(dim=0)
             entry[2] = (W, b)
-        # drop stale entries and the least recently used beyond the limit
-        for key in [key for key, e in self._fold.items() if e[0] != state]:
-            del self._fold[key]
-        while sum(e[2] is not None for e in self._fold.values()) > self.inference_cache_orders:
-            oldest = next(key for key, e in self._fold.items() if e[2] is not None)
-            self._fold[oldest][1:] = [0, None]  # it rents again before it is folded again: no thrashing
-        return entry[2]
+        # drop stale entries and the least recently used beyond the limit; iterate over snapshots
+        # (list() of a dict view is one step under the GIL), since forwards of a serving layer may
+        # run in several threads and a dict changed during iteration raises
+        for key, e in list(self._fold.items()):
+            if e[0] != state:
+                self._fold.pop(key, None)
+        while True:
+            folded = [key for key, e in list(self._fold.items()) if e[2] is not None]
+            if len(folded) <= self.inference_cache_orders:
+                break
+            oldest = self._fold.get(folded[0])
+            if oldest is not None:
+                oldest[1:] = [0, None]  # it rents again before it is folded again: no thrashing
+        return entry[2]  # None if another thread evicted it meanwhile: the caller runs factored
 
     def _mixed(self, x2, orders):
         if self.bias is not None:

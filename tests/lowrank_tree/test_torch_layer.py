@@ -713,3 +713,39 @@ def test_training_forwards_and_disabled_cache_never_fold():
         layer(x, 2)
     assert _folded_orders(layer) == []
     assert "inference_cache_orders" not in str(layer.state_dict().keys())
+
+
+def test_folding_from_several_threads_stays_exact():
+    # a serving layer called from several threads at once: folds and evictions interleave
+    import threading
+
+    layer = _layer(8, 6, 4, [2, 1, 3], True, torch.float64, 17)
+    weights, biases = _reference(layer)
+    x = _x((1,), 8, torch.float64, 18)
+    want = {k: x.numpy() @ weights[k].T.real + biases[k].real for k in range(4)}
+    failures = []
+
+    def serve(seed):
+        rng = np.random.default_rng(seed)
+        try:
+            with torch.no_grad():
+                for _ in range(400):
+                    k = int(rng.integers(0, 4))
+                    np.testing.assert_allclose(layer(x, k).numpy(), want[k], rtol=1e-12, atol=1e-12)
+        except Exception as exc:  # reported below: a thread's exception would otherwise vanish
+            failures.append(exc)
+
+    import sys
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: interleave inside the fold bookkeeping
+    try:
+        threads = [threading.Thread(target=serve, args=(seed,)) for seed in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert failures == []
+    assert len(_folded_orders(layer)) <= layer.inference_cache_orders
