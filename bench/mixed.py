@@ -41,7 +41,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from lowrank_tree import LowRankSegmentTree
-from lowrank_tree.benchmark import median_time, write_json
+from lowrank_tree.benchmark import interleaved_samples, median_time, write_json
 
 TARGET = 1.5
 CHUNK = 32  # dense matrices materialised at once (256 MiB at n = 1024)
@@ -81,24 +81,11 @@ def _median(fn, repeat=3):
 def _interleaved(fns, repeat, min_time=0.01):
     """Median seconds per call of each of ``fns`` (name -> callable), the samples alternating.
 
-    Each sample loops its callable enough times to last ``min_time``
-    (calibrated on a warm-up call), as ``median_time`` does.
+    Each sample starts with an untimed call (its own function's cache state, not
+    the previous function's) and loops its callable enough times to last ``min_time``.
     """
-    number = {}
-    for name, fn in fns.items():
-        fn()
-        t0 = time.perf_counter()
-        fn()
-        number[name] = max(1, int(min_time / max(time.perf_counter() - t0, 1e-7)))
-    out = {name: [] for name in fns}
-    for _ in range(max(repeat, 3)):
-        for name, fn in fns.items():
-            fn()  # untimed: each sample starts from its own call's cache state, not the previous function's
-            t0 = time.perf_counter()
-            for _ in range(number[name]):
-                fn()
-            out[name].append((time.perf_counter() - t0) / number[name])
-    return {name: statistics.median(v) for name, v in out.items()}
+    samples = interleaved_samples(fns, repeat=max(repeat, 3), min_time=min_time, untimed_call_first=True)
+    return {name: statistics.median(v) for name, v in samples.items()}
 
 
 def _orders(rng, K, b, dist):

@@ -45,7 +45,7 @@ import time
 import numpy as np
 import torch
 
-from lowrank_tree.benchmark import machine_info, write_json
+from lowrank_tree.benchmark import interleaved_samples, machine_info, write_json
 from lowrank_tree.torch import CascadedLinear
 
 TARGETS = {
@@ -77,21 +77,7 @@ def _interleaved(fns, device, repeat, min_time):
 
         return call
 
-    loops = {}
-    for name, fn in fns.items():
-        fn = synced(fn)
-        fn()  # warm-up: allocator, lazy initialisation
-        t0 = time.perf_counter()
-        fn()
-        one = time.perf_counter() - t0
-        loops[name] = (fn, max(1, int(min_time / max(one, 1e-7))))
-    samples = {name: [] for name in fns}
-    for _ in range(repeat):
-        for name, (fn, number) in loops.items():
-            t0 = time.perf_counter()
-            for _ in range(number):
-                fn()
-            samples[name].append((time.perf_counter() - t0) / number)
+    samples = interleaved_samples({name: synced(fn) for name, fn in fns.items()}, repeat=repeat, min_time=min_time)
     medians = {name: statistics.median(v) for name, v in samples.items()}
     # interquartile range over the median: how much the load of the machine moved each timing
     spreads = {name: float(np.subtract(*np.percentile(v, [75, 25])) / medians[name]) for name, v in samples.items()}

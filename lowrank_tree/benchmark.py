@@ -99,6 +99,41 @@ def median_time(fn: Callable[[], object], *, repeat: int = 7, min_time: float = 
     return statistics.median(samples)
 
 
+def interleaved_samples(
+    fns: dict[str, Callable[[], object]], *, repeat: int, min_time: float, untimed_call_first: bool = False
+) -> dict[str, list[float]]:
+    """Seconds per call of every function in ``fns``, sampled round-robin.
+
+    Each function is calibrated (after a warm-up call) to a loop of about
+    ``min_time`` seconds; then ``repeat`` rounds time every loop once, in turn,
+    so that a change in the load of a shared machine hits all of them alike:
+    the ratios of their medians are measured side by side.  With
+    ``untimed_call_first``, each sample starts with one untimed call, so that
+    it starts from its own function's cache state, not the previous one's.
+
+    Returns
+    -------
+    dict
+        Name -> the ``repeat`` per-call times in seconds, in round order.
+    """
+    loops = {}
+    for name, fn in fns.items():
+        fn()  # warm-up: allocator, caches, lazy initialisation
+        t0 = time.perf_counter()
+        fn()
+        loops[name] = (fn, max(1, int(min_time / max(time.perf_counter() - t0, 1e-7))))
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, (fn, number) in loops.items():
+            if untimed_call_first:
+                fn()
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            samples[name].append((time.perf_counter() - t0) / number)
+    return samples
+
+
 def worst_order(tree):
     """Order ``k`` whose query does the most work (largest low-rank inner dimension).
 

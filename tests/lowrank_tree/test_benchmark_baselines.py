@@ -31,3 +31,24 @@ def test_loops_match_dense_prefix_sums(lib, rel_err, fam):
     for k in range(len(factors) + 1):
         got = lib.to_numpy(loop_query(lib.asarray(base), on, k, lib.asarray(X)))
         assert rel_err(got, want[k]) <= 1e-13
+
+
+def test_interleaved_samples_times_every_function_in_every_round():
+    from lowrank_tree.benchmark import interleaved_samples
+
+    calls = {"a": 0, "b": 0}
+    order = []
+
+    def make(name):
+        def fn():
+            calls[name] += 1
+            order.append(name)
+
+        return fn
+
+    samples = interleaved_samples({"a": make("a"), "b": make("b")}, repeat=4, min_time=0.0, untimed_call_first=True)
+    assert {k: len(v) for k, v in samples.items()} == {"a": 4, "b": 4}
+    assert all(t >= 0 for v in samples.values() for t in v)
+    # calibration: a warm-up and one timed call each; then per round one untimed and one timed call each
+    assert calls == {"a": 2 + 4 * 2, "b": 2 + 4 * 2}
+    assert order[4:] == ["a", "a", "b", "b"] * 4  # round-robin: the functions alternate round by round
