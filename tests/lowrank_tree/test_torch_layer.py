@@ -712,7 +712,12 @@ def test_training_forwards_and_disabled_cache_never_fold():
     with torch.no_grad():
         layer(x, 2)
     assert _folded_orders(layer) == []
-    assert "inference_cache_orders" not in str(layer.state_dict().keys())
+    # folded weights are a cache, never state: the state dict holds the parameters and the ranks only
+    with torch.no_grad():
+        layer.inference_cache_orders = 1
+        layer(x, 2)
+    assert _folded_orders(layer) == [2]
+    assert sorted(layer.state_dict()) == ["U", "V", "bias", "bias_corrections", "factor_ranks", "weight"]
 
 
 def test_folding_from_several_threads_stays_exact():
