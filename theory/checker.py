@@ -24,6 +24,13 @@ Upper bound ``rank A <= r``
     ``N[kernel_rows, :]`` is nonsingular at ``point`` modulo ``prime`` (so
     ``N`` has full column rank and the nullity is at least its width).
 
+Several variables
+    A certificate of a rank over ℚ(t₁, …, t_s) (``var`` a list of symbols)
+    is checked the same way over ``QQ.frac_field(t1, ..., ts)``: ``point`` is
+    a list of integers, one per variable, and each kernel entry is a quotient
+    of integer polynomials, ``[row, numerator terms, denominator terms]``
+    with terms ``[e_1, ..., e_s, c]`` (:func:`terms_to_expr`).
+
 Fields that carry no proof (``seconds``, ``error_bound``, ``method``) are
 not checked.  Monte-Carlo and numeric results have no upper-bound witness and
 are never accepted.
@@ -52,14 +59,24 @@ from typing import Any
 import sympy as sp
 from sympy.polys.matrices import DomainMatrix
 
-__all__ = ["FORMAT", "VERSION", "certificate_var", "check_certificate", "to_field_matrix"]
+__all__ = ["FORMAT", "VERSION", "certificate_var", "check_certificate", "terms_to_expr", "to_field_matrix"]
 
 FORMAT = "theory.generic_rank"
 VERSION = 1
 
 
+def _symbol(v):
+    if not isinstance(v, dict) or not isinstance(v.get("name"), str):
+        raise ValueError("certificate field 'var' must be {'name': str, 'assumptions': dict, 'dummy': bool}")
+    assumptions = v.get("assumptions", {})
+    if not isinstance(assumptions, dict) or not all(isinstance(b, bool) for b in assumptions.values()):
+        raise ValueError("certificate field var.assumptions must map names to booleans")
+    cls = sp.Dummy if v.get("dummy") else sp.Symbol
+    return cls(v["name"], **assumptions)
+
+
 def certificate_var(cert):
-    """The SymPy symbol described by a certificate's ``var`` field.
+    """The SymPy symbol (or symbols) described by a certificate's ``var`` field.
 
     Parameters
     ----------
@@ -68,7 +85,9 @@ def certificate_var(cert):
 
     Returns
     -------
-    sympy.Symbol or sympy.Dummy
+    sympy.Symbol, sympy.Dummy, or tuple of them
+        A tuple (of two or more distinct symbols) for a rank over
+        ℚ(t₁, …, t_s), whose ``var`` field is a list.
 
     Raises
     ------
@@ -76,13 +95,45 @@ def certificate_var(cert):
         If the field is malformed.
     """
     v = cert.get("var")
-    if not isinstance(v, dict) or not isinstance(v.get("name"), str):
-        raise ValueError("certificate field 'var' must be {'name': str, 'assumptions': dict, 'dummy': bool}")
-    assumptions = v.get("assumptions", {})
-    if not isinstance(assumptions, dict) or not all(isinstance(b, bool) for b in assumptions.values()):
-        raise ValueError("certificate field var.assumptions must map names to booleans")
-    cls = sp.Dummy if v.get("dummy") else sp.Symbol
-    return cls(v["name"], **assumptions)
+    if isinstance(v, list):
+        gens = tuple(_symbol(x) for x in v)
+        if len(gens) < 2 or len(set(gens)) != len(gens):
+            raise ValueError("certificate field 'var' as a list must describe two or more distinct symbols")
+        return gens
+    return _symbol(v)
+
+
+def terms_to_expr(terms, gens):
+    """A polynomial given as terms ``[e_1, ..., e_s, c]`` (integers) as a SymPy expression.
+
+    Parameters
+    ----------
+    terms : list of list of int
+        Each term is the coefficient ``c`` times ``gens[0]**e_1 * ... * gens[-1]**e_s``.
+    gens : tuple of sympy.Symbol
+
+    Returns
+    -------
+    sympy.Expr
+
+    Raises
+    ------
+    ValueError
+        If a term is malformed (wrong length, negative exponent, not integers).
+    """
+    if not isinstance(terms, list):
+        raise ValueError("polynomial terms must be a list")
+    out = sp.S.Zero
+    for term in terms:
+        if not (
+            isinstance(term, (list, tuple))
+            and len(term) == len(gens) + 1
+            and all(isinstance(x, int) and not isinstance(x, bool) for x in term)
+            and all(e >= 0 for e in term[:-1])
+        ):
+            raise ValueError(f"malformed polynomial term {term!r} for variables {gens}")
+        out += sp.Integer(term[-1]) * sp.Mul(*[g**e for g, e in zip(gens, term[:-1])])
+    return out
 
 
 def to_field_matrix(A, var, name="A"):
@@ -95,7 +146,8 @@ def to_field_matrix(A, var, name="A"):
     Parameters
     ----------
     A : sympy.MatrixBase
-    var : sympy.Symbol
+    var : sympy.Symbol or tuple of sympy.Symbol
+        The variable, or the variables of ℚ(t₁, …, t_s).
     name : str
         Used in error messages.
 
@@ -108,7 +160,9 @@ def to_field_matrix(A, var, name="A"):
     ValueError
         Naming an entry that is not in ℚ(var).
     """
-    K = sp.QQ.frac_field(var)
+    gens = var if isinstance(var, tuple) else (var,)
+    K = sp.QQ.frac_field(*gens)
+    field = ", ".join(str(g) for g in gens)
     m, n = A.shape
     rows = []
     for i in range(m):
@@ -117,8 +171,8 @@ def to_field_matrix(A, var, name="A"):
             e = sp.sympify(A[i, j])
             if isinstance(e, sp.Poly):
                 e = e.as_expr()
-            if e.free_symbols - {var} or e.has(sp.Float):
-                raise ValueError(f"{name}[{i}, {j}] = {e} is not an element of QQ({var})")
+            if e.free_symbols - set(gens) or e.has(sp.Float):
+                raise ValueError(f"{name}[{i}, {j}] = {e} is not an element of QQ({field})")
             for rewrite in (lambda x: x, sp.expand_func, lambda x: sp.expand_func(x.rewrite(sp.gamma))):
                 try:
                     row.append(K.from_sympy(sp.cancel(rewrite(e))))
@@ -126,15 +180,15 @@ def to_field_matrix(A, var, name="A"):
                 except Exception:  # SymPy raises CoercionFailed and others here
                     continue
             else:
-                raise ValueError(f"{name}[{i}, {j}] = {e} is not an element of QQ({var})")
+                raise ValueError(f"{name}[{i}, {j}] = {e} is not an element of QQ({field})")
         rows.append(row)
     return DomainMatrix(rows, (m, n), K)
 
 
 def _eval_mod(f, x, p):
-    """Value mod p of an element of QQ(t) at x, or None if its denominator vanishes."""
+    """Value mod p of an element of QQ(t1, ..., ts) at the point x (a tuple), or None if its denominator vanishes."""
     num, den = f.numer, f.denom
-    # elements of QQ.frac_field(t) are quotients of QQ[t] polynomials
+    # elements of QQ.frac_field(...) are quotients of QQ[...] polynomials
     nv = _poly_mod(num, x, p)
     dv = _poly_mod(den, x, p)
     if nv is None or dv is None or dv == 0:
@@ -143,14 +197,29 @@ def _eval_mod(f, x, p):
 
 
 def _poly_mod(poly, x, p):
-    """Value mod p of a QQ[t] polynomial at x, or None if p divides a coefficient's denominator."""
+    """Value mod p of a QQ[t1, ..., ts] polynomial at the point x, or None if p divides a coefficient's denominator."""
     acc = 0
-    for (k,), c in poly.terms():
+    for monom, c in poly.terms():
         a, b = int(c.numerator), int(c.denominator)
         if b % p == 0:
             return None
-        acc = (acc + a * pow(b, -1, p) * pow(x, k, p)) % p
+        v = a * pow(b, -1, p)
+        for xi, e in zip(x, monom):
+            v = v * pow(xi, e, p) % p
+        acc = (acc + v) % p
     return acc
+
+
+def _point(cert, gens):
+    """The certificate's point as a tuple of ints (one per variable), or None if malformed."""
+    x = cert.get("point")
+    if len(gens) == 1:
+        x = [x]
+    if not isinstance(x, list) or len(x) != len(gens):
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in x):
+        return None
+    return tuple(x)
 
 
 def _rank_mod(rows, p):
@@ -182,8 +251,13 @@ def _indices(value, bound, length=None):
     return list(value)
 
 
-def _kernel_matrix(cert, size, K, var):
-    """The kernel as a DomainMatrix (size x width), or None if malformed."""
+def _kernel_matrix(cert, size, K, gens):
+    """The kernel as a DomainMatrix (size x width), or None if malformed.
+
+    One variable: per column, ``[row, coefficients]`` pairs (integer
+    coefficients, highest degree first).  Several variables: per column,
+    ``[row, numerator terms, denominator terms]`` (see :func:`terms_to_expr`).
+    """
     cols = cert.get("kernel")
     if not isinstance(cols, list):
         return None
@@ -193,16 +267,28 @@ def _kernel_matrix(cert, size, K, var):
         if not isinstance(col, list):
             return None
         for item in col:
-            if not (isinstance(item, (list, tuple)) and len(item) == 2):
+            if not (isinstance(item, (list, tuple)) and len(item) == (2 if len(gens) == 1 else 3)):
                 return None
-            i, coeffs = item
-            if not (isinstance(i, int) and 0 <= i < size and isinstance(coeffs, (list, tuple))):
-                return None
-            if not all(isinstance(x, int) and not isinstance(x, bool) for x in coeffs):
+            i = item[0]
+            if not (isinstance(i, int) and not isinstance(i, bool) and 0 <= i < size):
                 return None
             if entries[i][c] != K.zero:
                 return None  # the same position twice
-            expr = sum((sp.Integer(x) * var**k for k, x in enumerate(reversed(coeffs))), sp.S.Zero)
+            if len(gens) == 1:
+                coeffs = item[1]
+                if not isinstance(coeffs, (list, tuple)):
+                    return None
+                if not all(isinstance(x, int) and not isinstance(x, bool) for x in coeffs):
+                    return None
+                expr = sum((sp.Integer(x) * gens[0] ** k for k, x in enumerate(reversed(coeffs))), sp.S.Zero)
+            else:
+                try:
+                    num, den = terms_to_expr(item[1], gens), terms_to_expr(item[2], gens)
+                except ValueError:
+                    return None
+                if den == 0:
+                    return None
+                expr = num / den
             entries[i][c] = K.from_sympy(expr)
     return DomainMatrix(entries, (size, width), K)
 
@@ -215,7 +301,8 @@ def check_certificate(cert: str | dict[str, Any], A: Any) -> bool:
     cert : dict or str
         The certificate (``Certificate.to_json()``: a dict, or its JSON text).
     A : sympy.MatrixBase
-        The matrix whose rank is claimed, with entries in ℚ(var).
+        The matrix whose rank is claimed, with entries in ℚ(var) (or in
+        ℚ(t₁, …, t_s) for a several-variable certificate).
 
     Returns
     -------
@@ -237,7 +324,8 @@ def check_certificate(cert: str | dict[str, Any], A: Any) -> bool:
     if not isinstance(A, sp.MatrixBase):
         raise TypeError(f"A must be a SymPy matrix, got {type(A).__name__}")
     var = certificate_var(cert)
-    if A.free_symbols - {var}:
+    gens = var if isinstance(var, tuple) else (var,)
+    if A.free_symbols - set(gens):
         return False  # a matrix in other symbols: the certificate is not about it
     m, n = A.shape
     r = cert.get("rank")
@@ -249,8 +337,8 @@ def check_certificate(cert: str | dict[str, Any], A: Any) -> bool:
     K = dA.domain
     # ---- lower bound
     if r > 0:
-        p, x = cert.get("prime"), cert.get("point")
-        if not (isinstance(p, int) and isinstance(x, int) and p > 1 and sp.isprime(p)):
+        p, x = cert.get("prime"), _point(cert, gens)
+        if not (isinstance(p, int) and x is not None and p > 1 and sp.isprime(p)):
             return False
         rows = _indices(cert.get("pivot_rows"), m, r)
         cols = _indices(cert.get("pivot_cols"), n, r)
@@ -277,13 +365,13 @@ def check_certificate(cert: str | dict[str, Any], A: Any) -> bool:
     if side == "left":
         dA = dA.transpose()
     size = dA.shape[1]
-    N = _kernel_matrix(cert, size, K, var)
+    N = _kernel_matrix(cert, size, K, gens)
     if N is None or N.shape[1] != size - r:
         return False
     width = N.shape[1]
     if width:
-        p, x = cert.get("prime"), cert.get("point")
-        if not (isinstance(p, int) and isinstance(x, int) and p > 1 and sp.isprime(p)):
+        p, x = cert.get("prime"), _point(cert, gens)
+        if not (isinstance(p, int) and x is not None and p > 1 and sp.isprime(p)):
             return False
         R = _indices(cert.get("kernel_rows"), size, width)
         if R is None:

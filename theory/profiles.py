@@ -113,12 +113,22 @@ class Profile:
 
     def __repr__(self):
         state = "certified" if self.certified else "UNCERTIFIED"
-        return f"Profile({self.kind}, ranks={self.ranks}, {state})"
+        kind = self.kind if self.wrt is None else f"partial derivative in {self.wrt} over Q{self.var}"
+        return f"Profile({kind}, ranks={self.ranks}, {state})"
 
     def _repr_latex_(self):
-        """LaTeX summary for Jupyter: ``$\\rho = (1, 2, 1, 0)$ (derivatives, certified)``."""
+        """LaTeX summary for Jupyter: ``$\\rho = (1, 2, 1, 0)$ (derivatives, certified)``.
+
+        For partial derivatives the operator and the field are named, e.g.
+        ``$\\rho = (1, 2, 1)$ ($\\partial^k/\\partial t^k$ over $\\mathbb{Q}(t, s)$, certified)``.
+        """
         state = "certified" if self.certified else r"\textbf{uncertified}"
-        op = "derivatives" if self.kind == "derivative" else "forward differences"
+        if self.wrt is not None:
+            w = sp.latex(self.wrt)
+            field = ", ".join(sp.latex(v) for v in self.var)
+            op = rf"$\partial^k/\partial {w}^k$ over $\mathbb{{Q}}({field})$"
+        else:
+            op = "derivatives" if self.kind == "derivative" else "forward differences"
         return rf"$\rho = ({', '.join(map(str, self.ranks))})$ ({op}, {state})"
 
 
@@ -198,6 +208,14 @@ def differences(
     Matrix([[2*j + 1]])
     """
     max_order = _check_max_order(max_order)
+    if var is not None and not isinstance(var, sp.Symbol) and isinstance(var, (tuple, list)):
+        if len(var) != 1:
+            raise ValueError(
+                f"var must be the one index symbol of the sequence, got {tuple(var)}: forward differences "
+                f"are offered in one variable (ranks over Q(j)); for ranks over several variables use "
+                f"generic_rank(..., var=(...)), for partial derivatives rank_profile(..., var=(...), wrt=...)"
+            )
+        var = var[0]
     if callable(seq) and not isinstance(seq, (sp.MatrixBase, RationalMatrix)):
         var = var if var is not None else sp.Symbol("j", integer=True)
         seq = seq(var)
@@ -216,10 +234,15 @@ def _profile(mats, kind, certify, seed):
 
 
 def _partial_derivatives(A, max_order, gens, wrt):
-    """``A, ∂A/∂wrt, ..., ∂^max_order A/∂wrt^max_order`` as SymPy matrices (entries cancelled)."""
-    from ._convert import as_sympy_matrix
+    """``A, ∂A/∂wrt, ..., ∂^max_order A/∂wrt^max_order`` as SymPy matrices (entries cancelled).
 
-    M = sp.Matrix(as_sympy_matrix(A))
+    The entries are first rewritten as rational functions (``binomial(t, 2)``
+    becomes ``t**2/2 - t/2``), so that the derivatives are those of the
+    rational form that the ranks are taken of.
+    """
+    from .multivar import rational_form
+
+    M = sp.Matrix(rational_form(A, tuple(gens)))
     out = [M]
     for _ in range(max_order):
         out.append(out[-1].diff(wrt).applyfunc(sp.cancel))
