@@ -170,6 +170,8 @@ def to_field_matrix(A, var, name="A"):
         for j in range(n):
             e = sp.sympify(A[i, j])
             if isinstance(e, sp.Poly):
+                if e.domain.characteristic():  # GF(p) coefficients are not rationals
+                    raise ValueError(f"{name}[{i}, {j}] is a Poly over {e.domain}, not an element of QQ({field})")
                 e = e.as_expr()
             if e.free_symbols - set(gens) or e.has(sp.Float):
                 raise ValueError(f"{name}[{i}, {j}] = {e} is not an element of QQ({field})")
