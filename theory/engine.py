@@ -814,20 +814,24 @@ def _cramer_kernel(P, rows, pivots, free, rng, backend, avoid):
                 return None  # the pivot block is right but P N != 0: rank > r
 
 
-def _monte_carlo_error(P, p):
+def _monte_carlo_error(P, p, redraw_degree=0):
     """Bound on Pr[rank(P(x) mod p) < rank P] for uniform x and a uniform prime.
 
     Fix a nonzero maximal minor g of P.  The rank is underestimated only if
     p divides every coefficient of g, or x is a root of g mod p.  deg g is
     at most min(m, n) * max deg P; |coefficients of g| <= H = prod_i sum_j
     ||P_ij||_1, so at most log2(H)/30 primes of [2**30, 2**31) divide them,
-    out of more than ``PRIMES_IN_RANGE`` (4.8e7) such primes.
+    out of more than ``PRIMES_IN_RANGE`` (4.8e7) such primes.  The point is
+    redrawn while one of the denominators and row multipliers (total degree
+    ``redraw_degree``) vanishes there; conditioning on that divides the
+    bound by at most ``1 - redraw_degree / p``.
     """
     m, n = len(P), len(P[0]) if P else 0
     degP = max((len(e) - 1 for row in P for e in row), default=0)
     rows = sorted((sum(_norm1(e) for e in row) for row in P), reverse=True)[: min(m, n)]
     bits = sum(max(1, s).bit_length() for s in rows)
-    return min(1.0, min(m, n) * degP / p + (bits / 30 + 1) / PRIMES_IN_RANGE)
+    cond = max(1e-300, 1 - redraw_degree / p)
+    return min(1.0, (min(m, n) * degP / p + (bits / 30 + 1) / PRIMES_IN_RANGE) / cond)
 
 
 def generic_rank(
@@ -945,7 +949,9 @@ def generic_rank(
                 R.var,
                 False,
                 "monte-carlo",
-                error_bound=_monte_carlo_error(P, p),
+                error_bound=_monte_carlo_error(
+                    P, p, sum(len(d) - 1 for row in R.den for d in row) + sum(len(d) - 1 for d in mult)
+                ),
                 seconds=time.perf_counter() - t_start,
                 **common,
             )

@@ -215,22 +215,50 @@ def _values_at(entries, x, p, rows, cols):
 
 
 def _error_bound(entries, p):
-    """Schwartz–Zippel bound on Pr[rank at a random point mod p < generic rank] (module docstring)."""
+    """Schwartz–Zippel bound on Pr[rank at a random point mod p < generic rank] (module docstring).
+
+    With every entry written as ``a_ij / b_ij`` over ℤ[gens] (rational
+    coefficients cleared), row ``i`` of ``P = D A`` has entries
+    ``a_ij * prod_{k != j} b_ik``, whose coefficient 1-norms are at most
+    ``|a_ij|_1 * prod_{k != j} |b_ik|_1``; a maximal minor's coefficients are
+    then at most the product of the largest row sums ``H`` (expand the
+    determinant), so at most ``log2 H / 30`` primes of ``[2**30, 2**31)``
+    divide them all.  The point and prime are redrawn while a denominator
+    vanishes there or the prime divides a coefficient's denominator; that
+    conditioning divides the bound by ``1 - deg d / p - (bits of those
+    denominators) / 30 / 4.8e7`` at most.
+    """
+    from .engine import PRIMES_IN_RANGE
+
     m, n = len(entries), len(entries[0]) if entries else 0
-    row_deg, row_bits, den_deg = [], [], 0
+    row_deg, row_bits, den_deg, coef_den_bits = [], [], 0, 0
     for row in entries:
         dsum = sum(pd.total_degree() for _, pd in row)
         den_deg += dsum
         # a row of P = (product of the row's denominators) * A: degree <= dsum + max(num - den)
         row_deg.append(dsum + max((pn.total_degree() - pd.total_degree() for pn, pd in row), default=0))
-        row_bits.append(sum(max(1, int(sum(abs(sp.Rational(c).p) for c in pn.coeffs()))).bit_length() for pn, _ in row))
+        norms = []
+        for pn, pd in row:
+            cn, Pn = pn.clear_denoms(convert=True)  # pn = Pn / cn
+            cd, Pd = pd.clear_denoms(convert=True)
+            coef_den_bits += int(cn).bit_length() + int(cd).bit_length()
+            # entry = (cd * Pn) / (cn * Pd) with integer polynomials
+            a = abs(int(cd)) * sum(abs(int(c)) for c in Pn.coeffs()) if not pn.is_zero else 0
+            b = abs(int(cn)) * sum(abs(int(c)) for c in Pd.coeffs())
+            norms.append((a, b))
+        row_sum = 0
+        for j, (a, _) in enumerate(norms):
+            prod = a
+            for k, (_, b) in enumerate(norms):
+                if k != j:
+                    prod *= b
+            row_sum += prod
+        row_bits.append(max(1, row_sum).bit_length())
     k = min(m, n)
     deg_g = sum(sorted(row_deg, reverse=True)[:k])
     bits = sum(sorted(row_bits, reverse=True)[:k])
-    from .engine import PRIMES_IN_RANGE
-
-    cond = max(1e-300, 1 - den_deg / p)
-    return min(1.0, deg_g / p / cond + (bits / 30 + 1) / PRIMES_IN_RANGE)
+    cond = max(1e-300, 1 - den_deg / p - (coef_den_bits / 30 + 1) / PRIMES_IN_RANGE)
+    return min(1.0, (deg_g / p + (bits / 30 + 1) / PRIMES_IN_RANGE) / cond)
 
 
 def generic_rank_multivariate(M, gens, *, certify=True, seed=None, backend="auto"):
