@@ -31,6 +31,12 @@ Several variables
     of integer polynomials, ``[row, numerator terms, denominator terms]``
     with terms ``[e_1, ..., e_s, c]`` (:func:`terms_to_expr`).
 
+Profiles
+    :func:`check_profile` checks a rank profile (``Profile.to_json()``: the
+    ranks and one certificate per order) against a matrix function: it takes
+    the derivatives (or forward differences) itself, with SymPy, and checks
+    each certificate on them.
+
 Fields that carry no proof (``seconds``, ``error_bound``, ``method``) are
 not checked.  Monte-Carlo and numeric results have no upper-bound witness and
 are never accepted.
@@ -59,9 +65,19 @@ from typing import Any
 import sympy as sp
 from sympy.polys.matrices import DomainMatrix
 
-__all__ = ["FORMAT", "VERSION", "certificate_var", "check_certificate", "terms_to_expr", "to_field_matrix"]
+__all__ = [
+    "FORMAT",
+    "PROFILE_FORMAT",
+    "VERSION",
+    "certificate_var",
+    "check_certificate",
+    "check_profile",
+    "terms_to_expr",
+    "to_field_matrix",
+]
 
 FORMAT = "theory.generic_rank"
+PROFILE_FORMAT = "theory.rank_profile"
 VERSION = 1
 
 
@@ -391,3 +407,69 @@ def check_certificate(cert: str | dict[str, Any], A: Any) -> bool:
         if _rank_mod(sub, p) != width:
             return False
     return (dA * N).is_zero_matrix
+
+
+def check_profile(profile: str | dict[str, Any], A: Any) -> bool:
+    """Check that ``profile`` proves the rank profile of ``A``.
+
+    The derivatives ``A, A', ..., A^{(K)}`` (partial derivatives in ``wrt``
+    for several variables), or the forward differences
+    ``A, ΔA, ..., Δ^K A`` with ``ΔA(j) = A(j+1) - A(j)``, are taken here with
+    SymPy from the rational form of ``A``, and certificate ``k`` must prove
+    (:func:`check_certificate`) rank ``ranks[k]`` for order ``k``.
+
+    Parameters
+    ----------
+    profile : dict or str
+        ``Profile.to_json()`` (a dict, or its JSON text).
+    A : sympy.MatrixBase
+        The matrix function (or sequence) whose profile is claimed.
+
+    Returns
+    -------
+    bool
+        True iff there is one certificate per order and each proves its
+        order's claimed rank for this ``A``.
+
+    Raises
+    ------
+    ValueError
+        If ``profile`` is not a profile of this format, or an entry of ``A``
+        is not in ℚ(var).
+    TypeError
+        If ``A`` is not a SymPy matrix.
+    """
+    if isinstance(profile, (str, bytes)):
+        profile = json.loads(profile)
+    if not isinstance(profile, dict) or profile.get("format") != PROFILE_FORMAT or profile.get("version") != VERSION:
+        raise ValueError(f"profile must be a {PROFILE_FORMAT!r} profile of version {VERSION}")
+    if not isinstance(A, sp.MatrixBase):
+        raise TypeError(f"A must be a SymPy matrix, got {type(A).__name__}")
+    kind, ranks, certs = profile.get("kind"), profile.get("ranks"), profile.get("certificates")
+    if kind not in ("derivative", "difference") or not isinstance(ranks, list) or not isinstance(certs, list):
+        return False
+    if not ranks or len(ranks) != len(certs):
+        return False
+    var = certificate_var(profile)
+    gens = var if isinstance(var, tuple) else (var,)
+    wrt = None if profile.get("wrt") is None else _symbol(profile["wrt"])
+    x: Any
+    if isinstance(var, tuple):  # partial derivatives in one of several variables
+        if kind != "derivative" or wrt not in gens:
+            return False
+        x = wrt
+    else:
+        if wrt is not None and wrt != var:
+            return False
+        x = var
+    if A.free_symbols - set(gens):
+        return False
+    M = to_field_matrix(A, var).to_Matrix()  # the rational form: binomial(t, 2) -> t**2/2 - t/2
+    for k, (r, cert) in enumerate(zip(ranks, certs)):
+        if not isinstance(r, int) or isinstance(r, bool) or not isinstance(cert, dict) or cert.get("rank") != r:
+            return False
+        if not check_certificate(cert, M):
+            return False
+        if k + 1 < len(ranks):
+            M = (M.diff(x) if kind == "derivative" else M.subs(x, x + 1) - M).applyfunc(sp.cancel)
+    return True

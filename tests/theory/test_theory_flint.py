@@ -37,6 +37,7 @@ GROUND_TYPE_SUBSET = [
     "tests/theory/test_theory_multivar.py",
     "tests/theory/test_theory_audit_multivar.py",
     "tests/theory/test_theory_audit_inputs.py",
+    "tests/theory/test_theory_audit_profiles.py",
 ]
 
 #: Certificates computed in both modes and compared byte for byte.
