@@ -136,6 +136,12 @@ def terms_to_expr(terms, gens):
     ------
     ValueError
         If a term is malformed (wrong length, negative exponent, not integers).
+
+    Examples
+    --------
+    >>> t, s = sp.symbols("t s")
+    >>> terms_to_expr([[2, 0, 3], [0, 1, -1]], (t, s))
+    -s + 3*t**2
     """
     if not isinstance(terms, list):
         raise ValueError("polynomial terms must be a list")
@@ -438,6 +444,24 @@ def check_profile(profile: str | dict[str, Any], A: Any) -> bool:
         is not in ℚ(var).
     TypeError
         If ``A`` is not a SymPy matrix.
+
+    Examples
+    --------
+    >>> t = sp.Symbol("t")
+    >>> A = sp.Matrix([[1, t], [t, t**2]])            # profile (1, 2): A has rank 1, A' rank 2
+    >>> profile = {"format": "theory.rank_profile", "version": 1, "kind": "derivative",
+    ...            "var": {"name": "t", "assumptions": {}, "dummy": False}, "wrt": None, "ranks": [1, 2],
+    ...            "certificates": [
+    ...     {"format": "theory.generic_rank", "version": 1, "rank": 1, "shape": [2, 2],
+    ...      "var": {"name": "t", "assumptions": {}, "dummy": False}, "certified": True,
+    ...      "point": 3, "prime": 1000000007, "pivot_rows": [0], "pivot_cols": [0],
+    ...      "kernel_side": "right", "kernel_rows": [1], "kernel": [[[0, [-1, 0]], [1, [1]]]]},
+    ...     {"format": "theory.generic_rank", "version": 1, "rank": 2, "shape": [2, 2],
+    ...      "var": {"name": "t", "assumptions": {}, "dummy": False}, "certified": True,
+    ...      "point": 3, "prime": 1000000007, "pivot_rows": [0, 1], "pivot_cols": [0, 1],
+    ...      "kernel_side": None, "kernel_rows": [], "kernel": None}]}
+    >>> check_profile(profile, A), check_profile(dict(profile, ranks=[1, 1]), A)
+    (True, False)
     """
     if isinstance(profile, (str, bytes)):
         profile = json.loads(profile)

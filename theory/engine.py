@@ -1230,6 +1230,10 @@ def rank_factorization(
     >>> U, V, c = rank_factorization(sp.Matrix([[1, t], [t, t**2], [2, 2*t]]))
     >>> U.shape, V.shape, (U * V - sp.Matrix([[1, t], [t, t**2], [2, 2*t]])).expand() == sp.zeros(3, 2)
     ((3, 1), (1, 2), True)
+    >>> s = sp.Symbol("s")
+    >>> U, V, c = rank_factorization(sp.Matrix([[t, s], [t * s, s**2]]), var=(t, s))
+    >>> U.T, V
+    (Matrix([[t, s*t]]), Matrix([[1, s/t]]))
     """
     from sympy.polys.matrices import DomainMatrix
 
