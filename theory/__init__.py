@@ -11,9 +11,9 @@ generic_rank(A, *, var=None, certify=True, numeric=False, seed=None, backend="au
 exceptional_set(A, *, var=None, max_minors=2000, seed=None)
     The points where ``rank A(t0) < grank A`` (zeros of a polynomial).
 kernels(A, *, var=None, seed=None)
-    Right and left kernel bases over ℚ(t), checked exactly.
+    Right and left kernel bases over ℚ(t) (or ℚ(t₁, …, t_s)), checked exactly.
 rank_factorization(A, *, var=None, seed=None)
-    ``A = U V`` over ℚ(t) with ``grank A`` inner columns, checked exactly.
+    ``A = U V`` over ℚ(t) (or ℚ(t₁, …, t_s)) with ``grank A`` inner columns, checked exactly.
 rank_profile(A, max_order, *, var=None, wrt=None, certify=True, seed=None)
     Generic ranks of ``A, A', ..., A^{(max_order)}`` (:class:`Profile`);
     with ``var=(t, s, ...)`` and ``wrt=t``, of partial derivatives.

@@ -59,6 +59,9 @@ def as_sympy_matrix(A, name="A"):
     ------
     TypeError
         If SymPy cannot build a matrix from ``A``.
+    ValueError
+        If ``A`` is a ``DomainMatrix``, or has a ``Poly`` entry, over a domain
+        of positive characteristic (``GF(p)``): its entries are not rational.
 
     Examples
     --------
@@ -70,6 +73,7 @@ def as_sympy_matrix(A, name="A"):
     from sympy.polys.matrices import DomainMatrix
 
     if isinstance(A, DomainMatrix):
+        _check_characteristic(A.domain, f"{name} is a DomainMatrix over {A.domain}")
         return sp.ImmutableMatrix(A.to_Matrix())
     if isinstance(A, sp.NDimArray):
         if A.rank() != 2:
@@ -77,12 +81,12 @@ def as_sympy_matrix(A, name="A"):
         A = A.tolist()
     if isinstance(A, sp.MatrixBase):
         if any(isinstance(e, sp.Poly) for e in A.values()):
-            A = A.applyfunc(lambda e: e.as_expr() if isinstance(e, sp.Poly) else e)
+            A = A.applyfunc(lambda e: _poly_as_expr(e, name) if isinstance(e, sp.Poly) else e)
         return sp.ImmutableMatrix(A)
     if isinstance(A, sp.Poly):
         A = [[A]]
     if isinstance(A, (list, tuple)):
-        A = _polys_to_exprs(A)
+        A = _polys_to_exprs(A, name)
     try:
         M = sp.ImmutableMatrix(A)
     except Exception as exc:  # SymPy raises a zoo of exception types here
@@ -93,12 +97,33 @@ def as_sympy_matrix(A, name="A"):
     return M
 
 
-def _polys_to_exprs(obj):
+def _check_characteristic(domain, what):
+    """Refuse a domain of positive characteristic: its elements are not elements of ℚ(t).
+
+    ``GF(7)`` elements (and polynomials over ``GF(7)``) turn into integers
+    when converted to expressions, which would silently answer a question
+    over ℚ about a matrix meant over ``GF(7)``.
+    """
+    p = domain.characteristic()
+    if p:
+        raise ValueError(
+            f"{what}, of characteristic {p}: generic ranks here are over Q(t) (characteristic 0); "
+            f"convert the entries to integers or rationals explicitly if that is what you mean"
+        )
+
+
+def _poly_as_expr(poly, name):
+    """A ``Poly`` entry as an expression, refusing coefficients of positive characteristic."""
+    _check_characteristic(poly.domain, f"{name} has a Poly entry over {poly.domain}")
+    return poly.as_expr()
+
+
+def _polys_to_exprs(obj, name="A"):
     """Nested lists with ``Poly`` leaves -> the same with expressions."""
     if isinstance(obj, sp.Poly):
-        return obj.as_expr()
+        return _poly_as_expr(obj, name)
     if isinstance(obj, (list, tuple)):
-        return [_polys_to_exprs(x) for x in obj]
+        return [_polys_to_exprs(x, name) for x in obj]
     return obj
 
 

@@ -24,6 +24,19 @@ Upper bound ``rank A <= r``
     ``N[kernel_rows, :]`` is nonsingular at ``point`` modulo ``prime`` (so
     ``N`` has full column rank and the nullity is at least its width).
 
+Several variables
+    A certificate of a rank over ℚ(t₁, …, t_s) (``var`` a list of symbols)
+    is checked the same way over ``QQ.frac_field(t1, ..., ts)``: ``point`` is
+    a list of integers, one per variable, and each kernel entry is a quotient
+    of integer polynomials, ``[row, numerator terms, denominator terms]``
+    with terms ``[e_1, ..., e_s, c]`` (:func:`terms_to_expr`).
+
+Profiles
+    :func:`check_profile` checks a rank profile (``Profile.to_json()``: the
+    ranks and one certificate per order) against a matrix function: it takes
+    the derivatives (or forward differences) itself, with SymPy, and checks
+    each certificate on them.
+
 Fields that carry no proof (``seconds``, ``error_bound``, ``method``) are
 not checked.  Monte-Carlo and numeric results have no upper-bound witness and
 are never accepted.
@@ -52,14 +65,34 @@ from typing import Any
 import sympy as sp
 from sympy.polys.matrices import DomainMatrix
 
-__all__ = ["FORMAT", "VERSION", "certificate_var", "check_certificate", "to_field_matrix"]
+__all__ = [
+    "FORMAT",
+    "PROFILE_FORMAT",
+    "VERSION",
+    "certificate_var",
+    "check_certificate",
+    "check_profile",
+    "terms_to_expr",
+    "to_field_matrix",
+]
 
 FORMAT = "theory.generic_rank"
+PROFILE_FORMAT = "theory.rank_profile"
 VERSION = 1
 
 
+def _symbol(v):
+    if not isinstance(v, dict) or not isinstance(v.get("name"), str):
+        raise ValueError("certificate field 'var' must be {'name': str, 'assumptions': dict, 'dummy': bool}")
+    assumptions = v.get("assumptions", {})
+    if not isinstance(assumptions, dict) or not all(isinstance(b, bool) for b in assumptions.values()):
+        raise ValueError("certificate field var.assumptions must map names to booleans")
+    cls = sp.Dummy if v.get("dummy") else sp.Symbol
+    return cls(v["name"], **assumptions)
+
+
 def certificate_var(cert):
-    """The SymPy symbol described by a certificate's ``var`` field.
+    """The SymPy symbol (or symbols) described by a certificate's ``var`` field.
 
     Parameters
     ----------
@@ -68,7 +101,9 @@ def certificate_var(cert):
 
     Returns
     -------
-    sympy.Symbol or sympy.Dummy
+    sympy.Symbol, sympy.Dummy, or tuple of them
+        A tuple (of two or more distinct symbols) for a rank over
+        ℚ(t₁, …, t_s), whose ``var`` field is a list.
 
     Raises
     ------
@@ -76,13 +111,51 @@ def certificate_var(cert):
         If the field is malformed.
     """
     v = cert.get("var")
-    if not isinstance(v, dict) or not isinstance(v.get("name"), str):
-        raise ValueError("certificate field 'var' must be {'name': str, 'assumptions': dict, 'dummy': bool}")
-    assumptions = v.get("assumptions", {})
-    if not isinstance(assumptions, dict) or not all(isinstance(b, bool) for b in assumptions.values()):
-        raise ValueError("certificate field var.assumptions must map names to booleans")
-    cls = sp.Dummy if v.get("dummy") else sp.Symbol
-    return cls(v["name"], **assumptions)
+    if isinstance(v, list):
+        gens = tuple(_symbol(x) for x in v)
+        if len(gens) < 2 or len(set(gens)) != len(gens):
+            raise ValueError("certificate field 'var' as a list must describe two or more distinct symbols")
+        return gens
+    return _symbol(v)
+
+
+def terms_to_expr(terms, gens):
+    """A polynomial given as terms ``[e_1, ..., e_s, c]`` (integers) as a SymPy expression.
+
+    Parameters
+    ----------
+    terms : list of list of int
+        Each term is the coefficient ``c`` times ``gens[0]**e_1 * ... * gens[-1]**e_s``.
+    gens : tuple of sympy.Symbol
+
+    Returns
+    -------
+    sympy.Expr
+
+    Raises
+    ------
+    ValueError
+        If a term is malformed (wrong length, negative exponent, not integers).
+
+    Examples
+    --------
+    >>> t, s = sp.symbols("t s")
+    >>> terms_to_expr([[2, 0, 3], [0, 1, -1]], (t, s))
+    -s + 3*t**2
+    """
+    if not isinstance(terms, list):
+        raise ValueError("polynomial terms must be a list")
+    out = sp.S.Zero
+    for term in terms:
+        if not (
+            isinstance(term, (list, tuple))
+            and len(term) == len(gens) + 1
+            and all(isinstance(x, int) and not isinstance(x, bool) for x in term)
+            and all(e >= 0 for e in term[:-1])
+        ):
+            raise ValueError(f"malformed polynomial term {term!r} for variables {gens}")
+        out += sp.Integer(term[-1]) * sp.Mul(*[g**e for g, e in zip(gens, term[:-1])])
+    return out
 
 
 def to_field_matrix(A, var, name="A"):
@@ -95,7 +168,8 @@ def to_field_matrix(A, var, name="A"):
     Parameters
     ----------
     A : sympy.MatrixBase
-    var : sympy.Symbol
+    var : sympy.Symbol or tuple of sympy.Symbol
+        The variable, or the variables of ℚ(t₁, …, t_s).
     name : str
         Used in error messages.
 
@@ -108,7 +182,9 @@ def to_field_matrix(A, var, name="A"):
     ValueError
         Naming an entry that is not in ℚ(var).
     """
-    K = sp.QQ.frac_field(var)
+    gens = var if isinstance(var, tuple) else (var,)
+    K = sp.QQ.frac_field(*gens)
+    field = ", ".join(str(g) for g in gens)
     m, n = A.shape
     rows = []
     for i in range(m):
@@ -116,9 +192,11 @@ def to_field_matrix(A, var, name="A"):
         for j in range(n):
             e = sp.sympify(A[i, j])
             if isinstance(e, sp.Poly):
+                if e.domain.characteristic():  # GF(p) coefficients are not rationals
+                    raise ValueError(f"{name}[{i}, {j}] is a Poly over {e.domain}, not an element of QQ({field})")
                 e = e.as_expr()
-            if e.free_symbols - {var} or e.has(sp.Float):
-                raise ValueError(f"{name}[{i}, {j}] = {e} is not an element of QQ({var})")
+            if e.free_symbols - set(gens) or e.has(sp.Float):
+                raise ValueError(f"{name}[{i}, {j}] = {e} is not an element of QQ({field})")
             for rewrite in (lambda x: x, sp.expand_func, lambda x: sp.expand_func(x.rewrite(sp.gamma))):
                 try:
                     row.append(K.from_sympy(sp.cancel(rewrite(e))))
@@ -126,15 +204,15 @@ def to_field_matrix(A, var, name="A"):
                 except Exception:  # SymPy raises CoercionFailed and others here
                     continue
             else:
-                raise ValueError(f"{name}[{i}, {j}] = {e} is not an element of QQ({var})")
+                raise ValueError(f"{name}[{i}, {j}] = {e} is not an element of QQ({field})")
         rows.append(row)
     return DomainMatrix(rows, (m, n), K)
 
 
 def _eval_mod(f, x, p):
-    """Value mod p of an element of QQ(t) at x, or None if its denominator vanishes."""
+    """Value mod p of an element of QQ(t1, ..., ts) at the point x (a tuple), or None if its denominator vanishes."""
     num, den = f.numer, f.denom
-    # elements of QQ.frac_field(t) are quotients of QQ[t] polynomials
+    # elements of QQ.frac_field(...) are quotients of QQ[...] polynomials
     nv = _poly_mod(num, x, p)
     dv = _poly_mod(den, x, p)
     if nv is None or dv is None or dv == 0:
@@ -143,14 +221,29 @@ def _eval_mod(f, x, p):
 
 
 def _poly_mod(poly, x, p):
-    """Value mod p of a QQ[t] polynomial at x, or None if p divides a coefficient's denominator."""
+    """Value mod p of a QQ[t1, ..., ts] polynomial at the point x, or None if p divides a coefficient's denominator."""
     acc = 0
-    for (k,), c in poly.terms():
+    for monom, c in poly.terms():
         a, b = int(c.numerator), int(c.denominator)
         if b % p == 0:
             return None
-        acc = (acc + a * pow(b, -1, p) * pow(x, k, p)) % p
+        v = a * pow(b, -1, p)
+        for xi, e in zip(x, monom):
+            v = v * pow(xi, e, p) % p
+        acc = (acc + v) % p
     return acc
+
+
+def _point(cert, gens):
+    """The certificate's point as a tuple of ints (one per variable), or None if malformed."""
+    x = cert.get("point")
+    if len(gens) == 1:
+        x = [x]
+    if not isinstance(x, list) or len(x) != len(gens):
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in x):
+        return None
+    return tuple(x)
 
 
 def _rank_mod(rows, p):
@@ -182,8 +275,13 @@ def _indices(value, bound, length=None):
     return list(value)
 
 
-def _kernel_matrix(cert, size, K, var):
-    """The kernel as a DomainMatrix (size x width), or None if malformed."""
+def _kernel_matrix(cert, size, K, gens):
+    """The kernel as a DomainMatrix (size x width), or None if malformed.
+
+    One variable: per column, ``[row, coefficients]`` pairs (integer
+    coefficients, highest degree first).  Several variables: per column,
+    ``[row, numerator terms, denominator terms]`` (see :func:`terms_to_expr`).
+    """
     cols = cert.get("kernel")
     if not isinstance(cols, list):
         return None
@@ -193,16 +291,28 @@ def _kernel_matrix(cert, size, K, var):
         if not isinstance(col, list):
             return None
         for item in col:
-            if not (isinstance(item, (list, tuple)) and len(item) == 2):
+            if not (isinstance(item, (list, tuple)) and len(item) == (2 if len(gens) == 1 else 3)):
                 return None
-            i, coeffs = item
-            if not (isinstance(i, int) and 0 <= i < size and isinstance(coeffs, (list, tuple))):
-                return None
-            if not all(isinstance(x, int) and not isinstance(x, bool) for x in coeffs):
+            i = item[0]
+            if not (isinstance(i, int) and not isinstance(i, bool) and 0 <= i < size):
                 return None
             if entries[i][c] != K.zero:
                 return None  # the same position twice
-            expr = sum((sp.Integer(x) * var**k for k, x in enumerate(reversed(coeffs))), sp.S.Zero)
+            if len(gens) == 1:
+                coeffs = item[1]
+                if not isinstance(coeffs, (list, tuple)):
+                    return None
+                if not all(isinstance(x, int) and not isinstance(x, bool) for x in coeffs):
+                    return None
+                expr = sum((sp.Integer(x) * gens[0] ** k for k, x in enumerate(reversed(coeffs))), sp.S.Zero)
+            else:
+                try:
+                    num, den = terms_to_expr(item[1], gens), terms_to_expr(item[2], gens)
+                except ValueError:
+                    return None
+                if den == 0:
+                    return None
+                expr = num / den
             entries[i][c] = K.from_sympy(expr)
     return DomainMatrix(entries, (size, width), K)
 
@@ -215,7 +325,8 @@ def check_certificate(cert: str | dict[str, Any], A: Any) -> bool:
     cert : dict or str
         The certificate (``Certificate.to_json()``: a dict, or its JSON text).
     A : sympy.MatrixBase
-        The matrix whose rank is claimed, with entries in ℚ(var).
+        The matrix whose rank is claimed, with entries in ℚ(var) (or in
+        ℚ(t₁, …, t_s) for a several-variable certificate).
 
     Returns
     -------
@@ -237,7 +348,8 @@ def check_certificate(cert: str | dict[str, Any], A: Any) -> bool:
     if not isinstance(A, sp.MatrixBase):
         raise TypeError(f"A must be a SymPy matrix, got {type(A).__name__}")
     var = certificate_var(cert)
-    if A.free_symbols - {var}:
+    gens = var if isinstance(var, tuple) else (var,)
+    if A.free_symbols - set(gens):
         return False  # a matrix in other symbols: the certificate is not about it
     m, n = A.shape
     r = cert.get("rank")
@@ -249,8 +361,8 @@ def check_certificate(cert: str | dict[str, Any], A: Any) -> bool:
     K = dA.domain
     # ---- lower bound
     if r > 0:
-        p, x = cert.get("prime"), cert.get("point")
-        if not (isinstance(p, int) and isinstance(x, int) and p > 1 and sp.isprime(p)):
+        p, x = cert.get("prime"), _point(cert, gens)
+        if not (isinstance(p, int) and x is not None and p > 1 and sp.isprime(p)):
             return False
         rows = _indices(cert.get("pivot_rows"), m, r)
         cols = _indices(cert.get("pivot_cols"), n, r)
@@ -277,13 +389,13 @@ def check_certificate(cert: str | dict[str, Any], A: Any) -> bool:
     if side == "left":
         dA = dA.transpose()
     size = dA.shape[1]
-    N = _kernel_matrix(cert, size, K, var)
+    N = _kernel_matrix(cert, size, K, gens)
     if N is None or N.shape[1] != size - r:
         return False
     width = N.shape[1]
     if width:
-        p, x = cert.get("prime"), cert.get("point")
-        if not (isinstance(p, int) and isinstance(x, int) and p > 1 and sp.isprime(p)):
+        p, x = cert.get("prime"), _point(cert, gens)
+        if not (isinstance(p, int) and x is not None and p > 1 and sp.isprime(p)):
             return False
         R = _indices(cert.get("kernel_rows"), size, width)
         if R is None:
@@ -301,3 +413,87 @@ def check_certificate(cert: str | dict[str, Any], A: Any) -> bool:
         if _rank_mod(sub, p) != width:
             return False
     return (dA * N).is_zero_matrix
+
+
+def check_profile(profile: str | dict[str, Any], A: Any) -> bool:
+    """Check that ``profile`` proves the rank profile of ``A``.
+
+    The derivatives ``A, A', ..., A^{(K)}`` (partial derivatives in ``wrt``
+    for several variables), or the forward differences
+    ``A, ΔA, ..., Δ^K A`` with ``ΔA(j) = A(j+1) - A(j)``, are taken here with
+    SymPy from the rational form of ``A``, and certificate ``k`` must prove
+    (:func:`check_certificate`) rank ``ranks[k]`` for order ``k``.
+
+    Parameters
+    ----------
+    profile : dict or str
+        ``Profile.to_json()`` (a dict, or its JSON text).
+    A : sympy.MatrixBase
+        The matrix function (or sequence) whose profile is claimed.
+
+    Returns
+    -------
+    bool
+        True iff there is one certificate per order and each proves its
+        order's claimed rank for this ``A``.
+
+    Raises
+    ------
+    ValueError
+        If ``profile`` is not a profile of this format, or an entry of ``A``
+        is not in ℚ(var).
+    TypeError
+        If ``A`` is not a SymPy matrix.
+
+    Examples
+    --------
+    >>> t = sp.Symbol("t")
+    >>> A = sp.Matrix([[1, t], [t, t**2]])            # profile (1, 2): A has rank 1, A' rank 2
+    >>> profile = {"format": "theory.rank_profile", "version": 1, "kind": "derivative",
+    ...            "var": {"name": "t", "assumptions": {}, "dummy": False}, "wrt": None, "ranks": [1, 2],
+    ...            "certificates": [
+    ...     {"format": "theory.generic_rank", "version": 1, "rank": 1, "shape": [2, 2],
+    ...      "var": {"name": "t", "assumptions": {}, "dummy": False}, "certified": True,
+    ...      "point": 3, "prime": 1000000007, "pivot_rows": [0], "pivot_cols": [0],
+    ...      "kernel_side": "right", "kernel_rows": [1], "kernel": [[[0, [-1, 0]], [1, [1]]]]},
+    ...     {"format": "theory.generic_rank", "version": 1, "rank": 2, "shape": [2, 2],
+    ...      "var": {"name": "t", "assumptions": {}, "dummy": False}, "certified": True,
+    ...      "point": 3, "prime": 1000000007, "pivot_rows": [0, 1], "pivot_cols": [0, 1],
+    ...      "kernel_side": None, "kernel_rows": [], "kernel": None}]}
+    >>> check_profile(profile, A), check_profile(dict(profile, ranks=[1, 1]), A)
+    (True, False)
+    """
+    if isinstance(profile, (str, bytes)):
+        profile = json.loads(profile)
+    if not isinstance(profile, dict) or profile.get("format") != PROFILE_FORMAT or profile.get("version") != VERSION:
+        raise ValueError(f"profile must be a {PROFILE_FORMAT!r} profile of version {VERSION}")
+    if not isinstance(A, sp.MatrixBase):
+        raise TypeError(f"A must be a SymPy matrix, got {type(A).__name__}")
+    kind, ranks, certs = profile.get("kind"), profile.get("ranks"), profile.get("certificates")
+    if kind not in ("derivative", "difference") or not isinstance(ranks, list) or not isinstance(certs, list):
+        return False
+    if not ranks or len(ranks) != len(certs):
+        return False
+    var = certificate_var(profile)
+    gens = var if isinstance(var, tuple) else (var,)
+    wrt = None if profile.get("wrt") is None else _symbol(profile["wrt"])
+    x: Any
+    if isinstance(var, tuple):  # partial derivatives in one of several variables
+        if kind != "derivative" or wrt not in gens:
+            return False
+        x = wrt
+    else:
+        if wrt is not None and wrt != var:
+            return False
+        x = var
+    if A.free_symbols - set(gens):
+        return False
+    M = to_field_matrix(A, var).to_Matrix()  # the rational form: binomial(t, 2) -> t**2/2 - t/2
+    for k, (r, cert) in enumerate(zip(ranks, certs)):
+        if not isinstance(r, int) or isinstance(r, bool) or not isinstance(cert, dict) or cert.get("rank") != r:
+            return False
+        if not check_certificate(cert, M):
+            return False
+        if k + 1 < len(ranks):
+            M = (M.diff(x) if kind == "derivative" else M.subs(x, x + 1) - M).applyfunc(sp.cancel)
+    return True

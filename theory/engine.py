@@ -254,7 +254,7 @@ class Certificate:
     var: sp.Symbol
     certified: bool
     method: str
-    point: int | None = None
+    point: int | tuple | None = None
     prime: int | None = None
     pivot_rows: tuple = ()
     pivot_cols: tuple = ()
@@ -341,8 +341,12 @@ class Certificate:
 
         Every witness is included (point, prime, pivots, kernel as integer
         coefficient lists, highest degree first, per column as
-        ``[row, coeffs]`` pairs).  The matrix itself is not: the checker
-        takes it separately, from whoever claims its rank.
+        ``[row, coeffs]`` pairs).  For a rank over ℚ(t₁, …, t_s), ``var``
+        is a list of symbols, ``point`` a list of integers, and each kernel
+        entry ``[row, numerator terms, denominator terms]`` with integer terms
+        ``[e_1, ..., e_s, c]`` (:func:`theory.checker.terms_to_expr`).  The
+        matrix itself is not included: the checker takes it separately, from
+        whoever claims its rank.
 
         Returns
         -------
@@ -361,28 +365,39 @@ class Certificate:
         """
         from .checker import FORMAT, VERSION
 
-        if isinstance(self.var, tuple):
-            raise ValueError("certificates over several variables are not serialisable yet; check them with verify(A)")
-        v = self.var
+        several = isinstance(self.var, tuple)
+        gens = self.var if several else (self.var,)
+        descr = [
+            {
+                "name": v.name,
+                "assumptions": {k: bool(b) for k, b in v.assumptions0.items()},
+                "dummy": isinstance(v, sp.Dummy),
+            }
+            for v in gens
+        ]
+        if several:
+            from .multivar import kernel_to_json
+
+            kernel = None if self._kernel_matrix is None else kernel_to_json(self._kernel_matrix, gens)
+            point: Any = list(self.point) if isinstance(self.point, tuple) else self.point
+        else:
+            kernel = None if self._kernel is None else [[[i, list(f)] for i, f in col] for col in self._kernel]
+            point = self.point
         return {
             "format": FORMAT,
             "version": VERSION,
             "rank": int(self.rank),
             "shape": [int(s) for s in self.shape],
-            "var": {
-                "name": v.name,
-                "assumptions": {k: bool(b) for k, b in v.assumptions0.items()},
-                "dummy": isinstance(v, sp.Dummy),
-            },
+            "var": descr if several else descr[0],
             "certified": bool(self.certified),
             "method": self.method,
-            "point": self.point,
+            "point": point,
             "prime": self.prime,
             "pivot_rows": list(self.pivot_rows),
             "pivot_cols": list(self.pivot_cols),
             "kernel_side": self.kernel_side,
             "kernel_rows": list(self.kernel_rows),
-            "kernel": None if self._kernel is None else [[[i, list(f)] for i, f in col] for col in self._kernel],
+            "kernel": kernel,
             "error_bound": self.error_bound,
             "seconds": float(self.seconds),
         }
@@ -407,16 +422,28 @@ class Certificate:
         if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") != VERSION:
             raise ValueError(f"data must be a {FORMAT!r} certificate of version {VERSION} (Certificate.to_json())")
         try:
+            var = certificate_var(data)
             kernel = data.get("kernel")
-            if kernel is not None:
+            point = data.get("point")
+            kernel_matrix = None
+            if isinstance(var, tuple):  # several variables: kernel entries are quotients of polynomials
+                from .multivar import kernel_from_json
+
+                point = None if point is None else tuple(point)  # types are checked by verify, not coerced
+                if kernel is not None:
+                    m, n = (int(s) for s in data["shape"])
+                    size = n if data.get("kernel_side") == "right" else m
+                    kernel_matrix = kernel_from_json(kernel, (size, size - int(data["rank"])), var)
+                kernel = None
+            elif kernel is not None:
                 kernel = tuple(tuple((int(i), tuple(int(c) for c in f)) for i, f in col) for col in kernel)
             return cls(
                 rank=int(data["rank"]),
                 shape=tuple(int(s) for s in data["shape"]),
-                var=certificate_var(data),
+                var=var,
                 certified=bool(data["certified"]),
                 method=str(data["method"]),
-                point=data.get("point"),
+                point=point,
                 prime=data.get("prime"),
                 pivot_rows=tuple(data.get("pivot_rows", ())),
                 pivot_cols=tuple(data.get("pivot_cols", ())),
@@ -425,8 +452,9 @@ class Certificate:
                 error_bound=data.get("error_bound"),
                 seconds=float(data.get("seconds", 0.0)),
                 _kernel=kernel,
+                _kernel_matrix=kernel_matrix,
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ValueError(f"malformed certificate: {exc}") from None
 
     # ------------------------------------------------------------- checking
@@ -463,6 +491,10 @@ class Certificate:
         -------
         bool
         """
+        if isinstance(self.var, tuple):
+            from .multivar import verify_lower_multivariate
+
+            return verify_lower_multivariate(self, A)
         R = self._target(A)
         if R is None:
             return False
@@ -516,6 +548,10 @@ class Certificate:
         """
         if method not in ("exact", "sympy"):
             raise ValueError(f"method must be 'exact' or 'sympy', got {method!r}")
+        if isinstance(self.var, tuple):  # several variables: SymPy's field arithmetic either way
+            from .multivar import verify_upper_multivariate
+
+            return verify_upper_multivariate(self, A)
         R = self._target(A)
         if R is None:
             return False
@@ -596,17 +632,13 @@ class Certificate:
             raise ValueError(f"method must be 'exact' or 'sympy', got {method!r}")
         if not self.certified:
             return False
-        if isinstance(self.var, tuple):  # several variables: SymPy's field arithmetic either way
-            from .multivar import verify_multivariate
-
-            if A is None:
-                A = self._source
-            return verify_multivariate(self, A)
         if method == "sympy":
             from .checker import check_certificate
 
             if A is None:
-                M = self._target(None).to_sympy()
+                M = self._source if isinstance(self.var, tuple) else self._target(None).to_sympy()
+                if M is None:
+                    raise ValueError("this certificate carries no matrix (it was read from JSON): pass A to verify")
             elif isinstance(A, RationalMatrix):
                 if A.var != self.var:
                     return False
@@ -614,6 +646,10 @@ class Certificate:
             else:
                 M = as_sympy_matrix(A)
             return check_certificate(self.to_json(), M)
+        if isinstance(self.var, tuple):
+            from .multivar import verify_multivariate
+
+            return verify_multivariate(self, A)
         R = self._target(A)
         return R is not None and self.verify_lower(R) and self.verify_upper(R, method=method)
 
@@ -778,20 +814,24 @@ def _cramer_kernel(P, rows, pivots, free, rng, backend, avoid):
                 return None  # the pivot block is right but P N != 0: rank > r
 
 
-def _monte_carlo_error(P, p):
+def _monte_carlo_error(P, p, redraw_degree=0):
     """Bound on Pr[rank(P(x) mod p) < rank P] for uniform x and a uniform prime.
 
     Fix a nonzero maximal minor g of P.  The rank is underestimated only if
     p divides every coefficient of g, or x is a root of g mod p.  deg g is
     at most min(m, n) * max deg P; |coefficients of g| <= H = prod_i sum_j
     ||P_ij||_1, so at most log2(H)/30 primes of [2**30, 2**31) divide them,
-    out of more than ``PRIMES_IN_RANGE`` (4.8e7) such primes.
+    out of more than ``PRIMES_IN_RANGE`` (4.8e7) such primes.  The point is
+    redrawn while one of the denominators and row multipliers (total degree
+    ``redraw_degree``) vanishes there; conditioning on that divides the
+    bound by at most ``1 - redraw_degree / p``.
     """
     m, n = len(P), len(P[0]) if P else 0
     degP = max((len(e) - 1 for row in P for e in row), default=0)
     rows = sorted((sum(_norm1(e) for e in row) for row in P), reverse=True)[: min(m, n)]
     bits = sum(max(1, s).bit_length() for s in rows)
-    return min(1.0, min(m, n) * degP / p + (bits / 30 + 1) / PRIMES_IN_RANGE)
+    cond = max(1e-300, 1 - redraw_degree / p)
+    return min(1.0, (min(m, n) * degP / p + (bits / 30 + 1) / PRIMES_IN_RANGE) / cond)
 
 
 def generic_rank(
@@ -909,7 +949,9 @@ def generic_rank(
                 R.var,
                 False,
                 "monte-carlo",
-                error_bound=_monte_carlo_error(P, p),
+                error_bound=_monte_carlo_error(
+                    P, p, sum(len(d) - 1 for row in R.den for d in row) + sum(len(d) - 1 for d in mult)
+                ),
                 seconds=time.perf_counter() - t_start,
                 **common,
             )
@@ -1131,6 +1173,23 @@ def _tracked_elimination_rank(vals, mpmath):
     return rank
 
 
+def _several_vars(var):
+    """The tuple of symbols when ``var`` names two or more variables, else None."""
+    if var is not None and not isinstance(var, sp.Symbol) and isinstance(var, (tuple, list)):
+        from .multivar import normalize_vars
+
+        gens = normalize_vars(var)
+        return gens if len(gens) > 1 else None
+    return None
+
+
+def _one_var(var):
+    """``var`` as one symbol (a 1-sequence unwrapped) for the one-variable code paths."""
+    if var is not None and not isinstance(var, sp.Symbol) and isinstance(var, (tuple, list)) and len(var) == 1:
+        return var[0]
+    return var
+
+
 def rank_factorization(
     A: MatrixLike, *, var: Symbol | None = None, seed: int | None = None
 ) -> tuple[Matrix, Matrix, Certificate]:
@@ -1147,7 +1206,9 @@ def rank_factorization(
     ----------
     A : matrix with entries in ℚ(var)
         Anything :func:`generic_rank` accepts.
-    var : sympy.Symbol, optional
+    var : sympy.Symbol or sequence of sympy.Symbol, optional
+        A sequence ``(t1, ..., ts)`` factors over ℚ(t₁, …, t_s) (the same
+        construction in SymPy's field arithmetic; for small matrices).
     seed : int, optional
 
     Returns
@@ -1169,10 +1230,19 @@ def rank_factorization(
     >>> U, V, c = rank_factorization(sp.Matrix([[1, t], [t, t**2], [2, 2*t]]))
     >>> U.shape, V.shape, (U * V - sp.Matrix([[1, t], [t, t**2], [2, 2*t]])).expand() == sp.zeros(3, 2)
     ((3, 1), (1, 2), True)
+    >>> s = sp.Symbol("s")
+    >>> U, V, c = rank_factorization(sp.Matrix([[t, s], [t * s, s**2]]), var=(t, s))
+    >>> U.T, V
+    (Matrix([[t, s*t]]), Matrix([[1, s/t]]))
     """
     from sympy.polys.matrices import DomainMatrix
 
-    c = generic_rank(A, var=var, seed=seed)
+    gens = _several_vars(var)
+    if gens is not None:
+        from .multivar import rank_factorization_multivariate
+
+        return rank_factorization_multivariate(A, gens, seed=seed)
+    c = generic_rank(A, var=_one_var(var), seed=seed)
     R = RationalMatrix.from_sympy(A, c.var) if not isinstance(A, RationalMatrix) else A
     M = R.to_sympy()
     m, n = M.shape
@@ -1213,7 +1283,8 @@ def kernels(A: MatrixLike, *, var: Symbol | None = None, seed: int | None = None
     Parameters
     ----------
     A : matrix with entries in ℚ(var)
-    var : sympy.Symbol, optional
+    var : sympy.Symbol or sequence of sympy.Symbol, optional
+        A sequence ``(t1, ..., ts)`` gives kernels over ℚ(t₁, …, t_s).
     seed : int, optional
 
     Returns
@@ -1231,23 +1302,19 @@ def kernels(A: MatrixLike, *, var: Symbol | None = None, seed: int | None = None
     >>> R.T, L.shape
     (Matrix([[-t, 1]]), (3, 2))
     """
-    from sympy.polys.matrices import DomainMatrix
+    from .checker import to_field_matrix
 
+    gens = _several_vars(var)
+    var = gens if gens is not None else _one_var(var)
     out = []
     for M in (A, None):
         if M is None:
             M = as_sympy_matrix(A).T if not isinstance(A, RationalMatrix) else A.transpose()
         U, V, c = rank_factorization(M, var=var, seed=seed)
         N = _right_kernel_from_factor(V, list(c.pivot_cols)) if c.rank else sp.ImmutableMatrix.eye(V.shape[1])
-        K = sp.QQ.frac_field(c.var)
         S = M.to_sympy() if isinstance(M, RationalMatrix) else as_sympy_matrix(M)
-        if (
-            N.shape[1]
-            and not (
-                DomainMatrix.from_Matrix(sp.Matrix(S)).convert_to(K)
-                * DomainMatrix.from_Matrix(sp.Matrix(N)).convert_to(K)
-            ).is_zero_matrix
-        ):
+        # the check in SymPy's field arithmetic, on the rational form of A's entries
+        if N.shape[1] and not (to_field_matrix(S, c.var) * to_field_matrix(N, c.var)).is_zero_matrix:
             raise CertificationError("kernel failed its exact check; please report")  # pragma: no cover
         out.append(N)
     return out[0], out[1]
@@ -1282,7 +1349,11 @@ def exceptional_set(
     Raises
     ------
     ValueError
-        If there are more than ``max_minors`` minors.
+        If there are more than ``max_minors`` minors, or ``var`` names
+        several variables: over ℚ(t₁, …, t_s) the points where the rank
+        drops are the common zeros of all ``r x r`` minors, an algebraic set
+        that one polynomial does not describe; this function is for one
+        variable.
 
     Examples
     --------
@@ -1295,7 +1366,13 @@ def exceptional_set(
 
     from sympy.polys.matrices import DomainMatrix
 
-    c = generic_rank(A, var=var, seed=seed)
+    several = _several_vars(var)
+    if several is not None:
+        raise ValueError(
+            f"exceptional_set is for one variable, got var={several}: over several variables the points of "
+            f"lower rank are the common zeros of all r x r minors (r = grank A), not the zeros of one polynomial"
+        )
+    c = generic_rank(A, var=_one_var(var), seed=seed)
     R = RationalMatrix.from_sympy(A, c.var) if not isinstance(A, RationalMatrix) else A
     t = c.var
     m, n = R.shape

@@ -29,6 +29,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sympy as sp
 
@@ -87,20 +88,115 @@ class Profile:
             certificate is checked against the matrix stored with it (a
             self-consistency check that says nothing about any other matrix).
         method : {"exact", "sympy"}
-            See :meth:`Certificate.verify`.
+            ``"exact"``: each certificate by :meth:`Certificate.verify` on
+            this package's exact derivatives (or differences).  ``"sympy"``:
+            :func:`theory.checker.check_profile` on :meth:`to_json`, which
+            takes the derivatives with SymPy and checks each certificate with
+            SymPy alone.
 
         Returns
         -------
         bool
+            True iff there is one certificate per order, each proves its
+            order's rank, and the ranks are those claimed.
         """
+        if method not in ("exact", "sympy"):
+            raise ValueError(f"method must be 'exact' or 'sympy', got {method!r}")
+        if len(self.certificates) != len(self.ranks) or not self.ranks:
+            return False
         if A is None:
-            return all(c.verify(None, method=method) for c in self.certificates)
+            return all(r == c.rank and c.verify(None, method=method) for r, c in zip(self.ranks, self.certificates))
+        if method == "sympy":
+            from ._convert import as_sympy_matrix
+            from .checker import check_profile
+
+            if callable(A) and not isinstance(A, (sp.MatrixBase, RationalMatrix)):
+                A = A(self.var)  # a sequence given as a function of its index symbol
+            return check_profile(self.to_json(), as_sympy_matrix(A))
         max_order = len(self.ranks) - 1
         if self.wrt is not None:
             mats = _partial_derivatives(A, max_order, self.var, self.wrt)
             return all(r == c.rank and c.verify(M) for r, c, M in zip(self.ranks, self.certificates, mats))
         mats = (derivatives if self.kind == "derivative" else differences)(A, max_order, var=self.var)
         return all(r == c.rank and c.verify(M, method=method) for r, c, M in zip(self.ranks, self.certificates, mats))
+
+    # ---------------------------------------------------------- serialising
+    def to_json(self) -> dict[str, Any]:
+        """The profile as a JSON-compatible dict: the ranks and one certificate per order.
+
+        Returns
+        -------
+        dict
+            ``{"format": "theory.rank_profile", "version": 1, "kind", "var",
+            "wrt", "ranks", "certificates"}``; each certificate as
+            :meth:`Certificate.to_json`.  Check it against a matrix with
+            :func:`theory.checker.check_profile` (SymPy only), or read it
+            back with :meth:`from_json`.
+
+        Examples
+        --------
+        >>> import json, sympy as sp
+        >>> from theory.checker import check_profile
+        >>> t = sp.Symbol("t")
+        >>> A = sp.Matrix([[1, t], [t, t**2]])
+        >>> text = json.dumps(rank_profile(A, 3, seed=0).to_json())
+        >>> check_profile(text, A), Profile.from_json(text).ranks
+        (True, (1, 2, 1, 0))
+        """
+        from .checker import PROFILE_FORMAT, VERSION
+
+        certs = [c.to_json() for c in self.certificates]
+        wrt = None
+        if self.wrt is not None:
+            w = self.wrt
+            wrt = {
+                "name": w.name,
+                "assumptions": {k: bool(b) for k, b in w.assumptions0.items()},
+                "dummy": isinstance(w, sp.Dummy),
+            }
+        return {
+            "format": PROFILE_FORMAT,
+            "version": VERSION,
+            "kind": self.kind,
+            "var": certs[0]["var"] if certs else None,
+            "wrt": wrt,
+            "ranks": [int(r) for r in self.ranks],
+            "certificates": certs,
+        }
+
+    @classmethod
+    def from_json(cls, data: str | dict[str, Any]) -> Profile:
+        """Rebuild a profile from :meth:`to_json` output (dict or JSON text).
+
+        The result carries no matrix: check it with ``verify(A)``.
+
+        Raises
+        ------
+        ValueError
+            If ``data`` is not a profile of the supported format.
+        """
+        import json
+
+        from .checker import PROFILE_FORMAT, VERSION, _symbol, certificate_var
+        from .engine import Certificate
+
+        if isinstance(data, (str, bytes)):
+            data = json.loads(data)
+        if not isinstance(data, dict) or data.get("format") != PROFILE_FORMAT or data.get("version") != VERSION:
+            raise ValueError(f"data must be a {PROFILE_FORMAT!r} profile of version {VERSION} (Profile.to_json())")
+        try:
+            certs = tuple(Certificate.from_json(c) for c in data["certificates"])
+            if data["kind"] not in ("derivative", "difference"):
+                raise ValueError(f"unknown kind {data['kind']!r}")
+            return cls(
+                tuple(int(r) for r in data["ranks"]),
+                str(data["kind"]),
+                certs,
+                certificate_var(data),
+                None if data.get("wrt") is None else _symbol(data["wrt"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"malformed profile: {exc}") from None
 
     def __iter__(self):
         return iter(self.ranks)
@@ -113,12 +209,22 @@ class Profile:
 
     def __repr__(self):
         state = "certified" if self.certified else "UNCERTIFIED"
-        return f"Profile({self.kind}, ranks={self.ranks}, {state})"
+        kind = self.kind if self.wrt is None else f"partial derivative in {self.wrt} over Q{self.var}"
+        return f"Profile({kind}, ranks={self.ranks}, {state})"
 
     def _repr_latex_(self):
-        """LaTeX summary for Jupyter: ``$\\rho = (1, 2, 1, 0)$ (derivatives, certified)``."""
+        """LaTeX summary for Jupyter: ``$\\rho = (1, 2, 1, 0)$ (derivatives, certified)``.
+
+        For partial derivatives the operator and the field are named, e.g.
+        ``$\\rho = (1, 2, 1)$ ($\\partial^k/\\partial t^k$ over $\\mathbb{Q}(t, s)$, certified)``.
+        """
         state = "certified" if self.certified else r"\textbf{uncertified}"
-        op = "derivatives" if self.kind == "derivative" else "forward differences"
+        if self.wrt is not None:
+            w = sp.latex(self.wrt)
+            field = ", ".join(sp.latex(v) for v in self.var)
+            op = rf"$\partial^k/\partial {w}^k$ over $\mathbb{{Q}}({field})$"
+        else:
+            op = "derivatives" if self.kind == "derivative" else "forward differences"
         return rf"$\rho = ({', '.join(map(str, self.ranks))})$ ({op}, {state})"
 
 
@@ -198,6 +304,14 @@ def differences(
     Matrix([[2*j + 1]])
     """
     max_order = _check_max_order(max_order)
+    if var is not None and not isinstance(var, sp.Symbol) and isinstance(var, (tuple, list)):
+        if len(var) != 1:
+            raise ValueError(
+                f"var must be the one index symbol of the sequence, got {tuple(var)}: forward differences "
+                f"are offered in one variable (ranks over Q(j)); for ranks over several variables use "
+                f"generic_rank(..., var=(...)), for partial derivatives rank_profile(..., var=(...), wrt=...)"
+            )
+        var = var[0]
     if callable(seq) and not isinstance(seq, (sp.MatrixBase, RationalMatrix)):
         var = var if var is not None else sp.Symbol("j", integer=True)
         seq = seq(var)
@@ -216,10 +330,15 @@ def _profile(mats, kind, certify, seed):
 
 
 def _partial_derivatives(A, max_order, gens, wrt):
-    """``A, ∂A/∂wrt, ..., ∂^max_order A/∂wrt^max_order`` as SymPy matrices (entries cancelled)."""
-    from ._convert import as_sympy_matrix
+    """``A, ∂A/∂wrt, ..., ∂^max_order A/∂wrt^max_order`` as SymPy matrices (entries cancelled).
 
-    M = sp.Matrix(as_sympy_matrix(A))
+    The entries are first rewritten as rational functions (``binomial(t, 2)``
+    becomes ``t**2/2 - t/2``), so that the derivatives are those of the
+    rational form that the ranks are taken of.
+    """
+    from .multivar import rational_form
+
+    M = sp.Matrix(rational_form(A, tuple(gens)))
     out = [M]
     for _ in range(max_order):
         out.append(out[-1].diff(wrt).applyfunc(sp.cancel))

@@ -35,6 +35,9 @@ GROUND_TYPE_SUBSET = [
     "tests/theory/test_theory_factorization.py",
     "tests/theory/test_theory_speed_paths.py",
     "tests/theory/test_theory_multivar.py",
+    "tests/theory/test_theory_audit_multivar.py",
+    "tests/theory/test_theory_audit_inputs.py",
+    "tests/theory/test_theory_audit_profiles.py",
 ]
 
 #: Certificates computed in both modes and compared byte for byte.

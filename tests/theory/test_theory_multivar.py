@@ -110,8 +110,6 @@ def test_certificates_are_bound_to_their_matrix():
     import dataclasses
 
     assert not dataclasses.replace(c, rank=1).verify(A)
-    with pytest.raises(ValueError, match="not serialisable"):
-        c.to_json()
 
 
 def test_bad_input():
