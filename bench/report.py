@@ -469,6 +469,44 @@ def torch_layer_tables(path=HERE / "results" / "torch_layer.json"):
     return "\n".join(rows) + "\n\n" + caption + "\n\n" + "\n".join(lines) + "\n"
 
 
+def tree_worth_table(path=HERE / "results" / "tree_worth.json"):
+    """Markdown table and verdicts of ``bench/tree_worth.py`` at ``path`` (query time and memory against K)."""
+    data = json.loads(pathlib.Path(path).read_text())
+    mib = 2.0**20
+    rows = [
+        "| b | K | tree cached ms | tree cold ms | loop ms | dense per order ms | loop / tree cached "
+        "| loop / tree cold | tree MiB | cascade MiB | K + 1 dense MiB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in data["runs"]:
+        p, s, mem = run["params"], run["seconds"], run["memory_bytes"]
+        rows.append(
+            f"| {p['b']} | {p['K']} | {_ms(s['tree_query'])} | {_ms(s['tree_query_uncached'])} | {_ms(s['loop'])} "
+            f"| {_ms(s['per_order'])} | {s['loop'] / s['tree_query']:.2f} | {s['loop'] / s['tree_query_uncached']:.2f} "
+            f"| {mem['tree'] / mib:.1f} | {(mem['raw_factors'] + mem['base']) / mib:.1f} "
+            f"| {mem['per_order'] / mib:.1f} |"
+        )
+    lines = []
+    for b, v in data["verdict"].items():
+        cached, cold = v["cached_tree_beats_loop_from_K"], v["cold_tree_beats_loop_from_K"]
+        lines.append(
+            f"* {b.replace('=', ' = ')}: the cached tree query beats the loop "
+            f"{'from K = ' + str(cached) if cached is not None else 'at no K measured'}, the cold one "
+            f"{'from K = ' + str(cold) if cold is not None else 'at no K measured'}."
+        )
+    p0 = data["runs"][0]["params"]
+    threads = ", ".join(f"{lib['internal_api']} {lib['num_threads']}" for lib in data.get("blas_libraries", []))
+    load = data.get("load_average")
+    caption = (
+        f"m = n = {p0['n']}, r = {p0['r']} per correction (independent Gaussian factors: nothing compresses), "
+        f"{p0['dtype']}, the worst order k of each tree; {_machine(data['machine'])}; BLAS threads: {threads}"
+        f"{f'; load average {load[0]:.1f} at the end of the run' if load else ''}. *dense per order* was timed on "
+        f"a materialised `W_k` (the stack itself is allocated up to 1 GiB). "
+        f"Regenerate: `python bench/tree_worth.py` (writes `bench/results/tree_worth.json`)."
+    )
+    return "\n".join(rows) + "\n\n" + caption + "\n\n" + "\n".join(lines) + "\n"
+
+
 def update_readme(readme=ROOT / "README.md"):
     text = readme.read_text()
     block = f"{BEGIN}\n{query_table()}{END}"
