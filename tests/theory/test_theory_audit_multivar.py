@@ -301,3 +301,12 @@ def test_partial_profile_display_names_the_operator_and_the_field():
     assert repr(P) == "Profile(partial derivative in t over Q(t, s), ranks=(1, 2, 1, 0), certified)"
     # one variable: unchanged
     assert rank_profile(theory.hankel(1, t), 3)._repr_latex_() == r"$\rho = (1, 2, 1, 0)$ (derivatives, certified)"
+
+
+def test_latex_names_the_point_in_every_variable():
+    c = generic_rank(sp.Matrix([[t, s], [t * s, s**2]]), var=(t, s), seed=0)
+    x, y = c.point
+    assert c._repr_latex_().startswith(r"$\operatorname{rank}_{\mathbb{Q}(t, s)} A = 1$ (certified: ")
+    assert f"$(t, s) = ({x}, {y})$, $p = {c.prime}$" in c._repr_latex_()
+    mc = generic_rank(sp.Matrix([[t, s], [t * s, s**2]]), var=(t, s), certify=False, seed=0)
+    assert "Monte-Carlo lower bound" in mc._repr_latex_()
