@@ -294,18 +294,24 @@ class RationalMatrix:
             if var is not None and var != A.var:
                 raise ValueError(f"{name} is a RationalMatrix in {A.var}, not in var={var}")
             return A
-        M = as_sympy_matrix(A, name)
-        m, n = M.shape
-        rows = M.tolist()
+        M = None
         if var is None:
-            fast = _all_fast_polys(rows)
+            # the fast path reads the entries only (no immutable copy of a SymPy matrix)
+            M = A if isinstance(A, sp.MatrixBase) else as_sympy_matrix(A, name)
+            fast = _all_fast_polys(M.tolist())
             if fast is not None:  # every entry an expanded polynomial in one symbol
                 num, den, var = fast
                 # already in lowest terms: the coefficients p_k/q_k are, so no prime
                 # of L = lcm(q_k) divides every p_k * L/q_k; L > 0
                 R = cls.__new__(cls)
-                R.num, R.den, R.var, R.shape = num, den, var, (m, n)
+                R.num, R.den, R.var, R.shape = num, den, var, M.shape
                 return R
+            if isinstance(A, sp.MatrixBase):
+                M = None  # convert it after all (Poly entries, characteristic checks)
+        if M is None:
+            M = as_sympy_matrix(A, name)
+        m, n = M.shape
+        rows = M.tolist()
         var = infer_var(M, var, name)
         num = [[None] * n for _ in range(m)]
         den = [[None] * n for _ in range(m)]
@@ -458,8 +464,11 @@ def _fast_poly(e, var):
             rest, p, q = term, 1, 1
         if rest is var:
             k = 1
-        elif rest.is_Pow and rest.base is var and rest.exp.is_Integer:
-            k = int(rest.exp)
+        elif rest.is_Pow:
+            base, ex = rest.args  # (not the .base/.exp properties: this loop is the conversion's hot path)
+            if base is not var or not ex.is_Integer:
+                return None
+            k = int(ex)
             if k <= 0:
                 return None
         else:

@@ -317,6 +317,25 @@ def _kernel_matrix(cert, size, K, gens):
     return DomainMatrix(entries, (size, width), K)
 
 
+def _other_symbols(A, gens):
+    """Whether ``A`` involves symbols outside ``gens``; a ValueError for a namesake with other assumptions.
+
+    ``Symbol("t", positive=True)`` and ``Symbol("t")`` are different SymPy
+    symbols: a matrix built with one is not about the other, but answering
+    False without a word would look like a wrong certificate.
+    """
+    extra = A.free_symbols - set(gens)
+    by_name = {g.name: g for g in gens}
+    for x in extra:
+        if x.name in by_name:
+            raise ValueError(
+                f"A contains a symbol {x.name} with assumptions {x.assumptions0} but the certificate's "
+                f"{x.name} has assumptions {by_name[x.name].assumptions0}: SymPy treats them as different "
+                f"symbols; build A with the certificate's symbol"
+            )
+    return bool(extra)
+
+
 def check_certificate(cert: str | dict[str, Any], A: Any) -> bool:
     """Check that ``cert`` proves the generic rank of ``A``.
 
@@ -336,8 +355,9 @@ def check_certificate(cert: str | dict[str, Any], A: Any) -> bool:
     Raises
     ------
     ValueError
-        If ``cert`` is not a certificate of this format, or an entry of
-        ``A`` is not in ℚ(var).
+        If ``cert`` is not a certificate of this format, an entry of ``A``
+        is not in ℚ(var), or ``A`` has a symbol named like a certificate
+        variable but with other assumptions.
     TypeError
         If ``A`` is not a SymPy matrix.
     """
@@ -349,7 +369,7 @@ def check_certificate(cert: str | dict[str, Any], A: Any) -> bool:
         raise TypeError(f"A must be a SymPy matrix, got {type(A).__name__}")
     var = certificate_var(cert)
     gens = var if isinstance(var, tuple) else (var,)
-    if A.free_symbols - set(gens):
+    if _other_symbols(A, gens):
         return False  # a matrix in other symbols: the certificate is not about it
     m, n = A.shape
     r = cert.get("rank")
@@ -440,8 +460,9 @@ def check_profile(profile: str | dict[str, Any], A: Any) -> bool:
     Raises
     ------
     ValueError
-        If ``profile`` is not a profile of this format, or an entry of ``A``
-        is not in ℚ(var).
+        If ``profile`` is not a profile of this format, an entry of ``A``
+        is not in ℚ(var), or ``A`` has a symbol named like a profile
+        variable but with other assumptions.
     TypeError
         If ``A`` is not a SymPy matrix.
 
@@ -486,7 +507,7 @@ def check_profile(profile: str | dict[str, Any], A: Any) -> bool:
         if wrt is not None and wrt != var:
             return False
         x = var
-    if A.free_symbols - set(gens):
+    if _other_symbols(A, gens):
         return False
     M = to_field_matrix(A, var).to_Matrix()  # the rational form: binomial(t, 2) -> t**2/2 - t/2
     for k, (r, cert) in enumerate(zip(ranks, certs)):

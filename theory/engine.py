@@ -311,7 +311,11 @@ class Certificate:
             if self.kernel_side is None
             else f"{self.kernel_side} kernel of {self.shape[self.kernel_side == 'right'] - self.rank} vectors"
         )
-        return head + rf" (certified: $t_0 = {self.point}$, $p = {self.prime}$; upper bound: {ub})"
+        if isinstance(self.var, tuple):  # the point has one coordinate per variable
+            at = rf"$({v}) = ({', '.join(map(str, self.point or ()))})$"
+        else:
+            at = rf"$t_0 = {self.point}$"
+        return head + rf" (certified: {at}, $p = {self.prime}$; upper bound: {ub})"
 
     @property
     def kernel(self) -> Matrix | None:

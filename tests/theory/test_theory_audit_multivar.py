@@ -301,3 +301,29 @@ def test_partial_profile_display_names_the_operator_and_the_field():
     assert repr(P) == "Profile(partial derivative in t over Q(t, s), ranks=(1, 2, 1, 0), certified)"
     # one variable: unchanged
     assert rank_profile(theory.hankel(1, t), 3)._repr_latex_() == r"$\rho = (1, 2, 1, 0)$ (derivatives, certified)"
+
+
+def test_latex_names_the_point_in_every_variable():
+    c = generic_rank(sp.Matrix([[t, s], [t * s, s**2]]), var=(t, s), seed=0)
+    x, y = c.point
+    assert c._repr_latex_().startswith(r"$\operatorname{rank}_{\mathbb{Q}(t, s)} A = 1$ (certified: ")
+    assert f"$(t, s) = ({x}, {y})$, $p = {c.prime}$" in c._repr_latex_()
+    mc = generic_rank(sp.Matrix([[t, s], [t * s, s**2]]), var=(t, s), certify=False, seed=0)
+    assert "Monte-Carlo lower bound" in mc._repr_latex_()
+
+
+@settings(max_examples=10, deadline=None)
+@given(products(), st.integers(0, 2**16), st.integers(0, 2), st.integers(0, 2), st.integers(-2, 2))
+def test_a_certificate_never_proves_a_wrong_rank(case, seed, i, k, c):
+    """cert(A) checked on B = A + c s t E_ik: accepted (every way) only if rank B == rank A."""
+    A, gens = case
+    B = sp.Matrix(A)
+    B[i % A.rows, k % A.cols] += c * gens[0] * gens[1]
+    cert = generic_rank(A, var=gens, seed=seed)
+    text = json.dumps(cert.to_json())
+    verdicts = {cert.verify(B), cert.verify(B, method="sympy"), check_certificate(text, B)}
+    assert len(verdicts) == 1  # the three checks agree
+    if verdicts.pop():
+        assert dm_rank(B, gens) == cert.rank
+    if dm_rank(B, gens) != cert.rank:
+        assert not cert.verify_lower(B) or not cert.verify_upper(B)

@@ -154,3 +154,17 @@ def test_standalone_profile_check_needs_only_sympy(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env, check=False)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["True", "False", "False"]
+
+
+def test_checker_names_a_symbol_with_other_assumptions():
+    jj = sp.Symbol("j")  # no integer=True: another SymPy symbol than the profile's j
+    P = difference_profile(sp.Matrix([[1, j], [j, j**2]]), 2, seed=0)
+    with pytest.raises(ValueError, match="assumptions.*different symbols"):
+        check_profile(P.to_json(), sp.Matrix([[1, jj], [jj, jj**2]]))
+    c = P.certificates[0]
+    from theory.checker import check_certificate
+
+    with pytest.raises(ValueError, match="assumptions.*different symbols"):
+        check_certificate(c.to_json(), sp.Matrix([[1, jj], [jj, jj**2]]))
+    u = sp.Symbol("u")
+    assert not check_certificate(c.to_json(), sp.Matrix([[1, u], [u, u**2]]))  # another variable: False
