@@ -457,6 +457,12 @@ def _random_family(rng):
     density = rng.choice((0.3, 0.6, 1.0))
     ulo = rng.randint(-2, 0)
     U = _random_laurent(rng, (m, r), ulo, rng.randint(ulo, 3), density)
+    if rng.random() < 0.25:  # one exponent per row: U = D_a Z, the row factor of a D_a C D_b matrix
+        mono = {e: np.zeros((m, r), dtype=np.int64) for e in U}
+        for i in range(m):
+            e = rng.choice(sorted(U))
+            mono[e][i] = [rng.choice((-2, -1, 0, 1, 2)) for _ in range(r)]
+        U = mono
     lo = rng.randint(-3, 0)
     hi = rng.randint(max(lo, k - 1), k + 3)
     W = _random_laurent(rng, (r, q), lo, hi, 0.7)
@@ -469,7 +475,10 @@ def drop_search(families: int = 1000, *, seed: int = 0, seconds: float | None = 
     Each draw: ``m ∈ [3, 7]``, ``r ∈ [1, min(4, m−1)]``, ``q ∈ {1, 2}``,
     ``k ∈ [1, 4]``, sparse ``U`` and ``W`` with entries in ``{±1, ±2}`` and
     exponents in ``[−2, 3]`` and ``[−3, k+3]``, the window of ``W``'s
-    exponents.  The generic member's profile at orders ``0..k+2`` is
+    exponents; in a quarter of the draws every row of ``U`` is a single
+    monomial, ``U = D_a Z``: the family then holds every ``D_a C D_b``
+    matrix with ``C = Z Y``, column exponents ``b`` in the window and
+    ``(k+1)``-th derivative in ``col (U W)^{(k+1)}``.  The generic member's profile at orders ``0..k+2`` is
     screened modulo a prime (:func:`family_profile_mod`); a screened
     violation is rebuilt exactly (:func:`family_matrix`) and certified with
     :func:`theory.rank_profile` before it is reported.

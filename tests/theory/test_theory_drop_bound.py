@@ -221,3 +221,15 @@ def test_cli_dropsearch(monkeypatch):
     assert main(["dropsearch", "--families", "25", "--seed", "2"]) == 0
     out = buf.getvalue()
     assert out.startswith("25 families screened") and "no violation" in out
+
+
+def test_the_bound_fails_at_a_point():
+    """The documented example: derivatives at t = 0 of a rank-2 product break the bound; its generic profile does not."""
+    U = sp.Matrix([[-(T**2), 1], [T**2, -T], [1 - T**2, 0], [0, T]])
+    V = sp.Matrix([[-T, 0, 1, 1 - T**2], [-1 + T**2, T, 0, 1]])
+    A = (U * V).applyfunc(sp.expand)
+    at_zero = tuple(A.diff(T, k).subs(T, 0).rank() for k in range(6))
+    assert at_zero == (2, 3, 4, 1, 1, 0) and drop_bound_violation(at_zero) == 2
+    generic = dm_profile(A, 6)
+    assert generic == rank_profile(A, 5, var=T).ranks == (2, 4, 4, 2, 1, 0)
+    assert drop_bound_violation(generic) is None
