@@ -287,7 +287,7 @@ def _nullspace_exact(M):
 
 
 def _family(U, W, k, window, mod, rng):
-    """(G as {exponent: matrix}, number of basis vectors), or None for an empty family."""
+    """(G as {exponent: matrix}, number of columns N, number of rows m), or None for an empty family."""
     Uc, (m, r) = _as_laurent(U, "U")
     Wc, (r2, q) = _as_laurent(W, "W")
     if r2 != r:
@@ -321,7 +321,7 @@ def _family(U, W, k, window, mod, rng):
             if mod is not None:
                 P = (P % mod).astype(np.int64)
             G[a + e] = P if a + e not in G else G[a + e] + P
-    return _reduce(G, mod), N
+    return _reduce(G, mod), N, m
 
 
 def family_matrix(
@@ -356,9 +356,8 @@ def family_matrix(
     out = _family(U, W, k, window, None, random.Random(0))
     if out is None:
         return None
-    G, N = out
-    m = next(iter(U.values())).shape[0] if hasattr(next(iter(U.values())), "shape") else len(next(iter(U.values())))
-    return sp.Matrix(m, N, lambda i, j: sp.Add(*[sp.nsimplify(C[i, j]) * var**e for e, C in G.items()]))
+    G, N, m = out
+    return sp.Matrix(m, N, lambda i, j: sp.Add(*[sp.sympify(C[i, j]) * var**e for e, C in G.items()]))
 
 
 def family_profile_mod(
@@ -388,7 +387,7 @@ def family_profile_mod(
     out = _family(U, W, k, window, _P, rng)
     if out is None:
         return None
-    G, _ = out
+    G, _, _ = out
     from ._modular import rank_mod
 
     t0 = rng.randrange(2, _P - 1)
