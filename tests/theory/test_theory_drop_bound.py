@@ -81,7 +81,7 @@ def families(draw):
     return U, W, k, (lo, hi), (m, r, q)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(families())
 def test_family_members_satisfy_the_definition(fam):
     """Every column g of the generic member has g^(k+1) in col (U W)^(k+1); its rank is at most rank U."""
@@ -120,7 +120,7 @@ def _in_rational_span(G, B):
     return CG[:, : G.cols].rank() == CG.rank()
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(families(), st.integers(0, 2**31 - 1))
 def test_modular_screen_equals_the_certified_profile(fam, seed):
     U, W, k, window, _ = fam
@@ -138,7 +138,7 @@ def test_generic_member_dominates_every_member():
     """A matrix A lies in the family of (U = A, W = unit columns, window (0, 0)): the generic member has A's profile."""
     rng = random.Random(7)
     checked = 0
-    while checked < 6:
+    while checked < 4:
         m, n, r = rng.randint(2, 3), rng.randint(2, 4), rng.randint(1, 2)
         Bf = sp.Matrix(m, r, lambda *_: sum(rng.choice([0, 1, -1, 2]) * T**e for e in range(-1, 3)))
         Cf = sp.Matrix(r, n, lambda *_: sum(rng.choice([0, 1, -1]) * T**e for e in range(0, 3)))
