@@ -224,7 +224,7 @@ def test_cli_dropsearch(monkeypatch):
 
 
 def test_the_bound_fails_at_a_point():
-    """The documented example: derivatives at t = 0 of a rank-2 product break the bound; its generic profile does not."""
+    """The documented example: the derivatives at t = 0 of a rank-2 product break the bound, its generic profile not."""
     U = sp.Matrix([[-(T**2), 1], [T**2, -T], [1 - T**2, 0], [0, T]])
     V = sp.Matrix([[-T, 0, 1, 1 - T**2], [-1 + T**2, T, 0, 1]])
     A = (U * V).applyfunc(sp.expand)
