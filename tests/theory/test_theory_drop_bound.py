@@ -233,3 +233,15 @@ def test_the_bound_fails_at_a_point():
     generic = dm_profile(A, 6)
     assert generic == rank_profile(A, 5, var=T).ranks == (2, 4, 4, 2, 1, 0)
     assert drop_bound_violation(generic) is None
+
+
+def test_the_kernel_route_fails():
+    """The documented example: A^(4) maps the kernel of A^(5) onto more than rank A dimensions."""
+    u = sp.Matrix([1, T**-2, T**3])
+    v = sp.Matrix([1 / T, T, T**-3, T**-2])
+    A = u * v.T
+    assert dm_profile(A, 7) == rank_profile(A, 6, var=T).ranks == (1, 2, 3, 3, 3, 2, 2)
+    A4, A5 = A.diff(T, 4), A.diff(T, 5)
+    N = DomainMatrix.from_Matrix(A5.applyfunc(sp.cancel)).convert_to(FIELD).nullspace().to_Matrix().T
+    assert N.shape[1] == 2 and dm_rank(A5 * N) == 0
+    assert dm_rank(A4 * N) == 2 > dm_rank(A)
