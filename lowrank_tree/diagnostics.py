@@ -486,7 +486,9 @@ def _stack(mats, name):
 # the assumption against null models
 # --------------------------------------------------------------------------
 #: The null models :func:`assumption_test` knows.
-NULL_MODELS = ("random_walk", "smooth")
+NULL_MODELS = ("random_walk", "smooth", "rotated")
+#: The null models whose steps have no low-rank structure (``step_rank`` is tested against them).
+ISOTROPIC_NULLS = ("random_walk", "smooth")
 #: Degree (in the step index) of the smooth null's random polynomial steps.
 SMOOTH_NULL_DEGREE = 3
 #: The scalar statistics of :func:`assumption_test`, each "lower = more structure".
@@ -503,7 +505,7 @@ class NullComparison:
     Attributes
     ----------
     null : str
-        ``'random_walk'`` or ``'smooth'``.
+        ``'random_walk'``, ``'smooth'`` or ``'rotated'``.
     statistic : str
         One of ``'step_rank'``, ``'displacement_rank'``, ``'rank_rate'``,
         ``'energy_rate'``.
@@ -643,23 +645,46 @@ class AssumptionTest:
         return self._comparison(null, statistic).z
 
     def better_than_noise(self, alpha: float = 0.05, statistic: str = "step_rank") -> bool:
-        """Whether ``statistic`` is below every computed null at level ``alpha``.
+        """Whether the first differences are of lower rank than noise of the same step sizes.
 
-        True iff ``p_value(null, statistic) <= alpha`` for each null model
-        computed.  With ``null_samples`` draws the smallest p-value is
+        True iff ``p_value(null, statistic) <= alpha`` for each of the
+        ``'random_walk'`` and ``'smooth'`` null models computed (the
+        ``'rotated'`` null keeps the family's step spectra, so its
+        ``step_rank`` equals the family's: see :meth:`shares_subspaces`).
+        With ``null_samples`` draws the smallest p-value is
         ``1 / (1 + null_samples)``, so ``alpha = 0.05`` needs at least 19 draws.
 
         Raises
         ------
         ValueError
-            If no null model was computed, ``alpha`` is outside ``(0, 1)`` or
-            ``statistic`` is unknown.
+            If neither ``'random_walk'`` nor ``'smooth'`` was computed,
+            ``alpha`` is outside ``(0, 1)`` or ``statistic`` is unknown.
         """
-        if not self.nulls:
-            raise ValueError("better_than_noise needs a null model: run assumption_test with null= set")
-        if not (isinstance(alpha, (int, float)) and 0.0 < alpha < 1.0):
-            raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
-        return all(self._comparison(null, statistic).p_value <= alpha for null in self.nulls)
+        nulls = [null for null in self.nulls if null in ISOTROPIC_NULLS]
+        if not nulls:
+            raise ValueError(
+                "better_than_noise needs the 'random_walk' or the 'smooth' null model: run assumption_test with one"
+            )
+        _check_alpha(alpha)
+        return all(self._comparison(null, statistic).p_value <= alpha for null in nulls)
+
+    def shares_subspaces(self, alpha: float = 0.05) -> bool:
+        """Whether the steps share subspaces beyond chance: ``displacement_rank`` below the ``'rotated'`` null.
+
+        True iff ``p_value('rotated', 'displacement_rank') <= alpha``: the
+        whole displacement ``A(L−1) − A(0)`` needs a lower rank than the sum
+        of the same steps (same singular values) placed on independent random
+        subspaces would.
+
+        Raises
+        ------
+        ValueError
+            If the ``'rotated'`` null was not computed or ``alpha`` is outside ``(0, 1)``.
+        """
+        if "rotated" not in self.nulls:
+            raise ValueError("shares_subspaces needs the 'rotated' null model: run assumption_test with it")
+        _check_alpha(alpha)
+        return self._comparison("rotated", "displacement_rank").p_value <= alpha
 
     def _comparison(self, null, statistic):
         if statistic not in STATISTICS:
@@ -695,9 +720,12 @@ class AssumptionTest:
                 c = self.nulls[null][name]
                 row += f"  {f'{c.mean:.4g} ± {c.std:.2g}':>26}  {c.z:>7.3g}  {c.p_value:>5.3f}"
             lines.append(row)
-        if self.nulls:
+        if any(null in self.nulls for null in ISOTROPIC_NULLS):
             verdict = "yes" if self.better_than_noise() else "no"
-            lines.append(f"first differences of lower rank than every null at p <= 0.05: {verdict}")
+            lines.append(f"first differences of lower rank than noise (step_rank, p <= 0.05): {verdict}")
+        if "rotated" in self.nulls:
+            verdict = "yes" if self.shares_subspaces() else "no"
+            lines.append(f"steps share subspaces beyond chance (displacement_rank vs rotated, p <= 0.05): {verdict}")
         return "\n".join(lines)
 
     def __str__(self):
@@ -720,8 +748,9 @@ def assumption_test(
     at low rank and share subspaces.  This test measures that at a relative
     Frobenius error ``tol`` and compares it with *null models*: random
     families with the same step norms ``‖ΔA(j)‖_F`` and no low-rank
-    structure.  (A plain difference profile cannot tell them apart: the
-    profile of a random walk is non-increasing too.)
+    structure, and one that keeps each step's singular values but not its
+    subspaces.  (A plain difference profile cannot tell a family from noise:
+    the profile of a random walk is non-increasing too.)
 
     **Rank at a tolerance.**  ``r_tol(D)`` is the smallest ``r`` with
     ``‖D − D_r‖_F <= tol ‖D‖_F`` (``D_r`` the truncated SVD), the rank a
@@ -746,8 +775,8 @@ def assumption_test(
       ``+ln 2`` per order for a random walk at high orders).  ``-inf`` when
       ``e_K = 0 < e_1``, NaN for ``K = 1`` or ``e_1 = 0``.
 
-    **Null models** (each draw keeps ``A(0)`` and the step norms
-    ``‖ΔA(j)‖_F``; only the directions of the steps are random):
+    **Null models** (each draw keeps the step norms ``‖ΔA(j)‖_F``; only the
+    directions of the steps are random):
 
     * ``'random_walk'`` — ``ΔA(j) = ‖ΔA(j)‖_F G_j / ‖G_j‖_F`` with independent
       m×n matrices ``G_j`` of i.i.d. standard normal entries.
@@ -757,18 +786,28 @@ def assumption_test(
       ``j`` (the differences of the unit steps decay with the order), with no
       low-rank structure.
 
+    * ``'rotated'`` — ``ΔA(j) = Q_j Σ_j P_jᵀ``: the singular values
+      ``Σ_j`` of the family's own step, on independent Haar-random
+      orthonormal ``Q_j`` (m×p) and ``P_j`` (n×p).  Its steps have exactly
+      the family's ranks, so only ``displacement_rank`` (and
+      ``energy_rate``) can differ: it asks whether the steps *share*
+      subspaces more than independent ones of the same spectra would.
+
     Every linear combination of i.i.d. Gaussian matrices is again one, so the
-    rank statistics of both nulls follow the singular values of a Gaussian
-    matrix of the same shape; the nulls differ in ``energy_rate``, and the
-    smooth null tells "smooth" from "low rank".
+    rank statistics of the first two nulls follow the singular values of a
+    Gaussian matrix of the same shape; they differ in ``energy_rate``, and
+    the smooth null tells "smooth" from "low rank".
 
     **Score.**  For each null and statistic, :class:`NullComparison` gives
     the draws' mean, standard deviation, range, the z-score and the one-sided
     Monte Carlo p-value ``(1 + #{draws <= value}) / (1 + null_samples)``.
     *Better than noise* (:meth:`AssumptionTest.better_than_noise`) means
-    ``step_rank`` has ``p <= alpha`` against every null computed: no draw of
-    the null (for ``alpha = 1 / (1 + null_samples)``) or a fraction at most
-    ``alpha`` of them has first differences of so low a rank.
+    ``step_rank`` has ``p <= alpha`` against the random-walk and the smooth
+    null: at most a fraction ``alpha`` of their draws has first differences
+    of so low a rank (at the smallest p-value, ``1 / (1 + null_samples)``,
+    none has).  *Shared subspaces*
+    (:meth:`AssumptionTest.shares_subspaces`) means ``displacement_rank``
+    has ``p <= alpha`` against the rotated null.
 
     Parameters
     ----------
@@ -781,9 +820,9 @@ def assumption_test(
     max_order : int, optional, keyword-only
         Highest difference order of the profiles, in ``[1, L-1]``; default
         ``min(3, L - 1)``.
-    null : {'random_walk', 'smooth'}, sequence of them, or None, keyword-only
-        Null models to compare against; default both; None computes the
-        family's statistics only.
+    null : {'random_walk', 'smooth', 'rotated'}, sequence of them, or None, keyword-only
+        Null models to compare against; default all three; None computes
+        the family's statistics only.
     null_samples : int, keyword-only
         Draws per null model, ``>= 1``; default 20 (the smallest p-value is
         ``1 / 21``).
@@ -820,9 +859,11 @@ def assumption_test(
     -----
     **Cost.**  Per family (the given one and each of the
     ``null_samples · len(null)`` draws): ``Σ_{k<=K} (L − k) + 1`` singular
-    value decompositions of m×n matrices, ``O(L K m n min(m, n))``; the draws
-    are generated on the host (NumPy) and moved to the input's device, and
-    only singular values come back.  For long runs, test windows of a few
+    value decompositions of m×n matrices, ``O(L K m n min(m, n))``; a
+    rotated draw adds ``2 (L − 1)`` QR factorisations of m×p and n×p
+    Gaussian matrices on the host.  The draws are generated on the host
+    (NumPy) and moved to the input's device, and only singular values come
+    back.  For long runs, test windows of a few
     dozen consecutive checkpoints.
 
     The ranks are scale-free; a stack near the top of the floating-point
@@ -846,6 +887,13 @@ def assumption_test(
     True
     >>> t.p_value("random_walk"), t.better_than_noise()
     (0.047619047619047616, True)
+
+    The steps are independent rank-one matrices: they share no subspaces, so
+    the whole displacement is no lower in rank than the same steps on random
+    subspaces (the rotated null):
+
+    >>> t.statistics["displacement_rank"], t.shares_subspaces()
+    (0.6, False)
     """
     xp, X = _stack(mats, "mats")
     L, m, n = X.shape
@@ -876,7 +924,7 @@ def assumption_test(
         for name in nulls:
             draws = []
             for _ in range(null_samples):
-                G = _null_steps(name, rng, L - 1, m, n)
+                G = _null_steps(name, rng, L - 1, m, n, fam["step_svals"])
                 G *= (norms / np.maximum(np.sqrt(np.einsum("jab,jab->j", G, G)), np.finfo(float).tiny))[:, None, None]
                 Dn = xp.astype(asarray(G, device=dev), X.dtype)
                 draws.append(_family_statistics(Dn, xp.sum(Dn, axis=0), max_order, tol, xp, to_host))
@@ -899,6 +947,11 @@ def assumption_test(
     )
 
 
+def _check_alpha(alpha):
+    if isinstance(alpha, bool) or not (isinstance(alpha, (int, float)) and 0.0 < alpha < 1.0):
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+
+
 def _check_nulls(null):
     if null is None:
         return ()
@@ -917,14 +970,26 @@ def _check_nulls(null):
     return names
 
 
-def _null_steps(name, rng, p, m, n):
-    """``p`` random m×n steps (float64, host) of null model ``name``, before rescaling."""
+def _null_steps(name, rng, p, m, n, svals):
+    """``p`` random m×n steps (float64, host) of null model ``name``, before rescaling.
+
+    ``svals`` (p, min(m, n)): the singular values of the family's steps (used by ``'rotated'``).
+    """
     if name == "random_walk":
         return rng.standard_normal((p, m, n))
+    if name == "rotated":
+        return np.stack([(_haar(rng, m, len(s)) * s) @ _haar(rng, n, len(s)).T for s in svals])
     x = np.linspace(-1.0, 1.0, p) if p > 1 else np.zeros(1)
     P = np.polynomial.legendre.legvander(x, SMOOTH_NULL_DEGREE)  # (p, degree + 1)
     C = rng.standard_normal((SMOOTH_NULL_DEGREE + 1, m * n))
     return (P @ C).reshape(p, m, n)
+
+
+def _haar(rng, m, r):
+    """An m×r matrix with orthonormal columns, uniformly (Haar) distributed."""
+    Q, R = np.linalg.qr(rng.standard_normal((m, r)))
+    d = np.sign(np.diag(R))
+    return Q * np.where(d == 0, 1.0, d)  # the sign fix makes the distribution exactly Haar
 
 
 def _tol_ranks(s, tol):
@@ -954,7 +1019,7 @@ def _family_statistics(D1, displacement, max_order, tol, xp, to_host):
         rel = np.divide(s, top, out=np.zeros_like(s), where=top > 0)
         fro = top[:, 0] * np.sqrt(np.sum(rel**2, axis=1))
         if k == 1:
-            step_ranks, step_norms = ranks, fro
+            step_ranks, step_norms, step_svals = ranks, fro, s
         rank_profile.append(sum(ranks) / len(ranks))
         peak = float(np.max(fro))
         energy_profile.append(peak * math.sqrt(float(np.mean((fro / peak) ** 2))) if peak > 0 else 0.0)
@@ -974,6 +1039,7 @@ def _family_statistics(D1, displacement, max_order, tol, xp, to_host):
     return {
         "step_ranks": step_ranks,
         "step_norms": step_norms,
+        "step_svals": step_svals,
         "rank_profile": rank_profile,
         "energy_profile": energy_profile,
         "step_rank": sum(step_ranks) / (len(step_ranks) * p),

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lowrank_tree as lrt
-from lowrank_tree.diagnostics import NULL_MODELS, STATISTICS, NullComparison
+from lowrank_tree.diagnostics import ISOTROPIC_NULLS, NULL_MODELS, STATISTICS, NullComparison
 
 
 def ref_tol_rank(s, tol):
@@ -55,10 +55,21 @@ def ref_statistics(steps, max_order, tol):
     return out
 
 
+def ref_haar(rng, m, r):
+    Q, R = np.linalg.qr(rng.standard_normal((m, r)))
+    return Q * np.sign(np.diag(R))
+
+
 def ref_null_steps(steps, null, rng):
-    """One null draw's steps: Gaussian (or smooth Legendre-polynomial) directions, the family's step norms."""
+    """One null draw's steps: Gaussian, smooth Legendre-polynomial or rotated directions, the family's step norms."""
     p, m, n = steps.shape
-    if null == "random_walk":
+    if null == "rotated":
+        G = []
+        for d in steps:
+            s = np.linalg.svd(d, compute_uv=False)
+            G.append((ref_haar(rng, m, len(s)) * s) @ ref_haar(rng, n, len(s)).T)
+        G = np.array(G)
+    elif null == "random_walk":
         G = rng.standard_normal((p, m, n))
     else:
         x = np.linspace(-1.0, 1.0, p) if p > 1 else np.zeros(1)
@@ -83,26 +94,47 @@ def low_rank_walk(rng, L, m, n, r):
 # --------------------------------------------------------------------------
 @settings(max_examples=10)
 @given(m=st.integers(12, 20), n=st.integers(8, 20), L=st.integers(3, 8), seed=st.integers(0, 2**32 - 1))
-def test_low_rank_walk_scores_clearly_better_than_both_nulls(lib, m, n, L, seed):
+def test_low_rank_walk_scores_clearly_better_than_noise(lib, m, n, L, seed):
     rng = np.random.default_rng(seed)
     W = low_rank_walk(rng, L, m, n, r=2)
     t = lrt.assumption_test(lib.asarray(W), tol=1e-2, null_samples=19, seed=seed)
     pmin = min(m, n)
     assert t.step_ranks == [2] * (L - 1)
     assert t.statistics["step_rank"] == pytest.approx(2 / pmin)
-    for null in NULL_MODELS:
+    for null in ISOTROPIC_NULLS:
         c = t.nulls[null]["step_rank"]
         # a Gaussian m×n matrix needs almost full rank for 1 % error; every draw is far above rank 2
         assert c.low > 4 / pmin
         assert c.p_value == pytest.approx(1 / 20)
         assert c.z == -math.inf or c.z < -5
     assert t.better_than_noise(alpha=0.05)
+    # the rotated null keeps every step's singular values: the same step ranks, so no evidence there
+    assert t.nulls["rotated"]["step_rank"].draws == (2 / pmin,) * 19
+    assert t.p_value("rotated") == 1.0
     # the displacement is a sum of L - 1 rank-2 steps: rank <= 2 (L - 1), below every draw when that is small
     assert t.statistics["displacement_rank"] <= 2 * (L - 1) / pmin
-    for null in NULL_MODELS:
+    for null in ISOTROPIC_NULLS:
         c = t.nulls[null]["displacement_rank"]
         if 2 * (L - 1) < c.low * pmin:
             assert c.p_value == pytest.approx(1 / 20)
+
+
+def test_steps_on_shared_subspaces_beat_the_rotated_null(lib):
+    # ΔA(j) = U S_j Vᵀ with one U (m×2), V (n×2): every partial sum has rank <= 2, while the same
+    # spectra on independent random subspaces add up to rank min(2 (L - 1), p) (here >= 6)
+    rng = np.random.default_rng(8)
+    m, n, L = 15, 11, 6
+    U, _ = np.linalg.qr(rng.standard_normal((m, 2)))
+    V, _ = np.linalg.qr(rng.standard_normal((n, 2)))
+    steps = [U @ np.diag([1.0, rng.uniform(0.3, 0.9)]) @ V.T * rng.uniform(0.5, 2) for _ in range(L - 1)]
+    W = np.cumsum([rng.standard_normal((m, n))] + steps, axis=0)
+    t = lrt.assumption_test(lib.asarray(W), null="rotated", null_samples=19, seed=3)
+    assert t.statistics["displacement_rank"] == pytest.approx(2 / n)
+    c = t.nulls["rotated"]["displacement_rank"]
+    assert c.low >= 6 / n and c.p_value == pytest.approx(1 / 20)
+    assert t.shares_subspaces()
+    with pytest.raises(ValueError, match="needs the 'random_walk' or the 'smooth' null"):
+        t.better_than_noise()
 
 
 def test_random_walk_family_scores_like_the_null(lib):
@@ -258,7 +290,7 @@ def test_float32_and_integer_input():
 def test_summary_names_every_statistic():
     t = lrt.assumption_test(low_rank_walk(np.random.default_rng(0), 5, 6, 4, r=1), null_samples=19, seed=0)
     text = str(t)
-    for name in (*STATISTICS, *NULL_MODELS, "p <= 0.05: yes"):
+    for name in (*STATISTICS, *NULL_MODELS, "(step_rank, p <= 0.05): yes", "vs rotated, p <= 0.05): no"):
         assert name in text
 
 
@@ -305,7 +337,7 @@ def test_bad_families():
     with pytest.raises(ValueError, match=r"NaN|finite"):
         lrt.assumption_test(np.full((2, 2, 2), np.nan))
     t = lrt.assumption_test(np.ones((3, 2, 2)), null=None)
-    with pytest.raises(ValueError, match="needs a null model"):
+    with pytest.raises(ValueError, match="needs the .random_walk. or the .smooth. null"):
         t.better_than_noise()
     t = lrt.assumption_test(np.ones((3, 2, 2)), null="smooth", null_samples=1, seed=0)
     with pytest.raises(ValueError, match="null must be one of the null models computed"):
@@ -314,3 +346,5 @@ def test_bad_families():
         t.p_value("smooth", "rank")
     with pytest.raises(ValueError, match="alpha must be in"):
         t.better_than_noise(alpha=1.0)
+    with pytest.raises(ValueError, match="needs the 'rotated' null"):
+        t.shares_subspaces()
