@@ -69,6 +69,7 @@ QUICK = {
     "tols": [1e-2],
     "assumption_tol": 1e-2,
     "window": 8,
+    "window_max_order": 2,
     "null_samples": 3,
     "eval_checkpoints": 3,
     "flow_eval_points": 150,
@@ -81,6 +82,7 @@ DEFAULT = {
     "tols": [1e-2, 1e-3],
     "assumption_tol": 1e-2,
     "window": 50,
+    "window_max_order": 2,
     "null_samples": 19,
     "eval_checkpoints": 5,
     "flow_eval_points": 1000,
@@ -355,7 +357,9 @@ def assumption_json(t):
         "energy_profile": [float(e) for e in t.energy_profile],
         "statistics": {k: num(v) for k, v in t.statistics.items()},
         "nulls": {null: {s: _comparison_json(c) for s, c in comps.items()} for null, comps in t.nulls.items()},
-        "better_than_noise": t.better_than_noise() if t.nulls and t.null_samples >= 19 else None,
+        # a verdict at p <= 0.05 needs at least 19 draws (the smallest p-value is 1 / (1 + draws))
+        "better_than_noise": t.better_than_noise() if t.null_samples >= 19 else None,
+        "shares_subspaces": t.shares_subspaces() if t.null_samples >= 19 else None,
     }
 
 
@@ -369,7 +373,11 @@ def windows(run, mats, cfg, seed=0):
         for name, M in mats.items():
             for where, s in starts.items():
                 t = lrt.assumption_test(
-                    M[s : s + w], tol=cfg["assumption_tol"], null_samples=cfg["null_samples"], seed=seed
+                    M[s : s + w],
+                    tol=cfg["assumption_tol"],
+                    max_order=min(cfg["window_max_order"], w - 1),
+                    null_samples=cfg["null_samples"],
+                    seed=seed,
                 )
                 out.append(
                     {"run": run, "parameter": name, "window": where, "first": s, "length": w, **assumption_json(t)}
@@ -471,45 +479,59 @@ def render_markdown(payload):
                     f"{b['max_point_displacement']:.1e} |"
                 )
     lines.append("\n### The assumption on checkpoint windows, against the null models\n")
+    lines.append(ASSUMPTION_LEGEND)
     lines.append(
-        "`step_rank` and `displacement_rank`: rank fraction at the tolerance (family / random-walk null mean / "
-        "smooth null mean); p: the one-sided Monte Carlo p-value against the random-walk (rw) and smooth (sm) nulls; "
-        "`energy_rate`: family (random-walk null, smooth null).\n"
+        "| run | parameter | window | step_rank | p rw, sm | displacement_rank | p rw, sm, rot | energy_rate "
+        "| below noise | shared |"
     )
-    lines.append("| run | parameter | window | step_rank | p rw, sm | displacement_rank | p rw, sm | energy_rate |")
-    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for w in payload["windows"]:
         lines.append(_assumption_row(f"| {w['run']} | `{w['parameter']}` | {w['window']} (from {w['first']}) ", w))
     lines.append("\n### The per-order heads of the flow model (final checkpoint)\n")
     lines.append(
-        "| heads | layer | step_rank | p rw, sm | displacement_rank | p rw, sm | energy_rate | direct sum (col, row) |"
+        "| heads | layer | step_rank | p rw, sm | displacement_rank | p rw, sm, rot | energy_rate "
+        "| below noise | shared | direct sum (col, row) |"
     )
-    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for h in payload["heads"]:
         ds = f"{h['column_direct_sum']['is_direct']}, {h['row_direct_sum']['is_direct']}"
         lines.append(_assumption_row(f"| {h['heads']} | `{h['layer']}` ", h) + f" {ds} |")
     return "\n".join(lines) + "\n"
 
 
+ASSUMPTION_LEGEND = (
+    "`step_rank`: mean rank fraction of the steps at the tolerance, family / random-walk null mean / smooth null "
+    "mean; `displacement_rank`: rank fraction of the whole displacement, family / random-walk / smooth / "
+    "rotated null means; p: one-sided Monte Carlo p-values against the random-walk (rw), smooth (sm) and rotated "
+    "(rot) nulls (the smallest possible is 1/(1 + draws)); `energy_rate`: family (random-walk, smooth, rotated null "
+    "means); *below noise*: `better_than_noise()`, *shared*: `shares_subspaces()` (p <= 0.05; – with fewer than 19 "
+    "draws).\n"
+)
+
+
 def _assumption_row(prefix, a):
     s, nulls = a["statistics"], a["nulls"]
+    iso = [n for n in ("random_walk", "smooth") if n in nulls]
+    every = iso + [n for n in ("rotated",) if n in nulls]
 
-    def triple(stat):
-        vals = [s[stat]] + [nulls[n][stat]["mean"] for n in ("random_walk", "smooth") if n in nulls]
-        return " / ".join(_fmt(v, ".2f") for v in vals)
+    def values(stat, which):
+        return " / ".join(_fmt(v, ".2f") for v in [s[stat]] + [nulls[n][stat]["mean"] for n in which])
 
-    def ps(stat):
-        return ", ".join(_fmt(nulls[n][stat]["p_value"], ".2f") for n in ("random_walk", "smooth") if n in nulls)
+    def ps(stat, which):
+        return ", ".join(_fmt(nulls[n][stat]["p_value"], ".2f") for n in which)
 
     energy = (
         f"{_fmt(s['energy_rate'], '.2f')} ("
-        + ", ".join(_fmt(nulls[n]["energy_rate"]["mean"], ".2f") for n in ("random_walk", "smooth") if n in nulls)
+        + ", ".join(_fmt(nulls[n]["energy_rate"]["mean"], ".2f") for n in every)
         + ")"
+    )
+    verdicts = " | ".join(
+        {True: "yes", False: "no", None: "–"}[a[k]] for k in ("better_than_noise", "shares_subspaces")
     )
     return (
         prefix
-        + f"| {triple('step_rank')} | {ps('step_rank')} | {triple('displacement_rank')} | {ps('displacement_rank')}"
-        + f" | {energy} |"
+        + f"| {values('step_rank', iso)} | {ps('step_rank', iso)} | {values('displacement_rank', every)}"
+        + f" | {ps('displacement_rank', every)} | {energy} | {verdicts} |"
     )
 
 

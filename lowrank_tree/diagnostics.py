@@ -739,7 +739,7 @@ def assumption_test(
     max_order: int | None = None,
     null: str | Sequence[str] | None = NULL_MODELS,
     null_samples: int = 20,
-    seed: object = None,
+    seed: int | Sequence[int] | np.random.SeedSequence | np.random.Generator | None = None,
 ) -> AssumptionTest:
     """Are the first differences of a matrix family lower-rank than noise of the same step sizes?
 

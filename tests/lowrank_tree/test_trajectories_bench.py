@@ -92,6 +92,16 @@ def test_report_renders_every_row(quick):
     assert md.count("| mlp | `layers.") == sum(w["run"] == "mlp" for w in payload["windows"])
     assert md.count("| mlp | 1e-02 | `layers.") == 3
     assert md.count("| shared init |") == md.count("| independent init |") == 3
+    # every table row has as many cells as its header
+    for table in md.split("\n\n"):
+        rows = [line for line in table.splitlines() if line.startswith("|")]
+        if rows:
+            assert {row.count(" | ") for row in rows} == {rows[0].count(" | ")}, rows[0]
+    # every table row has as many cells as its header
+    for table in md.split("\n\n"):
+        rows = [line for line in table.splitlines() if line.startswith("|")]
+        if rows:
+            assert {row.count(" | ") for row in rows} == {rows[0].count(" | ")}, rows[0]
 
 
 def test_baselines_match_bench_checkpoints():
