@@ -138,3 +138,12 @@ def test_cascade_numbers_and_error_against_dense():
     ref = max(np.linalg.norm(np.asarray(cascade.matrix(k)) - mats[k]) / np.linalg.norm(mats[k]) for k in range(5))
     assert worst == pytest.approx(ref, rel=1e-10)
     assert 0 < worst <= 0.2
+
+
+def test_docs_page_shows_the_committed_results():
+    payload = json.loads((ROOT / "bench" / "results" / "trajectories.json").read_text())
+    assert payload["command"] == "python bench/trajectories.py" and not payload["quick"]
+    assert payload["mlp"]["checkpoints"] >= 501 and payload["flow"]["checkpoints"] >= 501
+    page = (ROOT / "docs" / "evaluation-trajectories.md").read_text()
+    assert tr.render_markdown(payload) in page
+    assert "python bench/trajectories.py" in page
