@@ -899,6 +899,8 @@ def assumption_test(
     L, m, n = X.shape
     if L < 2:
         raise ValueError(f"mats must hold at least 2 matrices (one difference), got {L}")
+    if tol is None:
+        raise TypeError("tol must be a real number in [0, 1), got None")
     tol = check_tol(tol, "tol")
     max_order = min(3, L - 1) if max_order is None else check_int(max_order, "max_order", 1, L - 1)
     nulls = _check_nulls(null)

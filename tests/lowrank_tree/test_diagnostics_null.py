@@ -320,6 +320,7 @@ def test_null_comparison_z_conventions():
         ({"max_order": 5}, ValueError, "max_order must be in"),
         ({"tol": 1.5}, ValueError, "tol must be in"),
         ({"tol": "x"}, TypeError, "tol must be a real number"),
+        ({"tol": None}, TypeError, "tol must be a real number"),
         ({"seed": "abc"}, TypeError, "seed must be"),
     ],
 )
