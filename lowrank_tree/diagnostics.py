@@ -846,7 +846,7 @@ def assumption_test(
         is outside ``[0, 1)``, ``max_order`` is outside ``[1, L-1]``,
         ``null`` names an unknown model or ``null_samples < 1``.
     TypeError
-        If ``mats`` is not numeric, ``max_order``/``null_samples`` are not
+        If ``mats`` is not numeric or is complex, ``max_order``/``null_samples`` are not
         integers, ``null`` is not a string, a sequence of strings or None,
         or ``seed`` is not a valid NumPy seed.
 
@@ -911,6 +911,9 @@ def assumption_test(
         raise TypeError(
             f"seed must be None, an int, a sequence of ints, a SeedSequence or a Generator, got {seed!r}"
         ) from exc
+    if xp.isdtype(X.dtype, "complex floating"):
+        # the null models draw real steps: a complex family would be compared with the wrong noise
+        raise TypeError(f"mats must be real (assumption_test has real null models), got dtype {X.dtype}")
     to_host = get_func("to_numpy", backend_name(xp))
     if not xp.isdtype(X.dtype, "real floating"):
         X = xp.astype(X, xp.float64)

@@ -337,6 +337,8 @@ def test_bad_families():
         lrt.assumption_test([np.ones((3, 3)), np.ones((3, 2))])
     with pytest.raises(ValueError, match=r"NaN|finite"):
         lrt.assumption_test(np.full((2, 2, 2), np.nan))
+    with pytest.raises(TypeError, match="mats must be real"):
+        lrt.assumption_test(np.ones((2, 2, 2), dtype=complex))
     t = lrt.assumption_test(np.ones((3, 2, 2)), null=None)
     with pytest.raises(ValueError, match="needs the .random_walk. or the .smooth. null"):
         t.better_than_noise()
@@ -349,3 +351,12 @@ def test_bad_families():
         t.better_than_noise(alpha=1.0)
     with pytest.raises(ValueError, match="needs the 'rotated' null"):
         t.shares_subspaces()
+
+
+def test_options_are_keyword_only_and_documented():
+    import inspect
+
+    params = inspect.signature(lrt.assumption_test).parameters.values()
+    assert [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD] == ["mats"]
+    assert ":doc:`/glossary`" in lrt.assumption_test.__doc__
+    assert "assumption_test" in lrt.__all__ and "AssumptionTest" in lrt.__all__
