@@ -19,8 +19,7 @@ import dataclasses
 import math
 from collections import namedtuple
 from collections.abc import Sequence
-
-import numpy as np
+from typing import Any
 
 from ._norms import comfortable, max_abs, pow2_exponent, scale_pow2
 from ._typing import ArrayLike
@@ -739,7 +738,7 @@ def assumption_test(
     max_order: int | None = None,
     null: str | Sequence[str] | None = NULL_MODELS,
     null_samples: int = 20,
-    seed: int | Sequence[int] | np.random.SeedSequence | np.random.Generator | None = None,
+    seed: Any = None,
 ) -> AssumptionTest:
     """Are the first differences of a matrix family lower-rank than noise of the same step sizes?
 
@@ -827,8 +826,12 @@ def assumption_test(
         Draws per null model, ``>= 1``; default 20 (the smallest p-value is
         ``1 / 21``).
     seed : None, int, sequence of int, numpy.random.SeedSequence or numpy.random.Generator, keyword-only
-        Seed of the null draws (``numpy.random.default_rng(seed)``); the same
-        seed gives the same result.
+        Seed of the null draws, which are drawn on the input's backend and
+        device: ``numpy.random.default_rng(seed)`` for NumPy (and Numba and
+        array_api_strict) arrays, a ``torch.Generator`` seeded from it for
+        torch tensors (a ``torch.Generator`` is also accepted), CuPy's
+        generator for CuPy arrays.  The same seed on the same backend gives
+        the same result.
 
     Returns
     -------
@@ -861,10 +864,9 @@ def assumption_test(
     ``null_samples · len(null)`` draws): ``Σ_{k<=K} (L − k) + 1`` singular
     value decompositions of m×n matrices, ``O(L K m n min(m, n))``; a
     rotated draw adds ``2 (L − 1)`` QR factorisations of m×p and n×p
-    Gaussian matrices on the host.  The draws are generated on the host
-    (NumPy) and moved to the input's device, and only singular values come
-    back.  For long runs, test windows of a few
-    dozen consecutive checkpoints.
+    Gaussian matrices.  Everything runs on the input's backend and device
+    (the draws too); only ranks and a few norms come back to the host.  For
+    long runs, test windows of a few dozen consecutive checkpoints.
 
     The ranks are scale-free; a stack near the top of the floating-point
     range is first scaled by a power of two.  ``tol`` below the data's
@@ -905,34 +907,34 @@ def assumption_test(
     max_order = min(3, L - 1) if max_order is None else check_int(max_order, "max_order", 1, L - 1)
     nulls = _check_nulls(null)
     null_samples = check_int(null_samples, "null_samples", 1)
+    if xp.isdtype(X.dtype, "complex floating"):
+        # the null models draw real steps: a complex family would be compared with the wrong noise
+        raise TypeError(f"mats must be real (assumption_test has real null models), got dtype {X.dtype}")
+    backend = backend_name(xp)
+    to_host = get_func("to_numpy", backend)
+    if not xp.isdtype(X.dtype, "real floating"):
+        X = xp.astype(X, xp.float64)
     try:
-        rng = np.random.default_rng(seed)
+        rng = get_func("make_rng", backend)(seed, device_of(X))
     except (TypeError, ValueError) as exc:
         raise TypeError(
             f"seed must be None, an int, a sequence of ints, a SeedSequence or a Generator, got {seed!r}"
         ) from exc
-    if xp.isdtype(X.dtype, "complex floating"):
-        # the null models draw real steps: a complex family would be compared with the wrong noise
-        raise TypeError(f"mats must be real (assumption_test has real null models), got dtype {X.dtype}")
-    to_host = get_func("to_numpy", backend_name(xp))
-    if not xp.isdtype(X.dtype, "real floating"):
-        X = xp.astype(X, xp.float64)
 
     X, _, _, e = _unit_scale(X, xp)
     D1 = X[1:, ...] - X[:-1, ...]
     fam = _family_statistics(D1, X[-1, ...] - X[0, ...], max_order, tol, xp, to_host)
     comparisons, null_profiles = {}, {}
     if nulls:
-        norms = np.asarray(fam["step_norms"])
-        dev = device_of(X)
-        asarray = get_func("asarray", backend_name(xp))
+        norms = fam["step_norms"]
         for name in nulls:
             draws = []
             for _ in range(null_samples):
-                G = _null_steps(name, rng, L - 1, m, n, fam["step_svals"])
-                G *= (norms / np.maximum(np.sqrt(np.einsum("jab,jab->j", G, G)), np.finfo(float).tiny))[:, None, None]
-                Dn = xp.astype(asarray(G, device=dev), X.dtype)
-                draws.append(_family_statistics(Dn, xp.sum(Dn, axis=0), max_order, tol, xp, to_host))
+                G = _null_steps(name, xp, backend, rng, L - 1, m, n, fam["step_svals"], X.dtype)
+                # every draw keeps the family's step norms (a zero step stays zero)
+                g_norms = xp.linalg.matrix_norm(G, ord="fro")
+                G = G * (norms / xp.where(g_norms > 0, g_norms, xp.ones_like(g_norms)))[:, None, None]
+                draws.append(_family_statistics(G, xp.sum(G, axis=0), max_order, tol, xp, to_host))
             comparisons[name] = {s: NullComparison(name, s, fam[s], tuple(d[s] for d in draws)) for s in STATISTICS}
             null_profiles[name] = [
                 math.fsum(d["rank_profile"][k] for d in draws) / null_samples for k in range(max_order)
@@ -975,37 +977,67 @@ def _check_nulls(null):
     return names
 
 
-def _null_steps(name, rng, p, m, n, svals):
-    """``p`` random m×n steps (float64, host) of null model ``name``, before rescaling.
+def _null_steps(name, xp, backend, rng, p, m, n, svals, dtype):
+    """``p`` random m×n steps of null model ``name`` on the family's backend and device, before rescaling.
 
     ``svals`` (p, min(m, n)): the singular values of the family's steps (used by ``'rotated'``).
     """
+    normal = get_func("standard_normal", backend)
     if name == "random_walk":
-        return rng.standard_normal((p, m, n))
-    if name == "rotated":
-        return np.stack([(_haar(rng, m, len(s)) * s) @ _haar(rng, n, len(s)).T for s in svals])
-    x = np.linspace(-1.0, 1.0, p) if p > 1 else np.zeros(1)
-    P = np.polynomial.legendre.legvander(x, SMOOTH_NULL_DEGREE)  # (p, degree + 1)
-    C = rng.standard_normal((SMOOTH_NULL_DEGREE + 1, m * n))
-    return (P @ C).reshape(p, m, n)
+        return normal(rng, (p, m, n), dtype)
+    if name == "smooth":
+        C = normal(rng, (SMOOTH_NULL_DEGREE + 1, m * n), dtype)
+        P = xp.asarray(_legendre_table(p, SMOOTH_NULL_DEGREE), dtype=dtype, device=device_of(C))
+        return xp.reshape(P @ C, (p, m, n))
+    r = svals.shape[1]
+    Q = _haar(xp, normal(rng, (p, m, r), dtype))
+    P = _haar(xp, normal(rng, (p, n, r), dtype))
+    return (Q * xp.astype(svals, dtype)[:, None, :]) @ xp.matrix_transpose(P)
 
 
-def _haar(rng, m, r):
-    """An m×r matrix with orthonormal columns, uniformly (Haar) distributed."""
-    Q, R = np.linalg.qr(rng.standard_normal((m, r)))
-    d = np.sign(np.diag(R))
-    return Q * np.where(d == 0, 1.0, d)  # the sign fix makes the distribution exactly Haar
+def _legendre_table(p, degree):
+    """``[P_i(x_j)]`` (p rows, degree + 1 columns), ``x_j`` equispaced on [-1, 1] (``x = 0`` for p = 1)."""
+    xs = [-1.0 + 2.0 * j / (p - 1) for j in range(p)] if p > 1 else [0.0]
+    table = []
+    for x in xs:
+        row = [1.0, x]
+        for i in range(1, degree):  # Bonnet: (i + 1) P_{i+1} = (2i + 1) x P_i − i P_{i−1}
+            row.append(((2 * i + 1) * x * row[i] - i * row[i - 1]) / (i + 1))
+        table.append(row[: degree + 1])
+    return table
 
 
-def _tol_ranks(s, tol):
-    """``r_tol`` of each row of singular values ``s`` (host, shape (q, min(m, n)), descending)."""
-    s = np.asarray(s, dtype=np.float64)
+def _haar(xp, Z):
+    """Orthonormal columns, uniformly (Haar) distributed, from a stack of Gaussian matrices ``Z`` (p, m, r)."""
+    Q, R = xp.linalg.qr(Z)
+    d = xp.sign(xp.linalg.diagonal(R))
+    # the sign fix makes the distribution exactly Haar (QR alone fixes diag(R) >= 0, which biases Q)
+    return Q * xp.where(d == 0, xp.ones_like(d), d)[:, None, :]
+
+
+def _tol_ranks(s, tol, xp):
+    """``(r_tol, ‖·‖_F)`` of each row of singular values ``s`` (shape (q, min(m, n)), descending), on ``s``'s device.
+
+    ``r_tol`` is the number of ``r`` with ``‖s[r:]‖ > tol ‖s‖`` (the tail norm does
+    not increase with ``r``); the rows are scaled by their largest value first,
+    so no square under- or overflows.
+    """
     top = s[:, :1]
-    t = np.divide(s, top, out=np.zeros_like(s), where=top > 0)  # unit scale: squares cannot overflow
-    tail = np.sqrt(np.cumsum((t**2)[:, ::-1], axis=1)[:, ::-1])  # tail[:, r] = ‖t[r:]‖
-    tail = np.concatenate([tail, np.zeros((len(s), 1))], axis=1)
-    ok = tail <= tol * tail[:, :1]
-    return [int(r) for r in np.argmax(ok, axis=1)]
+    safe = xp.where(top > 0, top, xp.ones_like(top))
+    t = s / safe
+    tail = xp.flip(xp.cumulative_sum(xp.flip(t * t, axis=1), axis=1), axis=1)  # tail[:, r] = ‖t[r:]‖²
+    total = tail[:, :1]
+    ranks = xp.sum(xp.astype(tail > (tol * tol) * total, xp.int64), axis=1)
+    fro = top[:, 0] * xp.sqrt(total[:, 0])
+    return ranks, fro
+
+
+def _rms(v, xp):
+    """Root mean square of a 1-D array as a Python float, scaled so that no square overflows."""
+    peak = float(xp.max(v))
+    if peak == 0.0:
+        return 0.0
+    return peak * math.sqrt(float(xp.mean((v / peak) ** 2)))
 
 
 def _family_statistics(D1, displacement, max_order, tol, xp, to_host):
@@ -1017,18 +1049,14 @@ def _family_statistics(D1, displacement, max_order, tol, xp, to_host):
     for k in range(1, max_order + 1):
         if k > 1:
             D = D[1:, ...] - D[:-1, ...]
-        s = np.asarray(to_host(xp.linalg.svdvals(D)), dtype=np.float64)
-        ranks = _tol_ranks(s, tol)
-        top = s[:, :1]
-        # ‖D‖_F from the singular values, scaled by σ_max so the squares cannot overflow
-        rel = np.divide(s, top, out=np.zeros_like(s), where=top > 0)
-        fro = top[:, 0] * np.sqrt(np.sum(rel**2, axis=1))
+        s = xp.linalg.svdvals(D)
+        ranks, fro = _tol_ranks(s, tol, xp)
+        ranks = [int(r) for r in to_host(ranks).tolist()]
         if k == 1:
             step_ranks, step_norms, step_svals = ranks, fro, s
         rank_profile.append(sum(ranks) / len(ranks))
-        peak = float(np.max(fro))
-        energy_profile.append(peak * math.sqrt(float(np.mean((fro / peak) ** 2))) if peak > 0 else 0.0)
-    s_disp = np.asarray(to_host(xp.linalg.svdvals(displacement[None, ...])), dtype=np.float64)
+        energy_profile.append(_rms(fro, xp))
+    disp_rank, _ = _tol_ranks(xp.linalg.svdvals(displacement[None, ...]), tol, xp)
     K = max_order
     if K == 1:
         rank_rate = energy_rate = math.nan
@@ -1048,7 +1076,7 @@ def _family_statistics(D1, displacement, max_order, tol, xp, to_host):
         "rank_profile": rank_profile,
         "energy_profile": energy_profile,
         "step_rank": sum(step_ranks) / (len(step_ranks) * p),
-        "displacement_rank": _tol_ranks(s_disp, tol)[0] / p,
+        "displacement_rank": int(to_host(disp_rank).tolist()[0]) / p,
         "rank_rate": rank_rate,
         "energy_rate": energy_rate,
     }

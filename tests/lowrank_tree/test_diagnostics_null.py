@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lowrank_tree as lrt
+from lowrank_tree.backends import get_func
 from lowrank_tree.diagnostics import ISOTROPIC_NULLS, NULL_MODELS, STATISTICS, NullComparison
 
 
@@ -55,25 +56,32 @@ def ref_statistics(steps, max_order, tol):
     return out
 
 
-def ref_haar(rng, m, r):
-    Q, R = np.linalg.qr(rng.standard_normal((m, r)))
-    return Q * np.sign(np.diag(R))
+def ref_haar(Z):
+    """Haar-distributed orthonormal columns from each Gaussian matrix of the stack Z, by NumPy's QR and a sign fix."""
+    out = []
+    for z in Z:
+        Q, R = np.linalg.qr(z)
+        out.append(Q * np.sign(np.diag(R)))
+    return np.array(out)
 
 
-def ref_null_steps(steps, null, rng):
-    """One null draw's steps: Gaussian, smooth Legendre-polynomial or rotated directions, the family's step norms."""
+def ref_null_steps(steps, null, normal):
+    """One null draw's steps with the family's step norms; ``normal(shape)`` draws from the backend's generator.
+
+    Draw order (documented by the implementation): random walk, one (p, m, n) draw; smooth, one
+    (4, m n) draw of the Legendre coefficients; rotated, one (p, m, r) and one (p, n, r) draw.
+    """
     p, m, n = steps.shape
     if null == "rotated":
-        G = []
-        for d in steps:
-            s = np.linalg.svd(d, compute_uv=False)
-            G.append((ref_haar(rng, m, len(s)) * s) @ ref_haar(rng, n, len(s)).T)
-        G = np.array(G)
+        r = min(m, n)
+        Q, P = ref_haar(normal((p, m, r))), ref_haar(normal((p, n, r)))
+        s = np.linalg.svd(steps, compute_uv=False)
+        G = np.array([(Q[j] * s[j]) @ P[j].T for j in range(p)])
     elif null == "random_walk":
-        G = rng.standard_normal((p, m, n))
+        G = normal((p, m, n))
     else:
         x = np.linspace(-1.0, 1.0, p) if p > 1 else np.zeros(1)
-        C = rng.standard_normal((4, m * n))
+        C = normal((4, m * n))
         G = sum(np.polynomial.Legendre.basis(i)(x)[:, None] * C[i] for i in range(4)).reshape(p, m, n)
     norms = np.linalg.norm(steps.reshape(p, -1), axis=1)
     return G * (norms / np.linalg.norm(G.reshape(p, -1), axis=1))[:, None, None]
@@ -219,10 +227,15 @@ def test_null_draws_follow_the_documented_definition(lib, null):
     W = low_rank_walk(rng, 7, 11, 6, r=1)
     steps = np.diff(W, axis=0)
     t = lrt.assumption_test(lib.asarray(W), tol=0.05, null=null, null_samples=4, seed=123)
-    draw_rng = np.random.default_rng(123)
+    # the draws come from the backend's own generator, on the input's device
+    draw_rng = get_func("make_rng", lib.name)(123, lib.device)
+
+    def normal(shape):
+        return lib.to_numpy(get_func("standard_normal", lib.name)(draw_rng, shape, lib.xp.float64))
+
     profiles = []
     for i in range(4):
-        ref = ref_statistics(ref_null_steps(steps, null, draw_rng), 3, 0.05)
+        ref = ref_statistics(ref_null_steps(steps, null, normal), 3, 0.05)
         profiles.append(ref["rank_profile"])
         for name in STATISTICS:
             assert t.nulls[null][name].draws[i] == pytest.approx(ref[name], rel=1e-8, abs=1e-12)
