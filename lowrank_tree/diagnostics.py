@@ -19,10 +19,10 @@ import dataclasses
 import math
 from collections import namedtuple
 from collections.abc import Sequence
-from typing import Any
 
 from ._norms import comfortable, max_abs, pow2_exponent, scale_pow2
-from ._typing import ArrayLike
+from ._threads import small_blas
+from ._typing import ArrayLike, Seed
 from ._validation import (
     as_array,
     check_finite,
@@ -34,6 +34,7 @@ from ._validation import (
 )
 from .backends import backend_name, device_of, get_func, is_array
 from .factor import LowRank
+from .fit import SMALL_BLAS_MAX
 
 __all__ = [
     "AssumptionTest",
@@ -738,7 +739,7 @@ def assumption_test(
     max_order: int | None = None,
     null: str | Sequence[str] | None = NULL_MODELS,
     null_samples: int = 20,
-    seed: Any = None,
+    seed: Seed = None,
 ) -> AssumptionTest:
     """Are the first differences of a matrix family lower-rank than noise of the same step sizes?
 
@@ -921,6 +922,13 @@ def assumption_test(
             f"seed must be None, an int, a sequence of ints, a SeedSequence or a Generator, got {seed!r}"
         ) from exc
 
+    # many small SVDs: one BLAS thread each on small matrices (see the performance notes)
+    with small_blas(min(m, n) <= SMALL_BLAS_MAX):
+        return _assumption_test(X, xp, backend, to_host, rng, tol, max_order, nulls, null_samples, seed)
+
+
+def _assumption_test(X, xp, backend, to_host, rng, tol, max_order, nulls, null_samples, seed):
+    L, m, n = X.shape
     X, _, _, e = _unit_scale(X, xp)
     D1 = X[1:, ...] - X[:-1, ...]
     fam = _family_statistics(D1, X[-1, ...] - X[0, ...], max_order, tol, xp, to_host)
