@@ -11,6 +11,9 @@ LowRankSegmentTree
 numerical_difference_profile, direct_sum_check
     Numerical rank profile of finite differences of a matrix sequence, and the
     direct-sum test of the first differences' column or row spaces.
+assumption_test, AssumptionTest
+    Whether a family's first differences are of lower rank than null models
+    (random walks with the same step sizes) would give.
 fit_checkpoints, CheckpointFamily
     Every 2-D parameter of a run's checkpoints (state dicts or
     ``.safetensors`` / ``.npz`` / ``.pt`` files) as one cascade each.
@@ -22,7 +25,13 @@ synthetic_evolution
 
 from ._version import __version__
 from .checkpoints import CheckpointFamily, fit_checkpoints
-from .diagnostics import DifferenceProfile, direct_sum_check, numerical_difference_profile
+from .diagnostics import (
+    AssumptionTest,
+    DifferenceProfile,
+    assumption_test,
+    direct_sum_check,
+    numerical_difference_profile,
+)
 from .factor import LowRank
 from .fit import Cascade, cascade_fit
 from .io import load, save
@@ -30,6 +39,7 @@ from .synthetic import synthetic_evolution
 from .tree import LowRankSegmentTree, NodeInfo
 
 __all__ = [
+    "AssumptionTest",
     "Cascade",
     "CheckpointFamily",
     "DifferenceProfile",
@@ -37,6 +47,7 @@ __all__ = [
     "LowRankSegmentTree",
     "NodeInfo",
     "__version__",
+    "assumption_test",
     "cascade_fit",
     "direct_sum_check",
     "fit_checkpoints",
