@@ -29,6 +29,7 @@ SIGNATURES = [
     (Cascade.__init__, ["self", "base", "corrections", "errors"]),
     (lrt.numerical_difference_profile, ["mats"]),
     (lrt.direct_sum_check, ["mats"]),
+    (lrt.assumption_test, ["mats"]),
     (lrt.save, ["obj", "path"]),
     (lrt.load, ["path"]),
     (lrt.synthetic_evolution, []),
@@ -51,8 +52,9 @@ def test_mode_arguments_are_keyword_only(func, positional):
 def test_one_name_per_meaning():
     # the fit's relative error is tol; relative singular-value cutoffs are rtol;
     # each documents its meaning with a link to the glossary
-    assert "tol" in inspect.signature(lrt.cascade_fit).parameters
-    assert ":doc:`/glossary`" in lrt.cascade_fit.__doc__
+    for func in (lrt.cascade_fit, lrt.assumption_test):
+        assert "tol" in inspect.signature(func).parameters
+        assert ":doc:`/glossary`" in func.__doc__, func.__qualname__
     cutoffs = [
         (lrt.LowRankSegmentTree.__init__, lrt.LowRankSegmentTree.__doc__),
         (lrt.LowRank.from_dense, lrt.LowRank.from_dense.__doc__),
