@@ -12,15 +12,16 @@ and array_api_strict inputs run through the same lines.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._budget import allocate_budget
-from ._norms import comfortable, fro_norm, max_abs, pow2_exponent, scale_pow2, tail_rank
+from ._norms import comfortable, fro_norm, max_abs, pow2_exponent, scale_pow2, tail_rank, tail_ranks
 from ._ownership import adopting, exposed, take
-from ._randomized import Sketcher, adaptive_qb, fixed_rank_qb
+from ._randomized import Sketcher, adaptive_qb, fixed_rank_qb, svd_wide
 from ._threads import small_blas
 from ._typing import Array, ArrayLike, Seed
 from ._validation import (
@@ -473,8 +474,7 @@ def cascade_fit(
         Subspace iterations of the randomized range finders (default 2).
         With ``tol``, each order is sketched first without them and only
         sketched again with them when the rank found cannot be proven
-        minimal (its last kept singular value of the sketch not above the
-        tolerance); see Notes, *Cost*.
+        minimal from the sketch's singular values; see Notes, *Cost*.
     backend : {'numpy', 'numba', 'cupy', 'torch', 'array_api_strict'}, keyword-only
         Array library; by default that of the input arrays.  ``'cupy'`` moves
         NumPy input to the GPU, ``'torch'`` to a tensor on ``device``;
@@ -569,11 +569,23 @@ def cascade_fit(
 
     *Cost.* Exact: one m×n SVD per order.  Randomized, fixed rank ``r``:
     ``O(mn(r + p)(2q + 2))`` for oversampling ``p`` and ``q`` power
-    iterations; adaptive (``tol``): two passes over ``R_k`` per block of 16
-    columns when the rank is proven minimal without power iterations (the
-    ``r``-th singular value of the sketch exceeds the tolerance, so no method
-    can use rank ``r − 1``), else that plus ``2q + 2`` passes per block; plus
-    one explicit residual per order.
+    iterations; adaptive (``tol``): first a sketch without power iterations,
+    ``r_{k−1} + 5`` columns wide (the previous order's rank plus five), two
+    passes over ``R_k`` per block.  Its range is kept when its rank ``r`` is
+    proven minimal: the sketch's singular values ``s_i <= σ_i(R_k)`` leave
+    a tail ``sqrt(Σ_{i>=r} s_i²)`` above the tolerance at rank ``r − 1``,
+    so no method can use rank ``r − 1``.  Otherwise the range is found
+    again with blocks of 16 columns and ``2q + 2`` passes per block (and
+    the next orders start there, a plain sketch being tried again every
+    eighth order).  A range whose error indicator is at its rounding level
+    (tolerances near the working precision) is not measured separately:
+    the fitted order's error, which is measured anyway, decides, and only
+    a miss measures the range.  A range that would pass ``min(m, n) / 2``
+    columns, or that the energy captured per column so far shows cannot
+    reach the tolerance before then, is abandoned for the full SVD after
+    its first block.  Per order the fit further reads ``M_k`` for its norm,
+    forms ``R_k`` and its norm, and forms ``Ŵ_k`` and its error (four
+    passes).
 
     References
     ----------
@@ -780,21 +792,31 @@ def _run(stream, xp, K, ranks, tol, method, opts, backend=None):
     corrections, errors = [], [0.0]
     used_tol = 0.0  # largest relative tolerance actually applied where tol was raised
     k = 0
-    for M in stream:  # not enumerate(): its cached result tuple would keep M_k alive
-        k += 1
-        M = _check_matrix(M, xp, k, (m, n), device, asked, finite=False)
-        r_req = targets.order(k)
-        dt = xp.result_type(W.dtype, M.dtype)
-        M = xp.astype(M, dt, copy=False)
-        W = xp.astype(W, dt, copy=False)
-        with small_blas(bound <= SMALL_BLAS_MAX):  # the norm is a BLAS dot too
-            norm_m = _finite_norm(M, xp, k)
-            delta, W, err, raised, ran = _fit_order(M, W, r_req, tol, choice.method, sketch, opts, xp, norm_m=norm_m)
-        choice.record(ran, delta.rank)
-        used_tol = max(used_tol, raised)
-        corrections.append(delta)
-        errors.append(err)
-        del M  # do not hold M_k while the iterator produces M_{k+1}
+    small = bound <= SMALL_BLAS_MAX
+    # One BLAS thread for the whole loop when the matrices come from memory
+    # (entering and leaving the limit costs tens of µs, as much as a small
+    # order's arithmetic); around each order only when they come from the
+    # caller's iterator, whose own code must not run under the limit.
+    lazy = K is None
+    with contextlib.nullcontext() if lazy else small_blas(small):
+        for M in stream:  # not enumerate(): its cached result tuple would keep M_k alive
+            k += 1
+            M = _check_matrix(M, xp, k, (m, n), device, asked, finite=False)
+            r_req = targets.order(k)
+            dt = xp.result_type(W.dtype, M.dtype)
+            M = xp.astype(M, dt, copy=False)
+            W = xp.astype(W, dt, copy=False)
+            with small_blas(small) if lazy else contextlib.nullcontext():  # the norm is a BLAS dot too
+                norm_m = _finite_norm(M, xp, k)
+                delta, W, err, raised, ran = _fit_order(
+                    M, W, r_req, tol, choice.method, sketch, opts, xp, norm_m=norm_m
+                )
+            choice.record(ran, delta.rank)
+            sketch.last_rank = delta.rank
+            used_tol = max(used_tol, raised)
+            corrections.append(delta)
+            errors.append(err)
+            del M  # do not hold M_k while the iterator produces M_{k+1}
     targets.check_count(k)
     dtype = W.dtype
     if used_tol > 0.0:
@@ -870,13 +892,38 @@ def _fit_order(M, W, r_req, tol, method, sketch, opts, xp, rescaled=False, norm_
         )
         return delta, W, _rel(norm_r, norm_m), raised, None
 
+    delta, W_new, err = _truncate(M, W, cand, r_req, thr, floor, xp)
+    if cand[4] is None and err > thr:
+        # the range finder's unmeasured claim was wrong: find the range again, measured
+        cand = _randomized_tol(R, thr, norm_r, xp, sketch, opts, verify=True)
+        if cand is None:  # pragma: no cover - R is above thr, so the measured search finds a range
+            cand = _exact(R, xp)
+        delta, W_new, err = _truncate(M, W, cand, r_req, thr, floor, xp)
+    Q = cand[0]
+    if r_req is None and err > thr and Q is not None and method != "exact":
+        # the sketched range missed the tolerance after all (rounding): the
+        # full SVD decides, so that no reported error exceeds tol silently
+        return _fit_order(M, W, r_req, tol, "exact", sketch, opts, xp, rescaled, norm_m)
+    return delta, W_new, _rel(err, norm_m), raised, "exact" if Q is None else "randomized"
+
+
+def _truncate(M, W, cand, r_req, thr, floor, xp):
+    """``(Δ_k, Ŵ_k, ‖M − Ŵ_k‖_F)`` from a factorisation ``cand = (Q, P, s, Wh, res)`` of ``R = M − W``.
+
+    The rank: ``r_req`` lowered to the singular values above ``floor``, or
+    the smallest whose predicted error ``sqrt(res² + tail²)`` is within
+    ``thr``; then grown a little while the measured error misses by
+    rounding.  An unmeasured range (``res`` None) is tried at the rank it
+    predicts with ``res = 0`` only: a miss sends the caller back to the
+    range finder.
+    """
     Q, P, s, Wh, res = cand
     L = s.shape[0]
     if r_req is not None:
         r = min(r_req, count_above(s, floor, xp))
     else:
-        r = tail_rank(s, res, thr, xp)
-    grow = 0
+        r = tail_rank(s, 0.0 if res is None else res, thr, xp)
+    grow = 0 if res is not None else _MAX_GROW
     while True:
         delta = _factors(Q, P, s, Wh, r, xp)
         if r:
@@ -888,14 +935,9 @@ def _fit_order(M, W, r_req, tol, method, sketch, opts, xp, rescaled=False, norm_
         # The rank came from ‖R − Δ‖ predicted through singular values; the
         # measured error can exceed the target by rounding.  Grow a little.
         if r_req is not None or err <= thr or r >= L or grow >= _MAX_GROW:
-            break
+            return delta, W_new, err
         r = r + 1 if grow < _MAX_GROW - 1 else L
         grow += 1
-    if r_req is None and err > thr and Q is not None and method != "exact":
-        # the sketched range missed the tolerance after all (rounding): the
-        # full SVD decides, so that no reported error exceeds tol silently
-        return _fit_order(M, W, r_req, tol, "exact", sketch, opts, xp, rescaled, norm_m)
-    return delta, W_new, _rel(err, norm_m), raised, "exact" if Q is None else "randomized"
 
 
 def _fit_order_rescaled(M, W, r_req, tol, method, sketch, opts, xp, norm_m, norm_w):
@@ -952,41 +994,71 @@ def _randomized_fixed(R, r, xp, sketch, opts):
     Q, B = fixed_rank_qb(
         R, r, xp, sketch.rng, sketch.backend, oversample=opts["oversample"], power_iters=opts["power_iters"]
     )
-    P, s, Wh = xp.linalg.svd(B, full_matrices=False)
+    P, s, Wh = svd_wide(B, xp, sketch.backend)
     return Q, P, s, Wh, 0.0
 
 
 #: After a plain sketch failed to prove its rank minimal, orders skipped before trying one again.
 _PLAIN_RETRY = 8
+#: Columns of a plain sketch beyond the previous order's rank.
+_PLAIN_OVERSAMPLE = 5
 
 
-def _randomized_tol(R, thr, norm_r, xp, sketch, opts):
+def _randomized_tol(R, thr, norm_r, xp, sketch, opts, verify=False):
+    """A range of ``R`` for the absolute tolerance ``thr``: ``(Q, P, s, Wh, res)``, ``_exact(R)``, or None.
+
+    ``R ≈ Q P diag(s) Wh``.  ``res`` is ``‖R − Q Q^H R‖_F`` (measured, or
+    the range finder's indicator far above its rounding level), or None
+    when the indicator could not vouch for its claim and nothing was
+    measured (``verify=False``): the caller then keeps rank
+    ``tail_rank(s, 0, thr)``, measures its error, and calls again with
+    ``verify=True`` if that misses.
+    """
     block = max(16, opts["oversample"])
     # First without power iterations (two passes over R per block instead of
     # 2q + 2).  The range is verified against thr either way; the rank r
-    # chosen from B = Q^H R is the smallest any method can reach whenever
-    # σ_r(B) > thr: σ_i(B) <= σ_i(R), so rank r − 1 leaves an error of at
-    # least σ_r(R) > thr.  Only when that proof fails (a slowly decaying
-    # spectrum around the tolerance) is the range found again with them.
-    # Slowly decaying spectra stay so from one order to the next: after a
-    # failed proof the next orders go straight to power iterations, and a
-    # plain sketch is tried again only every _PLAIN_RETRY orders.
+    # chosen from B = Q^H R is the smallest any method can reach whenever it
+    # is also the rank chosen as if the range missed nothing (res = 0):
+    # σ_i(B) <= σ_i(R), so rank r − 1 leaves an error of at least
+    # sqrt(Σ_{i>=r} σ_i(B)²) > thr.  Only when that proof fails (a slowly
+    # decaying spectrum around the tolerance) is the range found again with
+    # power iterations.  Slowly decaying spectra stay so from one order to
+    # the next: after a failed proof the next orders go straight to power
+    # iterations, and a plain sketch is tried again only every _PLAIN_RETRY
+    # orders.
     plain = opts["power_iters"] == 0 or sketch.plain_skip == 0
     tries = ((0, opts["power_iters"]) if plain else (opts["power_iters"],)) if opts["power_iters"] else (0,)
     sketch.plain_skip = max(sketch.plain_skip - 1, 0)
     for q in tries:
+        # A plain sketch that must prove its rank minimal may be small: the
+        # proof does not depend on its width, and the ranks of an evolving
+        # family change slowly from order to order.
+        b = sketch.last_rank + _PLAIN_OVERSAMPLE if q == 0 and len(tries) > 1 else block
         # check=False: _fit_order measures the fitted order's error itself
-        qb = adaptive_qb(R, thr, xp, sketch.rng, sketch.backend, block=block, power_iters=q, norm_a=norm_r, check=False)
+        qb = adaptive_qb(
+            R,
+            thr,
+            xp,
+            sketch.rng,
+            sketch.backend,
+            block=b,
+            power_iters=q,
+            norm_a=norm_r,
+            check=verify,
+            defer=not verify,
+        )
         if qb is None:
-            if q == tries[-1]:
-                return _exact(R, xp)
-            continue
+            # the range would pass max_cols: power iterations would not make it
+            # narrower than the rank the residual needs, so the full SVD it is
+            return _exact(R, xp)
         Q, B, res = qb
         if Q.shape[1] == 0:
             return None
-        P, s, Wh = xp.linalg.svd(B, full_matrices=False)
-        r = tail_rank(s, res, thr, xp)
-        proven = r == 0 or float(s[r - 1]) > thr
+        P, s, Wh = svd_wide(B, xp, sketch.backend)
+        if res is None:
+            return Q, P, s, Wh, None  # the rank is tail_rank(s, 0, thr): minimal if its error is within thr
+        r, lowest = tail_ranks(s, res, thr, xp)
+        proven = r == lowest
         if q == 0 and not proven and len(tries) > 1:
             sketch.plain_skip = _PLAIN_RETRY
         if q == tries[-1] or proven:
