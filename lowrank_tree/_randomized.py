@@ -50,6 +50,8 @@ class Sketcher:
         self.plain_skip = 0
         #: rank of the previous order (sizes the next plain sketch: an evolving family's ranks change slowly)
         self.last_rank = 0
+        #: dtype -> the fit's empty (rank-0) correction, shared by its rank-0 orders
+        self.empty = {}
 
     @property
     def rng(self):

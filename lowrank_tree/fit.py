@@ -13,6 +13,7 @@ and array_api_strict inputs run through the same lines.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import warnings
 from collections.abc import Iterable, Sequence
@@ -643,10 +644,16 @@ def cascade_fit(
         # the default fit is reproducible, as the full SVD it replaces was
         seed = 0
 
-    xp, _, stream, count = open_matrices(mats, "mats", "(K + 1, m, n)", backend)
+    xp, stack, stream, count = open_matrices(mats, "mats", "(K + 1, m, n)", backend)
     check_seed(seed, backend=backend_name(xp))  # a torch.Generator needs torch arrays
     K = None if count is None else count - 1
-    opts = dict(oversample=oversample, power_iters=power_iters, seed=seed, device=resolve_device(xp, device))
+    opts = dict(
+        oversample=oversample,
+        power_iters=power_iters,
+        seed=seed,
+        device=resolve_device(xp, device),
+        checked_stack=stack is not None,
+    )
     if budget is not None:
         # The allocation compares gains across orders, so it needs them all.
         shaped: list[Array] = []
@@ -779,6 +786,9 @@ class _TargetRanks:
 def _run(stream, xp, K, ranks, tol, method, opts, backend=None):
     # The base M_0 fixes the shape, the rank bound, the SVD method and the device of every order.
     asked = opts["device"] is not None
+    # slices of a 3-D array that was checked as a whole (namespace, dtype, device): only finiteness
+    # is left to check, which each order's norm does
+    checked = opts.get("checked_stack", False) and not asked
     M = _check_matrix(next(stream), xp, 0, None, opts["device"], asked)
     device = device_of(M)
     m, n = M.shape
@@ -788,6 +798,7 @@ def _run(stream, xp, K, ranks, tol, method, opts, backend=None):
     # A copy, so that a view into a 3-D stack does not pin the stack.
     base = W = xp.asarray(M, copy=True)
     del M
+    norm_w = None  # ‖Ŵ_{k−1}‖_F when known
     sketch = Sketcher(xp, opts["seed"], device)
     corrections, errors = [], [0.0]
     used_tol = 0.0  # largest relative tolerance actually applied where tol was raised
@@ -801,16 +812,25 @@ def _run(stream, xp, K, ranks, tol, method, opts, backend=None):
     with contextlib.nullcontext() if lazy else small_blas(small):
         for M in stream:  # not enumerate(): its cached result tuple would keep M_k alive
             k += 1
-            M = _check_matrix(M, xp, k, (m, n), device, asked, finite=False)
+            if not checked:
+                M = _check_matrix(M, xp, k, (m, n), device, asked, finite=False)
             r_req = targets.order(k)
-            dt = xp.result_type(W.dtype, M.dtype)
-            M = xp.astype(M, dt, copy=False)
-            W = xp.astype(W, dt, copy=False)
+            if M.dtype != W.dtype:
+                dt = xp.result_type(W.dtype, M.dtype)
+                M = xp.astype(M, dt, copy=False)
+                W = xp.astype(W, dt, copy=False)
             with small_blas(small) if lazy else contextlib.nullcontext():  # the norm is a BLAS dot too
                 norm_m = _finite_norm(M, xp, k)
+                W_old = W
                 delta, W, err, raised, ran = _fit_order(
-                    M, W, r_req, tol, choice.method, sketch, opts, xp, norm_m=norm_m
+                    M, W, r_req, tol, choice.method, sketch, opts, xp, norm_m=norm_m, norm_w=norm_w
                 )
+            if W is not W_old:
+                # ‖Ŵ_k‖ <= ‖M_k‖ + ‖Ŵ_k − M_k‖: with a tolerance that error is at most
+                # tol·‖M_k‖, so the bound is within a factor 1 + 2·tol of the norm and
+                # saves a pass; it only scales the rounding-level floor (lossless_fit_tol)
+                norm_w = norm_m + err * (norm_m if norm_m > 0 else 1.0) if r_req is None else None
+            del W_old
             choice.record(ran, delta.rank)
             sketch.last_rank = delta.rank
             used_tol = max(used_tol, raised)
@@ -846,26 +866,28 @@ def _run(stream, xp, K, ranks, tol, method, opts, backend=None):
     return Cascade._from_parts(base, corrections, errors, choice.reported(), xp, backend)
 
 
-def _fit_order(M, W, r_req, tol, method, sketch, opts, xp, rescaled=False, norm_m=None):
+def _fit_order(M, W, r_req, tol, method, sketch, opts, xp, rescaled=False, norm_m=None, norm_w=None):
     """One cascade step: ``(Δ_k, Ŵ_k, errors[k], raised, ran)`` from ``M_k`` and ``Ŵ_{k−1}``.
 
     ``raised`` is the relative tolerance actually used when a positive
     ``tol`` was below the lossless floor, else 0; ``ran`` is the
     factorisation used (``'exact'``, ``'randomized'``, or None for none);
-    ``norm_m`` is ``‖M‖_F`` when the caller has it.
+    ``norm_m`` is ``‖M‖_F`` when the caller has it, ``norm_w`` ``‖W‖_F`` or
+    an upper bound of it within ``2·tol·‖M_{k−1}‖_F`` (see :func:`_run`).
     """
     m, n = M.shape
     dt = M.dtype
     if norm_m is None:
         norm_m = fro_norm(M, xp)
-    norm_w = fro_norm(W, xp)
+    if norm_w is None:
+        norm_w = fro_norm(W, xp)
     if not rescaled and not comfortable(max(norm_m, norm_w), xp, dt, m * n):
         return _fit_order_rescaled(M, W, r_req, tol, method, sketch, opts, xp, norm_m, norm_w)
     R = M - W
     norm_r = fro_norm(R, xp)
     # Below this, singular values / tails are rounding noise of the subtraction
     # (relative to M_k, not to R_k: a noise-only R_k must give rank 0).
-    floor = lossless_fit_tol(xp, dt, (m, n)) * max(norm_m, norm_r, norm_w)
+    floor = _lossless_fit_tol(xp, dt, (m, n)) * max(norm_m, norm_r, norm_w)
     raised = 0.0
     if r_req is not None:
         thr = floor
@@ -886,10 +908,13 @@ def _fit_order(M, W, r_req, tol, method, sketch, opts, xp, rescaled=False, norm_
         cand = _randomized_tol(R, thr, norm_r, xp, sketch, opts)
 
     if cand is None:
-        dev = device_of(M)
-        delta = LowRank._from_factors(
-            xp.zeros((m, 0), dtype=dt, device=dev), xp.zeros((n, 0), dtype=dt, device=dev), xp
-        )
+        # one empty correction per fit and dtype, shared by its rank-0 orders (immutable, no entries)
+        delta = sketch.empty.get(dt)
+        if delta is None:
+            dev = device_of(M)
+            delta = sketch.empty[dt] = LowRank._from_factors(
+                xp.zeros((m, 0), dtype=dt, device=dev), xp.zeros((n, 0), dtype=dt, device=dev), xp
+            )
         return delta, W, _rel(norm_r, norm_m), raised, None
 
     delta, W_new, err = _truncate(M, W, cand, r_req, thr, floor, xp)
@@ -960,6 +985,12 @@ def _fit_order_rescaled(M, W, r_req, tol, method, sketch, opts, xp, norm_m, norm
         return delta, W, err, raised, ran
     delta = LowRank._from_factors(scale_pow2(delta._U, e, xp), delta._V, xp)
     return delta, scale_pow2(W_new, e, xp), err, raised, ran
+
+
+@functools.lru_cache(maxsize=32)
+def _lossless_fit_tol(xp, dtype, shape):
+    # looked up once per fit and dtype instead of once per order
+    return lossless_fit_tol(xp, dtype, shape)
 
 
 def _costlier_than_dense(ranks, m, n):
