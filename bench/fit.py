@@ -26,6 +26,7 @@ Usage::
 """
 
 import argparse
+import os
 import pathlib
 import statistics
 import sys
@@ -37,7 +38,7 @@ import numpy as np
 
 from lowrank_tree import cascade_fit, synthetic_evolution
 from lowrank_tree._threads import small_blas
-from lowrank_tree.benchmark import write_json
+from lowrank_tree.benchmark import machine_info, write_json
 from lowrank_tree.fit import SMALL_BLAS_MAX, DenseCorrectionWarning
 
 METHODS = ("auto", "exact", "randomized")
@@ -122,12 +123,15 @@ def families(quick):
 # ----------------------------------------------------------------------------
 # Measurements
 # ----------------------------------------------------------------------------
-def timed(fn, repeat):
+def timed(fn, repeat, cpu=None):
+    """Median wall time of ``repeat`` calls (and the last result); the CPU times go to ``cpu`` if given."""
     samples, result = [], None
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         result = fn()
         samples.append(time.perf_counter() - t0)
+        if cpu is not None:
+            cpu.append(time.process_time() - c0)
     return statistics.median(samples), result
 
 
@@ -166,9 +170,10 @@ def floor_time(mats, ranks, repeat, seed=0):
                 R @ rng.standard_normal((R.shape[1], r)).astype(R.dtype, copy=False)
 
     # the same BLAS thread policy as the fit's own loop
+    cpu = []
     with small_blas(min(mats.shape[1:]) <= SMALL_BLAS_MAX):
-        t, _ = timed(run, repeat)
-    return t
+        t, _ = timed(run, repeat, cpu)
+    return t, statistics.median(cpu)
 
 
 def peak_memory(fn):
@@ -207,13 +212,14 @@ def run_family(name, desc, mats, tol, repeat):
     # Methods interleaved run by run, so that a change in the machine's load
     # hits all three alike.
     samples = {method: [] for method in METHODS}
+    cpu = {method: [] for method in METHODS}
     fits = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DenseCorrectionWarning)  # expected on the noise family
         for i in range(repeat):
             # the order rotates run by run, so that no method always follows the same one
             for method in METHODS[i % len(METHODS) :] + METHODS[: i % len(METHODS)]:
-                t, fits[method] = timed(fitter(method), 1)
+                t, fits[method] = timed(fitter(method), 1, cpu[method])
                 samples[method].append(t)
     for method in METHODS:
         fit = fitter(method)
@@ -222,6 +228,7 @@ def run_family(name, desc, mats, tol, repeat):
         rep = c.errors
         row["methods"][method] = {
             "median_s": t,
+            "median_cpu_s": statistics.median(cpu[method]),
             "repeat": repeat,
             "used": c.method,
             "rank_sum": int(sum(c.ranks)),
@@ -244,13 +251,17 @@ def run_family(name, desc, mats, tol, repeat):
     ms = row["methods"]
     best = min(ms["exact"]["median_s"], ms["randomized"]["median_s"])
     row["auto_over_best"] = ms["auto"]["median_s"] / best
+    best_cpu = min(ms["exact"]["median_cpu_s"], ms["randomized"]["median_cpu_s"])
+    row["auto_over_best_cpu"] = ms["auto"]["median_cpu_s"] / best_cpu
     rk = fits["randomized"].ranks
-    row["floor_s"] = floor_time(mats, rk, repeat)
+    row["floor_s"], row["floor_cpu_s"] = floor_time(mats, rk, repeat)
     row["randomized_over_floor"] = ms["randomized"]["median_s"] / row["floor_s"]
     row["auto_over_floor"] = ms["auto"]["median_s"] / row["floor_s"]
+    # CPU time of this process: less disturbed than wall time when other jobs share the cores
+    row["randomized_over_floor_cpu"] = ms["randomized"]["median_cpu_s"] / row["floor_cpu_s"]
     print(
         f"  {name:8s} floor {row['floor_s']:.3f} s; auto / best {row['auto_over_best']:.2f}; "
-        f"randomized / floor {row['randomized_over_floor']:.1f}",
+        f"randomized / floor {row['randomized_over_floor']:.1f} (CPU time {row['randomized_over_floor_cpu']:.1f})",
         flush=True,
     )
     return row
@@ -273,6 +284,7 @@ def main(argv=None):
     import sklearn
 
     only = {s for s in args.only.split(",") if s}
+    load_before = os.getloadavg()
     rows = []
     for name, desc, mats, tol in families(args.quick):
         if only and name not in only:
@@ -280,7 +292,11 @@ def main(argv=None):
         print(f"{name}: {desc}, tol {tol:g}", flush=True)
         rows.append(run_family(name, desc, mats, tol, args.repeat))
     out = args.out or str(pathlib.Path(__file__).parent / "results" / ("fit_quick.json" if args.quick else "fit.json"))
+    machine = machine_info()
+    # 1-, 5- and 15-minute load averages: the cores may be shared with other jobs
+    machine["load_average"] = {"before": list(load_before), "after": list(os.getloadavg())}
     result = {
+        "machine": machine,
         "benchmark": "fit",
         "quick": args.quick,
         "blas_libraries": blas,

@@ -48,6 +48,8 @@ class Sketcher:
         self._rng = None
         #: orders left before the tolerance fit tries a sketch without power iterations again
         self.plain_skip = 0
+        #: consecutive plain sketches that failed to prove their rank minimal
+        self.plain_fails = 0
         #: rank of the previous order (sizes the next plain sketch: an evolving family's ranks change slowly)
         self.last_rank = 0
         #: dtype -> the fit's empty (rank-0) correction, shared by its rank-0 orders

@@ -577,8 +577,8 @@ def cascade_fit(
     a tail ``sqrt(Σ_{i>=r} s_i²)`` above the tolerance at rank ``r − 1``,
     so no method can use rank ``r − 1``.  Otherwise the range is found
     again with blocks of 16 columns and ``2q + 2`` passes per block (and
-    the next orders start there, a plain sketch being tried again every
-    eighth order).  A range whose error indicator is at its rounding level
+    the next orders start there: after consecutive failed proofs 1, 2, 4,
+    then 8 orders skip the plain sketch).  A range whose error indicator is at its rounding level
     (tolerances near the working precision) is not measured separately:
     the fitted order's error, which is measured anyway, decides, and only
     a miss measures the range.  A range that would pass ``min(m, n) / 2``
@@ -1054,9 +1054,9 @@ def _randomized_tol(R, thr, norm_r, xp, sketch, opts, verify=False):
     # sqrt(Σ_{i>=r} σ_i(B)²) > thr.  Only when that proof fails (a slowly
     # decaying spectrum around the tolerance) is the range found again with
     # power iterations.  Slowly decaying spectra stay so from one order to
-    # the next: after a failed proof the next orders go straight to power
-    # iterations, and a plain sketch is tried again only every _PLAIN_RETRY
-    # orders.
+    # the next: after failed proofs the next orders go straight to power
+    # iterations (1, 2, 4, ... of them after consecutive failures), and a
+    # plain sketch is tried again at least every _PLAIN_RETRY orders.
     plain = opts["power_iters"] == 0 or sketch.plain_skip == 0
     tries = ((0, opts["power_iters"]) if plain else (opts["power_iters"],)) if opts["power_iters"] else (0,)
     sketch.plain_skip = max(sketch.plain_skip - 1, 0)
@@ -1090,7 +1090,12 @@ def _randomized_tol(R, thr, norm_r, xp, sketch, opts, verify=False):
             return Q, P, s, Wh, None  # the rank is tail_rank(s, 0, thr): minimal if its error is within thr
         r, lowest = tail_ranks(s, res, thr, xp)
         proven = r == lowest
-        if q == 0 and not proven and len(tries) > 1:
-            sketch.plain_skip = _PLAIN_RETRY
+        if q == 0 and len(tries) > 1:
+            # skip 1, 2, 4, ... up to _PLAIN_RETRY orders after consecutive failed proofs:
+            # a one-off failure costs one order with power iterations, a slowly decaying
+            # spectrum (every plain proof fails) a plain sketch every _PLAIN_RETRY orders
+            sketch.plain_fails = 0 if proven else sketch.plain_fails + 1
+            if not proven:
+                sketch.plain_skip = min(2 ** (sketch.plain_fails - 1), _PLAIN_RETRY)
         if q == tries[-1] or proven:
             return Q, P, s, Wh, res
