@@ -282,6 +282,26 @@ def tail_ranks(s, res, thr, xp):
     (int, int)
     """
     L = s.shape[0]
+    if 0 < L <= 64:
+        # a sketch's few singular values: one copy to the host and Python floats
+        # cost less than a dozen array calls
+        vals = get_func("to_numpy", backend_name(xp))(s).tolist()
+        c = max(vals[0], float(res), float(thr))
+        if c == 0.0:
+            return 0, 0
+        r2 = (float(res) / c) ** 2
+        thr2 = (float(thr) / c) ** 2
+        above = above0 = 0
+        tail = 0.0
+        for i in range(L - 1, -1, -1):  # small first, as the array version sums
+            t = vals[i] / c
+            tail += t * t
+            if not above and tail + r2 > thr2:
+                above = i + 1
+            if tail > thr2:
+                above0 = i + 1
+                break
+        return max(above, above0), above0
     s0 = float(s[0]) if L else 0.0
     c = max(s0, float(res), float(thr))
     if c == 0.0 or L == 0:

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._budget import allocate_budget
-from ._norms import comfortable, fro_norm, max_abs, pow2_exponent, scale_pow2, tail_rank, tail_ranks
+from ._norms import comfortable, fro_norm, max_abs, pow2_exponent, scale_pow2, tail_ranks
 from ._ownership import adopting, exposed, take
 from ._randomized import Sketcher, adaptive_qb, fixed_rank_qb, svd_wide
 from ._threads import small_blas
@@ -947,13 +947,16 @@ def _truncate(M, W, cand, r_req, thr, floor, xp):
     if r_req is not None:
         r = min(r_req, count_above(s, floor, xp))
     else:
-        r = tail_rank(s, 0.0 if res is None else res, thr, xp)
+        r = tail_ranks(s, 0.0 if res is None else res, thr, xp)[0]
     grow = 0 if res is not None else _MAX_GROW
     while True:
         delta = _factors(Q, P, s, Wh, r, xp)
         if r:
-            W_new = delta._U @ xp.matrix_transpose(delta._V)
-            W_new += W  # = W + U Vᵀ bit for bit, without a second m×n temporary
+            # Vᵀ = Wh[:r] (row-major: a faster GEMM than the transposed copy V); rank 1 as a
+            # broadcast product, which NumPy's matmul would run without BLAS, ten times slower
+            Vt = Wh[:r, :]
+            W_new = delta._U * Vt if r == 1 else delta._U @ Vt
+            W_new += W  # = W + U Vᵀ, without a second m×n temporary
         else:
             W_new = W
         err = fro_norm(M - W_new, xp)
