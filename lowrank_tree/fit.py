@@ -557,7 +557,8 @@ def cascade_fit(
     finds, that of the full SVD does not, so the choice follows the rank, not
     the size.  Each order starts randomized; the range finder gives up and
     the order takes the full SVD once the range passes ``min(m, n) / 2``
-    columns (fixed ranks: once ``r + oversample`` does).  An order that
+    columns, or once its first blocks show it cannot close before then
+    (fixed ranks: once ``r + oversample`` passes ``min(m, n) / 2``).  An order that
     needed the full SVD with a rank above ``min(m, n) / 4`` sends the next
     order straight to the full SVD (its rank is likely as high: noise,
     independent matrices), and an exact order with a lower rank sends the
