@@ -282,10 +282,10 @@ def tail_ranks(s, res, thr, xp):
     (int, int)
     """
     L = s.shape[0]
-    if 0 < L <= 64:
-        # a sketch's few singular values: one copy to the host and Python floats
-        # cost less than a dozen array calls
-        vals = get_func("to_numpy", backend_name(xp))(s).tolist()
+    if 0 < L <= 64 and backend_name(xp) == "numpy":
+        # a sketch's few singular values, already on the host: Python floats cost
+        # less than a dozen array calls (other backends keep theirs on the device)
+        vals = s.tolist()
         c = max(vals[0], float(res), float(thr))
         if c == 0.0:
             return 0, 0

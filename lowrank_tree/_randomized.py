@@ -147,7 +147,9 @@ def adaptive_qb(
         Subspace iterations per block.
     max_cols : int, optional
         Give up (return ``None``) once ``Q`` would need more than this many
-        columns; the caller then uses a full SVD, which is cheaper by then.
+        columns (the last block is narrowed to reach it; a first block wider
+        than it gives up at once); the caller then uses a full SVD, which is
+        cheaper by then.
         Default ``min(m, n) // 2``.  The search also gives up early, as soon
         as the energy captured so far per column shows that the remaining
         error cannot be reached within ``max_cols`` (see Notes).
@@ -220,7 +222,11 @@ def adaptive_qb(
     while True:
         found = Q.shape[1]
         b = min(block, min(m, n) - found)
-        if found + b > max_cols or b <= 0:
+        if found + b > max_cols:
+            if found == 0:
+                return None  # not even the first block fits: the rank is expected high
+            b = max_cols - found  # a narrower last block: up to max_cols, not a block short of it
+        if b <= 0:
             return None
         Om = _sketch(rng, backend, (n, b), dtype)
         if found == 0:

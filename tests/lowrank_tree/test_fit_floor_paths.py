@@ -196,6 +196,9 @@ def test_tail_ranks_is_the_pair_of_tail_ranks(L, res, thr, exponent, seed):
     got = tail_ranks(XP.asarray(s), res, thr, XP)
     assert got == (tail_rank(XP.asarray(s), res, thr, XP), tail_rank(XP.asarray(s), 0.0, thr, XP))
     assert got[1] <= got[0]
+    # array operations (backends whose arrays stay on their device) give the same pair
+    strict = namespace_for("array_api_strict")
+    assert tail_ranks(get_func("asarray", "array_api_strict")(s), res, thr, strict) == got
 
 
 @settings(max_examples=20, deadline=None)
@@ -231,8 +234,12 @@ def test_plain_sketch_is_sized_from_the_previous_rank(monkeypatch):
     monkeypatch.setattr(fit_mod, "adaptive_qb", spy)
     c = cascade_fit(mats, tol=1e-9, method="randomized", seed=0)
     assert c.ranks == [7, 7, 7, 7]
-    assert widths[0] == (0, fit_mod._PLAIN_OVERSAMPLE)  # nothing known yet
-    assert widths[1:] == [(0, 7 + fit_mod._PLAIN_OVERSAMPLE)] * 3
+    assert widths[0] == (0, 10)  # nothing known yet: the default oversample
+    assert widths[1:] == [(0, 7 + 10)] * 3
+    widths.clear()
+    c = cascade_fit(mats, tol=1e-9, method="randomized", seed=0, oversample=0)
+    assert c.ranks == [7, 7, 7, 7]
+    assert widths[0] == (0, fit_mod._PLAIN_MIN_BLOCK) and widths[1] == (0, 7)
 
 
 # ----------------------------------------------------------------------------
@@ -298,3 +305,14 @@ def test_numpy_kernels_give_the_portable_path_to_rounding(ranks):
     for k in range(6):
         a, b = np.asarray(c_np.matrix(k)), get_func("to_numpy", "array_api_strict")(c_strict.matrix(k))
         assert np.linalg.norm(a - b) <= 1e-10 * np.linalg.norm(a)
+
+
+def test_the_last_block_is_narrowed_to_max_cols_and_a_too_wide_first_block_gives_up():
+    rng = np.random.default_rng(11)
+    A = rng.standard_normal((30, 7)) @ rng.standard_normal((7, 25))  # rank 7
+    thr = 1e-8 * np.linalg.norm(A)
+    gen = get_func("make_rng", "numpy")
+    Q, B, res = adaptive_qb(XP.asarray(A), thr, XP, gen(0), "numpy", block=5, power_iters=0, max_cols=7)
+    assert Q.shape[1] == 7  # 5 + a last block of 2
+    assert np.linalg.norm(A - Q @ B) <= thr and res <= thr
+    assert adaptive_qb(XP.asarray(A), thr, XP, gen(0), "numpy", block=8, power_iters=0, max_cols=7) is None
