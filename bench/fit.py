@@ -26,32 +26,34 @@ Where the randomized fit's time goes, per order (CPU time of each call in a
 loop on one BLAS thread, 2-core machine; a sketched order also pays cache
 misses and Python between the calls):
 
-* ``demo`` (384², float64, ranks 5–7): ``R = M − Ŵ`` 39 µs, three norms
-  (dot products) 21 µs each, one plain sketch of ``r_{k−1} + 5 = 12``
-  columns: Gaussian draw 45 µs, ``R Ω`` 135 µs, ``Qᵀ R`` 96 µs, QR 21 µs,
-  SVD of the 12×384 ``B`` 53 µs; ``Ŵ_k = Ŵ_{k−1} + U Vᵀ`` 100 µs, its error
-  ``M − Ŵ_k`` 38 µs.  About 15 m×n array reads and writes where the floor
+* ``demo`` (384², float64, ranks 5–7): ``R = M − Ŵ`` 37 µs, three norms
+  (dot products) 21 µs each, one plain sketch of ``r_{k−1} + oversample = 17``
+  columns: Gaussian draw 62 µs, ``R Ω`` 160 µs, ``Qᵀ R`` 137 µs, QR 37 µs,
+  SVD of the 17×384 ``B`` 91 µs; ``Ŵ_k = Ŵ_{k−1} + U Vᵀ`` 96 µs, its error
+  ``M − Ŵ_k`` 37 µs.  About 15 m×n array reads and writes where the floor
   makes 4 (two reads and a write for the difference, one read for its sketch).
+* ``lowrank`` (256², float64, rank 4): the same steps with a 14-column sketch
+  (draw 34 µs, ``R Ω`` and ``Qᵀ R`` 37 µs each, QR 19 µs, SVD 54 µs), no power
+  iterations and no separate residual (``tol = 1e-10`` is below what the
+  range finder's indicator resolves: the fitted order's measured error
+  decides); the floor's whole order is 59 µs.
 * ``mlp`` (256², float32, ranks 0–6): the residual's spectrum is flat around
   ``tol`` (``tol·‖M_k‖`` is 0.61–1.0 of ``‖R_k‖``), so a plain sketch proves
   its rank minimal in 2 of 348 sketched orders; the others need two power
   iterations with 16 columns (a plain sketch, or one power iteration, finds
   the minimal rank in 253 and 342 of 348 orders, two in all 348):
-  6 products with ``R`` (26–30 µs each), 5 QRs (16 µs each), a 16×256 SVD
-  (61 µs), the Gaussian draw (37 µs) -- about 430 µs of a sketched order,
+  6 products with ``R`` (26–30 µs each), 5 QRs (15 µs each), a 16×256 SVD
+  (56 µs), the Gaussian draw (37 µs) -- about 400 µs of a sketched order,
   against 26 µs for the floor's whole order (the floor draws and multiplies
-  ``r_k`` ≤ 6 columns, and 253 of 600 orders are rank 0, for which the fit
-  costs a difference and two norms as the floor costs the difference).
+  ``r_k`` ≤ 6 columns, and about 250 of the 600 orders are rank 0, for which
+  the fit costs a difference and two norms where the floor costs the
+  difference).
 * ``noise`` (256², float64, rank 246–247 of 256): the range finder stops
   after one block (the energy captured per column shows it cannot reach the
   tolerance within ``min(m, n) / 2`` columns) and the order takes the full
-  SVD: 12 ms of about 15 ms per order; the floor's 247-column sketch costs
+  SVD: 11 ms of about 15 ms per order; the floor's 247-column sketch costs
   1.4 ms.  No method that chooses a rank for a tolerance can skip that
   factorisation (the sketch alone does not give the singular values).
-* ``lowrank`` (256², float64, rank 4): a 9-column plain sketch, no power
-  iterations, and no separate residual (``tol = 1e-10`` is below what the
-  range finder's indicator resolves: the fitted order's measured error
-  decides); what is left is the 15 m×n array reads and writes above.
 
 Usage::
 

@@ -330,8 +330,7 @@ def fit_table(path=HERE / "results" / "fit.json"):
         "",
         f"Recorded with `{data['machine'].get('command', '')}`; {_machine(data['machine'])}"
         + (
-            f"; load average {load['before'][0]:.1f} before and {load['after'][0]:.1f} after the run "
-            f"(other jobs on the cores)"
+            f"; 1-minute load average {load['before'][0]:.1f} before and {load['after'][0]:.1f} after the run"
             if load
             else ""
         )
