@@ -40,10 +40,11 @@ misses and Python between the calls):
 * ``mlp`` (256², float32, ranks 0–6): the residual's spectrum is flat around
   ``tol`` (``tol·‖M_k‖`` is 0.61–1.0 of ``‖R_k‖``), so a plain sketch proves
   its rank minimal in 2 of 348 sketched orders; the others need two power
-  iterations with 16 columns (a plain sketch, or one power iteration, finds
-  the minimal rank in 253 and 342 of 348 orders, two in all 348):
-  6 products with ``R`` (26–30 µs each), 5 QRs (15 µs each), a 16×256 SVD
-  (56 µs), the Gaussian draw (37 µs) -- about 400 µs of a sketched order,
+  iterations (with 16 columns, a plain sketch, or one power iteration, finds
+  the minimal rank in 253 and 342 of 348 orders, two in all 348); with the
+  ``r_{k−1} + 10`` ≤ 16 columns used: 6 products with ``R`` (up to 26–30 µs
+  each), 5 QRs (up to 15 µs each), the sketch's SVD (up to 56 µs), the
+  Gaussian draw (up to 37 µs) -- about 300 µs of a sketched order,
   against 26 µs for the floor's whole order (the floor draws and multiplies
   ``r_k`` ≤ 6 columns, and about 250 of the 600 orders are rank 0, for which
   the fit costs a difference and two norms where the floor costs the

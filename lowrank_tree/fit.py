@@ -573,15 +573,15 @@ def cascade_fit(
     *Cost.* Exact: one m×n SVD per order.  Randomized, fixed rank ``r``:
     ``O(mn(r + p)(2q + 2))`` for oversampling ``p`` and ``q`` power
     iterations; adaptive (``tol``): first a sketch without power iterations,
-    ``r_{k−1} + oversample`` columns wide (the previous order's rank plus
-    ``oversample``, at least 4), two
-    passes over ``R_k`` per block.  Its range is kept when its rank ``r`` is
-    proven minimal: the sketch's singular values ``s_i <= σ_i(R_k)`` leave
-    a tail ``sqrt(Σ_{i>=r} s_i²)`` above the tolerance at rank ``r − 1``,
-    so no method can use rank ``r − 1``.  Otherwise the range is found
-    again with blocks of 16 columns and ``2q + 2`` passes per block (and
-    the next orders start there: after consecutive failed proofs 1, 2, 4,
-    then 8 orders skip the plain sketch).  A range whose error indicator is at its rounding level
+    in blocks of ``r_{k−1} + oversample`` columns (the previous order's
+    rank plus ``oversample``, at least 4), two passes over ``R_k`` per
+    block.  Its range is kept when its rank ``r`` is proven minimal: the
+    sketch's singular values ``s_i <= σ_i(R_k)`` leave a tail
+    ``sqrt(Σ_{i>=r} s_i²)`` above the tolerance at rank ``r − 1``, so no
+    method can use rank ``r − 1``.  Otherwise the range is found again with
+    ``2q + 2`` passes per block (and the next orders start there: after
+    consecutive failed proofs 1, 2, 4, then 8 orders skip the plain
+    sketch).  A range whose error indicator is at its rounding level
     (tolerances near the working precision) is not measured separately:
     the fitted order's error, which is measured anyway, decides, and only
     a miss measures the range.  A range that would pass ``min(m, n) / 2``
@@ -1037,8 +1037,8 @@ def _randomized_fixed(R, r, xp, sketch, opts):
 
 #: After a plain sketch failed to prove its rank minimal, orders skipped before trying one again.
 _PLAIN_RETRY = 8
-#: Fewest columns of a plain sketch (it has the previous order's rank plus ``oversample``).
-_PLAIN_MIN_BLOCK = 4
+#: Fewest columns of a sketch (it has the previous order's rank plus ``oversample``).
+_MIN_BLOCK = 4
 
 
 def _randomized_tol(R, thr, norm_r, xp, sketch, opts, verify=False):
@@ -1051,7 +1051,11 @@ def _randomized_tol(R, thr, norm_r, xp, sketch, opts, verify=False):
     ``tail_rank(s, 0, thr)``, measures its error, and calls again with
     ``verify=True`` if that misses.
     """
-    block = max(16, opts["oversample"])
+    # Every sketch is the previous order's rank plus ``oversample`` wide: the ranks of an
+    # evolving family change slowly, and a range that needs more grows by further blocks.
+    # (Fewer extra columns find the same ranks where they are proven minimal, but leave
+    # more rounding-level directions in the corrections, which the lossless tree keeps.)
+    block = max(sketch.last_rank + opts["oversample"], _MIN_BLOCK)
     # First without power iterations (two passes over R per block instead of
     # 2q + 2).  The range is verified against thr either way; the rank r
     # chosen from B = Q^H R is the smallest any method can reach whenever it
@@ -1067,13 +1071,6 @@ def _randomized_tol(R, thr, norm_r, xp, sketch, opts, verify=False):
     tries = ((0, opts["power_iters"]) if plain else (opts["power_iters"],)) if opts["power_iters"] else (0,)
     sketch.plain_skip = max(sketch.plain_skip - 1, 0)
     for q in tries:
-        # A plain sketch that must prove its rank minimal may be small: the
-        # proof does not depend on its width, and the ranks of an evolving
-        # family change slowly from order to order.
-        # (Fewer extra columns than ``oversample`` find the same ranks, but their corrections
-        # carry more rounding-level directions, which the lossless tree then keeps.)
-        plain_block = max(sketch.last_rank + opts["oversample"], _PLAIN_MIN_BLOCK)
-        b = plain_block if q == 0 and len(tries) > 1 else block
         # check=False: _fit_order measures the fitted order's error itself
         qb = adaptive_qb(
             R,
@@ -1081,7 +1078,7 @@ def _randomized_tol(R, thr, norm_r, xp, sketch, opts, verify=False):
             xp,
             sketch.rng,
             sketch.backend,
-            block=b,
+            block=block,
             power_iters=q,
             norm_a=norm_r,
             check=verify,

@@ -239,7 +239,7 @@ def test_plain_sketch_is_sized_from_the_previous_rank(monkeypatch):
     widths.clear()
     c = cascade_fit(mats, tol=1e-9, method="randomized", seed=0, oversample=0)
     assert c.ranks == [7, 7, 7, 7]
-    assert widths[0] == (0, fit_mod._PLAIN_MIN_BLOCK) and widths[1] == (0, 7)
+    assert widths[0] == (0, fit_mod._MIN_BLOCK) and widths[1] == (0, 7)
 
 
 # ----------------------------------------------------------------------------
