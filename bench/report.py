@@ -312,22 +312,29 @@ def fit_table(path=HERE / "results" / "fit.json"):
     data = json.loads(pathlib.Path(path).read_text())
     rows = [
         "| family | K, shape, dtype, tol | auto s | exact s | randomized s | floor s | auto / best "
-        "| randomized / floor | rank sum (auto, exact) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| randomized / floor | randomized / floor (CPU time) | rank sum (auto, exact) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for fam in data["families"]:
         ms = fam["methods"]
         m, n = fam["shape"]
+        cpu = fam.get("randomized_over_floor_cpu")
         rows.append(
             f"| {fam['family']} | {fam['K']}, {m}×{n}, {fam['dtype']}, {fam['tol']:g} "
             f"| {ms['auto']['median_s']:.3g} | {ms['exact']['median_s']:.3g} | {ms['randomized']['median_s']:.3g} "
             f"| {fam['floor_s']:.2g} | {fam['auto_over_best']:.2f} | {fam['randomized_over_floor']:.1f} "
-            f"| {ms['auto']['rank_sum']}, {ms['exact']['rank_sum']} |"
+            f"| {'' if cpu is None else f'{cpu:.1f}'} | {ms['auto']['rank_sum']}, {ms['exact']['rank_sum']} |"
         )
+    load = data["machine"].get("load_average")
     rows += [
         "",
-        f"Recorded with `{data['machine'].get('command', '')}`; {_machine(data['machine'])}; "
-        f"floor: {data.get('floor', '')}.",
+        f"Recorded with `{data['machine'].get('command', '')}`; {_machine(data['machine'])}"
+        + (
+            f"; 1-minute load average {load['before'][0]:.1f} before and {load['after'][0]:.1f} after the run"
+            if load
+            else ""
+        )
+        + f"; floor: {data.get('floor', '')}.",
     ]
     return "\n".join(rows) + "\n"
 

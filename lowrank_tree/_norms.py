@@ -25,11 +25,21 @@ Norms are returned as Python floats (float64), so a float32 array's norm
 never overflows on the host side.
 """
 
+import functools
 import math
 
 from .backends import backend_name, get_func
 
-__all__ = ["comfortable", "fro_norm", "largest_term", "max_abs", "pow2_exponent", "scale_pow2", "tail_rank"]
+__all__ = [
+    "comfortable",
+    "fro_norm",
+    "largest_term",
+    "max_abs",
+    "pow2_exponent",
+    "scale_pow2",
+    "tail_rank",
+    "tail_ranks",
+]
 
 
 def _size(x):
@@ -45,9 +55,30 @@ def _sum_of_squares(x, xp):
     return float(xp.real(xp.vecdot(v, v)))
 
 
-def _naive_norm(x, xp):
+@functools.lru_cache(maxsize=64)
+def _norm_plan(xp, dtype):
+    """``(sum of squares of one array, smallest_normal / eps)`` for arrays of ``xp`` and ``dtype``.
+
+    Looked up once per namespace and dtype: a norm is taken several times per
+    order of a fit, and the backend lookup and ``finfo`` cost more than the
+    dot product itself on small matrices.
+    """
     fn = get_func("sum_of_squares", backend_name(xp), default=_sum_of_squares)
-    ss = _sum_of_squares(x, xp) if fn is _sum_of_squares else fn(x)
+    if fn is _sum_of_squares:
+        fn = functools.partial(_sum_of_squares, xp=xp)
+    fi = xp.finfo(dtype)
+    return fn, float(fi.smallest_normal) / float(fi.eps)
+
+
+def _plan(xp, dtype):
+    try:
+        return _norm_plan(xp, dtype)
+    except TypeError:  # an unhashable dtype object: no caching
+        return _norm_plan.__wrapped__(xp, dtype)
+
+
+def _naive_norm(x, xp):
+    ss = _plan(xp, x.dtype)[0](x)
     return math.sqrt(ss) if ss < math.inf else math.inf
 
 
@@ -58,8 +89,7 @@ def _safe_low(xp, dtype, size):
     terms, so the sum of ``size`` squares is exact to ``eps`` relative once
     it is at least ``size · smallest_normal / eps``.
     """
-    fi = xp.finfo(dtype)
-    return math.sqrt(max(size, 1) * float(fi.smallest_normal) / float(fi.eps))
+    return math.sqrt(max(size, 1) * _plan(xp, dtype)[1])
 
 
 def max_abs(x, xp):
@@ -92,9 +122,11 @@ def fro_norm(x, xp):
     size = _size(x)
     if size == 0:
         return 0.0
-    nrm = _naive_norm(x, xp)
-    if math.isfinite(nrm) and nrm >= _safe_low(xp, x.dtype, size):
-        return nrm
+    sos, low2 = _plan(xp, x.dtype)
+    ss = sos(x)
+    # trustworthy: finite and at least _safe_low (NaN fails both tests)
+    if size * low2 <= ss < math.inf:
+        return math.sqrt(ss)
     amax = max_abs(x, xp)
     if amax == 0.0 or not math.isfinite(amax):
         return amax
@@ -229,3 +261,55 @@ def tail_rank(s, res, thr, xp):
         return 0
     tail = xp.flip(xp.cumulative_sum(xp.flip(t * t))) + r2
     return int(xp.sum(xp.astype(tail > thr2, xp.int32)))
+
+
+def tail_ranks(s, res, thr, xp):
+    """``(tail_rank(s, res, thr), tail_rank(s, 0, thr))`` from one tail sum.
+
+    The second is a lower bound on the rank any method needs when ``s`` are
+    the singular values of a projection ``Q^H A`` of ``A`` (``Q``
+    orthonormal): ``s_i <= σ_i(A)``, so a rank below it leaves at least the
+    tail of ``s`` it excludes, more than ``thr``.  When the two agree, the
+    first is minimal.
+
+    Parameters
+    ----------
+    s, res, thr, xp
+        As in :func:`tail_rank`.
+
+    Returns
+    -------
+    (int, int)
+    """
+    L = s.shape[0]
+    if 0 < L <= 64 and backend_name(xp) == "numpy":
+        # a sketch's few singular values, already on the host: Python floats cost
+        # less than a dozen array calls (other backends keep theirs on the device)
+        vals = s.tolist()
+        c = max(vals[0], float(res), float(thr))
+        if c == 0.0:
+            return 0, 0
+        r2 = (float(res) / c) ** 2
+        thr2 = (float(thr) / c) ** 2
+        above = above0 = 0
+        tail = 0.0
+        for i in range(L - 1, -1, -1):  # small first, as the array version sums
+            t = vals[i] / c
+            tail += t * t
+            if not above and tail + r2 > thr2:
+                above = i + 1
+            if tail > thr2:
+                above0 = i + 1
+                break
+        return max(above, above0), above0
+    s0 = float(s[0]) if L else 0.0
+    c = max(s0, float(res), float(thr))
+    if c == 0.0 or L == 0:
+        return 0, 0
+    t = xp.astype(s, xp.float64) / c
+    r2 = (float(res) / c) ** 2
+    thr2 = (float(thr) / c) ** 2
+    tail = xp.flip(xp.cumulative_sum(xp.flip(t * t)))
+    above = int(xp.sum(xp.astype(tail + r2 > thr2, xp.int32)))
+    above0 = int(xp.sum(xp.astype(tail > thr2, xp.int32))) if r2 else above
+    return above, above0

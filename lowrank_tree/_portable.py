@@ -11,7 +11,15 @@ from .backends import backend_name, device_of, operations
 from .backends.contract import MergedNode
 from .factor import _kept_rank, recompress
 
-__all__ = ["accumulate_orders", "apply_factors", "recompress_pairs", "synchronize", "update_node"]
+__all__ = [
+    "accumulate_orders",
+    "apply_factors",
+    "orth_columns",
+    "recompress_pairs",
+    "svd_wide",
+    "synchronize",
+    "update_node",
+]
 
 
 def recompress_pairs(pairs, tol, xp):
@@ -131,6 +139,16 @@ def accumulate_orders(Y0, U, Z, xp):
     ``U`` (K, m, r), ``Z`` (K, r, b) -> (K + 1, m, b).
     """
     return operations(backend_name(xp)).prefix_sum(Y0, xp.matmul(U, Z))
+
+
+def orth_columns(Y, xp):
+    """Portable ``orth_columns``: the ``Q`` of ``xp.linalg.qr(Y)`` (Householder), shape (m, k) for ``Y`` (m, k)."""
+    return xp.linalg.qr(Y)[0]
+
+
+def svd_wide(B, xp):
+    """Portable ``svd_wide``: ``xp.linalg.svd(B, full_matrices=False)`` for ``B`` (l, n), ``l <= n``."""
+    return xp.linalg.svd(B, full_matrices=False)
 
 
 def synchronize():

@@ -33,8 +33,9 @@ import math
 
 from ._norms import fro_norm
 from .backends import backend_name, device_of, get_func
+from .backends.contract import portable
 
-__all__ = ["Sketcher", "adaptive_qb", "fixed_rank_qb", "conj_transpose", "fro_norm"]
+__all__ = ["Sketcher", "adaptive_qb", "fixed_rank_qb", "conj_transpose", "fro_norm", "svd_wide"]
 
 
 class Sketcher:
@@ -47,6 +48,12 @@ class Sketcher:
         self._rng = None
         #: orders left before the tolerance fit tries a sketch without power iterations again
         self.plain_skip = 0
+        #: consecutive plain sketches that failed to prove their rank minimal
+        self.plain_fails = 0
+        #: rank of the previous order (sizes the next plain sketch: an evolving family's ranks change slowly)
+        self.last_rank = 0
+        #: dtype -> the fit's empty (rank-0) correction, shared by its rank-0 orders
+        self.empty = {}
 
     @property
     def rng(self):
@@ -61,10 +68,20 @@ def conj_transpose(x, xp):
     return xp.conj(xt) if xp.isdtype(x.dtype, "complex floating") else xt
 
 
-def _orth(Y, xp):
+def _orth(Y, xp, backend=None):
     # Householder QR keeps Q orthonormal to working precision even when Y is
-    # rank deficient, which a Gram-Schmidt pass would not.
-    return xp.linalg.qr(Y)[0]
+    # rank deficient, which a Gram-Schmidt pass would not.  The backend's
+    # orth_columns skips the R factor (NumPy: LAPACK directly, 4x cheaper).
+    return _orth_columns(backend or backend_name(xp))(Y, xp)
+
+
+def _orth_columns(backend):
+    return get_func("orth_columns", backend, default=portable("orth_columns"))
+
+
+def svd_wide(B, xp, backend=None):
+    """Thin SVD ``(P, s, Wh)`` of the range finder's ``B`` (l×n, ``l <= n``), through the backend's kernel."""
+    return get_func("svd_wide", backend or backend_name(xp), default=portable("svd_wide"))(B, xp)
 
 
 def _sketch(rng, backend, shape, dtype):
@@ -99,17 +116,19 @@ def fixed_rank_qb(A, rank, xp, rng, backend, *, oversample=10, power_iters=2):
     """
     m, n = A.shape
     width = min(rank + oversample, m, n)  # the docstring's ``l``
-    Q = _orth(A @ _sketch(rng, backend, (n, width), A.dtype), xp)
+    Q = _orth(A @ _sketch(rng, backend, (n, width), A.dtype), xp, backend)
     AH = conj_transpose(A, xp)
     for _ in range(power_iters):
         # Re-orthonormalise after every product: without it the columns of
         # (A A^H)^q A Ω all align with the top singular vector in floating point.
-        Z = _orth(AH @ Q, xp)
-        Q = _orth(A @ Z, xp)
+        Z = _orth(AH @ Q, xp, backend)
+        Q = _orth(A @ Z, xp, backend)
     return Q, conj_transpose(Q, xp) @ A
 
 
-def adaptive_qb(A, thr, xp, rng, backend, *, block=16, power_iters=2, max_cols=None, norm_a=None, check=True):
+def adaptive_qb(
+    A, thr, xp, rng, backend, *, block=16, power_iters=2, max_cols=None, norm_a=None, check=True, defer=False
+):
     """Blocked fixed-precision range finder (randQB_EI with power scheme).
 
     Adds orthonormal blocks to ``Q`` until ``‖A − Q Q^H A‖_F <= thr``,
@@ -128,8 +147,12 @@ def adaptive_qb(A, thr, xp, rng, backend, *, block=16, power_iters=2, max_cols=N
         Subspace iterations per block.
     max_cols : int, optional
         Give up (return ``None``) once ``Q`` would need more than this many
-        columns; the caller then uses a full SVD, which is cheaper by then.
-        Default ``min(m, n) // 2``.
+        columns (the last block is narrowed to reach it; a first block wider
+        than it gives up at once); the caller then uses a full SVD, which is
+        cheaper by then.
+        Default ``min(m, n) // 2``.  The search also gives up early, as soon
+        as the energy captured so far per column shows that the remaining
+        error cannot be reached within ``max_cols`` (see Notes).
     norm_a : float, optional
         ``‖A‖_F`` if the caller already has it.
     check : bool
@@ -138,13 +161,21 @@ def adaptive_qb(A, thr, xp, rng, backend, *, block=16, power_iters=2, max_cols=N
         least ``1000·eps·max(m, n)·‖A‖_F²`` (far above the indicator's
         rounding error) is accepted and ``res`` is the indicator's value:
         for callers that measure their final error themselves.
+    defer : bool
+        With ``check=False``: a claim the indicator cannot vouch for (below
+        that level, or the indicator down to its rounding error) is returned
+        unmeasured, with ``res = None``, instead of measuring ``‖A − QB‖_F``
+        (three passes over ``A``).  For a caller that measures the error of
+        what it builds from ``Q`` and ``B`` anyway and calls again with
+        ``check=True`` when that error misses.
 
     Returns
     -------
     (Q, B, res) or None
         ``Q`` (m×l, orthonormal), ``B = Q^H A`` (l×n) and the measured
-        ``res = ‖A − Q B‖_F``, which is ``<= thr``; ``None`` if the range
-        grew past ``max_cols``.
+        ``res = ‖A − Q B‖_F``, which is ``<= thr`` (the indicator's value or
+        None as described under ``check`` and ``defer``); ``None`` if the
+        range grew, or would grow, past ``max_cols``.
 
     Notes
     -----
@@ -160,6 +191,15 @@ def adaptive_qb(A, thr, xp, rng, backend, *, block=16, power_iters=2, max_cols=N
     The indicator is kept relative to ``‖A‖_F²`` (every norm is divided by
     ``‖A‖_F`` before it is squared), so that it neither under- nor overflows
     whatever the scale of ``A``.
+
+    *Giving up early.*  The range finder meets the largest singular
+    directions first, so a later column captures no more energy than the
+    average column so far (exactly so for the singular vectors, in
+    expectation for a sketch).  With ``c = (‖A‖² − E) / l`` captured per
+    column after ``l`` columns, reaching the tolerance needs at least
+    ``l + (E − thr²) / c`` columns; once that exceeds ``max_cols`` the search
+    stops: a residual close to full rank (noise, independent matrices) costs
+    one block instead of ``max_cols / block`` before the caller's full SVD.
     """
     m, n = A.shape
     dtype = A.dtype
@@ -171,6 +211,7 @@ def adaptive_qb(A, thr, xp, rng, backend, *, block=16, power_iters=2, max_cols=N
     B = xp.zeros((0, n), dtype=dtype, device=device_of(A))
     if norm_a <= thr:
         return Q, B, norm_a
+    orth = _orth_columns(backend)
     # relative indicator E / ‖A‖² and threshold (thr / ‖A‖)²: scale-free
     thr2 = (float(thr) / norm_a) ** 2
     E = 1.0
@@ -181,28 +222,34 @@ def adaptive_qb(A, thr, xp, rng, backend, *, block=16, power_iters=2, max_cols=N
     while True:
         found = Q.shape[1]
         b = min(block, min(m, n) - found)
-        if found + b > max_cols or b <= 0:
+        if found + b > max_cols:
+            if found == 0:
+                return None  # not even the first block fits: the rank is expected high
+            b = max_cols - found  # a narrower last block: up to max_cols, not a block short of it
+        if b <= 0:
             return None
         Om = _sketch(rng, backend, (n, b), dtype)
         if found == 0:
             # the first block: nothing to deflate or to orthogonalise against
-            Qi = _orth(A @ Om, xp)
+            Qi = orth(A @ Om, xp)
             for _ in range(power_iters):
-                Qi = _orth(A @ _orth(AH @ Qi, xp), xp)
+                Qi = orth(A @ orth(AH @ Qi, xp), xp)
+            Bi = conj_transpose(Qi, xp) @ A
+            Q, B = Qi, Bi
         else:
             QH = conj_transpose(Q, xp)
             BH = conj_transpose(B, xp)
             # Products with the deflated matrix A - Q B, never formed explicitly.
-            Qi = _orth(A @ Om - Q @ (B @ Om), xp)
+            Qi = orth(A @ Om - Q @ (B @ Om), xp)
             for _ in range(power_iters):
-                Z = _orth(AH @ Qi - BH @ (QH @ Qi), xp)
-                Qi = _orth(A @ Z - Q @ (B @ Z), xp)
+                Z = orth(AH @ Qi - BH @ (QH @ Qi), xp)
+                Qi = orth(A @ Z - Q @ (B @ Z), xp)
             # against the previous blocks twice ("twice is enough"), then one QR
             Qi = Qi - Q @ (QH @ Qi)
-            Qi = _orth(Qi - Q @ (QH @ Qi), xp)
-        Bi = conj_transpose(Qi, xp) @ A
-        Q = xp.concat([Q, Qi], axis=1)
-        B = xp.concat([B, Bi], axis=0)
+            Qi = orth(Qi - Q @ (QH @ Qi), xp)
+            Bi = conj_transpose(Qi, xp) @ A
+            Q = xp.concat([Q, Qi], axis=1)
+            B = xp.concat([B, Bi], axis=0)
         E = E - (fro_norm(Bi, xp) / norm_a) ** 2
         if E <= thr2 and trusted:
             return Q, B, math.sqrt(max(E, 0.0)) * norm_a
@@ -210,7 +257,14 @@ def adaptive_qb(A, thr, xp, rng, backend, *, block=16, power_iters=2, max_cols=N
             # Claimed convergence, or E down to its own rounding error (where
             # it may never reach a tolerance below that): only the measured
             # residual can tell.
+            if defer and not check:
+                return Q, B, None
             res = fro_norm(A - Q @ B, xp)
             if res <= thr:
                 return Q, B, res
             E = (res / norm_a) ** 2  # the indicator lied (cancellation); go on from the truth
+        else:
+            cols = Q.shape[1]
+            captured = 1.0 - E
+            if captured > 0.0 and cols + (E - thr2) * cols / captured > max_cols:
+                return None  # the tolerance lies beyond max_cols (see Notes)

@@ -12,15 +12,17 @@ and array_api_strict inputs run through the same lines.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import warnings
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._budget import allocate_budget
-from ._norms import comfortable, fro_norm, max_abs, pow2_exponent, scale_pow2, tail_rank
+from ._norms import comfortable, fro_norm, max_abs, pow2_exponent, scale_pow2, tail_ranks
 from ._ownership import adopting, exposed, take
-from ._randomized import Sketcher, adaptive_qb, fixed_rank_qb
+from ._randomized import Sketcher, adaptive_qb, fixed_rank_qb, svd_wide
 from ._threads import small_blas
 from ._typing import Array, ArrayLike, Seed
 from ._validation import (
@@ -468,13 +470,13 @@ def cascade_fit(
         default fit is reproducible; with ``method="randomized"`` it means
         fresh entropy.
     oversample : int, keyword-only
-        Extra sketch columns in the fixed-rank randomized path (default 10).
+        Extra sketch columns in the fixed-rank randomized path, and beyond the
+        previous order's rank in the tolerance path's first sketch (default 10).
     power_iters : int, keyword-only
         Subspace iterations of the randomized range finders (default 2).
         With ``tol``, each order is sketched first without them and only
         sketched again with them when the rank found cannot be proven
-        minimal (its last kept singular value of the sketch not above the
-        tolerance); see Notes, *Cost*.
+        minimal from the sketch's singular values; see Notes, *Cost*.
     backend : {'numpy', 'numba', 'cupy', 'torch', 'array_api_strict'}, keyword-only
         Array library; by default that of the input arrays.  ``'cupy'`` moves
         NumPy input to the GPU, ``'torch'`` to a tensor on ``device``;
@@ -556,7 +558,8 @@ def cascade_fit(
     finds, that of the full SVD does not, so the choice follows the rank, not
     the size.  Each order starts randomized; the range finder gives up and
     the order takes the full SVD once the range passes ``min(m, n) / 2``
-    columns (fixed ranks: once ``r + oversample`` does).  An order that
+    columns, or once its first blocks show it cannot close before then
+    (fixed ranks: once ``r + oversample`` passes ``min(m, n) / 2``).  An order that
     needed the full SVD with a rank above ``min(m, n) / 4`` sends the next
     order straight to the full SVD (its rank is likely as high: noise,
     independent matrices), and an exact order with a lower rank sends the
@@ -569,11 +572,24 @@ def cascade_fit(
 
     *Cost.* Exact: one m×n SVD per order.  Randomized, fixed rank ``r``:
     ``O(mn(r + p)(2q + 2))`` for oversampling ``p`` and ``q`` power
-    iterations; adaptive (``tol``): two passes over ``R_k`` per block of 16
-    columns when the rank is proven minimal without power iterations (the
-    ``r``-th singular value of the sketch exceeds the tolerance, so no method
-    can use rank ``r − 1``), else that plus ``2q + 2`` passes per block; plus
-    one explicit residual per order.
+    iterations; adaptive (``tol``): first a sketch without power iterations,
+    in blocks of ``r_{k−1} + oversample`` columns (the previous order's
+    rank plus ``oversample``, at least 4), two passes over ``R_k`` per
+    block.  Its range is kept when its rank ``r`` is proven minimal: the
+    sketch's singular values ``s_i <= σ_i(R_k)`` leave a tail
+    ``sqrt(Σ_{i>=r} s_i²)`` above the tolerance at rank ``r − 1``, so no
+    method can use rank ``r − 1``.  Otherwise the range is found again with
+    ``2q + 2`` passes per block (and the next orders start there: after
+    consecutive failed proofs 1, 2, 4, then 8 orders skip the plain
+    sketch).  A range whose error indicator is at its rounding level
+    (tolerances near the working precision) is not measured separately:
+    the fitted order's error, which is measured anyway, decides, and only
+    a miss measures the range.  A range that would pass ``min(m, n) / 2``
+    columns, or that the energy captured per column so far shows cannot
+    reach the tolerance before then, is abandoned for the full SVD after
+    its first block.  Per order the fit further reads ``M_k`` for its norm,
+    forms ``R_k`` and its norm, and forms ``Ŵ_k`` and its error (four
+    passes).
 
     References
     ----------
@@ -631,10 +647,16 @@ def cascade_fit(
         # the default fit is reproducible, as the full SVD it replaces was
         seed = 0
 
-    xp, _, stream, count = open_matrices(mats, "mats", "(K + 1, m, n)", backend)
+    xp, stack, stream, count = open_matrices(mats, "mats", "(K + 1, m, n)", backend)
     check_seed(seed, backend=backend_name(xp))  # a torch.Generator needs torch arrays
     K = None if count is None else count - 1
-    opts = dict(oversample=oversample, power_iters=power_iters, seed=seed, device=resolve_device(xp, device))
+    opts = dict(
+        oversample=oversample,
+        power_iters=power_iters,
+        seed=seed,
+        device=resolve_device(xp, device),
+        checked_stack=stack is not None,
+    )
     if budget is not None:
         # The allocation compares gains across orders, so it needs them all.
         shaped: list[Array] = []
@@ -767,6 +789,9 @@ class _TargetRanks:
 def _run(stream, xp, K, ranks, tol, method, opts, backend=None):
     # The base M_0 fixes the shape, the rank bound, the SVD method and the device of every order.
     asked = opts["device"] is not None
+    # slices of a 3-D array that was checked as a whole (namespace, dtype, device): only finiteness
+    # is left to check, which each order's norm does
+    checked = opts.get("checked_stack", False) and not asked
     M = _check_matrix(next(stream), xp, 0, None, opts["device"], asked)
     device = device_of(M)
     m, n = M.shape
@@ -776,25 +801,45 @@ def _run(stream, xp, K, ranks, tol, method, opts, backend=None):
     # A copy, so that a view into a 3-D stack does not pin the stack.
     base = W = xp.asarray(M, copy=True)
     del M
+    norm_w = None  # ‖Ŵ_{k−1}‖_F when known
     sketch = Sketcher(xp, opts["seed"], device)
     corrections, errors = [], [0.0]
     used_tol = 0.0  # largest relative tolerance actually applied where tol was raised
     k = 0
-    for M in stream:  # not enumerate(): its cached result tuple would keep M_k alive
-        k += 1
-        M = _check_matrix(M, xp, k, (m, n), device, asked, finite=False)
-        r_req = targets.order(k)
-        dt = xp.result_type(W.dtype, M.dtype)
-        M = xp.astype(M, dt, copy=False)
-        W = xp.astype(W, dt, copy=False)
-        with small_blas(bound <= SMALL_BLAS_MAX):  # the norm is a BLAS dot too
-            norm_m = _finite_norm(M, xp, k)
-            delta, W, err, raised, ran = _fit_order(M, W, r_req, tol, choice.method, sketch, opts, xp, norm_m=norm_m)
-        choice.record(ran, delta.rank)
-        used_tol = max(used_tol, raised)
-        corrections.append(delta)
-        errors.append(err)
-        del M  # do not hold M_k while the iterator produces M_{k+1}
+    small = bound <= SMALL_BLAS_MAX
+    # One BLAS thread for the whole loop when the matrices come from memory
+    # (entering and leaving the limit costs tens of µs, as much as a small
+    # order's arithmetic); around each order only when they come from the
+    # caller's iterator, whose own code must not run under the limit.
+    lazy = K is None
+    with contextlib.nullcontext() if lazy else small_blas(small):
+        for M in stream:  # not enumerate(): its cached result tuple would keep M_k alive
+            k += 1
+            if not checked:
+                M = _check_matrix(M, xp, k, (m, n), device, asked, finite=False)
+            r_req = targets.order(k)
+            if M.dtype != W.dtype:
+                dt = xp.result_type(W.dtype, M.dtype)
+                M = xp.astype(M, dt, copy=False)
+                W = xp.astype(W, dt, copy=False)
+            with small_blas(small) if lazy else contextlib.nullcontext():  # the norm is a BLAS dot too
+                norm_m = _finite_norm(M, xp, k)
+                W_old = W
+                delta, W, err, raised, ran = _fit_order(
+                    M, W, r_req, tol, choice.method, sketch, opts, xp, norm_m=norm_m, norm_w=norm_w
+                )
+            if W is not W_old:
+                # ‖Ŵ_k‖ <= ‖M_k‖ + ‖Ŵ_k − M_k‖: with a tolerance that error is at most
+                # tol·‖M_k‖, so the bound is within a factor 1 + 2·tol of the norm and
+                # saves a pass; it only scales the rounding-level floor (lossless_fit_tol)
+                norm_w = norm_m + err * (norm_m if norm_m > 0 else 1.0) if r_req is None else None
+            del W_old
+            choice.record(ran, delta.rank)
+            sketch.last_rank = delta.rank
+            used_tol = max(used_tol, raised)
+            corrections.append(delta)
+            errors.append(err)
+            del M  # do not hold M_k while the iterator produces M_{k+1}
     targets.check_count(k)
     dtype = W.dtype
     if used_tol > 0.0:
@@ -824,26 +869,28 @@ def _run(stream, xp, K, ranks, tol, method, opts, backend=None):
     return Cascade._from_parts(base, corrections, errors, choice.reported(), xp, backend)
 
 
-def _fit_order(M, W, r_req, tol, method, sketch, opts, xp, rescaled=False, norm_m=None):
+def _fit_order(M, W, r_req, tol, method, sketch, opts, xp, rescaled=False, norm_m=None, norm_w=None):
     """One cascade step: ``(Δ_k, Ŵ_k, errors[k], raised, ran)`` from ``M_k`` and ``Ŵ_{k−1}``.
 
     ``raised`` is the relative tolerance actually used when a positive
     ``tol`` was below the lossless floor, else 0; ``ran`` is the
     factorisation used (``'exact'``, ``'randomized'``, or None for none);
-    ``norm_m`` is ``‖M‖_F`` when the caller has it.
+    ``norm_m`` is ``‖M‖_F`` when the caller has it, ``norm_w`` ``‖W‖_F`` or
+    an upper bound of it within ``2·tol·‖M_{k−1}‖_F`` (see :func:`_run`).
     """
     m, n = M.shape
     dt = M.dtype
     if norm_m is None:
         norm_m = fro_norm(M, xp)
-    norm_w = fro_norm(W, xp)
+    if norm_w is None:
+        norm_w = fro_norm(W, xp)
     if not rescaled and not comfortable(max(norm_m, norm_w), xp, dt, m * n):
         return _fit_order_rescaled(M, W, r_req, tol, method, sketch, opts, xp, norm_m, norm_w)
     R = M - W
     norm_r = fro_norm(R, xp)
     # Below this, singular values / tails are rounding noise of the subtraction
     # (relative to M_k, not to R_k: a noise-only R_k must give rank 0).
-    floor = lossless_fit_tol(xp, dt, (m, n)) * max(norm_m, norm_r, norm_w)
+    floor = _lossless_fit_tol(xp, dt, (m, n)) * max(norm_m, norm_r, norm_w)
     raised = 0.0
     if r_req is not None:
         thr = floor
@@ -864,38 +911,64 @@ def _fit_order(M, W, r_req, tol, method, sketch, opts, xp, rescaled=False, norm_
         cand = _randomized_tol(R, thr, norm_r, xp, sketch, opts)
 
     if cand is None:
-        dev = device_of(M)
-        delta = LowRank._from_factors(
-            xp.zeros((m, 0), dtype=dt, device=dev), xp.zeros((n, 0), dtype=dt, device=dev), xp
-        )
+        # one empty correction per fit and dtype, shared by its rank-0 orders (immutable, no entries)
+        delta = sketch.empty.get(dt)
+        if delta is None:
+            dev = device_of(M)
+            delta = sketch.empty[dt] = LowRank._from_factors(
+                xp.zeros((m, 0), dtype=dt, device=dev), xp.zeros((n, 0), dtype=dt, device=dev), xp
+            )
         return delta, W, _rel(norm_r, norm_m), raised, None
 
+    delta, W_new, err = _truncate(M, W, cand, r_req, thr, floor, xp)
+    if cand[4] is None and err > thr:
+        # the range finder's unmeasured claim was wrong: find the range again, measured
+        cand = _randomized_tol(R, thr, norm_r, xp, sketch, opts, verify=True)
+        if cand is None:  # pragma: no cover - R is above thr, so the measured search finds a range
+            cand = _exact(R, xp)
+        delta, W_new, err = _truncate(M, W, cand, r_req, thr, floor, xp)
+    Q = cand[0]
+    if r_req is None and err > thr and Q is not None and method != "exact":
+        # the sketched range missed the tolerance after all (rounding): the
+        # full SVD decides, so that no reported error exceeds tol silently
+        return _fit_order(M, W, r_req, tol, "exact", sketch, opts, xp, rescaled, norm_m)
+    return delta, W_new, _rel(err, norm_m), raised, "exact" if Q is None else "randomized"
+
+
+def _truncate(M, W, cand, r_req, thr, floor, xp):
+    """``(Δ_k, Ŵ_k, ‖M − Ŵ_k‖_F)`` from a factorisation ``cand = (Q, P, s, Wh, res)`` of ``R = M − W``.
+
+    The rank: ``r_req`` lowered to the singular values above ``floor``, or
+    the smallest whose predicted error ``sqrt(res² + tail²)`` is within
+    ``thr``; then grown a little while the measured error misses by
+    rounding.  An unmeasured range (``res`` None) is tried at the rank it
+    predicts with ``res = 0`` only: a miss sends the caller back to the
+    range finder.
+    """
     Q, P, s, Wh, res = cand
     L = s.shape[0]
     if r_req is not None:
         r = min(r_req, count_above(s, floor, xp))
     else:
-        r = tail_rank(s, res, thr, xp)
-    grow = 0
+        r = tail_ranks(s, 0.0 if res is None else res, thr, xp)[0]
+    grow = 0 if res is not None else _MAX_GROW
     while True:
         delta = _factors(Q, P, s, Wh, r, xp)
         if r:
-            W_new = delta._U @ xp.matrix_transpose(delta._V)
-            W_new += W  # = W + U Vᵀ bit for bit, without a second m×n temporary
+            # Vᵀ = Wh[:r] (row-major: a faster GEMM than the transposed copy V); rank 1 as a
+            # broadcast product, which NumPy's matmul would run without BLAS, ten times slower
+            Vt = Wh[:r, :]
+            W_new = delta._U * Vt if r == 1 else delta._U @ Vt
+            W_new += W  # = W + U Vᵀ, without a second m×n temporary
         else:
             W_new = W
         err = fro_norm(M - W_new, xp)
         # The rank came from ‖R − Δ‖ predicted through singular values; the
         # measured error can exceed the target by rounding.  Grow a little.
         if r_req is not None or err <= thr or r >= L or grow >= _MAX_GROW:
-            break
+            return delta, W_new, err
         r = r + 1 if grow < _MAX_GROW - 1 else L
         grow += 1
-    if r_req is None and err > thr and Q is not None and method != "exact":
-        # the sketched range missed the tolerance after all (rounding): the
-        # full SVD decides, so that no reported error exceeds tol silently
-        return _fit_order(M, W, r_req, tol, "exact", sketch, opts, xp, rescaled, norm_m)
-    return delta, W_new, _rel(err, norm_m), raised, "exact" if Q is None else "randomized"
 
 
 def _fit_order_rescaled(M, W, r_req, tol, method, sketch, opts, xp, norm_m, norm_w):
@@ -918,6 +991,12 @@ def _fit_order_rescaled(M, W, r_req, tol, method, sketch, opts, xp, norm_m, norm
         return delta, W, err, raised, ran
     delta = LowRank._from_factors(scale_pow2(delta._U, e, xp), delta._V, xp)
     return delta, scale_pow2(W_new, e, xp), err, raised, ran
+
+
+@functools.lru_cache(maxsize=32)
+def _lossless_fit_tol(xp, dtype, shape):
+    # looked up once per fit and dtype instead of once per order
+    return lossless_fit_tol(xp, dtype, shape)
 
 
 def _costlier_than_dense(ranks, m, n):
@@ -952,42 +1031,77 @@ def _randomized_fixed(R, r, xp, sketch, opts):
     Q, B = fixed_rank_qb(
         R, r, xp, sketch.rng, sketch.backend, oversample=opts["oversample"], power_iters=opts["power_iters"]
     )
-    P, s, Wh = xp.linalg.svd(B, full_matrices=False)
+    P, s, Wh = svd_wide(B, xp, sketch.backend)
     return Q, P, s, Wh, 0.0
 
 
 #: After a plain sketch failed to prove its rank minimal, orders skipped before trying one again.
 _PLAIN_RETRY = 8
+#: Fewest columns of a sketch (it has the previous order's rank plus ``oversample``).
+_MIN_BLOCK = 4
 
 
-def _randomized_tol(R, thr, norm_r, xp, sketch, opts):
-    block = max(16, opts["oversample"])
+def _randomized_tol(R, thr, norm_r, xp, sketch, opts, verify=False):
+    """A range of ``R`` for the absolute tolerance ``thr``: ``(Q, P, s, Wh, res)``, ``_exact(R)``, or None.
+
+    ``R ≈ Q P diag(s) Wh``.  ``res`` is ``‖R − Q Q^H R‖_F`` (measured, or
+    the range finder's indicator far above its rounding level), or None
+    when the indicator could not vouch for its claim and nothing was
+    measured (``verify=False``): the caller then keeps rank
+    ``tail_rank(s, 0, thr)``, measures its error, and calls again with
+    ``verify=True`` if that misses.
+    """
+    # Every sketch is the previous order's rank plus ``oversample`` wide: the ranks of an
+    # evolving family change slowly, and a range that needs more grows by further blocks.
+    # (Fewer extra columns find the same ranks where they are proven minimal, but leave
+    # more rounding-level directions in the corrections, which the lossless tree keeps.)
+    block = max(sketch.last_rank + opts["oversample"], _MIN_BLOCK)
     # First without power iterations (two passes over R per block instead of
     # 2q + 2).  The range is verified against thr either way; the rank r
-    # chosen from B = Q^H R is the smallest any method can reach whenever
-    # σ_r(B) > thr: σ_i(B) <= σ_i(R), so rank r − 1 leaves an error of at
-    # least σ_r(R) > thr.  Only when that proof fails (a slowly decaying
-    # spectrum around the tolerance) is the range found again with them.
-    # Slowly decaying spectra stay so from one order to the next: after a
-    # failed proof the next orders go straight to power iterations, and a
-    # plain sketch is tried again only every _PLAIN_RETRY orders.
+    # chosen from B = Q^H R is the smallest any method can reach whenever it
+    # is also the rank chosen as if the range missed nothing (res = 0):
+    # σ_i(B) <= σ_i(R), so rank r − 1 leaves an error of at least
+    # sqrt(Σ_{i>=r} σ_i(B)²) > thr.  Only when that proof fails (a slowly
+    # decaying spectrum around the tolerance) is the range found again with
+    # power iterations.  Slowly decaying spectra stay so from one order to
+    # the next: after failed proofs the next orders go straight to power
+    # iterations (1, 2, 4, ... of them after consecutive failures), and a
+    # plain sketch is tried again at least every _PLAIN_RETRY orders.
     plain = opts["power_iters"] == 0 or sketch.plain_skip == 0
     tries = ((0, opts["power_iters"]) if plain else (opts["power_iters"],)) if opts["power_iters"] else (0,)
     sketch.plain_skip = max(sketch.plain_skip - 1, 0)
     for q in tries:
         # check=False: _fit_order measures the fitted order's error itself
-        qb = adaptive_qb(R, thr, xp, sketch.rng, sketch.backend, block=block, power_iters=q, norm_a=norm_r, check=False)
+        qb = adaptive_qb(
+            R,
+            thr,
+            xp,
+            sketch.rng,
+            sketch.backend,
+            block=block,
+            power_iters=q,
+            norm_a=norm_r,
+            check=verify,
+            defer=not verify,
+        )
         if qb is None:
-            if q == tries[-1]:
-                return _exact(R, xp)
-            continue
+            # the range would pass max_cols: power iterations would not make it
+            # narrower than the rank the residual needs, so the full SVD it is
+            return _exact(R, xp)
         Q, B, res = qb
         if Q.shape[1] == 0:
             return None
-        P, s, Wh = xp.linalg.svd(B, full_matrices=False)
-        r = tail_rank(s, res, thr, xp)
-        proven = r == 0 or float(s[r - 1]) > thr
-        if q == 0 and not proven and len(tries) > 1:
-            sketch.plain_skip = _PLAIN_RETRY
+        P, s, Wh = svd_wide(B, xp, sketch.backend)
+        if res is None:
+            return Q, P, s, Wh, None  # the rank is tail_rank(s, 0, thr): minimal if its error is within thr
+        r, lowest = tail_ranks(s, res, thr, xp)
+        proven = r == lowest
+        if q == 0 and len(tries) > 1:
+            # skip 1, 2, 4, ... up to _PLAIN_RETRY orders after consecutive failed proofs:
+            # a one-off failure costs one order with power iterations, a slowly decaying
+            # spectrum (every plain proof fails) a plain sketch every _PLAIN_RETRY orders
+            sketch.plain_fails = 0 if proven else sketch.plain_fails + 1
+            if not proven:
+                sketch.plain_skip = min(2 ** (sketch.plain_fails - 1), _PLAIN_RETRY)
         if q == tries[-1] or proven:
             return Q, P, s, Wh, res

@@ -164,6 +164,20 @@ OPERATIONS = (
         None,
     ),
     Operation(
+        "orth_columns",
+        _O,
+        "orth_columns(Y, xp)",
+        "Q of a Householder QR of Y (m, k), m >= k: orthonormal columns spanning Y's (the range finder's basis)",
+        "lowrank_tree._portable:orth_columns",
+    ),
+    Operation(
+        "svd_wide",
+        _O,
+        "svd_wide(B, xp)",
+        "thin SVD (P, s, Wh) of B (l, n) with l <= n: B = P diag(s) Wh, s descending (the range finder's core)",
+        "lowrank_tree._portable:svd_wide",
+    ),
+    Operation(
         "merge_pairs",
         _O,
         "merge_pairs(pairs, tol, xp)",

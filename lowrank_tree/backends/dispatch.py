@@ -17,7 +17,7 @@ from .contract import BACKENDS, OPERATIONS, portable
 
 
 def backend_name(xp):
-    """Name of the backend behind namespace ``xp``.
+    """Name of the backend behind namespace ``xp`` (looked up once per namespace).
 
     Parameters
     ----------
@@ -35,6 +35,17 @@ def backend_name(xp):
     >>> backend_name(namespace_of(np.ones(2)))
     'numpy'
     """
+    try:
+        return _backend_name(xp)
+    except TypeError as exc:
+        if "unhashable" not in str(exc):
+            raise
+        return _backend_name.__wrapped__(xp)
+
+
+@functools.lru_cache(maxsize=32)
+def _backend_name(xp):
+    # called several times per order of a fit: the namespace tests cost more than the arithmetic
     for name in BACKENDS:
         # the first backend whose library owns xp ('numba' shares NumPy's and has no test)
         is_namespace = getattr(array_api_compat, f"is_{name}_namespace", None)
