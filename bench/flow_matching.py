@@ -751,6 +751,16 @@ def _run_task(task: tuple, grid: dict) -> list[dict]:
     return run_cell(dataset, path_name, K, family, rank, grid, seed, width=width)
 
 
+def _flow_report():
+    """``bench/flow_report.py`` (tables and plots; no PyTorch), imported from beside this file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("flow_report", pathlib.Path(__file__).with_name("flow_report.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _load_average() -> list[float] | None:
     try:
         return [round(v, 2) for v in os.getloadavg()]
@@ -778,8 +788,7 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     if args.plot_only:
-        import flow_report
-
+        flow_report = _flow_report()
         data = json.loads(pathlib.Path(args.plot_only).read_text())
         for written in flow_report.plot(data, args.plot_dir):
             print(f"wrote {written}")
