@@ -42,16 +42,55 @@ What is built here:
   samples of the same size).  Cells are repeated over seeds and summarised
   by the mean and a 95 % Student-t interval.
 
-Not built yet: widths chosen so that the families match in parameters,
-the digits (64-D) dataset, plots and a report table, and a run of the
-default configuration (its grid below is a plan: it has not been run or
-timed, is likely far over 30 minutes on two cores as it stands, and nothing
-in ``bench/results`` comes from it).
+* **Matched parameters** (:func:`parameter_formula`, :func:`matched_width`):
+  the count of every model in closed form, and the hidden width that brings
+  a family nearest a budget.  A grid model's width is an int or
+  ``"matched"``: nearest the separate heads' count at ``grid["width"]`` for
+  its dataset and K (within 1 % for the default grid).  Every run records
+  its width and parameter count.
+* **Report** (``bench/flow_report.py``, no PyTorch needed): Markdown tables
+  of every slice with 95 % intervals, each model against the separate heads
+  seed by seed (paired intervals: same start noise and target sample), the
+  metric against sampler order and steps, and the plots (metric against
+  parameters with the Pareto front; metric against sampler steps), drawn by
+  ``--plot-only``.
+
+The default grid (:data:`GRID`) is three slices of the cross product
+(every dataset x path x K x model x rank at 3 seeds would be about 2000
+training runs, days on two cores):
+
+* ``families``: every model family at one parameter budget, on every 2-D
+  set of HOMO (4-, 5-, 8-mode mixtures, spirals, circles) and on digits
+  (64-D): VP path, K = 4 (the most heads, and the path whose higher heads
+  carry information); separate heads (a) and one-init heads (e) at width
+  64 (each also compressed, (d), at three tolerances), the shared network
+  (b) and cascaded heads (c) of ranks 0 and 4 at the width that matches
+  the separate heads' count.
+* ``ranks``: the rank sweep of (c) — ranks 0, 1, 2, 4, 8, 16 at width 64,
+  so the count grows with the rank — beside separate heads at width 32 and
+  the shared network at width 64: points of every family at smaller sizes
+  for the metric-against-parameters front; on gmm8 and digits, VP, K = 4.
+* ``orders``: the sampler: OT and VP paths, K = 1, 2, 3, 4, separate heads
+  and matched cascaded rank-4 heads, on gmm8 (the mixture with the most
+  modes, where HOMO's metric applies).
+
+Every model is scored at 1, 2, 4, 8 and 16 sampler steps (sampling is
+cheap next to training), with 3 seeds: 58 model cells, 174 training runs.
+The plan came from timing single cells with one PyTorch thread on a quiet
+core of the 2-core machine at 1500 steps and 2000 points: 7 to 13 s of
+training for a K = 4 model on a 2-D set (widths 64 to 131), 21 to 34 s
+on digits (widths 64 to 167), 3 s for K = 1; scoring at five step counts
+adds 1 to 8 s.  At the default 1200 steps and 1000 points that is about
+30 core-minutes, so two processes (``--jobs 2``, one thread each) finish
+in about 15 minutes on an idle machine; ``bench/results/flow_matching.json``
+records the wall time and the load average it actually ran under.
 
 Usage::
 
-    python bench/flow_matching.py --quick --out /tmp/flow_quick.json   # seconds: a smoke run
-    python bench/flow_matching.py --out bench/results/flow_matching.json  # the default grid (not yet timed)
+    python bench/flow_matching.py --quick --out /tmp/flow_quick.json  # a smoke run, under a minute
+    python bench/flow_matching.py --dry-run                           # list the default grid's cells
+    python bench/flow_matching.py --jobs 2                            # writes bench/results/flow_matching.json
+    python bench/flow_matching.py --plot-only bench/results/flow_matching.json  # docs/_static/evaluation/*.png
 """
 
 from __future__ import annotations

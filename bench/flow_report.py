@@ -87,6 +87,12 @@ def _datasets(data: dict) -> list[str]:
     return list(dict.fromkeys(d for piece in pieces for d in piece["datasets"]))
 
 
+def middle_steps(data: dict) -> int:
+    """The middle of the grid's sampler step counts (4 of 1, 2, 4, 8, 16)."""
+    steps = sorted(data["grid"]["sampler_steps"])
+    return steps[len(steps) // 2]
+
+
 def slice_entries(data: dict, name: str, sampler_steps: int | None = None) -> list[dict]:
     """Summary entries of slice ``name`` at ``sampler_steps`` (default: the finest), in table order.
 
@@ -198,6 +204,51 @@ def comparison_table(data: dict, name: str = "families", sampler_steps: int | No
     return "\n".join(rows) + "\n"
 
 
+def verdict_summary(data: dict, name: str = "families", sampler_steps: int | None = None) -> str:
+    """Per model of slice ``name``: on how many datasets it is better, unresolved or worse than separate heads.
+
+    The counts are of :func:`comparison_table`'s verdicts (paired 95 %
+    intervals over the seeds), for the energy distance and, on the datasets
+    that have modes, the nearest-mode distance; the parameter column gives
+    the range of the model's count over the separate heads' across datasets.
+    """
+    entries = slice_entries(data, name, sampler_steps)
+    steps = entries[0]["sampler_steps"] if entries else None
+    references = {
+        (e["dataset"], e["path"], e["K"]): e
+        for e in data["summary"]
+        if e["family"] == "separate" and e["width"] == data["grid"]["width"] and e["sampler_steps"] == steps
+    }
+    tallies: dict[str, dict] = {}
+    for e in entries:
+        ref = references.get((e["dataset"], e["path"], e["K"]))
+        if ref is None or e is ref:
+            continue
+        label = model_label(e) + (" (matched width)" if e.get("width_rule") == "matched" else f" (width {e['width']})")
+        tally = tallies.setdefault(label, {"ratio": [], "energy_distance": [], "mode_distance": []})
+        tally["ratio"].append(e["parameters"]["mean"] / ref["parameters"]["mean"])
+        for metric in ("energy_distance", "mode_distance"):
+            diff = paired_difference(data, e, ref, metric) if metric in e else None
+            if diff is not None:
+                tally[metric].append(verdict(diff))
+
+    def counts(verdicts):
+        if not verdicts:
+            return "–"
+        return " / ".join(str(verdicts.count(v)) for v in ("better", "no difference resolved", "worse"))
+
+    rows = [
+        "| model | parameters / separate | energy distance: better / unresolved / worse "
+        "| nearest-mode distance: better / unresolved / worse |",
+        "|---|---|---|---|",
+    ]
+    for label, tally in tallies.items():
+        low, high = min(tally["ratio"]), max(tally["ratio"])
+        ratio = fmt(low) if fmt(low) == fmt(high) else f"{fmt(low)} – {fmt(high)}"
+        rows.append(f"| {label} | {ratio} | {counts(tally['energy_distance'])} | {counts(tally['mode_distance'])} |")
+    return "\n".join(rows) + "\n"
+
+
 def orders_table(data: dict, name: str = "orders", metric: str = "energy_distance") -> str:
     """Markdown table of ``metric`` (mean over seeds, 95 % interval) against sampler order K and step count."""
     steps = data["grid"]["sampler_steps"]
@@ -233,14 +284,35 @@ def run_summary(data: dict) -> str:
             if load
             else "."
         ),
-        f"* Training: {grid['train_steps']} Adam steps of batch {grid['batch']}, hidden depth {grid['depth']}; "
-        f"{len(grid['seeds'])} seed(s) per model; {grid['eval_points']} generated points per score; "
-        f"sampler steps {grid['sampler_steps']}.",
+        f"* Training: {grid['train_steps']} Adam steps of batch {grid['batch']} (cosine learning-rate "
+        f"schedule), {grid['depth']} hidden layer(s); {len(grid['seeds'])} seed(s) per model; "
+        f"{len(data['runs'])} scored models from {sum(r['tol'] is None for r in data['runs'])} training runs.",
+        f"* Reference budget: separate heads of width {grid['width']}; compression tolerances "
+        f"{', '.join(f'{t:g}' for t in grid['compress_tols'])}.",
+        f"* Scoring: {grid['eval_points']} generated points against {grid['eval_points']} fresh target points, "
+        f"sampler steps {', '.join(str(n) for n in grid['sampler_steps'])}.",
         "* Noise floor of the energy distance (two independent target samples of the evaluation's size): "
         + "; ".join(f"{name} {fmt_interval(stats)}" for name, stats in data["noise_floor"].items())
         + ".",
     ]
     return "\n".join(lines) + "\n"
+
+
+def docs_fragments(data: dict) -> dict[str, str]:
+    """The Markdown pieces the docs page includes, by file name (the docs build writes them to ``docs/_generated``)."""
+    names = slice_names(data)
+    pieces = {"flow_matching_run.md": run_summary(data)}
+    for name in names:
+        pieces[f"flow_matching_{name}_table.md"] = cell_table(data, name)
+        if name != "orders":
+            pieces[f"flow_matching_{name}_comparison.md"] = comparison_table(data, name)
+            pieces[f"flow_matching_{name}_verdicts.md"] = verdict_summary(data, name)
+            # and at a middle step count, where the higher-order heads' share of each Taylor step is larger
+            pieces[f"flow_matching_{name}_verdicts_mid.md"] = verdict_summary(data, name, middle_steps(data))
+    if "orders" in names:
+        pieces["flow_matching_orders_energy.md"] = orders_table(data, "orders", "energy_distance")
+        pieces["flow_matching_orders_mode.md"] = orders_table(data, "orders", "mode_distance")
+    return pieces
 
 
 def report(data: dict) -> str:

@@ -310,3 +310,125 @@ def test_noise_floor_line_is_the_upper_bound_and_never_a_non_positive_value():
     assert report._floor_line(data, "b") == pytest.approx(1e-3)
     assert report._floor_line(data, "c") is None and report._floor_line(data, "d") is None
     assert math.isclose(report._floor_line(data, "a"), data["noise_floor"]["a"]["high"])
+
+
+def _synthetic(values: dict, seeds=(0, 1, 2), steps=(4, 16)):
+    """A results dict of one 'families' slice: ``values[(dataset, family, rank)]`` is one metric value per seed."""
+    grid = {
+        "width": 8,
+        "depth": 1,
+        "train_steps": 10,
+        "batch": 4,
+        "eval_points": 10,
+        "sampler_steps": list(steps),
+        "seeds": list(seeds),
+        "compress_tols": [],
+        "slices": [
+            {"name": "families", "datasets": sorted({k[0] for k in values}), "paths": ["vp"], "K": [2], "models": []}
+        ],
+    }
+    runs, summary = [], []
+    for (dataset, family, rank), per_seed in values.items():
+        params = {"separate": 200, "shared": 110, "cascaded": 120}[family]
+        mine = []
+        for seed, v in zip(seeds, per_seed):
+            scores = {
+                str(N): {"energy_distance": v * N, "mode_distance": v + N, "sampling_seconds": 0.1} for N in steps
+            }
+            mine.append(
+                {
+                    "dataset": dataset,
+                    "path": "vp",
+                    "K": 2,
+                    "family": family,
+                    "rank": rank,
+                    "tol": None,
+                    "width": 8,
+                    "seed": seed,
+                    "parameters": params,
+                    "train_seconds": 1.0,
+                    "trained": scores,
+                }
+            )
+        runs += mine
+        for N in steps:
+            stat = lambda key: {
+                "mean": float(np.mean([r["trained"][str(N)][key] for r in mine])),
+                "low": 0.0,
+                "high": 1.0,
+                "n": 3,
+            }  # noqa: E731
+            summary.append(
+                {
+                    "dataset": dataset,
+                    "path": "vp",
+                    "K": 2,
+                    "family": family,
+                    "rank": rank,
+                    "tol": None,
+                    "width": 8,
+                    "width_rule": "fixed",
+                    "budget": 200,
+                    "slices": ["families"],
+                    "sampler_steps": N,
+                    "parameters": {"mean": params, "low": params, "high": params, "n": 3},
+                    "energy_distance": stat("energy_distance"),
+                    "mode_distance": stat("mode_distance"),
+                    "train_seconds": stat("energy_distance"),
+                    "sampling_seconds": stat("energy_distance"),
+                }
+            )
+    return {"grid": grid, "runs": runs, "summary": summary}
+
+
+def test_comparison_and_verdict_tables_count_the_paired_intervals():
+    sep = {"a": [1.0, 2.0, 3.0], "b": [1.0, 1.5, 2.0], "c": [2.0, 2.0, 2.5]}
+    values = {}
+    for dataset, base in sep.items():
+        values[(dataset, "separate", 0)] = base
+    # shared: clearly better on a, clearly worse on b, unresolved on c; cascaded: better on all three
+    values[("a", "shared", 0)] = [v - 0.5 + 0.01 * i for i, v in enumerate(sep["a"])]
+    values[("b", "shared", 0)] = [v + 0.3 + 0.02 * i for i, v in enumerate(sep["b"])]
+    values[("c", "shared", 0)] = [v + d for v, d in zip(sep["c"], (-0.5, 0.6, 0.1))]
+    for dataset, base in sep.items():
+        values[(dataset, "cascaded", 4)] = [v - 0.2 - 0.01 * i for i, v in enumerate(base)]
+    data = _synthetic(values)
+
+    def scipy_verdict(dataset, family, rank, N, metric):
+        mine = np.array(values[(dataset, family, rank)])
+        ref = np.array(sep[dataset])
+        f = (lambda v: v * N) if metric == "energy_distance" else (lambda v: v + N)
+        ci = scipy.stats.ttest_rel(f(mine), f(ref)).confidence_interval(0.95)
+        return "better" if ci.high < 0 else "worse" if ci.low > 0 else "no difference resolved"
+
+    for N in (4, 16):
+        rows = _table_rows(report.comparison_table(data, "families", N))
+        assert len(rows) == 6
+        for row in rows:
+            family, rank = ("cascaded", 4) if row["model"] == "cascaded r=4" else ("shared", 0)
+            assert row["verdict"] == scipy_verdict(row["dataset"], family, rank, N, "energy_distance")
+            assert row["parameters / separate"] == f"{(120 if family == 'cascaded' else 110) / 200:.3g}"
+        assert [r["verdict"] for r in rows if r["model"] == "shared network"] == [
+            "better",
+            "worse",
+            "no difference resolved",
+        ]
+        tally = {r["model"]: r for r in _table_rows(report.verdict_summary(data, "families", N))}
+        assert tally["shared network (width 8)"]["energy distance: better / unresolved / worse"] == "1 / 1 / 1"
+        assert tally["cascaded r=4 (width 8)"]["energy distance: better / unresolved / worse"] == "3 / 0 / 0"
+        assert tally["cascaded r=4 (width 8)"]["nearest-mode distance: better / unresolved / worse"] == "3 / 0 / 0"
+    assert report.middle_steps(data) == 16 and report.middle_steps({"grid": {"sampler_steps": [1, 2, 4, 8, 16]}}) == 4
+    data.update(machine={"command": "python bench/flow_matching.py"}, torch_threads=1, wall_seconds=60.0)
+    data["noise_floor"] = {d: {"mean": 0.01, "low": None, "high": None, "n": 1} for d in sep}
+    pieces = report.docs_fragments(data)
+    assert set(pieces) == {
+        "flow_matching_run.md",
+        "flow_matching_families_table.md",
+        "flow_matching_families_comparison.md",
+        "flow_matching_families_verdicts.md",
+        "flow_matching_families_verdicts_mid.md",
+    }
+    assert pieces["flow_matching_families_comparison.md"] == report.comparison_table(data, "families")
+    assert (
+        "python bench/flow_matching.py" in pieces["flow_matching_run.md"] and "1 min" in pieces["flow_matching_run.md"]
+    )
