@@ -250,12 +250,15 @@ def verdict_summary(data: dict, name: str = "families", sampler_steps: int | Non
 
 
 def orders_table(data: dict, name: str = "orders", metric: str = "energy_distance") -> str:
-    """Markdown table of ``metric`` (mean over seeds, 95 % interval) against sampler order K and step count."""
+    """Markdown table of ``metric`` (mean over seeds, 95 % interval) against sampler order K and step count.
+
+    Trained models only (the compressed heads are compared in the other slices).
+    """
     steps = data["grid"]["sampler_steps"]
     by_cell: dict[tuple, dict[int, dict]] = {}
     for N in steps:
         for e in slice_entries(data, name, N):
-            if metric in e:
+            if metric in e and e["tol"] is None:  # trained models only: the compressed ones are in the other slices
                 key = (e["dataset"], e["path"], model_label(e), _width_label(e), e["K"])
                 by_cell.setdefault(key, {})[N] = e
     rows = [
@@ -299,14 +302,20 @@ def run_summary(data: dict) -> str:
 
 
 def docs_fragments(data: dict) -> dict[str, str]:
-    """The Markdown pieces the docs page includes, by file name (the docs build writes them to ``docs/_generated``)."""
+    """The Markdown pieces the docs page includes, by file name (the docs build writes them to ``docs/_generated``).
+
+    Per slice other than ``orders``: its table, its comparison with the
+    separate heads and the verdict counts at the finest sampler; for the
+    first slice also the verdict counts at the middle step count; for
+    ``orders``: the energy-distance and nearest-mode tables against K and steps.
+    """
     names = slice_names(data)
     pieces = {"flow_matching_run.md": run_summary(data)}
-    for name in names:
+    for i, name in enumerate(n for n in names if n != "orders"):
         pieces[f"flow_matching_{name}_table.md"] = cell_table(data, name)
-        if name != "orders":
-            pieces[f"flow_matching_{name}_comparison.md"] = comparison_table(data, name)
-            pieces[f"flow_matching_{name}_verdicts.md"] = verdict_summary(data, name)
+        pieces[f"flow_matching_{name}_comparison.md"] = comparison_table(data, name)
+        pieces[f"flow_matching_{name}_verdicts.md"] = verdict_summary(data, name)
+        if i == 0:
             # and at a middle step count, where the higher-order heads' share of each Taylor step is larger
             pieces[f"flow_matching_{name}_verdicts_mid.md"] = verdict_summary(data, name, middle_steps(data))
     if "orders" in names:
@@ -359,7 +368,7 @@ def plot(data: dict, out_dir) -> list[pathlib.Path]:
     line the front over all models, the dotted line the energy distance's
     noise floor) and, when the grid has an ``orders`` slice (or for a grid
     without slices), ``sampler_<metric>.png``: the metric against the
-    step count, one line per model and sampler order K.  Returns the paths written.
+    step count, one line per trained model and sampler order K.  Returns the paths written.
     """
     import matplotlib
     import matplotlib.ticker
@@ -403,7 +412,7 @@ def plot(data: dict, out_dir) -> list[pathlib.Path]:
             ax.set_yscale("log")
             # ticks at 1, 2 and 5 times powers of ten, plainly labelled: parameter ranges span about one decade
             ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
-            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.6g}"))
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_title(f"{dataset}, K = {mine[0]['K']}, {mine[0]['path']}")
             ax.set_xlabel("parameters")
@@ -424,7 +433,7 @@ def plot(data: dict, out_dir) -> list[pathlib.Path]:
             lines: dict[tuple, dict[int, dict]] = {}
             for N in steps:
                 for e in slice_entries(data, name, N):
-                    if metric in e:
+                    if metric in e and e["tol"] is None:
                         lines.setdefault((e["dataset"], e["path"], model_label(e), e["K"]), {})[N] = e
             panels = list(dict.fromkeys((key[0], key[1]) for key in lines))
             if not panels:

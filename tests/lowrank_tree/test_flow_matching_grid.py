@@ -432,3 +432,38 @@ def test_comparison_and_verdict_tables_count_the_paired_intervals():
     assert (
         "python bench/flow_matching.py" in pieces["flow_matching_run.md"] and "1 min" in pieces["flow_matching_run.md"]
     )
+
+
+@settings(max_examples=10)
+@given(K=st.integers(1, 4), rank=st.integers(0, 4), depth=st.integers(1, 2), seed=st.integers(0, 2**16))
+def test_cascaded_mlp_gradients_are_those_of_the_dense_order_k_networks(K, rank, depth, seed):
+    # the training signal, not only the forward: every parameter's gradient of the loss over all
+    # orders equals the gradient through dense networks built from W_k = W_0 + Σ_{i<=k} U_i V_iᵀ
+    torch.manual_seed(seed)
+    d = 2
+    model = fm.build_model("cascaded", d, K, 5, depth, rank)
+    with torch.no_grad():  # random corrections (they start at zero)
+        for p in model.parameters():
+            p.copy_(0.3 * torch.randn_like(p))
+    x, t = torch.randn((4, d), dtype=torch.float64), torch.rand((4, 1), dtype=torch.float64)
+    target = torch.randn((K, 4, d), dtype=torch.float64)
+    ((model(x, t) - target) ** 2).mean().backward()
+    # parameters that take no part (the empty factors of a one-order layer) have no gradient: zero
+    grads = lambda: [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in model.parameters()]  # noqa: E731
+    ours = grads()
+    model.zero_grad()
+    z = torch.cat([x, fm.time_features(t)], dim=1)
+    outputs = []
+    for k in range(K):
+        h = z
+        for i, layer in enumerate(model.layers):
+            W, b = layer.weight, layer.bias
+            for j in range(1, k + 1):
+                U, V = layer.factors(j)
+                W, b = W + U @ V.T, b + layer.bias_corrections[j - 1]
+            h = h @ W.T + b
+            h = torch.nn.functional.silu(h) if i < len(model.layers) - 1 else h
+        outputs.append(h)
+    ((torch.stack(outputs) - target) ** 2).mean().backward()
+    for mine, dense in zip(ours, grads()):
+        torch.testing.assert_close(mine, dense, rtol=1e-10, atol=1e-12)
