@@ -56,8 +56,8 @@ What is built here:
   ``--plot-only``.
 
 The default grid (:data:`GRID`) is three slices of the cross product
-(every dataset x path x K x model x rank at 3 seeds would be about 2000
-training runs, days on two cores):
+(every dataset x path x K x model x rank at 3 seeds, one width per model,
+would be 1302 training runs, several hours on two cores):
 
 * ``families``: every model family at one parameter budget, on every 2-D
   set of HOMO (4-, 5-, 8-mode mixtures, spirals, circles) and on digits
