@@ -187,9 +187,9 @@ def comparison_table(data: dict, name: str = "families", sampler_steps: int | No
         if e["family"] == "separate" and e["width"] == data["grid"]["width"] and e["sampler_steps"] == steps
     }
     rows = [
-        "| dataset | model | parameters / separate | Δ energy distance [95 % CI] | verdict "
+        "| dataset | path | K | model | parameters / separate | Δ energy distance [95 % CI] | verdict "
         "| Δ nearest-mode distance [95 % CI] | verdict |",
-        "|---|---|---:|---|---|---|---|",
+        "|---|---|---:|---|---:|---|---|---|---|",
     ]
     for e in entries:
         ref = references.get((e["dataset"], e["path"], e["K"]))
@@ -198,7 +198,8 @@ def comparison_table(data: dict, name: str = "families", sampler_steps: int | No
         ed = paired_difference(data, e, ref, "energy_distance")
         md = paired_difference(data, e, ref, "mode_distance") if "mode_distance" in e else None
         rows.append(
-            f"| {e['dataset']} | {model_label(e)} | {fmt(e['parameters']['mean'] / ref['parameters']['mean'])} "
+            f"| {e['dataset']} | {e['path']} | {e['K']} | {model_label(e)} "
+            f"| {fmt(e['parameters']['mean'] / ref['parameters']['mean'])} "
             f"| {fmt_interval(ed)} | {verdict(ed)} | {fmt_interval(md)} | {verdict(md)} |"
         )
     return "\n".join(rows) + "\n"
@@ -307,7 +308,8 @@ def docs_fragments(data: dict) -> dict[str, str]:
     Per slice other than ``orders``: its table, its comparison with the
     separate heads and the verdict counts at the finest sampler; for the
     first slice also the verdict counts at the middle step count; for
-    ``orders``: the energy-distance and nearest-mode tables against K and steps.
+    ``orders``: the energy-distance and nearest-mode tables against K and
+    steps, and its comparison with the separate heads at the finest sampler.
     """
     names = slice_names(data)
     pieces = {"flow_matching_run.md": run_summary(data)}
@@ -321,6 +323,7 @@ def docs_fragments(data: dict) -> dict[str, str]:
     if "orders" in names:
         pieces["flow_matching_orders_energy.md"] = orders_table(data, "orders", "energy_distance")
         pieces["flow_matching_orders_mode.md"] = orders_table(data, "orders", "mode_distance")
+        pieces["flow_matching_orders_comparison.md"] = comparison_table(data, "orders")
     return pieces
 
 
