@@ -90,6 +90,7 @@ Usage::
     python bench/flow_matching.py --quick --out /tmp/flow_quick.json  # a smoke run, under a minute
     python bench/flow_matching.py --dry-run                           # list the default grid's cells
     python bench/flow_matching.py --jobs 2                            # writes bench/results/flow_matching.json
+    python bench/flow_matching.py --jobs 2 --resume                   # go on after an interruption (OUT.partial.jsonl)
     python bench/flow_matching.py --plot-only bench/results/flow_matching.json  # docs/_static/evaluation/*.png
 """
 
