@@ -42,22 +42,64 @@ What is built here:
   samples of the same size).  Cells are repeated over seeds and summarised
   by the mean and a 95 % Student-t interval.
 
-Not built yet: widths chosen so that the families match in parameters,
-the digits (64-D) dataset, plots and a report table, and a run of the
-default configuration (its grid below is a plan: it has not been run or
-timed, is likely far over 30 minutes on two cores as it stands, and nothing
-in ``bench/results`` comes from it).
+* **Matched parameters** (:func:`parameter_formula`, :func:`matched_width`):
+  the count of every model in closed form, and the hidden width that brings
+  a family nearest a budget.  A grid model's width is an int or
+  ``"matched"``: nearest the separate heads' count at ``grid["width"]`` for
+  its dataset and K (within 1 % for the default grid).  Every run records
+  its width and parameter count.
+* **Report** (``bench/flow_report.py``, no PyTorch needed): Markdown tables
+  of every slice with 95 % intervals, each model against the separate heads
+  seed by seed (paired intervals: same start noise and target sample), the
+  metric against sampler order and steps, and the plots (metric against
+  parameters with the Pareto front; metric against sampler steps), drawn by
+  ``--plot-only``.
+
+The default grid (:data:`GRID`) is three slices of the cross product
+(every dataset x path x K x model x rank at 3 seeds, one width per model,
+would be 1302 training runs, several hours on two cores):
+
+* ``families``: every model family at one parameter budget, on every 2-D
+  set of HOMO (4-, 5-, 8-mode mixtures, spirals, circles) and on digits
+  (64-D): VP path, K = 4 (the most heads, and the path whose higher heads
+  carry information); separate heads (a) and one-init heads (e) at width
+  64 (each also compressed, (d), at three tolerances), the shared network
+  (b) and cascaded heads (c) of ranks 0 and 4 at the width that matches
+  the separate heads' count.
+* ``ranks``: the rank sweep of (c) — ranks 0, 1, 2, 4, 8, 16 at width 64,
+  so the count grows with the rank — beside separate heads at width 32 and
+  the shared network at width 64: points of every family at smaller sizes
+  for the metric-against-parameters front; on gmm8 and digits, VP, K = 4.
+* ``orders``: the sampler: OT and VP paths, K = 1, 2, 3, 4, separate heads
+  and matched cascaded rank-4 heads, on gmm8 (the mixture with the most
+  modes, where HOMO's metric applies).
+
+Every model is scored at 1, 2, 4, 8 and 16 sampler steps (sampling is
+cheap next to training), with 3 seeds: 58 model cells, 174 training runs.
+The plan came from timing single cells with one PyTorch thread on a quiet
+core of the 2-core machine at 1500 steps and 2000 points: 7 to 13 s of
+training for a K = 4 model on a 2-D set (widths 64 to 131), 21 to 34 s
+on digits (widths 64 to 167), 3 s for K = 1; scoring at five step counts
+adds 1 to 8 s.  At the default 1200 steps and 1000 points that is about
+30 core-minutes, so two processes (``--jobs 2``, one thread each) finish
+in about 15 minutes on an idle machine; ``bench/results/flow_matching.json``
+records the wall time and the load average it actually ran under.
 
 Usage::
 
-    python bench/flow_matching.py --quick --out /tmp/flow_quick.json   # seconds: a smoke run
-    python bench/flow_matching.py --out bench/results/flow_matching.json  # the default grid (not yet timed)
+    python bench/flow_matching.py --quick --out /tmp/flow_quick.json  # a smoke run, under a minute
+    python bench/flow_matching.py --dry-run                           # list the default grid's cells
+    python bench/flow_matching.py --jobs 2                            # writes bench/results/flow_matching.json
+    python bench/flow_matching.py --jobs 2 --resume                   # go on after an interruption (OUT.partial.jsonl)
+    python bench/flow_matching.py --plot-only bench/results/flow_matching.json  # docs/_static/evaluation/*.png
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
 import pathlib
 import time
 import warnings
@@ -361,6 +403,58 @@ def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def parameter_formula(family: str, d: int, K: int, width: int, depth: int, rank: int = 0) -> int:
+    """Parameter count of :func:`build_model`'s model, in closed form (no model is built).
+
+    With layer sizes ``s_0 = d + 5`` (``+ K`` for the shared network's
+    one-hot order), ``s_1 = .. = s_depth = width``, ``s_{depth+1} = d``, a
+    dense layer ``a -> b`` holds ``a b + b`` numbers; separate heads hold
+    ``K`` copies of every layer; a cascaded layer holds its base plus, for
+    each of the ``K - 1`` orders after the first, a bias and a rank
+    ``min(rank, a, b)`` correction of ``min(rank, a, b) (a + b)`` numbers.
+    """
+    for value, name, low in ((d, "d", 1), (K, "K", 1), (width, "width", 1), (depth, "depth", 0), (rank, "rank", 0)):
+        _check_int(value, name, low)
+    first = d + TIME_FEATURES + (K if family == "shared" else 0)
+    sizes = [first] + [width] * depth + [d]
+    layers = list(zip(sizes[:-1], sizes[1:]))
+    dense = sum(a * b + b for a, b in layers)
+    if family in ("separate", "separate_shared_init"):
+        return K * dense
+    if family == "shared":
+        return dense
+    if family == "cascaded":
+        return dense + (K - 1) * sum(b + min(rank, a, b) * (a + b) for a, b in layers)
+    raise ValueError(f"family must be 'separate', 'separate_shared_init', 'shared' or 'cascaded', got {family!r}")
+
+
+def matched_width(family: str, d: int, K: int, depth: int, target: int, rank: int = 0) -> int:
+    """The hidden width whose model of ``family`` has the parameter count nearest ``target``.
+
+    The count grows strictly with the width, so the nearest count is found
+    by bisection; a tie goes to the smaller width.  The achieved count is
+    within half a width step of ``target`` (``|count(w) - target| <=
+    (count(w + 1) - count(w - 1)) / 2``), which for the default grid's
+    budgets is under 1 % of it; with ``depth = 0`` there is no hidden
+    layer and the width does not matter (1 is returned).
+    """
+    _check_int(target, "target", 1)
+    if depth == 0:
+        parameter_formula(family, d, K, 1, depth, rank)  # checks the arguments
+        return 1
+    low, high = 1, 2
+    while parameter_formula(family, d, K, high, depth, rank) < target:
+        low, high = high, 2 * high
+    while high - low > 1:  # count(low) < target <= count(high), or low = 1
+        mid = (low + high) // 2
+        if parameter_formula(family, d, K, mid, depth, rank) < target:
+            low = mid
+        else:
+            high = mid
+    below, above = (parameter_formula(family, d, K, w, depth, rank) for w in (low, high))
+    return low if target - below <= above - target else high
+
+
 def train(model: nn.Module, path, dataset: str, K: int, steps: int, batch: int, seed: int, lr: float = 5e-3) -> float:
     """Fit heads ``1..K`` to the path's derivatives by mean squared error with Adam; returns the last loss."""
     g = torch.Generator().manual_seed(seed)
@@ -470,34 +564,115 @@ QUICK_GRID = {
     "eval_points": 500,
     "seeds": [0],
 }
-#: The default configuration: a plan, not yet run or timed.
+#: The default configuration: three slices of the full cross product (see the module docstring).
+#: A model is ``[family, rank]`` (hidden width ``width``) or ``[family, rank, width]`` with ``width``
+#: an int or ``"matched"``: the width whose parameter count is nearest that of the separate heads
+#: at ``width`` (the reference budget of its dataset and K).
 GRID = {
-    "datasets": ["gmm4", "gmm5", "gmm8", "spirals", "circles", "gmm16d", "digits"],
-    "paths": ["ot", "vp"],
-    "K": [1, 2, 3, 4],
-    "models": [["separate", 0], ["separate_shared_init", 0], ["shared", 0]]
-    + [["cascaded", r] for r in (0, 1, 2, 4, 8, 16)],
-    "compress_tols": [0.03, 0.1, 0.3],
     "width": 64,
     "depth": 2,
-    "train_steps": 1500,
+    "train_steps": 1200,
     "batch": 256,
     "sampler_steps": [1, 2, 4, 8, 16],
-    "eval_points": 2000,
+    "eval_points": 1000,
     "seeds": [0, 1, 2],
+    "compress_tols": [0.03, 0.1, 0.3],
+    "slices": [
+        {
+            "name": "families",
+            "datasets": ["gmm4", "gmm5", "gmm8", "spirals", "circles", "digits"],
+            "paths": ["vp"],
+            "K": [4],
+            "models": [
+                ["separate", 0, 64],
+                ["separate_shared_init", 0, 64],
+                ["shared", 0, "matched"],
+                ["cascaded", 0, "matched"],
+                ["cascaded", 4, "matched"],
+            ],
+        },
+        {
+            "name": "ranks",
+            "datasets": ["gmm8", "digits"],
+            "paths": ["vp"],
+            "K": [4],
+            "models": [["separate", 0, 32], ["shared", 0, 64]] + [["cascaded", r, 64] for r in (0, 1, 2, 4, 8, 16)],
+        },
+        {
+            "name": "orders",
+            "datasets": ["gmm8"],
+            "paths": ["ot", "vp"],
+            "K": [1, 2, 3, 4],
+            "models": [["separate", 0, 64], ["cascaded", 4, "matched"]],
+        },
+    ],
 }
 
 
-def run_cell(dataset, path_name, K, family, rank, grid, seed) -> list[dict]:
+def grid_slices(grid: dict) -> list[dict]:
+    """The slices of ``grid``: its ``"slices"``, or the whole grid as one slice named ``"main"``."""
+    if "slices" in grid:
+        return grid["slices"]
+    return [{"name": "main", **{key: grid[key] for key in ("datasets", "paths", "K", "models")}}]
+
+
+def grid_cells(grid: dict) -> list[dict]:
+    """Every distinct model cell of ``grid``: dataset, path, K, family, rank and resolved width.
+
+    A cell that several slices name is listed once, with every slice's name
+    in ``"slices"``; cascaded models with ``K = 1`` and a rank above 0 are
+    left out (one order has no corrections: every rank is the same model).
+    Each cell carries ``"budget"``, the separate heads' parameter count at
+    ``grid["width"]`` for its dataset and K, the target of ``"matched"`` widths.
+    """
+    cells: dict[tuple, dict] = {}
+    for piece in grid_slices(grid):
+        for dataset in piece["datasets"]:
+            d = DATASETS[dataset]
+            for path_name in piece["paths"]:
+                for K in piece["K"]:
+                    budget = parameter_formula("separate", d, K, grid["width"], grid["depth"])
+                    for spec in piece["models"]:
+                        family, rank = spec[0], spec[1]
+                        rule = spec[2] if len(spec) > 2 else grid["width"]
+                        if family == "cascaded" and K == 1 and rank > 0:
+                            continue
+                        if rule == "matched":
+                            width = matched_width(family, d, K, grid["depth"], budget, rank)
+                        else:
+                            width = _check_int(rule, "width", 1)
+                        key = (dataset, path_name, K, family, rank, width)
+                        cell = cells.setdefault(
+                            key,
+                            {
+                                "dataset": dataset,
+                                "path": path_name,
+                                "K": K,
+                                "family": family,
+                                "rank": rank,
+                                "width": width,
+                                "width_rule": "matched" if rule == "matched" else "fixed",
+                                "budget": budget,
+                                "slices": [],
+                            },
+                        )
+                        if piece["name"] not in cell["slices"]:
+                            cell["slices"].append(piece["name"])
+    return list(cells.values())
+
+
+def run_cell(dataset, path_name, K, family, rank, grid, seed, width=None) -> list[dict]:
     """Train one model on one (dataset, path, K) and score it, untrained and trained, at every step count.
 
-    Returns the model's run, followed for separate heads by one run per
-    tolerance in ``grid["compress_tols"]``: the trained heads compressed
-    with :meth:`CascadedMLP.from_separate` (family ``"<family>+compressed"``,
+    ``width`` is the hidden width (default ``grid["width"]``).  Returns the
+    model's run, followed for separate heads by one run per tolerance in
+    ``grid["compress_tols"]``: the trained heads compressed with
+    :meth:`CascadedMLP.from_separate` (family ``"<family>+compressed"``,
     not retrained).
     """
+    width = grid["width"] if width is None else width
     torch.manual_seed(seed)
-    model = build_model(family, DATASETS[dataset], K, grid["width"], grid["depth"], rank)
+    model = build_model(family, DATASETS[dataset], K, width, grid["depth"], rank)
     n = grid["eval_points"]
     untrained = {N: evaluate(model, dataset, K, N, n, seed) for N in grid["sampler_steps"]}
     started = time.perf_counter()
@@ -511,6 +686,7 @@ def run_cell(dataset, path_name, K, family, rank, grid, seed) -> list[dict]:
         "family": family,
         "rank": rank,
         "tol": None,
+        "width": width,
         "seed": seed,
         "parameters": parameter_count(model),
         "final_loss": loss,
@@ -539,16 +715,25 @@ def run_cell(dataset, path_name, K, family, rank, grid, seed) -> list[dict]:
 
 
 def summarise(runs: list[dict], grid: dict) -> list[dict]:
-    """Mean and 95 % interval over the seeds of every (dataset, path, K, model, sampler steps) cell."""
-    cells = {}
+    """Mean and 95 % interval over the seeds of every (dataset, path, K, model, width, sampler steps) cell.
+
+    Each entry names the slices its model cell belongs to (``"slices"``),
+    its width rule and the reference budget (see :func:`grid_cells`).
+    """
+    about = {(c["dataset"], c["path"], c["K"], c["family"], c["rank"], c["width"]): c for c in grid_cells(grid)}
+    cells: dict[tuple, dict] = {}
     for run in runs:
         for N, scores in run["trained"].items():
-            key = (run["dataset"], run["path"], run["K"], run["family"], run["rank"], run["tol"], int(N))
+            key = (run["dataset"], run["path"], run["K"], run["family"], run["rank"], run["tol"], run["width"], int(N))
             cells.setdefault(key, {"runs": [], "scores": []})
             cells[key]["runs"].append(run)
             cells[key]["scores"].append(scores)
     out = []
-    for (dataset, path, K, family, rank, tol, N), cell in cells.items():
+    for (dataset, path, K, family, rank, tol, width, N), cell in cells.items():
+        # a compressed model belongs to the cell of the separate heads it was fitted to
+        source = about.get(
+            (dataset, path, K, family.removesuffix("+compressed"), 0 if tol is not None else rank, width)
+        )
         entry = {
             "dataset": dataset,
             "path": path,
@@ -556,6 +741,10 @@ def summarise(runs: list[dict], grid: dict) -> list[dict]:
             "family": family,
             "rank": rank,
             "tol": tol,
+            "width": width,
+            "width_rule": source["width_rule"] if source else "fixed",
+            "budget": source["budget"] if source else None,
+            "slices": source["slices"] if source else [],
             "sampler_steps": N,
             # compressed models' ranks (and so their size) may differ from seed to seed
             "parameters": mean_interval([r["parameters"] for r in cell["runs"]]),
@@ -572,6 +761,7 @@ def summarise(runs: list[dict], grid: dict) -> list[dict]:
 def noise_floors(grid: dict) -> dict:
     """Energy distance between two independent target samples of the evaluation's size, per dataset and seed."""
     n = grid["eval_points"]
+    datasets = dict.fromkeys(dataset for piece in grid_slices(grid) for dataset in piece["datasets"])
     return {
         dataset: mean_interval(
             [
@@ -579,48 +769,147 @@ def noise_floors(grid: dict) -> dict:
                 for seed in grid["seeds"]
             ]
         )
-        for dataset in grid["datasets"]
+        for dataset in datasets
     }
+
+
+def _tasks(grid: dict) -> list[tuple]:
+    """One ``(dataset, path, K, family, rank, width, seed)`` per training run, in the grid's order."""
+    return [
+        (c["dataset"], c["path"], c["K"], c["family"], c["rank"], c["width"], seed)
+        for c in grid_cells(grid)
+        for seed in grid["seeds"]
+    ]
+
+
+def _worker_init(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _run_task(task: tuple, grid: dict) -> list[dict]:
+    dataset, path_name, K, family, rank, width, seed = task
+    return run_cell(dataset, path_name, K, family, rank, grid, seed, width=width)
+
+
+def _flow_report():
+    """``bench/flow_report.py`` (tables and plots; no PyTorch), imported from beside this file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("flow_report", pathlib.Path(__file__).with_name("flow_report.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:  # pragma: no cover - no load average on this platform
+        return None
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tiny grid for a smoke run (seconds)")
     parser.add_argument("--out", default=str(pathlib.Path(__file__).parent / "results" / "flow_matching.json"))
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: busy shared cores)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per process (default 1)")
+    parser.add_argument("--jobs", type=int, default=1, help="training runs in parallel, one process each (default 1)")
+    parser.add_argument("--dry-run", action="store_true", help="list the model cells and the run count, run nothing")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the runs already logged in OUT.partial.jsonl by an interrupted run"
+    )
+    parser.add_argument(
+        "--plot-only",
+        metavar="JSON",
+        help="draw the plots of a results file into --plot-dir and print its report tables; run nothing",
+    )
+    parser.add_argument(
+        "--plot-dir", default=str(pathlib.Path(__file__).parent.parent / "docs" / "_static" / "evaluation")
+    )
     args = parser.parse_args(argv)
+    if args.plot_only:
+        flow_report = _flow_report()
+        data = json.loads(pathlib.Path(args.plot_only).read_text())
+        for written in flow_report.plot(data, args.plot_dir):
+            print(f"wrote {written}")
+        print(flow_report.report(data))
+        return 0
     grid = QUICK_GRID if args.quick else GRID
+    _check_int(args.jobs, "--jobs", 1)
+    _check_int(args.threads, "--threads", 1)
+    tasks = _tasks(grid)
+    if args.dry_run:
+        for cell in grid_cells(grid):
+            print(" ".join(f"{k}={v}" for k, v in cell.items()))
+        print(f"{len(grid_cells(grid))} model cells, {len(tasks)} training runs")
+        return 0
     torch.set_num_threads(args.threads)
-    started = time.perf_counter()
-    runs = []
-    for dataset in grid["datasets"]:
-        for path_name in grid["paths"]:
-            for K in grid["K"]:
-                for family, rank in grid["models"]:
-                    if family == "cascaded" and K == 1 and rank > 0:
-                        continue  # one order has no corrections: every rank is the same model
-                    for seed in grid["seeds"]:
-                        for run in run_cell(dataset, path_name, K, family, rank, grid, seed):
-                            runs.append(run)
-                            best = min(v["energy_distance"] for v in run["trained"].values())
-                            print(
-                                f"{dataset} {path_name} K={K} {run['family']}/{run['rank']}/{run['tol']} seed={seed}"
-                                f" params={run['parameters']} best energy distance={best:.3g}",
-                                flush=True,
-                            )
+    started, load_start = time.perf_counter(), _load_average()
+    partial = pathlib.Path(str(args.out) + ".partial.jsonl")
+    done: dict[tuple, list[dict]] = {}
+    if args.resume and partial.exists():
+        for line in partial.read_text().splitlines():
+            record = json.loads(line)
+            done[tuple(record["task"])] = record["runs"]
+    else:
+        partial.unlink(missing_ok=True)
+    loads = []
+
+    def finished(task, runs):
+        done[task] = runs
+        loads.append(_load_average())
+        with partial.open("a") as fh:
+            fh.write(json.dumps({"task": list(task), "runs": runs}) + "\n")
+        for run in runs:
+            best = min(v["energy_distance"] for v in run["trained"].values())
+            print(
+                f"[{len(done)}/{len(tasks)} {time.perf_counter() - started:.0f}s] {run['dataset']} {run['path']} "
+                f"K={run['K']} {run['family']}/{run['rank']}/{run['tol']} width={run['width']} seed={run['seed']}"
+                f" params={run['parameters']} best energy distance={best:.3g}",
+                flush=True,
+            )
+
+    todo = [task for task in tasks if task not in done]
+    if args.jobs == 1:
+        for task in todo:
+            finished(task, _run_task(task, grid))
+    else:
+        import concurrent.futures
+        import multiprocessing
+
+        # the costliest runs first, so that the last ones to finish are short (K orders, width² per layer)
+        order = sorted(todo, key=lambda task: -task[2] * (1 + (task[5] / 64) ** 2))
+        with concurrent.futures.ProcessPoolExecutor(
+            args.jobs,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init,
+            initargs=(args.threads,),
+        ) as pool:
+            futures = {pool.submit(_run_task, task, grid): task for task in order}
+            for future in concurrent.futures.as_completed(futures):
+                finished(futures[future], future.result())
+    runs = [run for task in tasks for run in done[task]]
     payload = {
         "machine": {**machine_info(), "torch": torch.__version__},
         "benchmark": "flow_matching",
         "quick": args.quick,
         "torch_threads": torch.get_num_threads(),
+        "jobs": args.jobs,
         "dtype": "float64",
         "grid": grid,
         "noise_floor": noise_floors(grid),
         "summary": summarise(runs, grid),
         "wall_seconds": time.perf_counter() - started,
+        "resumed_runs": sum(len(done_runs) for task, done_runs in done.items() if task not in todo),
+        "load_average": {
+            "start": load_start,
+            "end": _load_average(),
+            "mean_1min_over_runs": float(np.mean([v[0] for v in loads if v])) if any(loads) else None,
+        },
         "runs": runs,
     }
     path = write_json(args.out, payload)
+    partial.unlink(missing_ok=True)
     print(f"wrote {path}")
     return 0
 

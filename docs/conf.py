@@ -63,3 +63,12 @@ import report  # noqa: E402  (bench/report.py)
 (_generated / "mixed_table.md").write_text(report.mixed_table())
 (_generated / "torch_layer_table.md").write_text(report.torch_layer_tables())
 (_generated / "tree_worth_table.md").write_text(report.tree_worth_table())
+
+# The evaluation page's tables come from the committed flow-matching results (bench/flow_report.py).
+import json  # noqa: E402
+
+import flow_report  # noqa: E402  (bench/flow_report.py)
+
+_flow = json.loads((ROOT / "bench" / "results" / "flow_matching.json").read_text())
+for _name, _text in flow_report.docs_fragments(_flow).items():
+    (_generated / _name).write_text(_text)
