@@ -102,14 +102,34 @@ def _rank_for(s, budget):
     return int(ok[0]) if ok.size else len(s)
 
 
-def baselines(mats, tols):
-    """``{tol: ((star numbers, worst error), (chain numbers, worst error))}`` for one parameter (float64).
+def baselines(mats, tols, at=()):
+    """The star and chain baselines of one parameter at every tolerance (float64).
 
     Both baselines truncate differences of the true matrices, so each SVD is
     computed once and cut at every tolerance.
+
+    Parameters
+    ----------
+    mats : ndarray, shape (K + 1, m, n), float64
+    tols : sequence of float
+    at : collection of int
+        Checkpoints whose reconstructions are kept (none by default).
+
+    Returns
+    -------
+    dict
+        ``{tol: {"star": {...}, "chain": {...}}}``, each with ``numbers``
+        (stored numbers, base included), ``worst_error`` and ``at``
+        (``{k: reconstruction}``).
     """
     K1, m, n = mats.shape
-    out = {tol: [[m * n, 0.0], [m * n, 0.0], mats[0].copy()] for tol in tols}
+    out = {}
+    for tol in tols:
+        out[tol] = {
+            method: {"numbers": m * n, "worst_error": 0.0, "at": {0: mats[0].copy()} if 0 in at else {}}
+            for method in ("star", "chain")
+        }
+    chain = {tol: mats[0].copy() for tol in tols}
     for k in range(1, K1):
         norm_k = float(np.linalg.norm(mats[k]))
         star = np.linalg.svd(mats[k] - mats[0], full_matrices=False)
@@ -118,15 +138,20 @@ def baselines(mats, tols):
             acc = out[tol]
             U, s, Vt = star
             r = _rank_for(s, tol * norm_k)
-            acc[0][0] += r * (m + n)
-            err = float(np.linalg.norm(mats[0] + (U[:, :r] * s[:r]) @ Vt[:r] - mats[k])) / norm_k
-            acc[0][1] = max(acc[0][1], err)
+            W = mats[0] + (U[:, :r] * s[:r]) @ Vt[:r]
+            acc["star"]["numbers"] += r * (m + n)
+            acc["star"]["worst_error"] = max(acc["star"]["worst_error"], float(np.linalg.norm(W - mats[k])) / norm_k)
+            if k in at:
+                acc["star"]["at"][k] = W
             U, s, Vt = step
             r = _rank_for(s, tol * norm_k)
-            acc[1][0] += r * (m + n)
-            acc[2] = acc[2] + (U[:, :r] * s[:r]) @ Vt[:r]
-            acc[1][1] = max(acc[1][1], float(np.linalg.norm(acc[2] - mats[k])) / norm_k)
-    return {tol: (tuple(v[0]), tuple(v[1])) for tol, v in out.items()}
+            chain[tol] = chain[tol] + (U[:, :r] * s[:r]) @ Vt[:r]
+            acc["chain"]["numbers"] += r * (m + n)
+            err = float(np.linalg.norm(chain[tol] - mats[k])) / norm_k
+            acc["chain"]["worst_error"] = max(acc["chain"]["worst_error"], err)
+            if k in at:
+                acc["chain"]["at"][k] = chain[tol].copy()
+    return out
 
 
 def read_matrices(paths, name):
@@ -216,7 +241,8 @@ def main(argv=None):
                 star_p = chain_p = 0
                 star_e = chain_e = 0.0
                 for name in names2d:
-                    (sp, se), (cp, ce) = base_results[name][tol]
+                    res = base_results[name][tol]
+                    (sp, se), (cp, ce) = ((res[b]["numbers"], res[b]["worst_error"]) for b in ("star", "chain"))
                     star_p, chain_p = star_p + sp, chain_p + cp
                     star_e, chain_e = max(star_e, se), max(chain_e, ce)
                 row["star"] = {"bytes_ratio_2d": star_p * 4 / dense2d, "worst_error": star_e}

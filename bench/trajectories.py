@@ -106,53 +106,8 @@ def _sibling(name):
 # baselines with reconstructions
 # --------------------------------------------------------------------------
 def baselines(mats, tols, at):
-    """Star and chain baselines of one parameter (as ``bench/checkpoints.baselines``), with reconstructions.
-
-    Parameters
-    ----------
-    mats : ndarray, shape (K + 1, m, n), float64
-    tols : sequence of float
-    at : sequence of int
-        Checkpoints whose reconstructions are kept.
-
-    Returns
-    -------
-    dict
-        ``{tol: {"star": {...}, "chain": {...}}}``, each with ``numbers``
-        (stored numbers, base included), ``worst_error`` and ``at``
-        (``{k: reconstruction}``).
-    """
-    K1, m, n = mats.shape
-    rank_for = _sibling("checkpoints")._rank_for
-    out = {}
-    for tol in tols:
-        out[tol] = {
-            method: {"numbers": m * n, "worst_error": 0.0, "at": {0: mats[0].copy()} if 0 in at else {}}
-            for method in ("star", "chain")
-        }
-    chain = {tol: mats[0].copy() for tol in tols}
-    for k in range(1, K1):
-        norm_k = float(np.linalg.norm(mats[k]))
-        star = np.linalg.svd(mats[k] - mats[0], full_matrices=False)
-        step = np.linalg.svd(mats[k] - mats[k - 1], full_matrices=False)
-        for tol in tols:
-            acc = out[tol]
-            U, s, Vt = star
-            r = rank_for(s, tol * norm_k)
-            W = mats[0] + (U[:, :r] * s[:r]) @ Vt[:r]
-            acc["star"]["numbers"] += r * (m + n)
-            acc["star"]["worst_error"] = max(acc["star"]["worst_error"], float(np.linalg.norm(W - mats[k])) / norm_k)
-            if k in at:
-                acc["star"]["at"][k] = W
-            U, s, Vt = step
-            r = rank_for(s, tol * norm_k)
-            chain[tol] = chain[tol] + (U[:, :r] * s[:r]) @ Vt[:r]
-            acc["chain"]["numbers"] += r * (m + n)
-            err = float(np.linalg.norm(chain[tol] - mats[k])) / norm_k
-            acc["chain"]["worst_error"] = max(acc["chain"]["worst_error"], err)
-            if k in at:
-                acc["chain"]["at"][k] = chain[tol].copy()
-    return out
+    """The star and chain baselines of ``bench/checkpoints.py``, with the reconstructions at ``at`` kept."""
+    return _sibling("checkpoints").baselines(mats, tols, at)
 
 
 def cascade_numbers_and_error(cascade, mats):
