@@ -149,11 +149,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.write(format_table(targets, discrete=True, fmt=args.format) + "\n")
         counts = {s: sum(r.status == s for r in targets) for s in ("constructed", "impossible", "open")}
         disc = sum(r.discrete.startswith("constructed") for r in targets)
+        disc_impossible = sum(r.discrete.startswith("impossible") for r in targets)
         out.write(
             f"\n{len(targets)} targets: {counts['constructed']} constructed, {counts['impossible']} impossible, "
             f"{counts['open']} open ({args.library} library); as difference profiles: "
-            f"{disc} constructed, {counts['impossible']} impossible, "
-            f"{len(targets) - disc - counts['impossible']} open\n"
+            f"{disc} constructed, {disc_impossible} impossible, "
+            f"{len(targets) - disc - disc_impossible} open\n"
         )
         return 0
     t0 = time.perf_counter()

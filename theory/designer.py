@@ -144,18 +144,23 @@ def _block_name(b):
     return f"u_{a}u_{bb}ᵀ" if m == 0 else f"∫^{m} u_{a}u_{bb}ᵀ"
 
 
-def necessary_violations(target: Sequence[int]) -> list[str]:
+def necessary_violations(target: Sequence[int], *, differences: bool = False) -> list[str]:
     """Violated necessary conditions for a generic profile, as sentences.
 
     Parameters
     ----------
     target : sequence of int
+    differences : bool, default False
+        Read ``target`` as a profile of forward differences: leave out the
+        conditions proved for derivatives only (three-term rigidity).
 
     Returns
     -------
     list of str
         Empty if every condition holds (zero absorption, the C2 bound,
-        doubling and generalised rigidity, rank-one persistence).
+        doubling and generalised rigidity, rank-one persistence and, for
+        derivatives, three-term rigidity
+        ``2 r_{k+2} >= 3 r_{k+1} - 4 r_k``).
 
     Raises
     ------
@@ -170,6 +175,10 @@ def necessary_violations(target: Sequence[int]) -> list[str]:
     ['doubling rigidity: r_2 = 2*r_1 = 4 forces r_3 >= 2, but r_3 = 1']
     >>> necessary_violations((1, 0, 1))
     ['zero absorption: r_1 = 0 but r_2 = 1', 'C2 bound: r_2 = 1 > 2*r_1 = 0']
+    >>> necessary_violations((3, 5, 1))
+    ['three-term rigidity: 2*r_2 >= 3*r_1 - 4*r_0 = 3, but 2*r_2 = 2']
+    >>> necessary_violations((3, 5, 1), differences=True)
+    []
     """
     r = tuple(target)
     if not r or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in r):
@@ -204,6 +213,15 @@ def necessary_violations(target: Sequence[int]) -> list[str]:
             bad = [k + i for i in range(2, K - k) if r[k + i] > 1]
             if bad:
                 out.append(f"rank-one persistence: r_{k} = 1, r_{k + 1} = {r[k + 1]} but r_{bad[0]} = {r[bad[0]]}")
+    if not differences:
+        # proved for derivatives only; at r_{k+1} = 2 r_k it is doubling rigidity, reported above
+        for k in range(K - 2):
+            bound = 3 * r[k + 1] - 4 * r[k]
+            if r[k + 1] < 2 * r[k] and 2 * r[k + 2] < bound:
+                out.append(
+                    f"three-term rigidity: 2*r_{k + 2} >= 3*r_{k + 1} - 4*r_{k} = {bound}, "
+                    f"but 2*r_{k + 2} = {2 * r[k + 2]}"
+                )
     return out
 
 
@@ -537,8 +555,9 @@ def search_constructions(
 def discrete_status(result: DesignResult) -> str:
     """What is known about ``result.target`` as a generic *difference* profile.
 
-    * impossible: every necessary condition the designer uses is proved for
-      forward differences too, so the target is impossible there as well;
+    * impossible: the target violates a necessary condition that is proved
+      for forward differences too (all but three-term rigidity), so it is
+      impossible there as well;
     * constructed: :func:`theory.discrete.design_difference_profile` found a
       sum of discrete library blocks (``j^e``, ``Σ^m H_d``,
       ``Σ^m u_a u_bᵀ``) or the derivative construction read in ``j`` has the
@@ -557,7 +576,7 @@ def discrete_status(result: DesignResult) -> str:
     >>> discrete_status(design_profile((2, 1)))
     'constructed: Σ^1 H_1'
     """
-    if result.status == "impossible":
+    if result.status == "impossible" and necessary_violations(result.target, differences=True):
         return "impossible (same condition)"
     if result.status == "open":
         return "open"

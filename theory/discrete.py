@@ -7,7 +7,8 @@ entries in ℚ(j) and ``grank Δ^k A = r_k`` for ``k = 0..K-1``, where
 Necessary conditions.  Zero absorption, the C2 bound, rank-one persistence,
 doubling and generalised rigidity are proved for forward differences as well
 as for derivatives, so :func:`theory.designer.necessary_violations` applies
-unchanged.
+with ``differences=True`` (which leaves out three-term rigidity, proved for
+derivatives only).
 
 Constructions.  The discrete block library replaces the antiderivative
 ``∫`` by the indefinite sum ``Σ`` (the inverse of ``Δ`` that vanishes at
@@ -207,7 +208,7 @@ def design_difference_profile(
     >>> design_difference_profile((1, 3, 2)).status
     'impossible'
     """
-    viol = necessary_violations(target)
+    viol = necessary_violations(target, differences=True)
     target = tuple(target)
     K = len(target)
     if viol:

@@ -1,6 +1,6 @@
 """Linear families for the conjectured drop bound ``ρ(k) <= ρ(0) + ρ(k+1)``.
 
-The bound is unproved (see the theory documentation); the nine open rows of
+The bound is unproved (see the theory documentation); the six open rows of
 the K <= 5 designer table are exactly the permutations that pass every proved
 condition and violate it.  This module searches for a counterexample in a way
 that covers whole linear families at once instead of single random matrices.
