@@ -169,6 +169,22 @@ def verdict(diff: dict | None) -> str:
     return "no difference resolved"
 
 
+def _entries_and_references(data: dict, name: str, sampler_steps: int | None):
+    """The summary entries of slice ``name`` and, per (dataset, path, K), the separate heads they are compared with.
+
+    The reference is the separate heads at the grid's width (the budget that "matched" widths aim
+    at), from whichever slice holds them, at the same sampler step count.
+    """
+    entries = slice_entries(data, name, sampler_steps)
+    steps = entries[0]["sampler_steps"] if entries else None
+    references = {
+        (e["dataset"], e["path"], e["K"]): e
+        for e in data["summary"]
+        if e["family"] == "separate" and e["width"] == data["grid"]["width"] and e["sampler_steps"] == steps
+    }
+    return entries, references
+
+
 def comparison_table(data: dict, name: str = "families", sampler_steps: int | None = None) -> str:
     """Every model of slice ``name`` against the separate heads of its cell at the grid's width, seed by seed.
 
@@ -177,15 +193,7 @@ def comparison_table(data: dict, name: str = "families", sampler_steps: int | No
     and paired 95 % interval) and the verdict of each (``better`` when the
     whole interval is below zero).
     """
-    entries = slice_entries(data, name, sampler_steps)
-    steps = entries[0]["sampler_steps"] if entries else None
-    # the reference: separate heads at the grid's width (the budget that "matched" widths aim at),
-    # from whichever slice holds them
-    references = {
-        (e["dataset"], e["path"], e["K"]): e
-        for e in data["summary"]
-        if e["family"] == "separate" and e["width"] == data["grid"]["width"] and e["sampler_steps"] == steps
-    }
+    entries, references = _entries_and_references(data, name, sampler_steps)
     rows = [
         "| dataset | path | K | model | parameters / separate | Δ energy distance [95 % CI] | verdict "
         "| Δ nearest-mode distance [95 % CI] | verdict |",
@@ -213,13 +221,7 @@ def verdict_summary(data: dict, name: str = "families", sampler_steps: int | Non
     that have modes, the nearest-mode distance; the parameter column gives
     the range of the model's count over the separate heads' across datasets.
     """
-    entries = slice_entries(data, name, sampler_steps)
-    steps = entries[0]["sampler_steps"] if entries else None
-    references = {
-        (e["dataset"], e["path"], e["K"]): e
-        for e in data["summary"]
-        if e["family"] == "separate" and e["width"] == data["grid"]["width"] and e["sampler_steps"] == steps
-    }
+    entries, references = _entries_and_references(data, name, sampler_steps)
     tallies: dict[str, dict] = {}
     for e in entries:
         ref = references.get((e["dataset"], e["path"], e["K"]))
