@@ -154,6 +154,20 @@ def baselines(mats, tols, at=()):
     return out
 
 
+def cascade_numbers_and_error(cascade, mats):
+    """Numbers a fitted cascade stores (base + factors) and its worst relative error against ``mats``, densely."""
+    m, n = mats.shape[1:]
+    numbers = m * n + sum(r * (m + n) for r in cascade.ranks)
+    W = np.asarray(cascade.base, dtype=np.float64)
+    worst = 0.0
+    for k in range(len(mats)):
+        if k:
+            d = cascade.corrections[k - 1]
+            W = W + np.asarray(d.U, np.float64) @ np.asarray(d.V, np.float64).T
+        worst = max(worst, float(np.linalg.norm(W - mats[k]) / np.linalg.norm(mats[k])))
+    return numbers, worst
+
+
 def read_matrices(paths, name):
     from safetensors import safe_open
 
@@ -209,15 +223,8 @@ def main(argv=None):
                 fam = fit_checkpoints(paths, tol=tol, progress=False)
                 serial_s = time.perf_counter() - t0
                 row = {"tol": tol}
-                worst = 0.0
-                for name in names2d:  # the true errors, from the factors (a running sum, not K GEMMs per k)
-                    W = np.asarray(fam[name].base, dtype=np.float64)
-                    for k in range(len(paths)):
-                        if k:
-                            d = fam[name].corrections[k - 1]
-                            W = W + np.asarray(d.U, np.float64) @ np.asarray(d.V, np.float64).T
-                        M = mats[name][k]
-                        worst = max(worst, float(np.linalg.norm(W - M) / np.linalg.norm(M)))
+                # the true errors, from the factors (a running sum, not K GEMMs per k)
+                worst = max(cascade_numbers_and_error(fam[name], mats[name])[1] for name in names2d)
                 cascade_bytes = sum(fam[name].nbytes for name in names2d)
                 row["cascade"] = {
                     "bytes_ratio_2d": cascade_bytes / dense2d,

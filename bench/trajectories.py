@@ -111,17 +111,8 @@ def baselines(mats, tols, at):
 
 
 def cascade_numbers_and_error(cascade, mats):
-    """Numbers a fitted cascade stores (base + factors) and its worst relative error against ``mats``, densely."""
-    m, n = mats.shape[1:]
-    numbers = m * n + sum(r * (m + n) for r in cascade.ranks)
-    W = np.asarray(cascade.base, dtype=np.float64)
-    worst = 0.0
-    for k in range(len(mats)):
-        if k:
-            d = cascade.corrections[k - 1]
-            W = W + np.asarray(d.U, np.float64) @ np.asarray(d.V, np.float64).T
-        worst = max(worst, float(np.linalg.norm(W - mats[k]) / np.linalg.norm(mats[k])))
-    return numbers, worst
+    """Numbers a fitted cascade stores and its worst relative error against ``mats`` (``bench/checkpoints.py``)."""
+    return _sibling("checkpoints").cascade_numbers_and_error(cascade, mats)
 
 
 # --------------------------------------------------------------------------
