@@ -6,6 +6,7 @@ Usage::
     python -m theory table [--K 5] [--library standard|extended]
     python -m theory search [--K 5] [--budget 3000] [--out theory/_constructions.py]
     python -m theory dropsearch [--families 20000] [--seed 0]
+    python -m theory jets [--order 5] [--seed 0] [--out jet.json]
 
 ``check`` (the default) prints one row per claim — claim | instances |
 result | time — and exits with status 1 if any check fails.  ``table``
@@ -16,6 +17,9 @@ plus one searched ``D_a C D_b`` block) on every open target and writes the
 constructions that the table uses (each is re-certified whenever used).
 ``dropsearch`` screens random linear families for a counterexample to the
 conjectured drop bound (:mod:`theory.drop_search`) and prints what it saw.
+``jets`` builds exact Taylor jets of a rank-2 matrix whose third derivative
+has rank 1 to ``--order`` while its second derivative is invertible
+(:mod:`theory.jets`): the drop bound has no local obstruction up to that order.
 """
 
 from __future__ import annotations
@@ -96,13 +100,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         0 if every check passed, 1 otherwise.
     """
     parser = argparse.ArgumentParser(prog="python -m theory", description=__doc__.splitlines()[0])
-    parser.add_argument("command", nargs="?", default="check", choices=["check", "table", "search", "dropsearch"])
+    parser.add_argument(
+        "command", nargs="?", default="check", choices=["check", "table", "search", "dropsearch", "jets"]
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="print every instance")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--K", type=int, default=5, help="table/search: permutations of 1..K (default 5)")
     parser.add_argument("--budget", type=int, default=3000, help="search: candidates per order and seed")
     parser.add_argument("--families", type=int, default=20000, help="dropsearch: families to screen")
-    parser.add_argument("--out", default=None, help="search: output JSON (default: print)")
+    parser.add_argument("--out", default=None, help="search/jets: output JSON (default: print)")
+    parser.add_argument("--order", type=int, default=5, help="jets: orders of A''' = x y^T to match")
     parser.add_argument(
         "--format", default="markdown", choices=["markdown", "latex"], help="table: output format (default: markdown)"
     )
@@ -138,6 +145,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if found.counterexample is None
                 else f"VIOLATION with certified profile {found.profile}:\n{found.counterexample}\n"
             )
+        )
+        return 0
+    if args.command == "jets":
+        import json
+
+        from .jets import drop_bound_jet
+
+        t_start = time.perf_counter()
+        jet = drop_bound_jet(args.order, seed=args.seed)
+        seconds = time.perf_counter() - t_start
+        if args.out:
+            with open(args.out, "w", encoding="utf-8") as fh:
+                json.dump(jet.to_json(), fh, indent=1)
+        out.write(
+            f"A = U V (rank 2), A''' = x y^T + O(h^{jet.order + 1}), det A''(0) = {jet.det_second_derivative}; "
+            f"verified from the polynomials: {jet.verify()} ({seconds:.1f} s)\n"
         )
         return 0
     if args.command == "table":
