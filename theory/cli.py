@@ -6,7 +6,7 @@ Usage::
     python -m theory table [--K 5] [--library standard|extended]
     python -m theory search [--K 5] [--budget 3000] [--out theory/_constructions.py]
     python -m theory dropsearch [--families 20000] [--seed 0]
-    python -m theory jets [--order 5] [--seed 0] [--out jet.json]
+    python -m theory jets [--order 5] [--seed 0] [--singular-first] [--out jet.json]
 
 ``check`` (the default) prints one row per claim — claim | instances |
 result | time — and exits with status 1 if any check fails.  ``table``
@@ -19,7 +19,8 @@ constructions that the table uses (each is re-certified whenever used).
 conjectured drop bound (:mod:`theory.drop_search`) and prints what it saw.
 ``jets`` builds exact Taylor jets of a rank-2 matrix whose third derivative
 has rank 1 to ``--order`` while its second derivative is invertible
-(:mod:`theory.jets`): the drop bound has no local obstruction up to that order.
+(:mod:`theory.jets`): the drop bound has no local obstruction up to that order;
+``--singular-first`` also keeps ``A'`` singular, the profile ``(2, 3, 4, 1)``.
 """
 
 from __future__ import annotations
@@ -111,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="search/jets: output JSON (default: print)")
     parser.add_argument("--order", type=int, default=5, help="jets: orders of A''' = x y^T to match")
     parser.add_argument(
+        "--singular-first", action="store_true", help="jets: also rank A' <= 3 (the target (2, 3, 4, 1))"
+    )
+    parser.add_argument(
         "--format", default="markdown", choices=["markdown", "latex"], help="table: output format (default: markdown)"
     )
     parser.add_argument("--library", default="extended", choices=["standard", "extended"])
@@ -153,14 +157,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .jets import drop_bound_jet
 
         t_start = time.perf_counter()
-        jet = drop_bound_jet(args.order, seed=args.seed)
+        jet = drop_bound_jet(args.order, seed=args.seed, singular_first=args.singular_first)
         seconds = time.perf_counter() - t_start
         if args.out:
             with open(args.out, "w", encoding="utf-8") as fh:
                 json.dump(jet.to_json(), fh, indent=1)
         out.write(
-            f"A = U V (rank 2), A''' = x y^T + O(h^{jet.order + 1}), det A''(0) = {jet.det_second_derivative}; "
-            f"verified from the polynomials: {jet.verify()} ({seconds:.1f} s)\n"
+            f"A = U V (rank 2), A''' = x y^T + O(h^{jet.order + 1}), det A''(0) = {jet.det_second_derivative}"
+            + (
+                f", det A'(h) = O(h^{jet.singular_first_order + 1}) with rank A'(0) = 3"
+                if jet.singular_first_order is not None
+                else ""
+            )
+            + f"; verified from the polynomials: {jet.verify()} ({seconds:.1f} s)\n"
         )
         return 0
     if args.command == "table":

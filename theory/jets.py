@@ -15,9 +15,12 @@ So the 2 × 2 minors of ``A'''`` vanish at ``h = 0`` together with their first
 ``N`` derivatives, while ``A''`` is invertible there.  A proof of the bound in
 this case must therefore use derivatives of the minors of order higher than
 ``N`` (or an argument that is not local): the rank-one proof in the
-documentation uses the minors and their first derivative, and the search here
-reaches ``N = 7`` without meeting an obstruction.  A jet is not a matrix
-function over ``ℚ(t)`` and decides no row of the table.
+documentation uses the minors and their first derivative, and the
+construction here has met no obstruction it could not solve (it ships jets of
+orders 7 and 8).  With ``singular_first=True`` the jet also keeps ``A'``
+singular (``det A'(h) = O(h^{N+3})``, ``rank A'(0) = 3``): the profile
+``(2, 3, 4, 1)`` of the designer's table, to those orders.  A jet is not a
+matrix function over ``ℚ(t)`` and decides no row of the table.
 
 Construction.  Constant row and column operations and a gauge
 ``U → U G, V → G⁻¹ V`` (which change no rank) bring ``A`` to
@@ -36,8 +39,12 @@ the tangent spaces of the rank-2 and the rank-1 matrices at ``A_0`` and
 polynomial in the earlier unknowns, and leaves a 5-dimensional space of
 solutions.  The free parameters of each degree are kept as symbols for three
 more degrees; each obstruction is solved, exactly, for a parameter of the
-oldest degree in which it is linear; then the parameters that no later
-obstruction can reach are fixed at random small integers.  (The obstruction at
+newest degree in which it is linear; then the parameters that no later
+obstruction can reach are fixed at random small integers.  The singular first
+derivative adds, per degree, the condition that ``A'(h) n(h) = 0`` for a
+kernel series ``n(h)`` has a solution at the next order (again one scalar,
+linear in the newest parameters); its first three orders need six entries of
+the start (halves of ``x_0`` and ``y_0``, a row of ``P_2``) kept symbolic.  (The obstruction at
 degree ``d`` turns out to depend on the parameters of degrees ``d − 3`` and
 ``d − 2``, never on those of ``d − 1``: a search that fixed each degree at once
 would stop at degree 2.)
@@ -85,6 +92,10 @@ class DropJet:
         ``V_0 … V_{N+3}``, each ``2 × 4``.
     x, y : tuple of sympy.Matrix
         ``x_0 … x_N`` and ``y_0 … y_N``, each ``4 × 1``.
+    singular_first_order : int or None
+        ``M`` when the jet also has ``det A'(h) = O(h^{M+1})`` with
+        ``rank A'(0) = 3`` — the profile ``(2, 3, 4, 1)`` of the table to that
+        order; None when the first derivative is unconstrained.
     """
 
     order: int
@@ -92,6 +103,7 @@ class DropJet:
     V: tuple[sp.Matrix, ...]
     x: tuple[sp.Matrix, ...]
     y: tuple[sp.Matrix, ...]
+    singular_first_order: int | None = None
 
     def polynomials(self) -> tuple[sp.Matrix, sp.Matrix, sp.Matrix, sp.Matrix]:
         """``U(h)``, ``V(h)``, ``x(h)``, ``y(h)`` as polynomial matrices in ``h``."""
@@ -115,7 +127,9 @@ class DropJet:
         """Check the jet from its polynomials alone.
 
         True when ``rank U(0) = rank V(0) = 2``, every coefficient of
-        ``h^0 … h^N`` in ``(UV)''' − x yᵀ`` is zero, and ``det A''(0) ≠ 0``.
+        ``h^0 … h^N`` in ``(UV)''' − x yᵀ`` is zero, ``det A''(0) ≠ 0``, and,
+        for a jet with ``singular_first_order = M``, ``rank A'(0) = 3`` and the
+        coefficients of ``h^0 … h^M`` in ``det A'(h)`` are zero.
         """
         h = sp.Symbol("h")
         U, V, x, y = self.polynomials()
@@ -127,7 +141,15 @@ class DropJet:
             poly = sp.Poly(entry, h)
             if any(poly.coeff_monomial(h**k) != 0 for k in range(self.order + 1)):
                 return False
-        return A.diff(h, 2).subs(h, 0).det() != 0
+        if A.diff(h, 2).subs(h, 0).det() == 0:
+            return False
+        if self.singular_first_order is None:
+            return True
+        first = A.diff(h)
+        if first.subs(h, 0).rank() != 3:
+            return False
+        det = sp.Poly(sp.expand(first.det(method="berkowitz")), h)
+        return all(det.coeff_monomial(h**k) == 0 for k in range(self.singular_first_order + 1))
 
     def to_json(self) -> dict[str, Any]:
         """The jet as JSON-ready data (rationals as strings)."""
@@ -137,6 +159,7 @@ class DropJet:
             "V": [_as_strings(M) for M in self.V],
             "x": [_as_strings(M) for M in self.x],
             "y": [_as_strings(M) for M in self.y],
+            "singular_first_order": self.singular_first_order,
         }
 
     @classmethod
@@ -151,13 +174,14 @@ class DropJet:
             V=tuple(_rational_matrix(M) for M in data["V"]),
             x=tuple(_rational_matrix(M) for M in data["x"]),
             y=tuple(_rational_matrix(M) for M in data["y"]),
+            singular_first_order=data.get("singular_first_order"),
         )
 
 
 class _JetSolver:
     """The degree-by-degree solver described in the module docstring."""
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, singular_first: bool) -> None:
         self.rng = rng
         small = self.small
         self.P: dict[int, sp.Matrix] = {0: sp.zeros(2, 2), 1: small(2, 2), 2: small(2, 2)}
@@ -165,6 +189,22 @@ class _JetSolver:
         self.x: dict[int, sp.Matrix] = {0: small(4, 1)}
         self.y: dict[int, sp.Matrix] = {0: small(4, 1)}
         self.pending: dict[int, list[sp.Symbol]] = {}
+        self.singular_first = singular_first
+        self.kernel: dict[int, sp.Matrix] = {}  # n(h) with A'(h) n(h) = 0
+        if singular_first:
+            # A'(0) = [[V_1L, W_1], [P_1, 0]] is singular when W_1 = V_1[:, 2:] has rank one,
+            # and the h^1 coefficient of det A'(h) vanishes when x_0's lower half is P_1 u.
+            u, w = small(2, 1), small(1, 2)
+            while u.is_zero_matrix or w.is_zero_matrix:
+                u, w = small(2, 1), small(1, 2)
+            self.V[1][:, 2:] = u * w
+            self.x[0][2:, 0] = sp.Integer(self.rng.randint(1, 3)) * self.P[1] * u
+            # the h^2 coefficient needs freedom in the data of degree 0: keep six entries symbolic
+            start = [sp.Symbol(f"s_{i}") for i in range(6)]
+            self.x[0][:2, 0] = sp.Matrix(start[0:2])
+            self.y[0][:2, 0] = sp.Matrix(start[2:4])
+            self.P[2][0, :] = sp.Matrix([start[4:6]])
+            self.pending[-1] = start
 
     def small(self, rows: int, cols: int) -> sp.Matrix:
         return sp.Matrix(rows, cols, lambda i, j: sp.Integer(self.rng.randint(-3, 3)))
@@ -208,32 +248,53 @@ class _JetSolver:
         return sp.Matrix.hstack(*columns), offset
 
     def substitute(self, values: dict[sp.Symbol, Any]) -> None:
-        for store in (self.P, self.V, self.x, self.y):
+        for store in (self.P, self.V, self.x, self.y, self.kernel):
             for k in store:
                 store[k] = store[k].subs(values).applyfunc(sp.cancel)
 
-    def impose(self, expression: sp.Expr, d: int) -> None:
+    def impose(self, expression: sp.Expr, d: object) -> None:
         numerator = sp.expand(sp.numer(sp.together(sp.expand(expression))))
         if numerator == 0:
             return
-        for degree in sorted(self.pending):
+        for degree in sorted(self.pending, reverse=True):
             linear = [s for s in self.pending[degree] if numerator.has(s) and sp.degree(numerator, s) == 1]
             if linear:
                 symbol = linear[-1]
                 break
         else:
-            raise _Obstructed(f"the obstruction at degree {d} is {sp.factor(numerator)}")
+            raise _Obstructed(f"{d}: no free parameter left, the condition is {numerator} = 0")
         (value,) = sp.solve(numerator, symbol)
         self.substitute({symbol: value})
         self.pending[degree].remove(symbol)
 
     def finalize(self, up_to: int) -> None:
         values = {}
-        for degree in [g for g in self.pending if g <= up_to]:
+        for degree in [g for g in self.pending if g <= max(up_to, -1)]:  # -1: the start's symbols
             for symbol in self.pending.pop(degree):
                 values[symbol] = sp.Integer(self.rng.randint(-3, 3))
         if values:
             self.substitute(values)
+
+    def kernel_step(self, k: int) -> None:
+        """Impose the ``h^k`` coefficient of ``A'(h) n(h) = 0`` and solve for ``n_k``."""
+        A1 = self.A(1)
+        if k == 0:
+            null = A1.nullspace()
+            if len(null) != 1:
+                raise _Obstructed("rank A'(0) is not 3")
+            self.kernel[0] = null[0]
+            return
+
+        def rest() -> sp.Matrix:
+            total = sp.zeros(4, 1)
+            for i in range(1, k + 1):
+                total += (i + 1) * self.A(i + 1) * self.kernel[k - i]
+            return total
+
+        left = A1.T.nullspace()[0]
+        self.impose((left.T * rest())[0, 0], f"rank A' <= 3 at h^{k}")
+        solution, params = A1.gauss_jordan_solve(-rest().applyfunc(sp.cancel))
+        self.kernel[k] = solution.subs({p: 0 for p in params}).applyfunc(sp.cancel)
 
     def run(self, order: int) -> DropJet:
         for d in range(order + 1):
@@ -251,6 +312,9 @@ class _JetSolver:
             symbols = [sp.Symbol(f"k{d}_{i}") for i in range(len(params))]
             self.assign(d, list(solution.subs(dict(zip(params, symbols)))))
             self.pending[d] = symbols
+            if self.singular_first:  # A_{d+3} is known: the h^{d+2} coefficient of A'(h) n(h)
+                for k in [0, 1, 2] if d == 0 else [d + 2]:
+                    self.kernel_step(k)
             self.finalize(d - 3)
         self.finalize(order)
         U = tuple(sp.Matrix.vstack(sp.eye(2) if k == 0 else sp.zeros(2, 2), self.P[k]) for k in range(order + 4))
@@ -260,6 +324,7 @@ class _JetSolver:
             V=tuple(self.V[k] for k in range(order + 4)),
             x=tuple(self.x[k] for k in range(order + 1)),
             y=tuple(self.y[k] for k in range(order + 1)),
+            singular_first_order=order + 2 if self.singular_first else None,
         )
 
 
@@ -267,16 +332,22 @@ class _Obstructed(Exception):
     pass
 
 
-def drop_bound_jet(order: int = 5, *, seed: int = 0, max_tries: int = 20) -> DropJet:
+def drop_bound_jet(order: int = 5, *, seed: int = 0, singular_first: bool = False, max_tries: int = 20) -> DropJet:
     """Exact jets of a rank-2 ``A`` with ``A''' = x yᵀ + O(h^{order+1})``, ``A''(0)`` invertible.
 
     Parameters
     ----------
     order : int, default 5
         ``N >= 0``: how many orders of ``A''' = x yᵀ`` to match
-        (``h^0 … h^N``). Time grows quickly: ``N = 7`` takes about a minute.
+        (``h^0 … h^N``). ``N = 7`` takes about 25 s, ``N = 8`` with
+        ``singular_first`` about 35 s.
     seed : int, default 0
         Seed of the random small integers chosen for the free parameters.
+    singular_first : bool, default False
+        Also make ``A'`` singular to order ``order + 2`` (``det A'(h) =
+        O(h^{order+3})``, ``rank A'(0) = 3``): jets of the table's target
+        ``(2, 3, 4, 1)`` itself. Each order of ``A'(h) n(h) = 0`` (``n`` a
+        kernel series) costs one more free parameter per degree.
     max_tries : int, default 20
         Random starts to try; a start fails when it is degenerate (a zero
         pivot, or ``det A''(0) = 0`` at the end).
@@ -300,7 +371,7 @@ def drop_bound_jet(order: int = 5, *, seed: int = 0, max_tries: int = 20) -> Dro
     last = ""
     for _ in range(max_tries):
         try:
-            jet = _JetSolver(rng).run(order)
+            jet = _JetSolver(rng, singular_first).run(order)
         except _Obstructed as exc:
             last = str(exc)
             continue
@@ -310,17 +381,23 @@ def drop_bound_jet(order: int = 5, *, seed: int = 0, max_tries: int = 20) -> Dro
     raise RuntimeError(f"no jet of order {order} found in {max_tries} starts; last: {last}")
 
 
-def shipped_drop_jet() -> DropJet:
-    """The jet of order 7 shipped with the package.
+def shipped_drop_jet(singular_first: bool = False) -> DropJet:
+    """One of the two jets shipped with the package.
 
-    It is the output of ``python -m theory jets --order 7 --seed 1``.
+    Parameters
+    ----------
+    singular_first : bool, default False
+        False: the output of ``python -m theory jets --order 7 --seed 1``
+        (``A''' = x yᵀ + O(h^8)``). True: the output of ``python -m theory
+        jets --order 8 --seed 1 --singular-first`` (``A''' = x yᵀ + O(h^9)``
+        and ``det A'(h) = O(h^11)`` with ``rank A'(0) = 3``: the target
+        ``(2, 3, 4, 1)`` to those orders).
 
     Returns
     -------
     DropJet
-        ``A = U V`` of rank 2 with ``A''' = x yᵀ + O(h^8)`` and
-        ``det A''(0) = 352/3``; the tests re-check it without this module.
+        Re-checked by the tests without this module.
     """
     from ._drop_jet import DATA
 
-    return DropJet.from_json(DATA)
+    return DropJet.from_json(DATA["singular_first" if singular_first else "plain"])

@@ -59,14 +59,49 @@ def independent_check(jet: DropJet) -> tuple[bool, Fraction]:
     return ok, Fraction(int(det.numerator), int(det.denominator))
 
 
+def _first_derivative_det_coefficients(jet: DropJet) -> list:
+    """Coefficients of det A'(h), from a DomainMatrix over QQ[h] (not the module's Berkowitz)."""
+    h = sp.Symbol("h")
+    U, V, _, _ = jet.polynomials()
+    first = (U * V).diff(h).applyfunc(sp.expand)
+    det = DomainMatrix.from_Matrix(first).convert_to(QQ[h]).det()
+    poly = sp.Poly(QQ[h].to_sympy(det), h)
+    return [poly.coeff_monomial(h**k) for k in range(poly.degree() + 1)]
+
+
 def test_shipped_jet_violates_the_bound_to_order_seven():
     jet = shipped_drop_jet()
-    assert jet.order >= 7
+    assert jet.order >= 7 and jet.singular_first_order is None
     matches, det = independent_check(jet)
     assert matches
     assert det != 0
     assert jet.verify()
     assert Fraction(str(jet.det_second_derivative)) == det
+
+
+def test_shipped_jet_of_the_target_2341():
+    # rank A = 2, rank of the third derivative <= 1 to order 8, rank A' <= 3 to order 10,
+    # A''(0) invertible: the profile (2, 3, 4, 1) of the designer's table, to those orders.
+    jet = shipped_drop_jet(singular_first=True)
+    assert jet.order >= 8 and jet.singular_first_order == jet.order + 2
+    matches, det = independent_check(jet)
+    assert matches and det != 0
+    coefficients = _first_derivative_det_coefficients(jet)
+    assert all(c == 0 for c in coefficients[: jet.singular_first_order + 1])
+    h = sp.Symbol("h")
+    U, V, _, _ = jet.polynomials()
+    assert (U * V).diff(h).subs(h, 0).rank() == 3
+    assert jet.verify()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_singular_first_jets(seed):
+    jet = drop_bound_jet(order=1, seed=seed, singular_first=True)
+    assert jet.singular_first_order == 3
+    matches, det = independent_check(jet)
+    assert matches and det != 0
+    assert all(c == 0 for c in _first_derivative_det_coefficients(jet)[:4])
+    assert jet.verify()
 
 
 def test_shipped_jet_minors_vanish_to_its_order():

@@ -51,6 +51,6 @@ def test_module_entry_point():
     # here: nothing heavier runs, the commands themselves are tested in-process above)
     r = subprocess.run([sys.executable, "-m", "theory", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("usage: python -m theory")
-    assert "{check,table,search,dropsearch}" in r.stdout
+    assert "{check,table,search,dropsearch,jets}" in r.stdout
     r = subprocess.run([sys.executable, "-m", "theory", "bogus"], capture_output=True, text=True)
     assert r.returncode == 2 and "invalid choice: 'bogus'" in r.stderr
