@@ -166,8 +166,14 @@ class DropJet:
     def from_json(cls, data: dict[str, Any]) -> DropJet:
         """Inverse of :meth:`to_json`."""
         order = data.get("order")
-        if not isinstance(order, int) or order < 0:
+        if isinstance(order, bool) or not isinstance(order, int) or order < 0:
             raise ValueError(f"order must be a non-negative integer, got {order!r}")
+        singular = data.get("singular_first_order")
+        if singular is not None and (isinstance(singular, bool) or not isinstance(singular, int) or singular < 0):
+            raise ValueError(f"singular_first_order must be None or a non-negative integer, got {singular!r}")
+        lengths = {key: len(data[key]) for key in ("U", "V", "x", "y")}
+        if lengths != {"U": order + 4, "V": order + 4, "x": order + 1, "y": order + 1}:
+            raise ValueError(f"a jet of order {order} needs {order + 4} U and V and {order + 1} x and y, got {lengths}")
         return cls(
             order=order,
             U=tuple(_rational_matrix(M) for M in data["U"]),

@@ -155,6 +155,13 @@ def test_from_json_refuses_a_bad_order():
     data["order"] = -2
     with pytest.raises(ValueError, match="order"):
         DropJet.from_json(data)
+    data["order"] = 1  # the coefficients are those of an order-0 jet
+    with pytest.raises(ValueError, match="needs 5 U and V"):
+        DropJet.from_json(data)
+    data["order"] = 0
+    data["singular_first_order"] = -1
+    with pytest.raises(ValueError, match="singular_first_order"):
+        DropJet.from_json(data)
 
 
 def test_command_line_writes_a_jet_that_verifies(tmp_path, capsys):
