@@ -171,6 +171,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             + f"; verified from the polynomials: {jet.verify()} ({seconds:.1f} s)\n"
         )
+        if jet.order >= 4:
+            cert = jet.extension_certificate()
+            out.write(
+                f"extension certificate: obstruction coefficients {[str(c) for c in cert.coefficients]}"
+                + (f", gamma {[str(g) for g in cert.gamma]}" if cert.gamma is not None else "")
+                + f"; extends to power series of every order: {cert.holds}\n"
+            )
         return 0
     if args.command == "table":
         from .designer import discrete_status, format_table, permutation_table

@@ -446,7 +446,8 @@ def design_profile(
             "open",
             reason=f"passes the necessary conditions; not a sum of {library_kind}-library profiles"
             + (" and no D_a C D_b construction known" if use_data or search_budget else "")
-            + ("" if drop_bound_holds(target) else "; violates the conjectured (unproved) drop bound"),
+            + ("" if drop_bound_holds(target) else "; violates the drop bound (unproved over ℚ(t), false over ℚ((h)))")
+            + ("; realised over ℚ((h)) by formal power series (theory.jets)" if tuple(target) == (2, 3, 4, 1) else ""),
         )
     A = block_diag(*[block_matrix(b, var) for b in blocks])
     prof = rank_profile(A, len(target) - 1, var=var, seed=1)

@@ -19,8 +19,13 @@ documentation uses the minors and their first derivative, and the
 construction here has met no obstruction it could not solve (it ships jets of
 orders 7 and 8).  With ``singular_first=True`` the jet also keeps ``A'``
 singular (``det A'(h) = O(h^{N+3})``, ``rank A'(0) = 3``): the profile
-``(2, 3, 4, 1)`` of the designer's table, to those orders.  A jet is not a
-matrix function over ``ℚ(t)`` and decides no row of the table.
+``(2, 3, 4, 1)`` of the designer's table, to those orders.
+:meth:`DropJet.extension_certificate` computes, exactly and for a symbolic
+degree ``d``, the induction step that extends such a jet to power series of
+every order; with the shipped jet it proves that ``(2, 3, 4, 1)`` is a
+derivative profile over the differential field ``ℚ((h))`` of formal Laurent
+series, where the drop bound is therefore false.  A power series is not a
+matrix function over ``ℚ(t)``: no row of the table is decided.
 
 Construction.  Constant row and column operations and a gauge
 ``U → U G, V → G⁻¹ V`` (which change no rank) bring ``A`` to
@@ -67,7 +72,7 @@ from typing import Any
 
 import sympy as sp
 
-__all__ = ["DropJet", "drop_bound_jet", "shipped_drop_jet"]
+__all__ = ["DropJet", "ExtensionCertificate", "drop_bound_jet", "shipped_drop_jet"]
 
 
 def _rational_matrix(rows: Any) -> sp.Matrix:
@@ -76,6 +81,43 @@ def _rational_matrix(rows: Any) -> sp.Matrix:
 
 def _as_strings(M: sp.Matrix) -> list[list[str]]:
     return [[str(sp.Rational(M[i, j])) for j in range(M.cols)] for i in range(M.rows)]
+
+
+def _nonzero_beyond(value: sp.Expr, d: sp.Symbol, order: int) -> bool:
+    """True when the rational function ``value`` of ``d`` is defined and nonzero at every integer ``d > order``."""
+    numerator, denominator = sp.fraction(sp.cancel(value))
+    if numerator == 0:
+        return False
+    for poly in (sp.Poly(numerator, d), sp.Poly(denominator, d)):
+        if poly.degree() > 0 and any(r.is_integer and r > order for r in poly.ground_roots()):
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class ExtensionCertificate:
+    """The data of :meth:`DropJet.extension_certificate` (see there).
+
+    Attributes
+    ----------
+    left_nullity : int
+        Obstructions per degree (1 is needed).
+    lag_one_vanishes : bool
+        Whether adjusting the coefficients one degree back leaves the next
+        obstruction alone.
+    gamma : tuple of sympy.Rational or None
+        The form ``γ`` on the kernel basis (jets with a singular first derivative).
+    coefficients : tuple of sympy.Expr
+        ``L_d`` on the kernel basis, rational functions of the symbol ``d``.
+    holds : bool
+        Whether the induction step works at every degree beyond the jet.
+    """
+
+    left_nullity: int
+    lag_one_vanishes: bool
+    gamma: tuple[sp.Rational, ...] | None
+    coefficients: tuple[sp.Expr, ...]
+    holds: bool
 
 
 @dataclass(frozen=True)
@@ -150,6 +192,101 @@ class DropJet:
             return False
         det = sp.Poly(sp.expand(first.det(method="berkowitz")), h)
         return all(det.coeff_monomial(h**k) == 0 for k in range(self.singular_first_order + 1))
+
+    def extension_certificate(self) -> ExtensionCertificate:
+        """The induction step that extends this jet to a power series of every order.
+
+        At a degree ``d`` beyond the jet, the degree-``d`` equation is solvable
+        when its one scalar obstruction vanishes. Adjusting the coefficients
+        of degree ``d − 2`` inside the kernel ``K`` of the degree equations
+        (which keeps every earlier equation solved) changes that obstruction
+        by ``L_d(κ)``, a linear form on ``K`` that is a rational function of
+        ``d``, computed here exactly with ``d`` symbolic. The step works at
+        every ``d`` when (1) the degree equations have exactly one obstruction
+        (left nullity 1), (2) adjustments one degree back do not move it (the
+        lag-one forms vanish on ``K``), and (3) some ``κ`` has
+        ``L_d(κ) ≠ 0`` for every integer ``d`` beyond the jet — for a jet with
+        a singular first derivative, a ``κ`` with ``γ(κ) = 0``, where ``γ``
+        is the form through which the newest coefficients move ``A'(h) n(h)``
+        (``γ ≠ 0`` lets the next degree restore that condition). Then the
+        obstructions can be solved one degree after another for ever, and the
+        jet extends to formal power series ``U, V, x, y`` with
+        ``(UV)''' = x yᵀ`` exactly (and ``det (UV)' = 0`` for
+        ``singular_first``). Needs a jet in the normal form of the module
+        docstring and of order ``>= 4``, so that the obstruction moves
+        linearly (``x_{d−2} y_2ᵀ`` is quadratic when ``d = 4``).
+        """
+        d = sp.Symbol("d")
+        P = {k: U[2:, :] for k, U in enumerate(self.U)}
+        V = dict(enumerate(self.V))
+        x = dict(enumerate(self.x))
+        y = dict(enumerate(self.y))
+        if self.order < 4:
+            # from degree 5 on, every product of two coefficients that an adjustment of degree
+            # d - 2 moves (x_{d-2} y_2, P_2 V_{d+1}, ...) has one factor that it leaves alone,
+            # so the obstruction moves linearly
+            raise ValueError(f"the extension certificate needs a jet of order >= 4, got order {self.order}")
+        normal = self.U[0] == sp.Matrix([[1, 0], [0, 1], [0, 0], [0, 0]]) and self.V[0] == sp.Matrix(
+            [[1, 0, 0, 0], [0, 1, 0, 0]]
+        )
+        if not normal or any(not U[:2, :].is_zero_matrix for U in self.U[1:]):
+            raise ValueError("the extension certificate needs the normal form U = [I; P], P(0) = 0, V(0) = [I 0]")
+        z = sp.symbols("z0:20")
+
+        def parts(v: Any) -> tuple[sp.Matrix, sp.Matrix, sp.Matrix, sp.Matrix]:
+            v = list(v)
+            return sp.Matrix(2, 4, v[:8]), sp.Matrix(2, 2, v[8:12]), sp.Matrix(v[12:16]), sp.Matrix(v[16:20])
+
+        def degree_matrix(f: Any) -> sp.Matrix:  # J(f): z = (V, P, x, y) -> f [V; P V_0] - x_0 yᵀ - x y_0ᵀ
+            Vz, Pz, xz, yz = parts(z)
+            E = (f * Vz.col_join(Pz * V[0]) - x[0] * yz.T - xz * y[0].T).reshape(16, 1)
+            return sp.Matrix([[sp.diff(E[i], s) for s in z] for i in range(16)])
+
+        def lag(e: Any, v: Any, k: int) -> sp.Matrix:  # what v, placed k degrees back, adds to b_e
+            Vz, Pz, xz, yz = parts(v)
+            bottom = sp.zeros(2, 4).col_join(Pz * V[k] + P[k] * Vz)
+            return (e_factor(e) * bottom - (xz * y[k].T + x[k] * yz.T)).reshape(16, 1)
+
+        def e_factor(e: Any) -> Any:
+            return (e + 1) * (e + 2) * (e + 3)
+
+        J1 = degree_matrix(1)
+        kernel = J1.nullspace()
+        left = J1.T.nullspace()
+        ell = left[0] if left else sp.zeros(16, 1)
+        lag_one = all((ell.T * lag(d, kappa, 1))[0, 0].expand() == 0 for kappa in kernel)
+        if len(left) != 1 or not lag_one:
+            return ExtensionCertificate(len(left), lag_one, None, (), False)
+        J_prev = degree_matrix(e_factor(d - 1))
+        coefficients = []
+        for kappa in kernel:
+            shifted = sp.Matrix([c / e_factor(d - 2) for c in list(kappa)[:12]] + list(kappa)[12:])
+            change = lag(d - 1, shifted, 1).applyfunc(sp.cancel)
+            solution, params = J_prev.gauss_jordan_solve(-change)
+            particular = solution.subs({p: 0 for p in params}).applyfunc(sp.cancel)
+            total = (lag(d, shifted, 2) + lag(d, particular, 1)).applyfunc(sp.cancel)
+            coefficients.append(sp.factor(sp.cancel((ell.T * total)[0, 0])))
+        gamma = None
+        allowed = sp.eye(len(kernel))
+        if self.singular_first_order is not None:
+            A1 = V[1].col_join(P[1] * V[0])
+            n0, m0 = A1.nullspace()[0], A1.T.nullspace()[0]
+            gamma = tuple(sp.Rational((m0.T * parts(k)[0].col_join(parts(k)[1] * V[0]) * n0)[0, 0]) for k in kernel)
+            allowed = sp.Matrix.hstack(*sp.Matrix([list(gamma)]).nullspace())
+        restricted = (sp.Matrix([coefficients]) * allowed).applyfunc(sp.cancel)
+        holds = (
+            len(left) == 1
+            and lag_one
+            and (gamma is None or any(g != 0 for g in gamma))
+            and any(_nonzero_beyond(c, d, self.order) for c in restricted)
+        )
+        return ExtensionCertificate(
+            left_nullity=len(left),
+            lag_one_vanishes=lag_one,
+            gamma=gamma,
+            coefficients=tuple(coefficients),
+            holds=holds,
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The jet as JSON-ready data (rationals as strings)."""

@@ -201,7 +201,7 @@ def test_six_rows_stay_open(target):
     assert not necessary_violations(target)
     r = design_profile(target, library_kind="extended")
     assert r.status == "open"
-    assert "violates the conjectured (unproved) drop bound" in r.reason
+    assert "violates the drop bound (unproved over ℚ(t), false over ℚ((h)))" in r.reason
 
 
 @pytest.mark.parametrize("target", THREE_TERM)

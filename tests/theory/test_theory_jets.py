@@ -175,3 +175,78 @@ def test_command_line_writes_a_jet_that_verifies(tmp_path, capsys):
     assert "O(h^2)" in printed and "verified from the polynomials: True" in printed
     jet = DropJet.from_json(json.loads(out.read_text()))
     assert jet.order == 1 and independent_check(jet)[0]
+
+
+@pytest.mark.parametrize("singular_first", [False, True])
+def test_extension_certificates_of_the_shipped_jets_hold(singular_first):
+    cert = shipped_drop_jet(singular_first).extension_certificate()
+    assert cert.holds and cert.left_nullity == 1 and cert.lag_one_vanishes
+    assert len(cert.coefficients) == 5
+    assert (cert.gamma is not None) == singular_first
+
+
+def _obstruction_next(U, V, x, y, order):
+    """The obstruction of degree order + 1, computed from the coefficients directly."""
+    d = order + 1
+    P = [M[2:, :] for M in U]
+    f = (d + 1) * (d + 2) * (d + 3)
+    bottom = sp.zeros(2, 4)
+    for i in range(1, d + 3):
+        bottom += P[i] * V[d + 3 - i]
+    b = f * sp.zeros(2, 4).col_join(bottom)
+    for i in range(1, d):
+        b -= x[i] * y[d - i].T
+    z = sp.symbols("z0:20")
+    Vz, Pz = sp.Matrix(2, 4, z[:8]), sp.Matrix(2, 2, z[8:12])
+    xz, yz = sp.Matrix(z[12:16]), sp.Matrix(z[16:20])
+    E = (Vz.col_join(Pz * V[0]) - x[0] * yz.T - xz * y[0].T).reshape(16, 1)
+    J = sp.Matrix([[sp.diff(E[i], s) for s in z] for i in range(16)])
+    (ell,) = J.T.nullspace()
+    return (ell.T * b.reshape(16, 1))[0, 0], J
+
+
+def test_extension_coefficients_predict_the_next_obstruction():
+    # Move the coefficients of degree N - 1 along each kernel vector, re-solve degree N, and
+    # compare the change of the degree-(N+1) obstruction with the certificate's L_{N+1}.
+    jet = shipped_drop_jet()
+    N = jet.order
+    cert = jet.extension_certificate()
+    U, V, x, y = list(jet.U), list(jet.V), list(jet.x), list(jet.y)
+    base, J1 = _obstruction_next(U, V, x, y, N)
+    f = lambda e: (e + 1) * (e + 2) * (e + 3)  # noqa: E731
+    for kappa, predicted in zip(J1.nullspace(), cert.coefficients):
+        U2, V2, x2, y2 = list(U), list(V), list(x), list(y)
+        k = list(kappa)
+        V2[N + 2] = V[N + 2] + sp.Matrix(2, 4, k[:8]) / f(N - 1)
+        U2[N + 2] = U[N + 2] + sp.zeros(2, 2).col_join(sp.Matrix(2, 2, k[8:12]) / f(N - 1))
+        x2[N - 1] = x[N - 1] + sp.Matrix(k[12:16])
+        y2[N - 1] = y[N - 1] + sp.Matrix(k[16:20])
+        # degree N: the residual f_N A_{N+3} - sum x_i y_{N-i} must stay zero: re-solve (V, P, x, y)_N
+        P2 = [M[2:, :] for M in U2]
+        bottom = sp.zeros(2, 4)
+        for i in range(1, N + 3):
+            bottom += P2[i] * V2[N + 3 - i]
+        resid = f(N) * V2[N + 3].col_join(bottom + P2[N + 3] * V2[0])
+        for i in range(N + 1):
+            resid -= x2[i] * y2[N - i].T
+        JN = J1.copy()
+        JN[:, :12] = JN[:, :12] * f(N)
+        sol, params = JN.gauss_jordan_solve(-resid.reshape(16, 1))
+        s = list(sol.subs({p: 0 for p in params}))
+        V2[N + 3] = V2[N + 3] + sp.Matrix(2, 4, s[:8])
+        U2[N + 3] = U2[N + 3] + sp.zeros(2, 2).col_join(sp.Matrix(2, 2, s[8:12]))
+        x2[N] = x2[N] + sp.Matrix(s[12:16])
+        y2[N] = y2[N] + sp.Matrix(s[16:20])
+        moved, _ = _obstruction_next(U2, V2, x2, y2, N)
+        assert sp.nsimplify(moved - base) == predicted.subs(sp.Symbol("d"), N + 1)
+
+
+def test_extension_certificate_needs_order_four_and_the_normal_form():
+    jet = shipped_drop_jet()
+    short = DropJet(3, jet.U[:7], jet.V[:7], jet.x[:4], jet.y[:4])  # the same series, to order 3
+    assert short.verify()
+    with pytest.raises(ValueError, match="order >= 4"):
+        short.extension_certificate()
+    moved = DropJet(jet.order, (jet.U[0] * 2,) + jet.U[1:], jet.V, jet.x, jet.y)
+    with pytest.raises(ValueError, match="normal form"):
+        moved.extension_certificate()
