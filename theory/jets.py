@@ -507,6 +507,13 @@ def drop_bound_jet(order: int = 5, *, seed: int = 0, singular_first: bool = Fals
     RuntimeError
         If no start succeeds (not observed; it would be reported with the
         obstruction met).
+
+    Notes
+    -----
+    The time depends on the start, through the size of the rational
+    expressions in the symbolic parameters: ``order=5, seed=0`` takes about
+    a minute, but ``order=3, seed=0`` (without ``singular_first``) meets an
+    expression swell and runs for minutes; another seed avoids it.
     """
     if isinstance(order, bool) or not isinstance(order, int) or order < 0:
         raise ValueError(f"order must be a non-negative integer, got {order!r}")
