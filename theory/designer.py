@@ -447,13 +447,20 @@ def design_profile(
             reason=f"passes the necessary conditions; not a sum of {library_kind}-library profiles"
             + (" and no D_a C D_b construction known" if use_data or search_budget else "")
             + ("" if drop_bound_holds(target) else "; violates the drop bound (unproved over ℚ(t), false over ℚ((h)))")
-            + ("; realised over ℚ((h)) by formal power series (theory.jets)" if tuple(target) == (2, 3, 4, 1) else ""),
+            + ("; realised over ℚ((h)) by formal power series (theory.jets)" if _formal_profile(target) else ""),
         )
     A = block_diag(*[block_matrix(b, var) for b in blocks])
     prof = rank_profile(A, len(target) - 1, var=var, seed=1)
     if not (prof.certified and prof.ranks == target):  # pragma: no cover - would be a bug
         return DesignResult(target, "open", reason=f"construction gave {prof.ranks}: not verified")
     return DesignResult(target, "constructed", blocks, A, prof, how)
+
+
+def _formal_profile(target: Sequence[int]) -> bool:
+    """Whether a shipped jet of :mod:`theory.jets` realises ``target`` over ``ℚ((h))``."""
+    from .jets import shipped_drop_jet
+
+    return tuple(target) in {shipped_drop_jet(flag).profile for flag in (False, True)} - {None}
 
 
 def permutation_table(K_max: int = 4, *, library_kind: str = "standard", use_data: bool = True) -> list[DesignResult]:

@@ -75,6 +75,11 @@ import sympy as sp
 __all__ = ["DropJet", "ExtensionCertificate", "drop_bound_jet", "shipped_drop_jet"]
 
 
+def _third_derivative_factor(d: Any) -> Any:
+    """``(d+1)(d+2)(d+3)``: the coefficient of ``h^d`` in the third derivative is this times ``A_{d+3}``."""
+    return (d + 1) * (d + 2) * (d + 3)
+
+
 def _rational_matrix(rows: Any) -> sp.Matrix:
     return sp.Matrix([[sp.Rational(str(v)) for v in row] for row in rows])
 
@@ -155,6 +160,17 @@ class DropJet:
         x = sum((M * h**k for k, M in enumerate(self.x)), sp.zeros(4, 1))
         y = sum((M * h**k for k, M in enumerate(self.y)), sp.zeros(4, 1))
         return U, V, x, y
+
+    @property
+    def profile(self) -> tuple[int, int, int, int] | None:
+        """``(rank A, rank A', rank A'', rank A''')`` over ``ℚ((h))`` for the extended series.
+
+        Only a jet with ``singular_first_order`` fixes ``rank A'`` (to 3); for
+        the others the extension decides it (``rank A'(0)`` is only a lower
+        bound) and this is None. It is the profile of the power series whose
+        existence :meth:`extension_certificate` proves.
+        """
+        return (2, 3, 4, 1) if self.singular_first_order is not None else None
 
     @property
     def det_second_derivative(self) -> sp.Rational:
@@ -245,10 +261,7 @@ class DropJet:
         def lag(e: Any, v: Any, k: int) -> sp.Matrix:  # what v, placed k degrees back, adds to b_e
             Vz, Pz, xz, yz = parts(v)
             bottom = sp.zeros(2, 4).col_join(Pz * V[k] + P[k] * Vz)
-            return (e_factor(e) * bottom - (xz * y[k].T + x[k] * yz.T)).reshape(16, 1)
-
-        def e_factor(e: Any) -> Any:
-            return (e + 1) * (e + 2) * (e + 3)
+            return (_third_derivative_factor(e) * bottom - (xz * y[k].T + x[k] * yz.T)).reshape(16, 1)
 
         J1 = degree_matrix(1)
         kernel = J1.nullspace()
@@ -257,10 +270,10 @@ class DropJet:
         lag_one = all((ell.T * lag(d, kappa, 1))[0, 0].expand() == 0 for kappa in kernel)
         if len(left) != 1 or not lag_one:
             return ExtensionCertificate(len(left), lag_one, None, (), False)
-        J_prev = degree_matrix(e_factor(d - 1))
+        J_prev = degree_matrix(_third_derivative_factor(d - 1))
         coefficients = []
         for kappa in kernel:
-            shifted = sp.Matrix([c / e_factor(d - 2) for c in list(kappa)[:12]] + list(kappa)[12:])
+            shifted = sp.Matrix([c / _third_derivative_factor(d - 2) for c in list(kappa)[:12]] + list(kappa)[12:])
             change = lag(d - 1, shifted, 1).applyfunc(sp.cancel)
             solution, params = J_prev.gauss_jordan_solve(-change)
             particular = solution.subs({p: 0 for p in params}).applyfunc(sp.cancel)
@@ -362,7 +375,7 @@ class _JetSolver:
         rhs = sp.zeros(4, 4)
         for i in range(d + 1):
             rhs += self.x[i] * self.y[d - i].T
-        return (d + 1) * (d + 2) * (d + 3) * self.A(d + 3) - rhs
+        return _third_derivative_factor(d) * self.A(d + 3) - rhs
 
     @staticmethod
     def layout(d: int) -> list[tuple[str, int, int, int]]:

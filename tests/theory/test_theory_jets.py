@@ -250,3 +250,16 @@ def test_extension_certificate_needs_order_four_and_the_normal_form():
     moved = DropJet(jet.order, (jet.U[0] * 2,) + jet.U[1:], jet.V, jet.x, jet.y)
     with pytest.raises(ValueError, match="normal form"):
         moved.extension_certificate()
+
+
+def test_profiles_of_the_shipped_jets_match_their_ranks():
+    # (rank A, rank A', rank A'', rank A''') from the series at h = 0 and the certified conditions
+    h = sp.Symbol("h")
+    # rank A'(0) bounds rank A' from below only: the plain jet leaves rank A' to the extension
+    for singular_first, expected in [(False, None), (True, (2, 3, 4, 1))]:
+        jet = shipped_drop_jet(singular_first)
+        U, V, _, _ = jet.polynomials()
+        A = U * V
+        at_zero = tuple(int(A.diff(h, k).subs(h, 0).rank()) for k in range(4))
+        assert at_zero[0] == 2 and at_zero[2:] == (4, 1)
+        assert jet.profile == expected
