@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import operator
+import threading
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,11 @@ __all__ = ["CascadedLinear"]
 #: all_orders sums the orders with ``cumsum`` below this many outputs per order (rows times
 #: out_features) on the CPU, and with one addition per order from there on (see all_orders).
 _CPU_CUMSUM_MAX = 4096
+
+#: Guards every layer's cache of folded weights (CascadedLinear._folded).  One lock for the
+#: module rather than one per layer: a lock attribute would stop copy.deepcopy and pickle of
+#: a layer, and the guarded steps are a few dict operations (the folds run outside it).
+_FOLD_LOCK = threading.Lock()
 
 
 class CascadedLinear(nn.Module):
@@ -422,40 +428,39 @@ class CascadedLinear(nn.Module):
         rows served since the parameters last changed reach ``m n / (m + n)``.
         """
         state = self._parameter_state()
-        entry = self._fold.get(k)
-        if entry is not None and entry[2] is not None and entry[0] == state:
-            if next(reversed(self._fold), k) != k:
-                self._fold[k] = self._fold.pop(k, entry)  # most recently used last
-            return entry[2]
-        entry = self._fold.pop(k, None)
-        if entry is None or entry[0] != state:
-            entry = [state, 0, None]
-        self._fold[k] = entry  # most recently used last
-        if entry[2] is None:
+        # the forwards of a serving layer may run in several threads: every read and write of the
+        # cache is under one lock (a dict changed by another thread between two steps of an
+        # iteration raises, and an unlocked read-modify-write loses counts); the fold itself,
+        # the only costly step, runs outside it
+        with _FOLD_LOCK:
+            entry = self._fold.get(k)
+            if entry is not None and entry[2] is not None and entry[0] == state:
+                if next(reversed(self._fold)) != k:
+                    self._fold[k] = self._fold.pop(k)  # most recently used last
+                return entry[2]
+            entry = self._fold.pop(k, None)
+            if entry is None or entry[0] != state:
+                entry = [state, 0, None]
+            self._fold[k] = entry  # most recently used last
             entry[1] += rows
             m, n = self.out_features, self.in_features
             if entry[1] * (m + n) < m * n:
                 return None
-            c = self._offsets[k]
-            W = torch.addmm(self.weight, self.U[:, :c], self.V[:, :c].T)
-            b = self.bias
-            if b is not None and k:
-                b = b + self.bias_corrections[:k].sum(dim=0)
-            entry[2] = (W, b)
-        # drop stale entries and the least recently used beyond the limit; iterate over snapshots
-        # (list() of a dict view is one step under the GIL), since forwards of a serving layer may
-        # run in several threads and a dict changed during iteration raises
-        for key, e in list(self._fold.items()):
-            if e[0] != state:
-                self._fold.pop(key, None)
-        while True:
-            folded = [key for key, e in list(self._fold.items()) if e[2] is not None]
-            if len(folded) <= self.inference_cache_orders:
-                break
-            oldest = self._fold.get(folded[0])
-            if oldest is not None:
-                oldest[1:] = [0, None]  # it rents again before it is folded again: no thrashing
-        return entry[2]  # None if another thread evicted it meanwhile: the caller runs factored
+        c = self._offsets[k]
+        W = torch.addmm(self.weight, self.U[:, :c], self.V[:, :c].T)
+        b = self.bias
+        if b is not None and k:
+            b = b + self.bias_corrections[:k].sum(dim=0)
+        with _FOLD_LOCK:
+            if self._fold.get(k) is entry:  # not evicted by another thread meanwhile
+                entry[2] = (W, b)
+            # drop stale entries, then the least recently used folds beyond the limit
+            for key in [key for key, e in self._fold.items() if e[0] != state]:
+                del self._fold[key]
+            folded = [key for key, e in self._fold.items() if e[2] is not None]
+            for key in folded[: max(len(folded) - self.inference_cache_orders, 0)]:
+                self._fold[key][1:] = [0, None]  # it rents again before it is folded again: no thrashing
+        return W, b
 
     def _mixed(self, x2, orders):
         if self.bias is not None:

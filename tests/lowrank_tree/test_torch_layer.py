@@ -754,3 +754,30 @@ def test_folding_from_several_threads_stays_exact():
         sys.setswitchinterval(interval)
     assert failures == []
     assert len(_folded_orders(layer)) <= layer.inference_cache_orders
+
+
+def test_a_layer_with_folded_orders_deep_copies_and_pickles_exactly():
+    # the fold cache's lock lives in the module, not on the layer: copies and pickles still work,
+    # and a copy's cache entries name the original's storage, so they are dropped, never served
+    import copy
+    import io
+
+    layer = _layer(6, 5, 4, [2, 1, 1], True, torch.float64, 19)
+    weights, biases = _reference(layer)
+    x = _x((8,), 6, torch.float64, 20)
+    with torch.no_grad():
+        layer(x, 3)
+    assert _folded_orders(layer) == [3]
+    buffer = io.BytesIO()
+    torch.save(layer, buffer)
+    buffer.seek(0)
+    for twin in (copy.deepcopy(layer), torch.load(buffer, weights_only=False)):
+        with torch.no_grad():
+            twin.U.add_(1.0)  # the twin moves; the original must not
+        twin_weights, twin_biases = _reference(twin)
+        assert not np.allclose(twin_weights[3], weights[3])
+        with torch.no_grad():
+            for k in range(4):
+                want = x.numpy() @ twin_weights[k].T.real + twin_biases[k].real
+                _assert_close(twin(x, k).numpy(), want, torch.float64)
+                _assert_close(layer(x, k).numpy(), x.numpy() @ weights[k].T.real + biases[k].real, torch.float64)
