@@ -3,6 +3,18 @@
 DATA = {
     "constructions": [
         {
+            "target": [2, 3, 4, 1],
+            "source": "the pole construction of theory.poles (a Schur complement with poles at t = 0 only), not python -m theory search",
+            "blocks": [
+                {
+                    "kind": "dcd",
+                    "a": [0, 1, 2, 3],
+                    "b": [-3, -2, 0, -1],
+                    "C": [[1, 3, 1, 0], [5, 24, -4, -18], [0, -1, 1, 2], [-1, -4, 0, 2]],
+                }
+            ],
+        },
+        {
             "target": [3, 4, 1, 2],
             "blocks": [
                 {
@@ -83,7 +95,6 @@ DATA = {
         },
     ],
     "open": [
-        [2, 3, 4, 1],
         [2, 3, 4, 5, 1],
         [2, 3, 5, 4, 1],
         [3, 2, 4, 5, 1],

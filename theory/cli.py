@@ -16,7 +16,7 @@ reruns the ``D_a C D_b`` border search and the split search (library blocks
 plus one searched ``D_a C D_b`` block) on every open target and writes the
 constructions that the table uses (each is re-certified whenever used).
 ``dropsearch`` screens random linear families for a counterexample to the
-conjectured drop bound (:mod:`theory.drop_search`) and prints what it saw.
+drop bound (false: theory.poles) (:mod:`theory.drop_search`) and prints what it saw.
 ``jets`` builds exact Taylor jets of a rank-2 matrix whose third derivative
 has rank 1 to ``--order`` while its second derivative is invertible
 (:mod:`theory.jets`): the drop bound has no local obstruction up to that order;
@@ -123,9 +123,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "search":
         import json
 
+        from ._constructions import DATA
         from .designer import search_constructions
 
         data = search_constructions(args.K, library_kind=args.library, budget=args.budget)
+        # rows shipped from another construction (they name their "source") are kept
+        searched = {tuple(c["target"]) for c in data["constructions"]}
+        shipped: list[dict] = DATA["constructions"]  # type: ignore[assignment]
+        for row in shipped:
+            if "source" in row and tuple(row["target"]) not in searched:
+                data["constructions"].append(row)
+                data["open"] = [p for p in data["open"] if p != row["target"]]
         rows = [json.dumps(c, separators=(", ", ": ")) for c in data["constructions"]]
         text = '{"constructions": [\n  ' + ",\n  ".join(rows) + '\n ],\n "open": ' + json.dumps(data["open"]) + "}\n"
         if args.out and args.out.endswith(".py"):  # the module the designer imports

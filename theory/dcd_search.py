@@ -177,7 +177,7 @@ def column_search(
 
 
 def drop_bound_holds(profile: Sequence[int]) -> bool:
-    """The conjectured (unproved) drop bound ``ρ(n) <= ρ(n+1) + min_{k<n} ρ(k)``, ``n >= 1``.
+    """The drop bound ``ρ(n) <= ρ(n+1) + min_{k<n} ρ(k)``, ``n >= 1`` (false in general: :mod:`theory.poles`).
 
     Used only to order the search (remainders that satisfy it are tried
     first), never to call a target impossible.
@@ -205,7 +205,7 @@ def split_search(
 
     Every remainder ``target - (library profiles)`` that passes ``feasible``
     is a candidate; candidates are visited in rounds (those satisfying the
-    conjectured drop bound first, then by size), each visit a few
+    drop bound first, then by size), each visit a few
     :func:`column_search` tries with a fresh seed.
 
     Parameters

@@ -353,12 +353,13 @@ def _known_constructions():
 
     out = {}
     for row in DATA["constructions"]:
-        out[tuple(row["target"])] = [
+        blocks = [
             ("dcd", tuple(b["a"]), tuple(b["b"]), tuple(tuple(r) for r in b["C"]))
             if b["kind"] == "dcd"
             else tuple(b["block"])
             for b in row["blocks"]
         ]
+        out[tuple(row["target"])] = (blocks, row.get("source", "found by python -m theory search"))
     return out
 
 
@@ -426,8 +427,8 @@ def design_profile(
     if blocks is None and use_data:
         if _KNOWN is None:
             _KNOWN = _known_constructions()
-        blocks = _KNOWN.get(target)
-        how = "shipped construction (found by python -m theory search), profile certified"
+        blocks, source = _KNOWN.get(target, (None, ""))
+        how = f"shipped construction ({source}), profile certified"
     if blocks is None and search_budget > 0:
         from .dcd import border_search
 
@@ -446,21 +447,13 @@ def design_profile(
             "open",
             reason=f"passes the necessary conditions; not a sum of {library_kind}-library profiles"
             + (" and no D_a C D_b construction known" if use_data or search_budget else "")
-            + ("" if drop_bound_holds(target) else "; violates the drop bound (unproved over ℚ(t), false over ℚ((h)))")
-            + ("; realised over ℚ((h)) by formal power series (theory.jets)" if _formal_profile(target) else ""),
+            + ("" if drop_bound_holds(target) else "; violates the drop bound (false in general: see (2, 3, 4, 1))"),
         )
     A = block_diag(*[block_matrix(b, var) for b in blocks])
     prof = rank_profile(A, len(target) - 1, var=var, seed=1)
     if not (prof.certified and prof.ranks == target):  # pragma: no cover - would be a bug
         return DesignResult(target, "open", reason=f"construction gave {prof.ranks}: not verified")
     return DesignResult(target, "constructed", blocks, A, prof, how)
-
-
-def _formal_profile(target: Sequence[int]) -> bool:
-    """Whether a shipped jet of :mod:`theory.jets` realises ``target`` over ``ℚ((h))``."""
-    from .jets import shipped_drop_jet
-
-    return tuple(target) in {shipped_drop_jet(flag).profile for flag in (False, True)} - {None}
 
 
 def permutation_table(K_max: int = 4, *, library_kind: str = "standard", use_data: bool = True) -> list[DesignResult]:
@@ -497,10 +490,9 @@ def search_constructions(
     library sum realises: first :func:`theory.dcd.border_search` (if
     ``border``), then :func:`theory.dcd_search.split_search` (library
     blocks ⊕ one ``D_a C D_b`` block found by the column search), seed by
-    seed.  The split search is only run on targets that satisfy the
-    conjectured drop bound (:func:`theory.dcd_search.drop_bound_holds`): a
-    block-diagonal sum satisfies it when its blocks do, and no search has
-    ever produced a profile that violates it.
+    seed.  Shipped rows from elsewhere (with a ``"source"``, such as the
+    pole construction of :mod:`theory.poles`) are kept by ``python -m
+    theory search --out``.
 
     Parameters
     ----------
@@ -522,7 +514,7 @@ def search_constructions(
         or ``{"kind": "library", "block": [...]}``.  Every construction's
         profile is exact (:func:`theory.dcd.dcd_profile` on each block).
     """
-    from .dcd_search import drop_bound_holds, split_search
+    from .dcd_search import split_search
 
     seeds = list(seeds)
     found, still_open = [], []
@@ -538,11 +530,10 @@ def search_constructions(
                     if r.status == "constructed":
                         blocks = r.blocks
                         break
-                if drop_bound_holds(p):
-                    lib = library(K, max(p), kind=library_kind)
-                    blocks = split_search(p, lib, lambda q: not necessary_violations(q), seed=seed)
-                    if blocks is not None:
-                        break
+                lib = library(K, max(p), kind=library_kind)
+                blocks = split_search(p, lib, lambda q: not necessary_violations(q), seed=seed)
+                if blocks is not None:
+                    break
             if blocks is None:
                 still_open.append(list(p))
                 continue

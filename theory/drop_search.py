@@ -1,4 +1,4 @@
-"""Linear families for the conjectured drop bound ``ρ(k) <= ρ(0) + ρ(k+1)``.
+"""Linear families for the drop bound ``ρ(k) <= ρ(0) + ρ(k+1)`` (false: see :mod:`theory.poles`).
 
 The bound is unproved (see the theory documentation); the six open rows of
 the K <= 5 designer table are exactly the permutations that pass every proved
@@ -80,7 +80,7 @@ def _falling(s, k):
 def drop_bound_violation(profile) -> int | None:
     """First order ``n >= 1`` with ``ρ(n) > ρ(n+1) + min_{j<n} ρ(j)``, or None.
 
-    The conjectured (unproved) drop bound says there is none.
+    The drop bound, once conjectured, says there is none; :mod:`theory.poles` shows it false.
 
     Examples
     --------
@@ -469,7 +469,7 @@ def _random_family(rng):
 
 
 def drop_search(families: int = 1000, *, seed: int = 0, seconds: float | None = None) -> DropSearchResult:
-    """Screen random families for a violation of the conjectured drop bound.
+    """Screen random families for a violation of the drop bound.
 
     Each draw: ``m ∈ [3, 7]``, ``r ∈ [1, min(4, m−1)]``, ``q ∈ {1, 2}``,
     ``k ∈ [1, 4]``, sparse ``U`` and ``W`` with entries in ``{±1, ±2}`` and

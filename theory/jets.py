@@ -1,7 +1,9 @@
 """Exact Taylor jets that violate the drop bound to a given order.
 
-The conjectured drop bound ``ρ(n) <= ρ(0) + ρ(n+1)`` (see the theory
-documentation) decides the six open rows of the designer's table.  Its first
+The drop bound ``ρ(n) <= ρ(0) + ρ(n+1)`` (see the theory documentation),
+once conjectured, would have decided the open rows of the designer's table;
+it is false, by the rational counterexample of :mod:`theory.poles`, which
+came later.  Its first
 open case is ``n = 2``, ``ρ(0) = 2``, ``ρ(3) = 1``: can a matrix function of
 rank 2 whose third derivative has rank 1 have an invertible ``4 × 4`` second
 derivative?  This module answers the *local* version of that question with
@@ -25,7 +27,7 @@ degree ``d``, the induction step that extends such a jet to power series of
 every order; with the shipped jet it proves that ``(2, 3, 4, 1)`` is a
 derivative profile over the differential field ``ℚ((h))`` of formal Laurent
 series, where the drop bound is therefore false.  A power series is not a
-matrix function over ``ℚ(t)``: no row of the table is decided.
+matrix function over ``ℚ(t)``; :mod:`theory.poles` gives a rational one.
 
 Construction.  Constant row and column operations and a gauge
 ``U → U G, V → G⁻¹ V`` (which change no rank) bring ``A`` to

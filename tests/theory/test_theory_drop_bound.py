@@ -1,4 +1,4 @@
-"""The conjectured drop bound and the linear-family search for a counterexample.
+"""The drop bound (false: theory.poles) and the linear-family search for a counterexample.
 
 Independent references: SymPy's own derivatives and DomainMatrix ranks over QQ(t) (and over QQ for the
 constant coefficient matrices), next to the package's engine.
@@ -192,16 +192,24 @@ def test_drop_bound_violation_is_the_documented_inequality():
 
 
 THREE_TERM = [(2, 4, 3, 5, 1), (4, 2, 3, 5, 1), (4, 3, 5, 1, 2)]
-SIX_OPEN = [p for p in NINE_OPEN if p not in THREE_TERM]
+FIVE_OPEN = [p for p in NINE_OPEN if p not in THREE_TERM and p != (2, 3, 4, 1)]
 
 
-@pytest.mark.parametrize("target", SIX_OPEN)
-def test_six_rows_stay_open(target):
-    """They pass every proved condition; only the unproved bound would exclude them."""
+@pytest.mark.parametrize("target", FIVE_OPEN)
+def test_five_rows_stay_open(target):
+    """They pass every proved condition and violate the drop bound, which is false (theory.poles)."""
     assert not necessary_violations(target)
     r = design_profile(target, library_kind="extended")
     assert r.status == "open"
-    assert "violates the drop bound (unproved over ℚ(t), false over ℚ((h)))" in r.reason
+    assert "violates the drop bound (false in general: see (2, 3, 4, 1))" in r.reason
+
+
+def test_the_drop_bound_is_false_over_Qt():
+    """(2, 3, 4, 1) violates it and is constructed: a rational D_a C D_b, certified, checked by DomainMatrix."""
+    assert drop_bound_violation((2, 3, 4, 1)) == 2
+    r = design_profile((2, 3, 4, 1), library_kind="extended")
+    assert r.status == "constructed"
+    assert dm_profile(r.matrix, 4) == (2, 3, 4, 1)
 
 
 @pytest.mark.parametrize("target", THREE_TERM)
@@ -266,7 +274,7 @@ def test_the_kernel_route_fails():
 
 # --- proved partial results: where the weaker form decides the bound; rank one up to order 3 ---
 
-FIVE_LAST_DROP = [p for p in SIX_OPEN if p[-1] == 1]
+FIVE_LAST_DROP = [p for p in NINE_OPEN if p not in THREE_TERM and p[-1] == 1]  # (2, 3, 4, 1) among them
 
 
 def test_five_open_rows_can_only_continue_with_rank_two():
