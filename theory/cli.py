@@ -16,7 +16,8 @@ reruns the ``D_a C D_b`` border search and the split search (library blocks
 plus one searched ``D_a C D_b`` block) on every open target and writes the
 constructions that the table uses (each is re-certified whenever used).
 ``dropsearch`` screens random linear families for a counterexample to the
-drop bound (false: theory.poles) (:mod:`theory.drop_search`) and prints what it saw.
+drop bound (:mod:`theory.drop_search`; :mod:`theory.poles` has one) and prints
+what it saw.
 ``jets`` builds exact Taylor jets of a rank-2 matrix whose third derivative
 has rank 1 to ``--order`` while its second derivative is invertible
 (:mod:`theory.jets`): the drop bound has no local obstruction up to that order;
