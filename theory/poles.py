@@ -24,9 +24,11 @@ must be no other pole.  ``G`` has McMillan degree 4, so ``det Q22`` must be
 ``c t⁴`` with Smith form ``diag(t, t³)`` at 0: ``Q22 = [[t², t], [0, t²]]``.
 Then the principal-part equations are linear in ``Q21`` once ``Q12`` is
 fixed (one of them fixes an entry of ``Q12``), and ``det A' = 0`` (for
-``ρ(1) = 3``) is four polynomial equations in the entries of ``Q12``,
-solved by hand; :func:`drop_bound_counterexample` builds the simplest
-member.  It is ``D_a C D_b`` with ``a = (0, 1, 2, 3)``,
+``ρ(1) = 3``) is polynomial equations in the entries of ``Q12``: a
+least-squares search showed that one more entry must be ``-2``, after which
+SymPy solved the remaining four coefficient equations for a rational
+family (the scripts are not shipped; the tests check the result, not the
+route).  :func:`drop_bound_counterexample` builds the simplest member.  It is ``D_a C D_b`` with ``a = (0, 1, 2, 3)``,
 ``b = (-3, -2, 0, -1)``, which is how the designer ships it
 (``theory/_constructions.py``), certified by the engine on use.
 
