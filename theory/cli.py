@@ -4,7 +4,7 @@ Usage::
 
     python -m theory [check] [--verbose] [--seed N]
     python -m theory table [--K 5] [--library standard|extended]
-    python -m theory search [--K 5] [--budget 3000] [--out theory/_constructions.py]
+    python -m theory search [--K 5] [--budget 3000] [--tries 5000] [--out theory/_constructions.py]
     python -m theory dropsearch [--families 20000] [--seed 0]
     python -m theory jets [--order 5] [--seed 0] [--singular-first] [--out jet.json]
 
@@ -12,9 +12,12 @@ Usage::
 result | time — and exits with status 1 if any check fails.  ``table``
 prints the designer's Markdown table for every permutation of ``{1..K}``
 (the table pasted in ``docs/theory.md``; ``--K 6`` for K = 6).  ``search``
-reruns the ``D_a C D_b`` border search and the split search (library blocks
-plus one searched ``D_a C D_b`` block) on every open target and writes the
-constructions that the table uses (each is re-certified whenever used).
+reruns the ``D_a C D_b`` border search, the split search (library blocks
+plus one searched ``D_a C D_b`` block), the antiderivative lift of a
+polynomial tail construction and the rank-one-order search
+(:mod:`theory.rank_one_search`, ``--tries`` draws per seed) on every open
+target, printing progress to stderr, and writes the constructions that the
+table uses (each is re-certified whenever used).
 ``dropsearch`` screens random linear families for a counterexample to the
 drop bound (:mod:`theory.drop_search`; :mod:`theory.poles` has one) and prints
 what it saw.
@@ -109,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--K", type=int, default=5, help="table/search: permutations of 1..K (default 5)")
     parser.add_argument("--budget", type=int, default=3000, help="search: candidates per order and seed")
+    parser.add_argument("--tries", type=int, default=5000, help="search: rank-one-order search draws per seed")
     parser.add_argument("--families", type=int, default=20000, help="dropsearch: families to screen")
     parser.add_argument("--out", default=None, help="search/jets: output JSON (default: print)")
     parser.add_argument("--order", type=int, default=5, help="jets: orders of A''' = x y^T to match")
@@ -127,7 +131,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._constructions import DATA
         from .designer import search_constructions
 
-        data = search_constructions(args.K, library_kind=args.library, budget=args.budget)
+        data = search_constructions(
+            args.K,
+            library_kind=args.library,
+            budget=args.budget,
+            rank_one_tries=args.tries,
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
+        )
         # rows shipped from another construction (they name their "source") are kept
         searched = {tuple(c["target"]) for c in data["constructions"]}
         shipped: list[dict] = DATA["constructions"]  # type: ignore[assignment]

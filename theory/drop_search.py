@@ -1,9 +1,12 @@
 """Linear families for the drop bound ``ρ(k) <= ρ(0) + ρ(k+1)`` (false: see :mod:`theory.poles`).
 
-The bound is unproved (see the theory documentation); the six open rows of
-the K <= 5 designer table are exactly the permutations that pass every proved
-condition and violate it.  This module searches for a counterexample in a way
-that covers whole linear families at once instead of single random matrices.
+When this module was written the bound was unproved, and the six rows then
+open in the K <= 5 designer table were exactly the permutations that pass
+every proved condition and violate it.  This module searches for a
+counterexample in a way that covers whole linear families at once instead of
+single random matrices.  It found none in the families it drew; the
+counterexamples came from :mod:`theory.poles` and
+:mod:`theory.rank_one_search`.
 
 The family of ``(U, W, k)``.  Let ``U`` be an ``m × r`` and ``W`` an ``r × q``
 matrix of Laurent polynomials, and ``X = (U W)^{(k+1)}``.  The vectors ``v``

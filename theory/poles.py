@@ -4,8 +4,9 @@ The drop bound ``ρ(n) <= ρ(n+1) + min_{k<n} ρ(k)`` was conjectured for
 derivative profiles over ``ℚ(t)``; :mod:`theory.jets` showed it false over
 formal power series.  This module gives a *rational* counterexample with the
 profile ``(2, 3, 4, 1)`` (``ρ(2) = 4 > ρ(3) + ρ(0) = 3``), so the bound is
-false over ``ℚ(t)`` too and ``(2, 3, 4, 1)`` is a constructed row of the
-designer's table.
+false over ``ℚ(t)`` too.  It was the first construction of ``(2, 3, 4, 1)``;
+the designer's table now uses a polynomial one that
+:func:`theory.rank_one_search.rank_one_search` finds by itself.
 
 How it was found
 ----------------
@@ -28,9 +29,10 @@ fixed (one of them fixes an entry of ``Q12``), and ``det A' = 0`` (for
 least-squares search showed that one more entry must be ``-2``, after which
 SymPy solved the remaining four coefficient equations for a rational
 family (the scripts are not shipped; the tests check the result, not the
-route).  :func:`drop_bound_counterexample` builds the simplest member.  It is ``D_a C D_b`` with ``a = (0, 1, 2, 3)``,
-``b = (-3, -2, 0, -1)``, which is how the designer ships it
-(``theory/_constructions.py``), certified by the engine on use.
+route).  :func:`drop_bound_counterexample` builds the simplest member.  It
+is ``D_a C D_b`` with ``a = (0, 1, 2, 3)``, ``b = (-3, -2, 0, -1)`` (after
+scaling rows and columns); its ``1/(6t)`` entry has a residue, so unlike
+the polynomial construction it has no rational antiderivative to lift.
 
 Examples
 --------
@@ -107,7 +109,8 @@ def drop_bound_counterexample(var: Symbol = _T) -> Matrix:
     -------
     sympy.Matrix, shape (4, 4)
         Equal to ``diag(1, 1/2, 1, 1) · D_a C D_b · diag(1/60, 1/72, 1, 1/2)``
-        for the shipped ``D_a C D_b`` construction of ``(2, 3, 4, 1)``.
+        with ``a = (0, 1, 2, 3)``, ``b = (-3, -2, 0, -1)`` and the integer
+        ``C = [[1, 3, 1, 0], [5, 24, -4, -18], [0, -1, 1, 2], [-1, -4, 0, 2]]``.
 
     Examples
     --------

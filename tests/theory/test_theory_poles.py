@@ -6,7 +6,6 @@ from sympy.polys.matrices import DomainMatrix
 
 from theory.dcd import dcd_matrix
 from theory.dcd_search import drop_bound_holds
-from theory.designer import design_profile
 from theory.poles import drop_bound_counterexample, schur_completion
 
 t = sp.Symbol("t")
@@ -33,25 +32,20 @@ def test_the_counterexample_closed_forms():
     assert sp.cancel(A.diff(t).det(method="berkowitz")) == 0
 
 
-def test_the_counterexample_is_the_shipped_dcd_construction_rescaled():
-    from theory._constructions import DATA
-
-    (row,) = [r for r in DATA["constructions"] if r["target"] == [2, 3, 4, 1]]
-    (block,) = row["blocks"]
-    B = sp.Matrix(dcd_matrix(block["a"], block["b"], block["C"], t))
+def test_the_counterexample_is_a_dcd_matrix_rescaled():
+    """diag(1, 2, 1, 1) A diag(60, 72, 1, 2) = D_a C D_b with an integer C (the form the table once shipped)."""
+    a, b = (0, 1, 2, 3), (-3, -2, 0, -1)
+    C = [[1, 3, 1, 0], [5, 24, -4, -18], [0, -1, 1, 2], [-1, -4, 0, 2]]
+    B = sp.Matrix(dcd_matrix(a, b, C, t))
     half = sp.Rational(1, 2)
     scaled = sp.diag(1, half, 1, 1) * B * sp.diag(sp.Rational(1, 60), sp.Rational(1, 72), 1, half)
     assert (scaled - drop_bound_counterexample()).applyfunc(sp.cancel) == sp.zeros(4, 4)
-    assert "pole construction" in row["source"]
 
 
-def test_the_designer_constructs_2341_and_certifies_it():
-    r = design_profile((2, 3, 4, 1))
-    assert r.status == "constructed"
-    assert r.profile.certified and r.profile.ranks == (2, 3, 4, 1)
-    assert "pole construction" in r.reason
-    ranks = tuple(_rank_over_Qt(r.matrix.diff(t, k).applyfunc(sp.cancel)) for k in range(4))
-    assert ranks == (2, 3, 4, 1)
+def test_the_counterexample_has_a_pole_and_a_residue():
+    """Unlike the polynomial (2, 3, 4, 1) the designer uses, this one has no rational antiderivative."""
+    A = drop_bound_counterexample()
+    assert sp.residue(A[1, 1], t, 0) == sp.Rational(1, 6)
 
 
 def test_schur_completion_has_the_rank_of_its_corner_block():
@@ -72,13 +66,27 @@ def test_schur_completion_refuses_bad_blocks():
         schur_completion(sp.Matrix([[1]]), sp.Matrix([[1]]), sp.Matrix([[0]]))
 
 
-def test_search_out_keeps_the_shipped_pole_construction(monkeypatch, capsys):
+def test_search_out_keeps_rows_from_another_source(monkeypatch, capsys):
     """`python -m theory search --out` rewrites the data: rows with a source survive a search that misses them."""
     import json
 
+    import theory._constructions
     import theory.designer
     from theory.cli import main
 
+    row = {
+        "target": [2, 3, 4, 1],
+        "source": "the pole construction of theory.poles",
+        "blocks": [
+            {
+                "kind": "dcd",
+                "a": [0, 1, 2, 3],
+                "b": [-3, -2, 0, -1],
+                "C": [[1, 3, 1, 0], [5, 24, -4, -18], [0, -1, 1, 2], [-1, -4, 0, 2]],
+            }
+        ],
+    }
+    monkeypatch.setattr(theory._constructions, "DATA", {"constructions": [row], "open": []})
     monkeypatch.setattr(
         theory.designer,
         "search_constructions",
