@@ -33,6 +33,7 @@ OBJECTS = {
             ),
             ("scipy.linalg.svd", "py:function", "reference/generated/scipy.linalg.svd.html"),
             ("scipy.linalg.pinv", "py:function", "reference/generated/scipy.linalg.pinv.html"),
+            ("scipy.optimize.least_squares", "py:function", "reference/generated/scipy.optimize.least_squares.html"),
         ],
     ),
     "sympy": (

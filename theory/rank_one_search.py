@@ -276,7 +276,7 @@ def rank_one_search(
     Raises
     ------
     ValueError
-        If ``target`` has no rank-one order after order 0.
+        If ``target`` has a negative rank or no rank-one order after order 0.
 
     Examples
     --------
@@ -286,6 +286,8 @@ def rank_one_search(
     (3, 4, 1, 2)
     """
     target = tuple(int(r) for r in target)
+    if any(r < 0 for r in target):
+        raise ValueError(f"target must have nonnegative ranks, got {target}")
     if 1 not in target[1:]:
         raise ValueError(f"target must have a rank-one order k >= 1, got {target}")
     k1 = target.index(1, 1)

@@ -107,6 +107,8 @@ def test_rank_one_search_refuses_targets_without_a_rank_one_order():
         rank_one_search((2, 3, 2))
     with pytest.raises(ValueError, match="rank-one order"):
         rank_one_search((1, 2))  # order 0 does not count: C itself would be rank one
+    with pytest.raises(ValueError, match="nonnegative"):
+        rank_one_search((2, -1, 1))
 
 
 def test_rank_one_search_can_come_back_empty():
