@@ -227,3 +227,40 @@ def test_shipped_52341_is_the_lift_of_the_shipped_2341():
     assert D[4, :] == sp.zeros(1, 5) and D[:, 4] == sp.zeros(5, 1)
     ratio = sp.cancel(D[0, 1] / B[0, 1])
     assert ratio.is_number and (D[:4, :4] - ratio * B).applyfunc(sp.expand) == sp.zeros(4, 4)
+
+
+@pytest.mark.slow
+def test_search_constructions_finds_the_k4_rows_without_data():
+    """No shipped data, no border search: the split and rank-one searches realise both K = 4 rows."""
+    from theory.designer import block_matrix, search_constructions
+
+    lines = []
+    out = search_constructions(4, K_min=4, border=False, seeds=[0], rank_one_tries=3000, progress=lines.append)
+    assert lines == ["searching (2, 3, 4, 1)", "searching (3, 4, 1, 2)"]
+    assert out["open"] == []
+    assert [row["target"] for row in out["constructions"]] == [[2, 3, 4, 1], [3, 4, 1, 2]]
+    for row in out["constructions"]:
+        parts = [
+            ("dcd", tuple(b["a"]), tuple(b["b"]), tuple(map(tuple, b["C"])))
+            if b["kind"] == "dcd"
+            else tuple(b["block"])
+            for b in row["blocks"]
+        ]
+        A = sp.diag(*[block_matrix(p) for p in parts])
+        assert domainmatrix_profile(A, 4) == tuple(row["target"])
+
+
+def test_lift_step_of_the_search():
+    """search_constructions' lift: a tail found in the same run, a shipped tail, and a tail with a t^-1 entry."""
+    from theory.designer import _lift_tail
+
+    a, b, C = _shipped((2, 3, 4, 1))
+    tail = ("dcd", tuple(a), tuple(b), tuple(map(tuple, C)))
+    for found_here in ({(2, 3, 4, 1): [tail]}, {}):
+        (blk,) = _lift_tail((5, 2, 3, 4, 1), found_here, "extended", [0])
+        assert dcd_profile(*blk[1:], 5) == (5, 2, 3, 4, 1)
+    pole = ("dcd", (0, 1, 2, 3), (-3, -2, 0, -1), ((1, 3, 1, 0), (5, 24, -4, -18), (0, -1, 1, 2), (-1, -4, 0, 2)))
+    assert _lift_tail((5, 2, 3, 4, 1), {(2, 3, 4, 1): [pole]}, "extended", [0]) is None
+    # a library tail: (3, 1, 2) = ∫^1 H_2 is polynomial, so (3, 3, 1, 2) lifts
+    (blk,) = _lift_tail((3, 3, 1, 2), {}, "extended", [0, 1, 2])
+    assert dcd_profile(*blk[1:], 4) == (3, 3, 1, 2)
