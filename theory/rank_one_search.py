@@ -62,14 +62,11 @@ _NICE = (1, -1, 2, -2, 3, -3, Fraction(1, 2), Fraction(-1, 2), 4, -4, 5, -5, 6, 
 
 
 def _falling(x, k):
+    """Entrywise falling factorial of an integer array, as floats (``theory.dcd._falling`` is the exact one)."""
     out = np.ones_like(x, dtype=float)
     for i in range(k):
         out = out * (x - i)
     return out
-
-
-def _falling_int(s, k):
-    return math.prod(s - i for i in range(k))
 
 
 def _numeric_rank(M):
@@ -152,18 +149,24 @@ class _Candidate:
         def residual(z):
             f, Ns = unpack(z)
             C = self.C(f)
+            # the trailing 0 keeps the residual non-empty when no order below k1 is rank-deficient
             return np.concatenate([((C * self.F_k[k]) @ N).ravel() for (k, _), N in zip(self.deficient, Ns)] + [[0.0]])
 
         z0 = np.concatenate([np.asarray(f0, dtype=float)[mobile], rng.standard_normal(sum(nz))])
-        sol = least_squares(residual, z0, method="trf", max_nfev=max_nfev, xtol=1e-15, ftol=1e-15, gtol=1e-15)
-        if np.abs(residual(sol.x)).max() > 1e-10:
+        if len(z0):
+            sol = least_squares(residual, z0, method="trf", max_nfev=max_nfev, xtol=1e-15, ftol=1e-15, gtol=1e-15)
+            z, jac = sol.x, np.atleast_2d(sol.jac)
+        else:  # every free entry pinned and nothing rank-deficient: nothing left to solve
+            z, jac = z0, np.zeros((1, 0))
+        if np.abs(residual(z)).max() > 1e-10:
             return None
-        f, _ = unpack(sol.x)
+        f, _ = unpack(z)
         ranks = tuple(_numeric_rank(self.C(f) * self.F_k[k]) for k in range(len(self.target)))
         if ranks != self.target:
             return None
-        _, sv, Vt = np.linalg.svd(np.atleast_2d(sol.jac))
-        null = Vt[int((sv > 1e-7 * max(sv[0], 1e-300)).sum()) :].T[: len(mobile)]
+        _, sv, Vt = np.linalg.svd(jac)
+        n_range = int((sv > 1e-7 * sv[0]).sum()) if len(sv) and sv[0] > 0 else 0
+        null = Vt[n_range:].T[: len(mobile)]
         dirs = np.zeros((s, null.shape[1]))
         dirs[mobile] = null
         if dirs.size:
@@ -180,6 +183,7 @@ class _Candidate:
         """
         from scipy.linalg import qr
 
+        from .dcd import _falling as falling_exact
         from .dcd import dcd_profile
 
         fixed: dict[int, Fraction] = {}
@@ -201,7 +205,7 @@ class _Candidate:
         for i in range(n):
             for j in range(n):
                 if self.R[i, j]:
-                    C[i][j] = Fraction(1, _falling_int(int(self.a[i] + self.b[j]), self.k1))
+                    C[i][j] = Fraction(1, falling_exact(int(self.a[i] + self.b[j]), self.k1))
         for (i, j), x in zip(self.free, exact):
             C[i][j] = x
         if dcd_profile(self.a.tolist(), self.b.tolist(), C, len(self.target)) != self.target:

@@ -111,6 +111,40 @@ def test_rank_one_search_refuses_targets_without_a_rank_one_order():
         rank_one_search((2, -1, 1))
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    target=st.lists(st.integers(0, 3), min_size=1, max_size=3)
+    .map(lambda r: (2,) + tuple(r))
+    .filter(lambda r: 1 in r[1:])
+    | st.lists(st.integers(0, 3), min_size=1, max_size=3).map(lambda r: (1,) + tuple(r)).filter(lambda r: 1 in r[1:]),
+    seed=st.integers(0, 3),
+    polynomial=st.booleans(),
+)
+def test_rank_one_search_small_targets(target, seed, polynomial):
+    """Edge cases (nothing rank-deficient below the rank-one order, zero orders, 1 x 1): no error, and
+    whatever comes back has the target profile by DomainMatrix and is polynomial when asked."""
+    blk = rank_one_search(target, seed=seed, tries=40, polynomial=polynomial)
+    if blk is None:
+        return
+    _, a, b, C = blk
+    assert domainmatrix_profile(sp.Matrix(dcd_matrix(a, b, C, t)), len(target)) == target
+    if polynomial:
+        assert all(not C[i][j] or a[i] + b[j] >= 0 for i in range(len(a)) for j in range(len(b)))
+
+
+def test_rank_one_search_when_every_free_entry_gets_pinned():
+    """(2, 1): no order below the rank-one order is rank-deficient, so pinning ends with nothing to solve."""
+    blk = rank_one_search((2, 1), seed=0, tries=200)
+    assert blk is not None
+    assert domainmatrix_profile(sp.Matrix(dcd_matrix(*blk[1:], t)), 2) == (2, 1)
+
+
+def test_rank_one_search_reports_progress():
+    calls = []
+    rank_one_search((2, 3, 4, 5, 1), seed=0, tries=2001, progress=calls.append)
+    assert calls == [1000, 2000]
+
+
 def test_rank_one_search_can_come_back_empty():
     assert rank_one_search((2, 3, 4, 1), seed=0, tries=5) is None
 
